@@ -1,0 +1,77 @@
+/**
+ * The small catalogue of errors snapworker raises. Every error names the operation and the
+ * object it failed on and carries the underlying `cause`.
+ *
+ * `retryable` tells the job layer whether another attempt could succeed: bad input and integrity
+ * failures never will, so the worker fails those jobs at once (BullMQ `UnrecoverableError`).
+ */
+export class SnapworkerError extends Error {
+  readonly retryable: boolean = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SnapworkerError';
+  }
+}
+
+/** Job data, a URI, a config value or a CLI argument is wrong. Never retried. */
+export class InvalidInputError extends SnapworkerError {
+  override readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvalidInputError';
+  }
+}
+
+/** An archive or a stored object failed a check (sum, seal, size, structure). Never retried. */
+export class IntegrityError extends SnapworkerError {
+  override readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IntegrityError';
+  }
+}
+
+/** A path, an entry or a link would reach outside what the job is allowed to touch. */
+export class UnsafePathError extends SnapworkerError {
+  override readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UnsafePathError';
+  }
+}
+
+/** The one not-found error every storage driver maps its own to. */
+export class NotFoundError extends SnapworkerError {
+  override readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** The job's AbortSignal fired (cancellation, shutdown). */
+export class AbortedError extends SnapworkerError {
+  constructor(message = 'aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortedError';
+  }
+}
+
+/** True when another attempt of the same operation could succeed. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof SnapworkerError) return err.retryable;
+  return true;
+}
+
+/** Throws an AbortedError carrying the signal's reason when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const reason = signal.reason;
+    throw reason instanceof Error ? reason : new AbortedError(String(reason ?? 'aborted'));
+  }
+}
+
+/** The message of any thrown value, for logs and job failure reasons. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,96 @@
+/** Phases a job goes through, reported with progress. */
+export type Phase = 'preparing' | 'reading' | 'uploading' | 'downloading' | 'writing' | 'verifying' | 'committing';
+
+/** A progress report as it goes out on the job, on NATS and to the CLI progress bar. */
+export interface ProgressReport {
+  phase: Phase;
+  bytesDone: number;
+  bytesTotal?: number;
+  entriesDone: number;
+  bytesPerSecond: number;
+  etaSeconds?: number;
+}
+
+/**
+ * Where pipeline stages report what they did. Calls are cheap (counters only); publishing is
+ * throttled by the tracker behind it.
+ */
+export interface ProgressSink {
+  setPhase(phase: Phase): void;
+  setTotal(bytes: number | undefined): void;
+  addBytes(bytes: number): void;
+  addEntries(count: number): void;
+}
+
+/** A sink that drops everything, for callers that do not follow progress. */
+export const nullProgress: ProgressSink = {
+  setPhase() {},
+  setTotal() {},
+  addBytes() {},
+  addEntries() {},
+};
+
+/**
+ * Counts bytes and entries and hands a report to `publish` at most once per `intervalMs`
+ * (and once more on `flush`), with the rate over the whole job and the ETA when the total is known.
+ */
+export class ProgressTracker implements ProgressSink {
+  private phase: Phase = 'preparing';
+  private total: number | undefined;
+  private bytes = 0;
+  private entries = 0;
+  private readonly startedAt = Date.now();
+  private lastPublishedAt = 0;
+
+  constructor(
+    private readonly publish: (report: ProgressReport) => void,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  setPhase(phase: Phase): void {
+    this.phase = phase;
+    this.maybePublish();
+  }
+
+  setTotal(bytes: number | undefined): void {
+    this.total = bytes;
+  }
+
+  addBytes(bytes: number): void {
+    this.bytes += bytes;
+    this.maybePublish();
+  }
+
+  addEntries(count: number): void {
+    this.entries += count;
+    this.maybePublish();
+  }
+
+  /** The report as of now. */
+  snapshot(): ProgressReport {
+    const elapsed = (Date.now() - this.startedAt) / 1000;
+    const bytesPerSecond = elapsed > 0 ? Math.round(this.bytes / elapsed) : 0;
+    const report: ProgressReport = {
+      phase: this.phase,
+      bytesDone: this.bytes,
+      entriesDone: this.entries,
+      bytesPerSecond,
+    };
+    if (this.total !== undefined) {
+      report.bytesTotal = this.total;
+      if (bytesPerSecond > 0) report.etaSeconds = Math.max(0, Math.round((this.total - this.bytes) / bytesPerSecond));
+    }
+    return report;
+  }
+
+  /** Publishes the current report regardless of the throttle. */
+  flush(): void {
+    this.lastPublishedAt = Date.now();
+    this.publish(this.snapshot());
+  }
+
+  private maybePublish(): void {
+    const now = Date.now();
+    if (now - this.lastPublishedAt >= this.intervalMs) this.flush();
+  }
+}

@@ -1,0 +1,57 @@
+import type { SourceEntry } from '../archive/archive-entry.js';
+import type { SourceDescriptor } from '../archive/manifest.js';
+import type { ProgressSink } from '../progress.js';
+
+export interface SourceOpenOptions {
+  signal: AbortSignal;
+  progress: ProgressSink;
+}
+
+/**
+ * Something that can be snapshotted. A source describes itself (for the manifest and the record)
+ * and yields its payload entries in archive order. Entry paths are relative to the payload root
+ * of its kind (`data/...` for directories). Whatever a source stages (temp files, connections)
+ * it releases when the iteration ends, on every path.
+ */
+export interface Source {
+  readonly descriptor: SourceDescriptor;
+  /** Bytes the source expects to produce, when cheap to know, for progress and ETA. */
+  estimateBytes?(signal: AbortSignal): Promise<number | undefined>;
+  entries(options: SourceOpenOptions): AsyncIterable<SourceEntry>;
+}
+
+/** Worker-side facts every source and target factory may need. Never from job data. */
+export interface EndpointContext {
+  /** Throws `UnsafePathError` unless `absPath` lies inside one of the worker's allowed roots. */
+  checkPath(absPath: string): void;
+  /** Directory for staging files (temp copies, restore staging for non-directory targets). */
+  stagingDir: string;
+  /** Named NATS connection profiles from worker config (credentials live only here). */
+  natsProfiles: Record<string, NatsProfile>;
+}
+
+/** How to authenticate to a NATS server; referenced from a URI as `?profile=<name>`. */
+export interface NatsProfile {
+  token?: string;
+  user?: string;
+  pass?: string;
+  /** Path to a `.creds` file (JWT + nkey seed). */
+  credsFile?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+}
+
+/** Per-job options a producer may set for a snapshot source (validated by the job schema). */
+export interface SourceParams {
+  /** Lineage name; defaults from the URI (directory basename, stream name, database basename). */
+  name?: string;
+  /** Directory sources: glob patterns (picomatch) relative to the root. */
+  include?: string[];
+  exclude?: string[];
+  /** NATS sources: leave consumers out. */
+  noConsumers?: boolean;
+  /** NATS sources: ask the server to check messages before the snapshot. */
+  checkMessages?: boolean;
+}
+
+/** Builds a source for the URIs of one scheme (`dir:`, `nats:`, `sqlite:`). */
+export type SourceFactory = (uris: URL[], params: SourceParams, context: EndpointContext) => Source;

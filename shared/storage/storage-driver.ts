@@ -89,3 +89,22 @@ export interface StorageDriver {
   /** Releases clients and sockets. */
   close?(): Promise<void>;
 }
+
+/**
+ * Receives what a driver does, for metrics. Drivers call it synchronously and never let it
+ * throw into a transfer. `operation` is one of `put`, `get`, `head`, `list`, `delete`,
+ * `upload_part`, `create_upload`, `complete_upload`, `abort_upload` (bounded label set).
+ */
+export interface StorageObserver {
+  request(operation: string, outcome: 'ok' | 'error'): void;
+  retry(operation: string): void;
+  uploaded(bytes: number): void;
+  downloaded(bytes: number): void;
+}
+
+export const nullStorageObserver: StorageObserver = {
+  request() {},
+  retry() {},
+  uploaded() {},
+  downloaded() {},
+};

@@ -1,0 +1,281 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { JOB_KINDS, type JobKind } from '../job-kind.js';
+import type { StorageObserver } from '../storage/storage-driver.js';
+
+/** Every metric name starts with this (Prometheus naming rules, see docs/observability.md). */
+export const METRIC_PREFIX = 'snapworker_';
+
+/** Queue states sampled into `snapworker_queue_jobs{state}`: a bounded label set. */
+export const QUEUE_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'failed'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
+/**
+ * Storage operations a driver may report (see `StorageObserver`). Anything else is counted as
+ * `other`, so a driver with a new operation can never grow the label set without bound.
+ */
+export const STORAGE_OPERATIONS = [
+  'put',
+  'get',
+  'head',
+  'list',
+  'delete',
+  'upload_part',
+  'create_upload',
+  'complete_upload',
+  'abort_upload',
+] as const;
+const OTHER_OPERATION = 'other';
+
+export type JobOutcome = 'completed' | 'failed';
+const JOB_OUTCOMES: readonly JobOutcome[] = ['completed', 'failed'];
+
+/**
+ * Job duration buckets, in seconds: from a quick prune or verify (sub-second) to a multi-hour
+ * snapshot of a large volume.
+ */
+export const JOB_DURATION_BUCKETS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800];
+
+export interface WorkerMetricsOptions {
+  /** Also export prom-client's default process metrics (CPU, memory, event loop, GC), prefixed. Default true. */
+  collectDefaultMetrics?: boolean;
+  /** Value of the `version` label on `snapworker_worker_info`. Default `'unknown'`. */
+  version?: string;
+}
+
+const DEFAULT_OPTIONS: Required<WorkerMetricsOptions> = {
+  collectDefaultMetrics: true,
+  version: 'unknown',
+};
+
+/**
+ * The worker's Prometheus metrics, in a registry of its own (no global registry, so several
+ * workers in one process and tests never share counters).
+ *
+ * Recording never throws: a bad value (negative, NaN) is ignored rather than allowed to fail a
+ * transfer. Label values are bounded: job kinds, outcomes, storage drivers and operations,
+ * source/target kinds, queue states, and source names (bounded by configuration; never a job id
+ * or a path). Every metric is listed in docs/observability.md.
+ */
+export class WorkerMetrics {
+  readonly registry: Registry;
+
+  private readonly activeJobs: Gauge<'kind'>;
+  private readonly jobsTotal: Counter<'kind' | 'outcome'>;
+  private readonly jobDuration: Histogram<'kind'>;
+  private readonly lastSuccess: Gauge<'source'>;
+  private readonly verificationFailures: Counter;
+  private readonly sourceReadBytes: Counter<'source_kind'>;
+  private readonly targetWrittenBytes: Counter<'target_kind'>;
+  private readonly storageRequests: Counter<'driver' | 'operation' | 'outcome'>;
+  private readonly storageRetries: Counter<'driver' | 'operation'>;
+  private readonly storageUploadedBytes: Counter<'driver'>;
+  private readonly storageDownloadedBytes: Counter<'driver'>;
+  private readonly eventsDropped: Counter;
+  private readonly queueJobs: Gauge<'state'>;
+  private readonly queueOldestWaiting: Gauge;
+  private readonly lastSuccessBySource = new Map<string, number>();
+
+  constructor(options: WorkerMetricsOptions = {}) {
+    const { collectDefaultMetrics: withDefaults, version } = { ...DEFAULT_OPTIONS, ...options };
+    const registry = new Registry();
+    this.registry = registry;
+    const registers = [registry];
+
+    if (withDefaults) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+
+    new Gauge({
+      name: `${METRIC_PREFIX}worker_info`,
+      help: 'Always 1 for a running worker; counts workers and carries their version.',
+      labelNames: ['version'],
+      registers,
+    }).set({ version }, 1);
+
+    this.activeJobs = new Gauge({
+      name: `${METRIC_PREFIX}active_jobs`,
+      help: 'Jobs this worker is executing now, by kind.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.jobsTotal = new Counter({
+      name: `${METRIC_PREFIX}jobs_total`,
+      help: 'Jobs this worker finished, by kind and outcome (completed or failed).',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    });
+    this.jobDuration = new Histogram({
+      name: `${METRIC_PREFIX}job_duration_seconds`,
+      help: 'Wall time of finished jobs (either outcome), by kind.',
+      labelNames: ['kind'],
+      buckets: JOB_DURATION_BUCKETS,
+      registers,
+    });
+    this.lastSuccess = new Gauge({
+      name: `${METRIC_PREFIX}last_success_timestamp_seconds`,
+      help: 'Unix time of the last successful snapshot of a source seen by this worker, by source name.',
+      labelNames: ['source'],
+      registers,
+    });
+    this.verificationFailures = new Counter({
+      name: `${METRIC_PREFIX}verification_failures_total`,
+      help: 'Archives that failed an integrity check (sums, seal, structure).',
+      registers,
+    });
+    this.sourceReadBytes = new Counter({
+      name: `${METRIC_PREFIX}source_read_bytes_total`,
+      help: 'Bytes read from snapshot sources, by source kind.',
+      labelNames: ['source_kind'],
+      registers,
+    });
+    this.targetWrittenBytes = new Counter({
+      name: `${METRIC_PREFIX}target_written_bytes_total`,
+      help: 'Bytes written to restore targets, by target kind.',
+      labelNames: ['target_kind'],
+      registers,
+    });
+    this.storageRequests = new Counter({
+      name: `${METRIC_PREFIX}storage_requests_total`,
+      help: 'Requests to repository storage, by driver, operation and outcome (ok or error).',
+      labelNames: ['driver', 'operation', 'outcome'],
+      registers,
+    });
+    this.storageRetries = new Counter({
+      name: `${METRIC_PREFIX}storage_retries_total`,
+      help: 'Storage requests retried after a transient failure, by driver and operation.',
+      labelNames: ['driver', 'operation'],
+      registers,
+    });
+    this.storageUploadedBytes = new Counter({
+      name: `${METRIC_PREFIX}storage_uploaded_bytes_total`,
+      help: 'Bytes uploaded to repository storage, by driver.',
+      labelNames: ['driver'],
+      registers,
+    });
+    this.storageDownloadedBytes = new Counter({
+      name: `${METRIC_PREFIX}storage_downloaded_bytes_total`,
+      help: 'Bytes downloaded from repository storage, by driver.',
+      labelNames: ['driver'],
+      registers,
+    });
+    this.eventsDropped = new Counter({
+      name: `${METRIC_PREFIX}events_dropped_total`,
+      help: 'Job events that could not be published (NATS unreachable or publish failed).',
+      registers,
+    });
+    this.queueJobs = new Gauge({
+      name: `${METRIC_PREFIX}queue_jobs`,
+      help: 'Jobs in the queue by state, sampled periodically; queue-wide, so every worker reports the same value (aggregate with max).',
+      labelNames: ['state'],
+      registers,
+    });
+    this.queueOldestWaiting = new Gauge({
+      name: `${METRIC_PREFIX}queue_oldest_waiting_seconds`,
+      help: 'Age of the oldest job waiting to run (0 when none), sampled periodically; queue-wide (aggregate with max).',
+      registers,
+    });
+
+    // Series exist from the start at 0, so rates, ratios and alerts have data before the first
+    // job instead of "no data" (and a first failure shows as an increase, not a new series).
+    for (const kind of JOB_KINDS) {
+      this.activeJobs.set({ kind }, 0);
+      this.jobDuration.zero({ kind });
+      for (const outcome of JOB_OUTCOMES) this.jobsTotal.inc({ kind, outcome }, 0);
+    }
+    this.verificationFailures.inc(0);
+    this.eventsDropped.inc(0);
+  }
+
+  /** The content type of `metrics()`, for the HTTP response. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The registry in the Prometheus text format. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  jobStarted(kind: JobKind): void {
+    this.activeJobs.inc({ kind });
+  }
+
+  /** Counts the outcome and records the duration; call once per `jobStarted`. */
+  jobFinished(kind: JobKind, outcome: JobOutcome, durationSeconds: number): void {
+    this.activeJobs.dec({ kind });
+    this.jobsTotal.inc({ kind, outcome });
+    if (isAmount(durationSeconds)) this.jobDuration.observe({ kind }, durationSeconds);
+  }
+
+  /** Records the time of a successful snapshot of the named source (for staleness alerts). */
+  snapshotSucceeded(sourceName: string, at: Date): void {
+    const seconds = at.getTime() / 1000;
+    if (!Number.isFinite(seconds)) return;
+    // Jobs of one source may finish out of order (or the worker seeds older records at start):
+    // the gauge must never move backwards.
+    const current = this.lastSuccessBySource.get(sourceName);
+    if (current !== undefined && seconds <= current) return;
+    this.lastSuccessBySource.set(sourceName, seconds);
+    this.lastSuccess.set({ source: sourceName }, seconds);
+  }
+
+  verificationFailed(): void {
+    this.verificationFailures.inc();
+  }
+
+  bytesRead(sourceKind: string, n: number): void {
+    if (isAmount(n)) this.sourceReadBytes.inc({ source_kind: sourceKind }, n);
+  }
+
+  bytesWritten(targetKind: string, n: number): void {
+    if (isAmount(n)) this.targetWrittenBytes.inc({ target_kind: targetKind }, n);
+  }
+
+  eventDropped(): void {
+    this.eventsDropped.inc();
+  }
+
+  /**
+   * An observer for one storage driver (`fs`, `s3`). Its counters start at 0 for every known
+   * operation; unknown operations are counted as `other`.
+   */
+  storageObserver(driver: string): StorageObserver {
+    for (const operation of STORAGE_OPERATIONS) {
+      this.storageRetries.inc({ driver, operation }, 0);
+      this.storageRequests.inc({ driver, operation, outcome: 'ok' }, 0);
+      this.storageRequests.inc({ driver, operation, outcome: 'error' }, 0);
+    }
+    this.storageUploadedBytes.inc({ driver }, 0);
+    this.storageDownloadedBytes.inc({ driver }, 0);
+    return {
+      request: (operation, outcome) =>
+        this.storageRequests.inc({ driver, operation: boundedOperation(operation), outcome }),
+      retry: (operation) => this.storageRetries.inc({ driver, operation: boundedOperation(operation) }),
+      uploaded: (bytes) => {
+        if (isAmount(bytes)) this.storageUploadedBytes.inc({ driver }, bytes);
+      },
+      downloaded: (bytes) => {
+        if (isAmount(bytes)) this.storageDownloadedBytes.inc({ driver }, bytes);
+      },
+    };
+  }
+
+  /** Sets the sampled queue depth (see `startQueueSampler`); states not given are left as they are. */
+  setQueueDepth(counts: Partial<Record<QueueState, number>>): void {
+    for (const state of QUEUE_STATES) {
+      const count = counts[state];
+      if (count !== undefined && isAmount(count)) this.queueJobs.set({ state }, count);
+    }
+  }
+
+  /** Sets the sampled age of the oldest waiting job, 0 when nothing waits. */
+  setOldestWaitingAge(seconds: number): void {
+    if (isAmount(seconds)) this.queueOldestWaiting.set(seconds);
+  }
+}
+
+function isAmount(n: number): boolean {
+  return Number.isFinite(n) && n >= 0;
+}
+
+function boundedOperation(operation: string): string {
+  return (STORAGE_OPERATIONS as readonly string[]).includes(operation) ? operation : OTHER_OPERATION;
+}

@@ -1,0 +1,95 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+import { QUEUE_STATES, type WorkerMetrics } from './metrics.js';
+
+export interface QueueSamplerOptions {
+  /** Time between samples. Default 15 000 ms (a typical scrape interval). */
+  intervalMs?: number;
+  /** Where sampling failures are logged (at `warn`); the sampler keeps going. Default: not logged. */
+  logger?: Logger;
+}
+
+export interface QueueSampler {
+  /** Stops sampling and waits for a sample in flight. Never throws. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_INTERVAL_MS = 15_000;
+
+/**
+ * Samples queue depth by state and the age of the oldest waiting job into `metrics`, now and then
+ * every `intervalMs`: on a timer rather than per scrape, so Prometheus (or several of them)
+ * scraping many workers never multiplies the load on Redis. One sample costs one Lua call for the
+ * counts and one for peeking at the head of the waiting list and the prioritized set.
+ *
+ * The values are queue-wide: every worker of a queue reports the same figures, so dashboards and
+ * alerts aggregate them with `max` (never `sum`) over instances.
+ *
+ * The oldest-waiting age looks at the oldest job of the plain waiting list and the next job of the
+ * prioritized set. A low-priority job starved behind a steady stream of higher-priority ones is
+ * not seen by it; `snapworker_queue_jobs{state="prioritized"}` shows that backlog.
+ *
+ * A failed sample (Redis down) is logged and leaves the previous values; it never throws.
+ */
+export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options: QueueSamplerOptions = {}): QueueSampler {
+  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+  if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
+    throw new RangeError(`queue sampler: intervalMs must be a positive number, got ${intervalMs}`);
+  }
+  let inFlight: Promise<void> | undefined;
+  let stopped = false;
+
+  const sampleOnce = async (): Promise<void> => {
+    try {
+      await sampleQueue(queue, metrics);
+    } catch (err) {
+      options.logger?.warn({ err, queue: queue.name }, `queue sampler: sample queue ${queue.name}: ${errorMessage(err)}`);
+    }
+  };
+  const tick = (): void => {
+    // Skip a tick rather than pile up samples when Redis is slower than the interval.
+    if (stopped || inFlight) return;
+    inFlight = sampleOnce().finally(() => {
+      inFlight = undefined;
+    });
+  };
+
+  const timer = setInterval(tick, intervalMs);
+  // Sampling must not keep a process alive that is otherwise done.
+  timer.unref();
+  tick();
+
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}
+
+/** Reads the counts and the oldest waiting job once and records them. */
+export async function sampleQueue(queue: Queue, metrics: WorkerMetrics, now = Date.now()): Promise<void> {
+  const [counts, heads] = await Promise.all([
+    queue.getJobCounts(...QUEUE_STATES),
+    // Ascending, one job per list/set: the wait list's oldest (LRANGE of one), the paused list's
+    // oldest and the prioritized set's next (ZRANGE of one). No scan.
+    queue.getJobs(['waiting', 'prioritized'], 0, 0, true),
+  ]);
+  // BullMQ counts jobs of a paused queue under `paused`; they wait all the same.
+  metrics.setQueueDepth({
+    waiting: (counts.waiting ?? 0) + (counts.paused ?? 0),
+    prioritized: counts.prioritized ?? 0,
+    delayed: counts.delayed ?? 0,
+    active: counts.active ?? 0,
+    failed: counts.failed ?? 0,
+  });
+  let oldestReadyAt = Infinity;
+  for (const job of heads) {
+    // A job that was delayed has been waiting only since its delay ran out.
+    const readyAt = job.timestamp + (job.delay ?? 0);
+    if (readyAt < oldestReadyAt) oldestReadyAt = readyAt;
+  }
+  metrics.setOldestWaitingAge(Number.isFinite(oldestReadyAt) ? Math.max(0, (now - oldestReadyAt) / 1000) : 0);
+}

@@ -1,0 +1,151 @@
+import { rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../errors.js';
+import { removeSideFiles } from './durable-fs.js';
+import { isBusyError, isCorruptError, isNotADatabaseError } from './sqlite-error-codes.js';
+
+/** How an online backup is paced and how long it waits for locks. */
+export interface SqliteBackupOptions {
+  /**
+   * Pages copied per backup step; the event loop runs between steps and the abort signal is
+   * checked there. Default 4096 (16 MiB at the usual 4 KiB page size).
+   */
+  pagesPerStep?: number;
+  /**
+   * How long SQLite itself waits for a lock within one attempt. Default 250 ms. Kept short on
+   * purpose: SQLite's busy handler sleeps synchronously, which would stall the worker's event loop;
+   * longer waits happen between attempts, asynchronously.
+   */
+  busyTimeoutMs?: number;
+  /** Attempts while the database stays busy or locked. Default 6. */
+  busyAttempts?: number;
+  /** Pause before the second attempt, doubled for each further one. Default 200 ms. */
+  retryDelayMs?: number;
+  /** Longest pause between attempts. Default 5000 ms. */
+  maxRetryDelayMs?: number;
+}
+
+export const BACKUP_DEFAULTS: Required<SqliteBackupOptions> = {
+  pagesPerStep: 4096,
+  busyTimeoutMs: 250,
+  busyAttempts: 6,
+  retryDelayMs: 200,
+  maxRetryDelayMs: 5000,
+};
+
+/** What the copy holds, read inside the same read transaction the backup copied from. */
+export interface DatabaseFacts {
+  pageCount: number;
+  pageSize: number;
+  /** Bytes of the copy (pageCount × pageSize). */
+  sizeBytes: number;
+  /** `wal`, `delete`, ... as the live database reports it. */
+  journalMode: string;
+}
+
+/**
+ * Copies the live database at `sourcePath` into a new file `destPath` with SQLite's online backup
+ * API, consistent as of one instant, while other processes keep writing.
+ *
+ * Consistency: the source connection opens a read transaction before the first step and keeps it
+ * until the last, and every step reads inside it. SQLite would otherwise restart the backup each
+ * time another process commits between steps, which under steady writes never finishes. In WAL
+ * mode writers carry on meanwhile (the WAL cannot be checkpointed past this reader, so it grows
+ * for the duration); in rollback-journal mode a writer's commit waits until the copy is done.
+ *
+ * @throws NotFoundError when the file does not exist; InvalidInputError when it is not a regular
+ *   file or not an SQLite database; IntegrityError when SQLite finds it malformed while copying;
+ *   SnapworkerError (retryable) when it stayed busy or locked through every attempt;
+ *   AbortedError when `signal` fires. `destPath` is removed on failure.
+ */
+export async function backupDatabase(
+  sourcePath: string,
+  destPath: string,
+  options: SqliteBackupOptions = {},
+  signal?: AbortSignal,
+): Promise<DatabaseFacts> {
+  const opts = { ...BACKUP_DEFAULTS, ...options };
+  const what = `sqlite source ${sourcePath}`;
+  await assertRegularFile(sourcePath, what);
+  const startedAt = Date.now();
+  let delayMs = opts.retryDelayMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await backupOnce(sourcePath, destPath, opts, signal);
+    } catch (err) {
+      await discardCopy(destPath);
+      if (!isBusyError(err)) throw describeFailure(err, what);
+      if (attempt >= opts.busyAttempts) {
+        const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+        throw new SnapworkerError(
+          `${what}: backup: database stayed busy or locked by another connection through ${attempt} attempts over ${seconds} s`,
+          { cause: err },
+        );
+      }
+      await pause(delayMs, signal, what);
+      delayMs = Math.min(delayMs * 2, opts.maxRetryDelayMs);
+    }
+  }
+}
+
+async function backupOnce(
+  sourcePath: string,
+  destPath: string,
+  opts: Required<SqliteBackupOptions>,
+  signal: AbortSignal | undefined,
+): Promise<DatabaseFacts> {
+  throwIfAborted(signal);
+  // Read-only: a snapshot must never write to the live database (no checkpoint, no recovery).
+  const source = new Database(sourcePath, { readonly: true, fileMustExist: true, timeout: opts.busyTimeoutMs });
+  try {
+    source.exec('BEGIN');
+    // BEGIN is deferred; the first read takes the shared lock / WAL read mark that pins the snapshot.
+    source.prepare('SELECT count(*) FROM sqlite_schema').get();
+    const pageCount = source.pragma('page_count', { simple: true }) as number;
+    const pageSize = source.pragma('page_size', { simple: true }) as number;
+    const journalMode = String(source.pragma('journal_mode', { simple: true }));
+    await source.backup(destPath, {
+      progress: () => {
+        throwIfAborted(signal);
+        return opts.pagesPerStep;
+      },
+    });
+    source.exec('COMMIT');
+    const { size } = await stat(destPath);
+    return { pageCount, pageSize, sizeBytes: size, journalMode };
+  } finally {
+    source.close();
+  }
+}
+
+async function assertRegularFile(filePath: string, what: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(filePath);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${what}: no such file`, { cause });
+    throw new SnapworkerError(`${what}: stat: ${(cause as Error).message}`, { cause });
+  }
+  if (!info.isFile()) throw new InvalidInputError(`${what}: not a regular file`);
+}
+
+function describeFailure(err: unknown, what: string): unknown {
+  if (err instanceof SnapworkerError) return err;
+  if (isNotADatabaseError(err)) return new InvalidInputError(`${what}: not an SQLite database`, { cause: err });
+  if (isCorruptError(err)) return new IntegrityError(`${what}: backup: database is malformed`, { cause: err });
+  return new SnapworkerError(`${what}: backup: ${(err as Error).message}`, { cause: err });
+}
+
+async function discardCopy(destPath: string): Promise<void> {
+  await rm(destPath, { force: true });
+  await removeSideFiles(destPath);
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (cause) {
+    throw new AbortedError(`${what}: backup aborted while waiting for a lock`, { cause });
+  }
+}

@@ -1,0 +1,118 @@
+import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import type { JobKind } from '../shared/job-kind.js';
+import type { ProgressReport } from '../shared/progress.js';
+import type { JobResultByKind } from './results.js';
+import { JOB_PRIORITY, type JobDataByKind } from './schemas.js';
+import { parseJobData } from './validate.js';
+
+export interface SnapworkerClientOptions {
+  /** Redis connection: a `redis://` URL or ioredis options. Default `redis://127.0.0.1:6379`. */
+  connection?: string | ConnectionOptions;
+  /** Queue name, default `snapworker`. Must match the workers' `SNAPWORKER_QUEUE`. */
+  queueName?: string;
+  /** BullMQ key prefix, default `bull`. Must match the workers' `SNAPWORKER_PREFIX`. */
+  prefix?: string;
+}
+
+export interface EnqueueOptions {
+  /**
+   * Your own id for the job: enqueueing twice with the same id adds it once (idempotent
+   * producers). Must not contain `:`.
+   */
+  jobId?: string;
+  /** Attempts before the job fails, default 3 (bad input never retries). */
+  attempts?: number;
+  /** Override the kind's default priority (`JOB_PRIORITY`). */
+  priority?: number;
+}
+
+export interface WaitOptions {
+  /** Give up waiting after this long (the job keeps running), default no limit. */
+  timeoutMs?: number;
+  onProgress?: (report: ProgressReport) => void;
+}
+
+/** Defaults applied to every job this client enqueues. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 5000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 10000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+};
+
+/**
+ * The producer client other services import: validates job data before it reaches the queue,
+ * sets priorities and retries, and follows jobs to their result.
+ */
+export class SnapworkerClient {
+  readonly queue: Queue;
+  private events: QueueEvents | undefined;
+  private readonly connection: ConnectionOptions;
+
+  constructor(options: SnapworkerClientOptions = {}) {
+    this.connection = toConnection(options.connection ?? 'redis://127.0.0.1:6379');
+    this.queue = new Queue(options.queueName ?? 'snapworker', {
+      connection: this.connection,
+      prefix: options.prefix ?? 'bull',
+    });
+  }
+
+  /**
+   * Validates `data` and adds a job.
+   * @throws InvalidInputError naming the field when the data does not match the schema.
+   */
+  async enqueue<K extends JobKind>(kind: K, data: JobDataByKind[K], options: EnqueueOptions = {}): Promise<Job> {
+    const valid = parseJobData(kind, data);
+    return this.queue.add(kind, valid, {
+      ...DEFAULT_JOB_OPTIONS,
+      priority: options.priority ?? JOB_PRIORITY[kind],
+      ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
+      ...(options.jobId !== undefined ? { jobId: options.jobId } : {}),
+    });
+  }
+
+  /**
+   * Waits for a job to finish and returns its result; reports progress while it runs.
+   * @throws Error with the job's failure reason when it failed.
+   */
+  async waitForResult<K extends JobKind>(job: Job, options: WaitOptions = {}): Promise<JobResultByKind[K]> {
+    const events = await this.queueEvents();
+    const onProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
+      if (jobId === job.id && typeof data === 'object' && data !== null) options.onProgress?.(data as ProgressReport);
+    };
+    if (options.onProgress) events.on('progress', onProgress);
+    try {
+      return (await job.waitUntilFinished(events, options.timeoutMs)) as JobResultByKind[K];
+    } finally {
+      events.off('progress', onProgress);
+    }
+  }
+
+  async close(): Promise<void> {
+    const results = await Promise.allSettled([this.events?.close(), this.queue.close()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private async queueEvents(): Promise<QueueEvents> {
+    if (!this.events) {
+      this.events = new QueueEvents(this.queue.name, { connection: this.connection, prefix: this.queue.opts.prefix });
+      await this.events.waitUntilReady();
+    }
+    return this.events;
+  }
+}
+
+/** ioredis options from a `redis://` URL (BullMQ takes options, not URLs). */
+export function toConnection(connection: string | ConnectionOptions): ConnectionOptions {
+  if (typeof connection !== 'string') return connection;
+  const url = new URL(connection);
+  return {
+    host: url.hostname || '127.0.0.1',
+    port: url.port ? Number(url.port) : 6379,
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}

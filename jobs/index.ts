@@ -1,0 +1,20 @@
+/**
+ * The public API for producers: job schemas, result types and the client.
+ * @module snapworker/jobs
+ */
+export { SnapworkerClient, DEFAULT_JOB_OPTIONS, toConnection } from './client.js';
+export type { SnapworkerClientOptions, EnqueueOptions, WaitOptions } from './client.js';
+export {
+  snapshotJobSchema,
+  restoreJobSchema,
+  verifyJobSchema,
+  pruneJobSchema,
+  JOB_SCHEMAS,
+  JOB_PRIORITY,
+  durationSeconds,
+} from './schemas.js';
+export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, JobDataByKind } from './schemas.js';
+export type { SnapshotJobResult, RestoreJobResult, VerifyJobResult, PruneJobResult, JobResultByKind } from './results.js';
+export { parseJobData, parseJob, isJobKind } from './validate.js';
+export { JOB_KINDS, type JobKind } from '../shared/job-kind.js';
+export type { ProgressReport } from '../shared/progress.js';

@@ -1,0 +1,31 @@
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
+import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
+
+/** What each job returns (BullMQ `returnvalue`, and the CLI's `--json` output). */
+export type SnapshotJobResult = SnapshotRecord;
+
+export interface RestoreJobResult {
+  snapshotId: string;
+  target: string;
+  entries: number;
+  bytes: number;
+}
+
+export interface VerifyJobResult {
+  snapshotId: string;
+  ok: true;
+  entries: number;
+  files: number;
+  rawBytes: number;
+  storedBytes: number;
+  sealed: boolean;
+}
+
+export type PruneJobResult = PruneResult;
+
+export interface JobResultByKind {
+  snapshot: SnapshotJobResult;
+  restore: RestoreJobResult;
+  verify: VerifyJobResult;
+  prune: PruneJobResult;
+}

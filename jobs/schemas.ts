@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import type { JobKind } from '../shared/job-kind.js';
+
+/**
+ * Job data contracts, version 1. Plain JSON, so a producer in any language with a BullMQ client
+ * can enqueue; the same schemas are exported as JSON Schema files under `docs/schemas/`.
+ * Job data never carries credentials: repositories are referred to by name, NATS credentials by
+ * worker-side profile.
+ */
+
+const uri = z.string().min(1).max(4096).describe('A source or target URI: dir:///abs/path, sqlite:///abs/path/db.sqlite, nats://host:4222/STREAM');
+const uris = z.union([uri, z.array(uri).min(1).max(64)]);
+const repo = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/)
+  .describe("Name of a repository configured on the workers (SNAPWORKER_REPOSITORIES); default: the workers' default repository");
+const lineageName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/).describe('Lineage (source) name');
+const labels = z
+  .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/), z.string().max(256))
+  .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels')
+  .describe('Free-form labels; any of them can be used to list snapshots or pick the latest one');
+const snapshotRef = z
+  .string()
+  .regex(/^(latest|\d{8}T\d{9}Z-[0-9a-f]{8})$/, 'a snapshot id like 20261122T031500123Z-1a2b3c4d, or "latest"')
+  .describe('A snapshot id, or "latest" together with `source` and/or `labels`');
+const duration = z.string().regex(/^\d+(s|m|h|d|w)$/, 'a duration like 90s, 30m, 12h, 7d or 4w');
+const glob = z.string().min(1).max(1024);
+
+export const snapshotJobSchema = z
+  .object({
+    v: z.literal(1),
+    source: uris,
+    repo: repo.optional(),
+    name: lineageName.optional(),
+    labels: labels.optional(),
+    compression: z.enum(['zstd', 'gzip', 'none']).optional().describe('Archive compression, default zstd'),
+    include: z.array(glob).max(256).optional().describe('Directory sources: only paths matching one of these globs'),
+    exclude: z.array(glob).max(256).optional().describe('Directory sources: leave out paths matching these globs'),
+    noConsumers: z.boolean().optional().describe('NATS sources: leave the stream consumers out'),
+    checkMessages: z.boolean().optional().describe('NATS sources: have the server check messages before the snapshot'),
+  })
+  .strict();
+
+export const restoreJobSchema = z
+  .object({
+    v: z.literal(1),
+    snapshot: snapshotRef,
+    target: uris,
+    repo: repo.optional(),
+    source: lineageName.optional().describe('With snapshot "latest": the lineage to take it from'),
+    labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
+    replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
+    streamConfig: z.record(z.string(), z.unknown()).optional().describe('NATS targets: stream config fields to override (never the name)'),
+  })
+  .strict();
+
+export const verifyJobSchema = z
+  .object({
+    v: z.literal(1),
+    snapshot: snapshotRef,
+    repo: repo.optional(),
+    source: lineageName.optional(),
+    labels: labels.optional(),
+  })
+  .strict();
+
+export const pruneJobSchema = z
+  .object({
+    v: z.literal(1),
+    repo: repo.optional(),
+    source: lineageName.optional().describe('Only this lineage'),
+    labels: labels.optional().describe('Only snapshots carrying these labels'),
+    keepLast: z.number().int().min(0).max(100000).optional().describe('Keep the newest N snapshots of each source'),
+    keepWithin: duration.optional().describe('Keep every snapshot younger than this'),
+    incompleteGrace: duration.optional().describe('Remove incomplete snapshots older than this (default 1h)'),
+    dryRun: z.boolean().optional(),
+  })
+  .strict();
+
+export type SnapshotJobData = z.infer<typeof snapshotJobSchema>;
+export type RestoreJobData = z.infer<typeof restoreJobSchema>;
+export type VerifyJobData = z.infer<typeof verifyJobSchema>;
+export type PruneJobData = z.infer<typeof pruneJobSchema>;
+
+export interface JobDataByKind {
+  snapshot: SnapshotJobData;
+  restore: RestoreJobData;
+  verify: VerifyJobData;
+  prune: PruneJobData;
+}
+
+export const JOB_SCHEMAS: { [K in JobKind]: z.ZodType<JobDataByKind[K]> } = {
+  snapshot: snapshotJobSchema,
+  restore: restoreJobSchema,
+  verify: verifyJobSchema,
+  prune: pruneJobSchema,
+};
+
+/**
+ * BullMQ priorities by job name (lower runs first). Restores jump every backlog of snapshots:
+ * someone is waiting for their data. Producers using plain BullMQ should pass these too.
+ */
+export const JOB_PRIORITY: { [K in JobKind]: number } = {
+  restore: 1,
+  verify: 5,
+  prune: 8,
+  snapshot: 10,
+};
+
+/** Seconds in a duration string accepted by the schemas (`90s`, `30m`, `12h`, `7d`, `4w`). */
+export function durationSeconds(text: string): number {
+  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[text.at(-1) as 's' | 'm' | 'h' | 'd' | 'w'];
+  return Number(text.slice(0, -1)) * unit;
+}

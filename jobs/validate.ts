@@ -1,0 +1,35 @@
+import { InvalidInputError } from '../shared/errors.js';
+import { JOB_KINDS, type JobKind } from '../shared/job-kind.js';
+import { JOB_SCHEMAS, type JobDataByKind } from './schemas.js';
+
+export function isJobKind(name: string): name is JobKind {
+  return (JOB_KINDS as readonly string[]).includes(name);
+}
+
+/**
+ * Checks job data against its schema.
+ * @throws InvalidInputError naming the job kind, the field and what is wrong with it.
+ */
+export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobDataByKind[K] {
+  const result = JOB_SCHEMAS[kind].safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(data)';
+    if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
+    return `field "${field}": ${issue.message}`;
+  });
+  return failInvalid(kind, problems);
+}
+
+/**
+ * Checks the job name and data together, for jobs that arrive off the queue.
+ * @throws InvalidInputError for an unknown job name or bad data.
+ */
+export function parseJob(name: string, data: unknown): { kind: JobKind; data: JobDataByKind[JobKind] } {
+  if (!isJobKind(name)) throw new InvalidInputError(`unknown job name "${name}" (expected ${JOB_KINDS.join(', ')})`);
+  return { kind: name, data: parseJobData(name, data) };
+}
+
+function failInvalid(kind: string, problems: string[]): never {
+  throw new InvalidInputError(`invalid ${kind} job: ${problems.join('; ')}`);
+}

@@ -1,0 +1,186 @@
+import { Readable } from 'node:stream';
+import { IntegrityError, NotFoundError, InvalidInputError } from '../errors.js';
+import { isSnapshotId } from '../ids.js';
+import type { GetOptions, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
+import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
+import { archiveFileName } from '../archive/compression.js';
+import type { Compression } from '../archive/manifest.js';
+
+const SNAPSHOTS = 'snapshots/';
+const RECORD_FILE = 'snapshot.json';
+
+/** Which snapshots a listing or a `latest` lookup considers. */
+export interface SnapshotFilter {
+  /** Lineage (source) name. */
+  source?: string;
+  /** Every label given must match exactly. */
+  labels?: Record<string, string>;
+}
+
+/** A snapshot directory that has objects but no record: an interrupted or failed snapshot. */
+export interface IncompleteSnapshot {
+  id: string;
+  keys: string[];
+  newestModifiedAt: Date;
+}
+
+/**
+ * The repository layout on top of a storage driver (DESIGN.md "Repository layout"):
+ * `snapshots/<id>/archive.tar.zst` and `snapshots/<id>/snapshot.json`, the record written last.
+ * A snapshot without a record is incomplete: never listed, and removed by prune.
+ */
+export class Repository {
+  constructor(
+    readonly name: string,
+    readonly driver: StorageDriver,
+  ) {}
+
+  archiveKey(id: string, compression: Compression): string {
+    return `${SNAPSHOTS}${checkedId(id)}/${archiveFileName(compression)}`;
+  }
+
+  recordKey(id: string): string {
+    return `${SNAPSHOTS}${checkedId(id)}/${RECORD_FILE}`;
+  }
+
+  putArchive(id: string, compression: Compression, body: Readable, options?: PutOptions): Promise<PutResult> {
+    return this.driver.put(this.archiveKey(id, compression), body, options);
+  }
+
+  /** Commits a snapshot: call only after its archive is stored and checked. */
+  async putRecord(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
+    const body = Buffer.from(JSON.stringify(record, null, 2) + '\n');
+    await this.driver.put(this.recordKey(record.id), Readable.from([body]), { ...options, size: body.length });
+  }
+
+  /**
+   * The record of snapshot `id`.
+   * @throws NotFoundError when there is no complete snapshot with that id.
+   * @throws IntegrityError when the stored record is not a valid record.
+   */
+  async getRecord(id: string, options?: SignalOptions): Promise<SnapshotRecord> {
+    let text: string;
+    try {
+      text = await readText(await this.driver.get(this.recordKey(id), options));
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`repository ${this.name}: no snapshot ${id}`, { cause: err });
+      throw err;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new IntegrityError(`repository ${this.name}: record of ${id} is not JSON`, { cause: err });
+    }
+    const result = snapshotRecordSchema.safeParse(parsed);
+    if (!result.success || result.data.id !== id) {
+      throw new IntegrityError(`repository ${this.name}: record of ${id} is invalid: ${result.success ? 'id mismatch' : result.error.issues[0]?.message}`);
+    }
+    return result.data;
+  }
+
+  /** Complete snapshots matching `filter`, oldest first (ids sort by time). */
+  async list(filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord[]> {
+    const { complete } = await this.scan(options);
+    const records: SnapshotRecord[] = [];
+    for (const id of complete) {
+      let record: SnapshotRecord;
+      try {
+        record = await this.getRecord(id, options);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // deleted while listing
+        throw err;
+      }
+      if (matches(record, filter)) records.push(record);
+    }
+    return records;
+  }
+
+  /**
+   * Resolves `ref` (an id, or `latest` within `filter`) to a record.
+   * @throws InvalidInputError for `latest` without a source or label filter.
+   * @throws NotFoundError when nothing matches.
+   */
+  async resolve(ref: string, filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord> {
+    if (ref !== 'latest') return this.getRecord(ref, options);
+    if (!filter.source && !(filter.labels && Object.keys(filter.labels).length > 0)) {
+      throw new InvalidInputError('snapshot "latest" needs a source name or labels to choose from');
+    }
+    const records = await this.list(filter, options);
+    const latest = records.at(-1);
+    if (!latest) throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
+    return latest;
+  }
+
+  /** Streams the stored archive of `record`. */
+  openArchive(record: SnapshotRecord, options?: GetOptions): Promise<Readable> {
+    return this.driver.get(record.archive.key, options);
+  }
+
+  /**
+   * Deletes a snapshot: the record first, so the snapshot stops being listed before any of its
+   * data goes, then every other object under its directory.
+   */
+  async delete(id: string, options?: SignalOptions): Promise<void> {
+    await this.driver.delete(this.recordKey(id), options);
+    for await (const object of this.driver.list(`${SNAPSHOTS}${checkedId(id)}/`, options)) {
+      await this.driver.delete(object.key, options);
+    }
+  }
+
+  /** Snapshot ids with a record, and snapshot directories without one. */
+  async scan(options?: SignalOptions): Promise<{ complete: string[]; incomplete: IncompleteSnapshot[] }> {
+    const byId = new Map<string, { keys: string[]; hasRecord: boolean; newest: Date }>();
+    for await (const object of this.driver.list(SNAPSHOTS, options)) {
+      const [id, file] = object.key.slice(SNAPSHOTS.length).split('/', 2);
+      if (!id || !file || !isSnapshotId(id)) continue;
+      const entry = byId.get(id) ?? { keys: [], hasRecord: false, newest: new Date(0) };
+      entry.keys.push(object.key);
+      if (file === RECORD_FILE) entry.hasRecord = true;
+      if (object.modifiedAt > entry.newest) entry.newest = object.modifiedAt;
+      byId.set(id, entry);
+    }
+    const ids = [...byId.keys()].sort();
+    return {
+      complete: ids.filter((id) => byId.get(id)!.hasRecord),
+      incomplete: ids
+        .filter((id) => !byId.get(id)!.hasRecord)
+        .map((id) => ({ id, keys: byId.get(id)!.keys, newestModifiedAt: byId.get(id)!.newest })),
+    };
+  }
+}
+
+function matches(record: SnapshotRecord, filter: SnapshotFilter): boolean {
+  if (filter.source !== undefined && record.source.name !== filter.source) return false;
+  for (const [key, value] of Object.entries(filter.labels ?? {})) {
+    if (record.labels[key] !== value) return false;
+  }
+  return true;
+}
+
+function describeFilter(filter: SnapshotFilter): string {
+  const parts: string[] = [];
+  if (filter.source) parts.push(`source ${filter.source}`);
+  for (const [k, v] of Object.entries(filter.labels ?? {})) parts.push(`${k}=${v}`);
+  return parts.join(', ');
+}
+
+function checkedId(id: string): string {
+  if (!isSnapshotId(id)) throw new InvalidInputError(`"${id}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d)`);
+  return id;
+}
+
+async function readText(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    // Records are a few KB; refuse to buffer something that is plainly not one.
+    if (size > 16 * 1024 * 1024) {
+      stream.destroy();
+      throw new IntegrityError('record larger than 16 MiB');
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/**
+ * `snapshots/<id>/snapshot.json`: the record of a complete snapshot. Written last, after the
+ * archive is stored and checked, so its presence is the commit marker. Read back from storage it
+ * is untrusted input and parsed with `snapshotRecordSchema`.
+ */
+export const snapshotRecordSchema = z.object({
+  v: z.literal(1),
+  id: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/),
+  formatVersion: z.literal(1),
+  source: z.object({
+    kind: z.string(),
+    uri: z.string(),
+    name: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+  labels: z.record(z.string(), z.string()),
+  createdAt: z.string(),
+  completedAt: z.string(),
+  archive: z.object({
+    key: z.string(),
+    compression: z.enum(['zstd', 'gzip', 'none']),
+    size: z.number().int().nonnegative(),
+    /** Hex SHA-256 of the whole stored archive. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The same digest as `sha-256=<base64>` (the form HTTP digests and Consul use). */
+    checksum: z.string(),
+    parts: z
+      .array(z.object({ partNumber: z.number().int(), size: z.number().int(), sha256: z.string() }))
+      .optional(),
+  }),
+  stats: z.object({
+    entries: z.number().int(),
+    files: z.number().int(),
+    rawBytes: z.number().int(),
+    storedBytes: z.number().int(),
+    durationSeconds: z.number(),
+  }),
+  sealKeyId: z.string().optional(),
+  tool: z.object({ name: z.string(), version: z.string() }),
+  job: z.object({ id: z.string(), queue: z.string() }).optional(),
+});
+
+export type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
+
+/** `sha-256=<base64>` from a hex digest. */
+export function checksumHeader(sha256Hex: string): string {
+  return `sha-256=${Buffer.from(sha256Hex, 'hex').toString('base64')}`;
+}

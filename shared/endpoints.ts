@@ -1,0 +1,63 @@
+import { InvalidInputError } from './errors.js';
+import type { EndpointContext, Source, SourceFactory, SourceParams } from './sources/source.js';
+import type { RestoreTarget, TargetFactory, TargetParams } from './targets/restore-target.js';
+
+/**
+ * Where each URI scheme's source and target live. Loaded lazily so a worker that only ever
+ * snapshots directories never loads the SQLite or NATS modules.
+ */
+const SOURCES: Record<string, () => Promise<SourceFactory>> = {
+  'dir:': async () => (await import('./sources/dir-source.js')).createDirSource,
+  'sqlite:': async () => (await import('./sources/sqlite-source.js')).createSqliteSource,
+  'nats:': async () => (await import('./sources/nats-source.js')).createNatsSource,
+};
+
+const TARGETS: Record<string, () => Promise<TargetFactory>> = {
+  'dir:': async () => (await import('./targets/dir-target.js')).createDirTarget,
+  'sqlite:': async () => (await import('./targets/sqlite-target.js')).createSqliteTarget,
+  'nats:': async () => (await import('./targets/nats-target.js')).createNatsTarget,
+};
+
+/** Supported source and target URI forms, for messages and docs. */
+export const ENDPOINT_FORMS = 'dir:///abs/path, sqlite:///abs/path/db.sqlite (several allowed), nats://host:4222/STREAM';
+
+/**
+ * Parses endpoint URIs: every one must be valid, of one supported scheme, and free of
+ * credentials (job data never carries secrets; NATS credentials come from worker profiles).
+ * @throws InvalidInputError naming `field` and the bad URI.
+ */
+export function parseEndpointUris(field: string, uris: readonly string[]): URL[] {
+  if (uris.length === 0) throw new InvalidInputError(`${field}: no URI given`);
+  const parsed = uris.map((text) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new InvalidInputError(`${field}: "${text}" is not a URI (expected ${ENDPOINT_FORMS})`);
+    }
+    if (!(url.protocol in SOURCES)) {
+      throw new InvalidInputError(`${field}: unsupported scheme "${url.protocol}" in "${text}" (expected ${ENDPOINT_FORMS})`);
+    }
+    if (url.username || url.password) {
+      throw new InvalidInputError(`${field}: credentials are not allowed in "${url.protocol}//…" URIs; configure a profile on the worker`);
+    }
+    return url;
+  });
+  const schemes = new Set(parsed.map((u) => u.protocol));
+  if (schemes.size > 1) throw new InvalidInputError(`${field}: URIs of different kinds in one job (${[...schemes].join(', ')})`);
+  return parsed;
+}
+
+/** Builds the source for `uris` (validated by `parseEndpointUris`). */
+export async function openSource(uris: readonly string[], params: SourceParams, context: EndpointContext): Promise<Source> {
+  const urls = parseEndpointUris('source', uris);
+  const factory = await SOURCES[urls[0]!.protocol]!();
+  return factory(urls, params, context);
+}
+
+/** Builds the restore target for `uris` (validated by `parseEndpointUris`). */
+export async function openTarget(uris: readonly string[], params: TargetParams, context: EndpointContext): Promise<RestoreTarget> {
+  const urls = parseEndpointUris('target', uris);
+  const factory = await TARGETS[urls[0]!.protocol]!();
+  return factory(urls, params, context);
+}

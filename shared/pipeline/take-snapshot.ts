@@ -1,0 +1,108 @@
+import { writeArchive } from '../archive/archive-writer.js';
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../archive/manifest.js';
+import type { SealKey } from '../archive/seal.js';
+import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
+import type { Repository } from '../catalog/repository.js';
+import { IntegrityError } from '../errors.js';
+import type { ProgressSink } from '../progress.js';
+import type { Source } from '../sources/source.js';
+import type { PutResult } from '../storage/storage-driver.js';
+import { TOOL } from '../tool.js';
+import { settleAll } from './settle.js';
+
+export interface SnapshotRequest {
+  id: string;
+  source: Source;
+  repository: Repository;
+  labels: Record<string, string>;
+  compression: Compression;
+  /** Compression level (zstd default 3). */
+  level?: number;
+  /** zstd worker threads. */
+  threads?: number;
+  seal?: SealKey;
+  signal: AbortSignal;
+  progress: ProgressSink;
+  /** The queued job this snapshot belongs to, recorded for traceability. */
+  job?: { id: string; queue: string };
+  /** Passed to the storage driver: lets the caller record an S3 multipart upload id. */
+  onUploadStarted?: (uploadId: string) => void | Promise<void>;
+}
+
+/**
+ * Takes a snapshot: source → archive writer → storage, then writes the record last. Nothing is
+ * listed unless every step succeeded; a failure leaves at most an unlisted archive that a retry
+ * of the same job overwrites and prune removes.
+ */
+export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
+  const { id, source, repository, signal, progress } = request;
+  const startedAt = Date.now();
+  const manifest: Manifest = {
+    format: ARCHIVE_FORMAT,
+    version: ARCHIVE_FORMAT_VERSION,
+    snapshotId: id,
+    createdAt: new Date(startedAt).toISOString(),
+    source: source.descriptor,
+    labels: request.labels,
+    compression: request.compression,
+    tool: TOOL,
+  };
+
+  progress.setPhase('reading');
+  progress.setTotal(await source.estimateBytes?.(signal));
+  const archive = writeArchive({
+    manifest,
+    entries: source.entries({ signal, progress }),
+    level: request.level,
+    threads: request.threads,
+    seal: request.seal,
+    signal,
+    progress,
+  });
+  const upload = repository.putArchive(id, request.compression, archive.stream, {
+    signal,
+    onUploadStarted: request.onUploadStarted,
+  });
+  // Either side may fail first; wait for both so no stream or upload outlives the job.
+  const [stored, stats] = await settleAll([upload, archive.done], () => archive.stream.destroy());
+
+  progress.setPhase('committing');
+  await checkStored(repository, stored, signal);
+  const record: SnapshotRecord = {
+    v: 1,
+    id,
+    formatVersion: ARCHIVE_FORMAT_VERSION,
+    source: source.descriptor,
+    labels: request.labels,
+    createdAt: manifest.createdAt,
+    completedAt: new Date().toISOString(),
+    archive: {
+      key: stored.key,
+      compression: request.compression,
+      size: stored.size,
+      sha256: stored.sha256,
+      checksum: checksumHeader(stored.sha256),
+      ...(stored.parts ? { parts: stored.parts } : {}),
+    },
+    stats: {
+      entries: stats.entries,
+      files: stats.files,
+      rawBytes: stats.rawBytes,
+      storedBytes: stored.size,
+      durationSeconds: (Date.now() - startedAt) / 1000,
+    },
+    ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
+    tool: TOOL,
+    ...(request.job ? { job: request.job } : {}),
+  };
+  await repository.putRecord(record, { signal });
+  return record;
+}
+
+/** Verify before trusting: the stored object must be there with the size the driver reported. */
+async function checkStored(repository: Repository, stored: PutResult, signal: AbortSignal): Promise<void> {
+  const info = await repository.driver.head(stored.key, { signal });
+  if (info.size !== stored.size) {
+    throw new IntegrityError(`snapshot: stored archive ${stored.key} is ${info.size} bytes, ${stored.size} were written`);
+  }
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { loadConfig, type WorkerConfig } from '../shared/config.js';
+import { errorMessage, InvalidInputError } from '../shared/errors.js';
+import { createLogger } from '../shared/logging.js';
+import { runCatalogCommand } from './commands/catalog-commands.js';
+import { runJobCommand } from './commands/job-commands.js';
+import { CLI_OPTION_SPEC, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
+import { startWorker } from './run-worker.js';
+
+const USAGE = `usage:
+  snapworker worker                                   run a worker (config from env)
+  snapworker snapshot <source>... [--repo R] [--label k=v]... [--name N] [--include G]... [--exclude G]...
+                                  [--compression zstd|gzip|none] [--wait|--local] [--json]
+  snapworker restore <snapshot> <target>... [--repo R] [--replace] [--wait|--local] [--json]
+  snapworker verify <snapshot> [--repo R] [--wait|--local] [--json]
+  snapworker prune <keep-last=N,keep-within=30d> [--source S] [--label k=v]... [--dry-run] [--wait|--local] [--json]
+  snapworker ls [--repo R] [--label k=v]... [--source NAME] [--json]
+  snapworker show <snapshot> | rm <snapshot> | link <snapshot> [--expires 1h]
+  snapworker watch [jobId] [--json]                   follow job events on NATS
+
+  <snapshot> is an id, or "latest" with --source and/or --label.
+  Sources and targets: dir:///abs/path, sqlite:///abs/path/db.sqlite (several allowed), nats://host:4222/STREAM
+  Without --wait or --local a command enqueues the job and prints its id.
+  Configuration comes from the environment: see the README.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: CLI_OPTION_SPEC, allowPositionals: true, strict: true });
+  const options = values as unknown as CliOptions;
+  const [command, ...args] = positionals;
+  if (options.help || !command) {
+    process.stdout.write(USAGE + '\n');
+    return command || options.help ? 0 : 2;
+  }
+  if (options.wait && options.local) throw new InvalidInputError('--wait and --local exclude each other');
+  const config = loadCliConfig(options.local || ['ls', 'show', 'rm', 'link'].includes(command));
+  const logger = createLogger(command === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
+  const labels = parseLabels(options.label);
+
+  switch (command) {
+    case 'worker':
+      return runWorkerUntilSignalled(config, logger);
+    case 'snapshot':
+      return runJobCommand(
+        'snapshot',
+        {
+          v: 1,
+          source: args.length === 1 ? args[0]! : requireArgs(args, 1, 'snapshot <source>...'),
+          repo: options.repo,
+          name: options.name,
+          labels,
+          compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
+          include: options.include.length ? options.include : undefined,
+          exclude: options.exclude.length ? options.exclude : undefined,
+          noConsumers: options['no-consumers'] || undefined,
+          checkMessages: options['check-messages'] || undefined,
+        },
+        options,
+        config,
+        logger,
+      );
+    case 'restore': {
+      const [snapshot, ...targets] = requireArgs(args, 2, 'restore <snapshot> <target>...');
+      return runJobCommand(
+        'restore',
+        { v: 1, snapshot: snapshot!, target: targets.length === 1 ? targets[0]! : targets, repo: options.repo, source: options.source, labels, replace: options.replace || undefined },
+        options,
+        config,
+        logger,
+      );
+    }
+    case 'verify': {
+      const [snapshot] = requireArgs(args, 1, 'verify <snapshot>');
+      return runJobCommand('verify', { v: 1, snapshot: snapshot!, repo: options.repo, source: options.source, labels }, options, config, logger);
+    }
+    case 'prune': {
+      const [policy] = requireArgs(args, 1, 'prune <policy>');
+      return runJobCommand(
+        'prune',
+        { v: 1, ...parsePrunePolicy(policy!), repo: options.repo, source: options.source, labels, dryRun: options['dry-run'] || undefined },
+        options,
+        config,
+        logger,
+      );
+    }
+    case 'ls':
+    case 'show':
+    case 'rm':
+    case 'link':
+      return runCatalogCommand(command, args, options, config, logger);
+    case 'watch': {
+      const { runWatch } = await import('./commands/watch.js');
+      if (!config.natsUrl) throw new InvalidInputError('watch: NATS_URL is not set');
+      return runWatch({ natsUrl: config.natsUrl, jobId: args[0], json: options.json });
+    }
+    default:
+      throw new InvalidInputError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+/**
+ * The worker's config from the environment. Commands that only touch files (`--local`, `ls`,
+ * ...) run with the user's own permissions, so unless SNAPWORKER_ALLOWED_PATHS says otherwise
+ * they may read and write anywhere the user can; queued jobs stay limited by the worker's config.
+ */
+function loadCliConfig(runsInProcess: boolean): WorkerConfig {
+  const env = { ...process.env };
+  if (runsInProcess && env.SNAPWORKER_ALLOWED_PATHS === undefined) env.SNAPWORKER_ALLOWED_PATHS = '/';
+  return loadConfig(env);
+}
+
+function requireArgs(args: string[], count: number, usage: string): string[] {
+  if (args.length < count) throw new InvalidInputError(`missing arguments: snapworker ${usage}`);
+  return args;
+}
+
+async function runWorkerUntilSignalled(config: WorkerConfig, logger: ReturnType<typeof createLogger>): Promise<number> {
+  const worker = await startWorker(config, logger);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await worker.stop();
+  logger.info('worker stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`snapworker: ${errorMessage(err)}\n`);
+    if (process.env.SNAPWORKER_DEBUG) console.error(err);
+    process.exitCode = err instanceof InvalidInputError ? 2 : 1;
+  },
+);

@@ -1,0 +1,170 @@
+import type { JobResultByKind } from '../jobs/results.js';
+import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import type { Repository } from '../shared/catalog/repository.js';
+import type { WorkerConfig } from '../shared/config.js';
+import { openSource, openTarget } from '../shared/endpoints.js';
+import { IntegrityError } from '../shared/errors.js';
+import { newSnapshotId } from '../shared/ids.js';
+import type { JobKind } from '../shared/job-kind.js';
+import type { Logger } from '../shared/logging.js';
+import type { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { PathPolicy } from '../shared/path-policy.js';
+import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
+import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
+import type { ProgressSink } from '../shared/progress.js';
+import type { EndpointContext } from '../shared/sources/source.js';
+import { RepositoryRegistry } from './repositories.js';
+
+/** What every job of a worker (or of a `--local` run) shares. */
+export class JobRuntime {
+  readonly repositories: RepositoryRegistry;
+  readonly endpoints: EndpointContext;
+
+  constructor(
+    readonly config: WorkerConfig,
+    readonly logger: Logger,
+    readonly metrics?: WorkerMetrics,
+    options: { allowRepositoryUris?: boolean } = {},
+  ) {
+    this.allowRepositoryUris = options.allowRepositoryUris ?? false;
+    this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
+    const paths = new PathPolicy(config.allowedPaths);
+    this.endpoints = {
+      checkPath: (p) => paths.check(p),
+      stagingDir: config.stagingDir,
+      natsProfiles: config.natsProfiles,
+    };
+  }
+
+  private readonly allowRepositoryUris: boolean;
+
+  repository(name: string | undefined): Repository {
+    return this.repositories.get(name, { allowUri: this.allowRepositoryUris });
+  }
+
+  sealKeys(): Record<string, Buffer> {
+    return this.config.seal ? { [this.config.seal.keyId]: this.config.seal.key } : {};
+  }
+
+  close(): Promise<void> {
+    return this.repositories.close();
+  }
+}
+
+/** One run of one job. */
+export interface JobRun<K extends JobKind> {
+  kind: K;
+  data: JobDataByKind[K];
+  signal: AbortSignal;
+  progress: ProgressSink;
+  /** Snapshot id to write (derived from the queued job so retries reuse it); fresh when absent. */
+  snapshotId?: string;
+  job?: { id: string; queue: string };
+  onUploadStarted?: (uploadId: string) => void | Promise<void>;
+}
+
+type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
+
+const HANDLERS: { [K in JobKind]: Handler<K> } = {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted }, runtime) {
+    const source = await openSource(toArray(data.source), data, runtime.endpoints);
+    const record = await takeSnapshot({
+      id: snapshotId ?? newSnapshotId(),
+      source,
+      repository: runtime.repository(data.repo),
+      labels: data.labels ?? {},
+      compression: data.compression ?? 'zstd',
+      level: runtime.config.compressionLevel,
+      threads: runtime.config.zstdThreads,
+      seal: runtime.config.seal,
+      signal,
+      progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
+      job,
+      onUploadStarted,
+    });
+    runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
+    return record;
+  },
+
+  async restore({ data, signal, progress }, runtime) {
+    const repository = runtime.repository(data.repo);
+    const target = await openTarget(toArray(data.target), data, runtime.endpoints);
+    const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
+    const result = await observeVerification(runtime, () =>
+      restoreSnapshot({
+        repository,
+        record,
+        target,
+        replace: data.replace ?? false,
+        signal,
+        progress: countInto(progress, (n) => runtime.metrics?.bytesWritten(record.source.kind, n)),
+        sealKeys: runtime.sealKeys(),
+      }),
+    );
+    return { snapshotId: record.id, ...result };
+  },
+
+  async verify({ data, signal, progress }, runtime) {
+    const repository = runtime.repository(data.repo);
+    const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
+    const result = await observeVerification(runtime, () =>
+      verifySnapshot({ repository, record, signal, progress, sealKeys: runtime.sealKeys() }),
+    );
+    return {
+      snapshotId: record.id,
+      ok: true,
+      entries: result.entries,
+      files: result.files,
+      rawBytes: result.rawBytes,
+      storedBytes: record.archive.size,
+      sealed: result.sealed,
+    };
+  },
+
+  async prune({ data, signal }, runtime) {
+    return pruneSnapshots({
+      repository: runtime.repository(data.repo),
+      policy: {
+        keepLast: data.keepLast,
+        keepWithinSeconds: data.keepWithin ? durationSeconds(data.keepWithin) : undefined,
+        incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
+      },
+      filter: { source: data.source, labels: data.labels },
+      dryRun: data.dryRun ?? false,
+      signal,
+    });
+  },
+};
+
+/** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
+export function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+  return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
+}
+
+/** Counts integrity failures found while reading a stored snapshot. */
+async function observeVerification<T>(runtime: JobRuntime, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof IntegrityError) runtime.metrics?.verificationFailed();
+    throw err;
+  }
+}
+
+/** A progress sink that also feeds payload byte counts to `count` (metrics). */
+function countInto(progress: ProgressSink, count: (bytes: number) => void): ProgressSink {
+  return {
+    setPhase: (phase) => progress.setPhase(phase),
+    setTotal: (bytes) => progress.setTotal(bytes),
+    addEntries: (n) => progress.addEntries(n),
+    addBytes: (n) => {
+      progress.addBytes(n);
+      count(n);
+    },
+  };
+}
+
+function toArray(value: string | string[]): string[] {
+  return Array.isArray(value) ? value : [value];
+}

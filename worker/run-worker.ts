@@ -1,0 +1,63 @@
+import { Queue } from 'bullmq';
+import { toConnection } from '../jobs/client.js';
+import type { WorkerConfig } from '../shared/config.js';
+import { errorMessage } from '../shared/errors.js';
+import { nullEventSink, type JobEventSink } from '../shared/events/job-events.js';
+import { createNatsEventSink } from '../shared/events/nats-event-sink.js';
+import type { Logger } from '../shared/logging.js';
+import { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { startQueueSampler } from '../shared/metrics/queue-sampler.js';
+import { startHealthServer } from './http-server.js';
+import { JobRuntime } from './job-runner.js';
+import { QueueWorker } from './queue-worker.js';
+
+export interface RunningWorker {
+  metricsPort: number;
+  /** Graceful stop (see QueueWorker.close); every cleanup step runs even if one fails. */
+  stop(): Promise<void>;
+}
+
+/** Wires a worker process together: metrics, events, the queue worker, the health server. */
+export async function startWorker(config: WorkerConfig, logger: Logger): Promise<RunningWorker> {
+  const metrics = new WorkerMetrics();
+  const events: JobEventSink = config.natsUrl
+    ? createNatsEventSink({ url: config.natsUrl, logger, onDropped: () => metrics.eventDropped() })
+    : nullEventSink;
+  const runtime = new JobRuntime(config, logger, metrics);
+  const queueWorker = new QueueWorker(config, { runtime, logger, metrics, events });
+  // A separate Queue handle for sampling depth: it never takes jobs.
+  const queue = new Queue(config.queueName, { connection: toConnection(config.redisUrl), prefix: config.prefix });
+  const sampler = startQueueSampler(queue, metrics, { logger });
+  const health = await startHealthServer({
+    host: config.metricsHost,
+    port: config.metricsPort,
+    metrics: async () => ({ body: await metrics.metrics(), contentType: metrics.contentType }),
+    ready: () => queueWorker.ready(),
+  });
+  await queueWorker.start();
+  logger.info(
+    { queue: config.queueName, prefix: config.prefix, concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
+    'worker started',
+  );
+
+  return {
+    metricsPort: health.port,
+    async stop() {
+      const steps: Array<[string, () => Promise<unknown>]> = [
+        ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
+        ['queue sampler', () => sampler.stop()],
+        ['queue', () => queue.close()],
+        ['events', () => events.close()],
+        ['repositories', () => runtime.close()],
+        ['health server', () => health.close()],
+      ];
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (err) {
+          logger.error({ err: errorMessage(err) }, `closing ${name} failed`);
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parseJob, parseJobData } from '../jobs/validate.js';
+import { InvalidInputError } from '../shared/errors.js';
+import { jobJsonSchemas } from '../scripts/job-json-schemas.js';
+import { snapshotIdForJob, newSnapshotId, isSnapshotId } from '../shared/ids.js';
+
+const docs = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'schemas');
+
+function invalid(fn: () => unknown): InvalidInputError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('data was accepted');
+}
+
+describe('job data contract', () => {
+  it('accepts the documented examples', () => {
+    parseJobData('snapshot', { v: 1, source: 'dir:///data/app', labels: { app: 'shop' } });
+    parseJobData('snapshot', { v: 1, source: ['sqlite:///d/a.db', 'sqlite:///d/b.db'], repo: 'main', compression: 'gzip' });
+    parseJobData('restore', { v: 1, snapshot: 'latest', source: 'app', target: 'dir:///restore/app', replace: true });
+    parseJobData('verify', { v: 1, snapshot: '20261122T031500123Z-1a2b3c4d' });
+    parseJobData('prune', { v: 1, keepLast: 7, keepWithin: '30d' });
+  });
+
+  it('names the field that is wrong', () => {
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1 })).message, /invalid snapshot job: field "source"/);
+    assert.match(invalid(() => parseJobData('snapshot', { v: 2, source: 'dir:///x' })).message, /field "v"/);
+    assert.match(invalid(() => parseJobData('restore', { v: 1, snapshot: '../../etc', target: 'dir:///x' })).message, /field "snapshot"/);
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: 'dir:///x', labels: { 'bad key!': 'x' } })).message, /field "labels/);
+    assert.match(invalid(() => parseJobData('prune', { v: 1, keepWithin: 'forever' })).message, /field "keepWithin"/);
+  });
+
+  it('refuses unknown fields, so typos and smuggled credentials do not pass silently', () => {
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: 'dir:///x', password: 'x' })).message, /unknown field\(s\) password/);
+  });
+
+  it('refuses unknown job names', () => {
+    assert.match(invalid(() => parseJob('backup', { v: 1 })).message, /unknown job name "backup"/);
+  });
+
+  it('publishes JSON Schema files that match the schemas the workers use', () => {
+    for (const [file, schema] of Object.entries(jobJsonSchemas())) {
+      const committed = JSON.parse(readFileSync(path.join(docs, file), 'utf8'));
+      assert.deepEqual(committed, schema, `docs/schemas/${file} is stale: run node --import tsx scripts/export-schemas.ts`);
+    }
+  });
+
+  it('has JSON Schemas that accept and refuse the same data as the workers', () => {
+    const ajv = new Ajv2020({ strict: false });
+    const schemas = jobJsonSchemas();
+    const validSnapshot = ajv.compile(schemas['snapshot-job.schema.json'] as object);
+    assert.equal(validSnapshot({ v: 1, source: 'dir:///data' }), true);
+    assert.equal(validSnapshot({ v: 1 }), false);
+    assert.equal(validSnapshot({ v: 1, source: 'dir:///data', extra: 1 }), false);
+  });
+});
+
+describe('snapshot ids', () => {
+  it('sort by time and are safe in paths, S3 keys and NATS subjects', () => {
+    const a = newSnapshotId(new Date('2026-01-01T00:00:00Z'));
+    const b = newSnapshotId(new Date('2026-01-01T00:00:00.001Z'));
+    assert.ok(a < b);
+    assert.ok(isSnapshotId(a));
+    assert.match(a, /^[0-9A-Za-z-]+$/);
+  });
+
+  it('are the same for every attempt of one job and differ between jobs', () => {
+    assert.equal(snapshotIdForJob(1700000000000, 'bull:q:1'), snapshotIdForJob(1700000000000, 'bull:q:1'));
+    assert.notEqual(snapshotIdForJob(1700000000000, 'bull:q:1'), snapshotIdForJob(1700000000000, 'bull:q:2'));
+  });
+});

@@ -42,16 +42,22 @@ const DEFAULTS = {
  * come back and discards them on reconnect anyway. Events already written to a socket whose
  * server dies are lost without being counted, as with any fire-and-forget publish.
  */
-export function createNatsEventSink(options: NatsEventSinkOptions): JobEventSink {
+export function createNatsEventSink(options: NatsEventSinkOptions): NatsJobEventSink {
   return new NatsEventSink({ ...DEFAULTS, ...options });
+}
+
+/** The NATS sink, with its connection state for readiness reports and tests. */
+export interface NatsJobEventSink extends JobEventSink {
+  /** True while events are being published; false while they are dropped. */
+  readonly connected: boolean;
 }
 
 type ResolvedOptions = NatsEventSinkOptions & typeof DEFAULTS;
 
-class NatsEventSink implements JobEventSink {
+class NatsEventSink implements NatsJobEventSink {
   private connection: NatsConnection | undefined;
   /** True only while the client has a live connection; publishing is attempted only then. */
-  private connected = false;
+  private isConnected = false;
   private closed = false;
   private readonly stopConnecting = new AbortController();
   private readonly running: Promise<void>;
@@ -60,6 +66,10 @@ class NatsEventSink implements JobEventSink {
     this.running = this.run().catch((err: unknown) => {
       this.options.logger?.error({ err }, `events: nats ${this.options.url}: ${errorMessage(err)}`);
     });
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
   }
 
   started(job: JobRef): void {
@@ -84,11 +94,11 @@ class NatsEventSink implements JobEventSink {
     this.stopConnecting.abort();
     const connection = this.connection;
     if (connection) {
-      if (this.connected) {
+      if (this.isConnected) {
         // Give the last events (a `completed` just before shutdown) a moment to leave.
         await withTimeout(connection.flush(), this.options.closeFlushTimeoutMs).catch(() => {});
       }
-      this.connected = false;
+      this.isConnected = false;
       await connection.close().catch(() => {});
     }
     await this.running;
@@ -96,7 +106,7 @@ class NatsEventSink implements JobEventSink {
 
   private publish(build: () => JobEvent): void {
     const connection = this.connection;
-    if (!this.connected || !connection) {
+    if (!this.isConnected || !connection) {
       this.dropped();
       return;
     }
@@ -123,7 +133,7 @@ class NatsEventSink implements JobEventSink {
     const connection = await this.connectUntilClosed();
     if (!connection) return;
     this.connection = connection;
-    this.connected = true;
+    this.isConnected = true;
     this.options.logger?.info(`events: connected to nats ${this.options.url}`);
     for await (const status of connection.status()) {
       switch (status.type) {
@@ -131,15 +141,15 @@ class NatsEventSink implements JobEventSink {
         case 'staleConnection':
         case 'forceReconnect':
         case 'reconnecting':
-          if (this.connected) this.options.logger?.warn(`events: lost nats ${this.options.url}; dropping events until it is back`);
-          this.connected = false;
+          if (this.isConnected) this.options.logger?.warn(`events: lost nats ${this.options.url}; dropping events until it is back`);
+          this.isConnected = false;
           break;
         case 'reconnect':
-          this.connected = !this.closed;
+          this.isConnected = !this.closed;
           this.options.logger?.info(`events: reconnected to nats ${this.options.url}`);
           break;
         case 'close':
-          this.connected = false;
+          this.isConnected = false;
           return;
       }
     }

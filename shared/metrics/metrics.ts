@@ -42,6 +42,8 @@ export interface WorkerMetricsOptions {
   version?: string;
 }
 
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 const DEFAULT_OPTIONS: Required<WorkerMetricsOptions> = {
   collectDefaultMetrics: true,
   version: 'unknown',
@@ -81,7 +83,12 @@ export class WorkerMetrics {
     this.registry = registry;
     const registers = [registry];
 
-    if (withDefaults) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+    if (withDefaults) {
+      collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+      // prom-client names three gauges `..._total`, which Prometheus reserves for counters
+      // (`promtool check metrics` rejects them); their per-type versions without the suffix stay.
+      for (const gauge of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(`${METRIC_PREFIX}${gauge}`);
+    }
 
     new Gauge({
       name: `${METRIC_PREFIX}worker_info`,

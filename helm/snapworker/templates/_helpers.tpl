@@ -1,0 +1,116 @@
+{{/*
+Names and labels, in the shape `helm create` uses so that tools and people find them.
+*/}}
+{{- define "snapworker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "snapworker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "snapworker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "snapworker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "snapworker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "snapworker.labels" -}}
+helm.sh/chart: {{ include "snapworker.chart" . }}
+{{ include "snapworker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: worker
+app.kubernetes.io/part-of: snapworker
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "snapworker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "snapworker.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "snapworker.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the kubelet kills the container this long after SIGTERM, so it must
+outlast the worker's own shutdown grace (during which running jobs finish) or jobs die mid-transfer.
+Derived as grace + margin; an explicit value not above the grace is refused.
+*/}}
+{{- define "snapworker.terminationGracePeriodSeconds" -}}
+{{- $grace := int .Values.worker.shutdownGraceSeconds }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $grace (int .Values.terminationGraceMarginSeconds) }}
+{{- else }}
+{{- $explicit := int .Values.terminationGracePeriodSeconds }}
+{{- if le $explicit $grace }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than worker.shutdownGraceSeconds (%d): the kubelet would kill workers while their jobs are still finishing; raise it or leave it empty to derive it" $explicit $grace) }}
+{{- end }}
+{{- $explicit }}
+{{- end }}
+{{- end }}
+
+{{/*
+BullMQ's key namespace for the queue, "<prefix>:<queue>". A hash-tag prefix such as "{snapworker}"
+stays as it is, which is what puts every key of the queue in one Redis Cluster slot.
+*/}}
+{{- define "snapworker.queueKeyBase" -}}
+{{- printf "%s:%s" .Values.worker.prefix .Values.worker.queue }}
+{{- end }}
+
+{{/* Jobs one replica should carry: autoscaling.keda.jobsPerReplica, default worker.concurrency. */}}
+{{- define "snapworker.jobsPerReplica" -}}
+{{- if kindIs "invalid" .Values.autoscaling.keda.jobsPerReplica }}
+{{- int .Values.worker.concurrency }}
+{{- else }}
+{{- int .Values.autoscaling.keda.jobsPerReplica }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with the Redis connection: redis.existingSecret, default "<fullname>-redis". */}}
+{{- define "snapworker.redisSecret" -}}
+{{- default (printf "%s-redis" (include "snapworker.fullname" .)) .Values.redis.existingSecret }}
+{{- end }}
+
+{{/*
+Refuses values that would put a credential into a ConfigMap or a plain env value.
+*/}}
+{{- define "snapworker.rejectInlineSecrets" -}}
+{{- range $name, $value := .Values.worker.extraEnv }}
+{{- if regexMatch "(?i)(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|_KEY_|^KEY$|_URL$)" $name }}
+{{- fail (printf "worker.extraEnv.%s looks like a secret: put it in a Secret and reference it with worker.extraEnvFrom (secretRef)" $name) }}
+{{- end }}
+{{- end }}
+{{- if regexMatch "://[^/@]*@" .Values.worker.natsUrl }}
+{{- fail "worker.natsUrl carries credentials: put the URL in a Secret and set nats.existingSecret" }}
+{{- end }}
+{{- range $name, $uri := .Values.worker.repositories }}
+{{- if regexMatch "://[^/@]*@" $uri }}
+{{- fail (printf "worker.repositories.%s carries credentials in its URI: S3 credentials come from the AWS SDK chain (serviceAccount annotations or s3.existingSecret)" $name) }}
+{{- end }}
+{{- if regexMatch "(?i)[?&](secret|password|token|accesskey|access_key|credentials)" $uri }}
+{{- fail (printf "worker.repositories.%s carries a credential parameter: S3 credentials come from the AWS SDK chain (serviceAccount annotations or s3.existingSecret)" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}

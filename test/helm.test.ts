@@ -1,0 +1,406 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { parse as parseYaml } from 'yaml';
+import { ConfigMap, Service, ServiceAccount, type IContainer, type IEnvVar } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { ChartRenderer, ChartRenderError, type Manifest, type RenderedChart } from './helpers/helm-render/render-chart.js';
+
+const CHART_DIR = fileURLToPath(new URL('../helm/snapworker/', import.meta.url));
+const CI_DIR = path.join(CHART_DIR, 'ci');
+
+/** Validators for every kind the chart may render; an unknown kind fails the test. */
+const K8S_MODELS: Record<string, (data: unknown) => { validate(): void }> = {
+  'v1/ConfigMap': (data) => new ConfigMap(data as ConstructorParameters<typeof ConfigMap>[0]),
+  'v1/Service': (data) => new Service(data as ConstructorParameters<typeof Service>[0]),
+  'v1/ServiceAccount': (data) => new ServiceAccount(data as ConstructorParameters<typeof ServiceAccount>[0]),
+  'apps/v1/Deployment': (data) => new Deployment(data as ConstructorParameters<typeof Deployment>[0]),
+  'policy/v1/PodDisruptionBudget': (data) => new PodDisruptionBudget(data as ConstructorParameters<typeof PodDisruptionBudget>[0]),
+  'autoscaling/v2/HorizontalPodAutoscaler': (data) =>
+    new HorizontalPodAutoscaler(data as ConstructorParameters<typeof HorizontalPodAutoscaler>[0]),
+  'keda.sh/v1alpha1/ScaledObject': (data) => new ScaledObject(data as ConstructorParameters<typeof ScaledObject>[0]),
+  'keda.sh/v1alpha1/TriggerAuthentication': (data) =>
+    new TriggerAuthentication(data as ConstructorParameters<typeof TriggerAuthentication>[0]),
+};
+/** prometheus-operator kinds have no installed models; the tests check their shape by hand. */
+const HAND_CHECKED_KINDS = new Set(['monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PrometheusRule']);
+
+/** Env names that would carry a credential if given as a plain value (a NATS URL may be plain when it has no user info). */
+const SECRET_LOOKING_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|_KEY_|^KEY$|REDIS_URL|PROFILES)/i;
+
+interface Rendering {
+  label: string;
+  valuesFiles: string[];
+  chart: RenderedChart;
+}
+
+function find<T = Manifest>(manifests: Manifest[], kind: string): T[] {
+  return manifests.filter((m) => m.kind === kind) as T[];
+}
+
+function only<T = Manifest>(manifests: Manifest[], kind: string): T {
+  const found = find<T>(manifests, kind);
+  assert.equal(found.length, 1, `expected exactly one ${kind}, got ${found.length}`);
+  return found[0]!;
+}
+
+interface PodSpecView {
+  terminationGracePeriodSeconds: number;
+  securityContext: Record<string, unknown>;
+  containers: IContainer[];
+  volumes: Array<{ name: string; emptyDir?: { sizeLimit?: string } }>;
+}
+
+function podSpec(manifests: Manifest[]): PodSpecView {
+  const deployment = only<{ spec: { template: { spec: PodSpecView } } }>(manifests, 'Deployment');
+  return deployment.spec.template.spec;
+}
+
+function workerContainer(manifests: Manifest[]): IContainer {
+  const containers = podSpec(manifests).containers;
+  assert.equal(containers.length, 1);
+  return containers[0]!;
+}
+
+function configData(manifests: Manifest[]): Record<string, string> {
+  const configMap = find<{ metadata: { name: string }; data: Record<string, string> }>(manifests, 'ConfigMap').find(
+    (cm) => !cm.metadata.name.endsWith('-dashboard'),
+  );
+  assert.ok(configMap, 'settings ConfigMap rendered');
+  return configMap.data;
+}
+
+describe('helm chart helm/snapworker', () => {
+  let renderer: ChartRenderer;
+  const renderings: Rendering[] = [];
+
+  before(async () => {
+    renderer = await ChartRenderer.create();
+    const ciFiles = (await readdir(CI_DIR)).filter((name) => name.endsWith('values.yaml')).sort();
+    assert.ok(ciFiles.length >= 3, 'ci/*values.yaml files exist');
+    renderings.push({ label: 'default values', valuesFiles: [], chart: await renderer.render(CHART_DIR) });
+    for (const name of ciFiles) {
+      const file = path.join(CI_DIR, name);
+      renderings.push({ label: `ci/${name}`, valuesFiles: [file], chart: await renderer.render(CHART_DIR, { valuesFiles: [file] }) });
+    }
+  });
+
+  after(async () => {
+    await renderer?.close();
+  });
+
+  it('renders with the default values and every ci/*values.yaml into documents valid against the Kubernetes and KEDA schemas', () => {
+    for (const { label, chart } of renderings) {
+      for (const kind of ['ConfigMap', 'Deployment', 'Service']) assert.ok(find(chart.manifests, kind).length > 0, `${label}: renders a ${kind}`);
+      for (const manifest of chart.manifests) {
+        const key = `${manifest.apiVersion}/${manifest.kind}`;
+        const where = `${label}: ${key} ${manifest.metadata?.name}`;
+        assert.ok(manifest.metadata.namespace, `${where}: namespace set explicitly`);
+        if (HAND_CHECKED_KINDS.has(key)) continue;
+        const model = K8S_MODELS[key];
+        assert.ok(model, `${where}: a kind the test knows how to validate`);
+        assert.doesNotThrow(() => model(manifest).validate(), where);
+      }
+      assert.equal(find(chart.manifests, 'Secret').length, 0, `${label}: the chart creates no Secret`);
+      if (chart.notes !== null) assert.match(chart.notes, /snapworker/, `${label}: NOTES.txt renders`);
+    }
+  });
+
+  it('passes helm lint --strict with every values file when helm is installed', async (t) => {
+    if (renderer.engine !== 'helm') {
+      t.diagnostic('helm is not on PATH: rendered with the Go text/template + sprig renderer instead');
+      return;
+    }
+    for (const { valuesFiles } of renderings) await renderer.lint(CHART_DIR, valuesFiles);
+  });
+
+  it('runs the worker as non-root with a read-only root filesystem, no privilege escalation, no capabilities and the RuntimeDefault seccomp profile', () => {
+    for (const { label, chart } of renderings) {
+      const pod = podSpec(chart.manifests);
+      assert.equal(pod.securityContext.runAsNonRoot, true, label);
+      assert.ok((pod.securityContext.runAsUser as number) > 0, label);
+      assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' }, label);
+      const security = workerContainer(chart.manifests).securityContext!;
+      assert.equal(security.readOnlyRootFilesystem, true, label);
+      assert.equal(security.allowPrivilegeEscalation, false, label);
+      assert.equal(security.runAsNonRoot, true, label);
+      assert.deepEqual(security.capabilities?.drop, ['ALL'], label);
+      assert.equal(security.capabilities?.add, undefined, label);
+    }
+  });
+
+  it('probes /healthz and /readyz on the metrics port the worker is told to listen on, and the Service exposes that port', () => {
+    for (const { label, chart } of renderings) {
+      const container = workerContainer(chart.manifests);
+      const metricsPort = container.ports?.find((port) => port.name === 'metrics');
+      assert.ok(metricsPort, label);
+      assert.equal(String(metricsPort.containerPort), configData(chart.manifests).SNAPWORKER_METRICS_PORT, label);
+      assert.equal(container.livenessProbe?.httpGet?.path, '/healthz', label);
+      assert.equal(container.livenessProbe?.httpGet?.port, 'metrics', label);
+      assert.equal(container.readinessProbe?.httpGet?.path, '/readyz', label);
+      assert.equal(container.readinessProbe?.httpGet?.port, 'metrics', label);
+      const service = only<{ spec: { ports: Array<{ name: string; targetPort: string }> } }>(chart.manifests, 'Service');
+      assert.deepEqual(service.spec.ports.map((p) => [p.name, p.targetPort]), [['metrics', 'metrics']], label);
+      assert.deepEqual(container.args, ['worker'], label);
+      assert.ok(container.resources?.requests && container.resources.limits, `${label}: resources set`);
+    }
+  });
+
+  it('gives pods a termination grace longer than the worker shutdown grace, derived when not set', () => {
+    for (const { label, chart } of renderings) {
+      const shutdownGrace = Number(configData(chart.manifests).SNAPWORKER_SHUTDOWN_GRACE_SECONDS);
+      assert.ok(shutdownGrace > 0, label);
+      assert.ok(podSpec(chart.manifests).terminationGracePeriodSeconds > shutdownGrace, label);
+    }
+    const defaults = renderings[0]!.chart.manifests;
+    assert.equal(podSpec(defaults).terminationGracePeriodSeconds, 60 + 30);
+  });
+
+  it('refuses an explicit termination grace that is not longer than the shutdown grace', async () => {
+    await assert.rejects(
+      renderer.render(CHART_DIR, { values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 120 } }),
+      (error: unknown) => error instanceof ChartRenderError && /terminationGracePeriodSeconds \(120\) must be greater/.test(error.message),
+    );
+    const longer = await renderer.render(CHART_DIR, { values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 121 } });
+    assert.equal(podSpec(longer.manifests).terminationGracePeriodSeconds, 121);
+  });
+
+  it('mounts one size-limited emptyDir as the staging directory and /tmp, and passes the worker its settings', () => {
+    for (const { label, chart } of renderings) {
+      const pod = podSpec(chart.manifests);
+      const staging = pod.volumes.find((volume) => volume.name === 'staging');
+      assert.ok(staging?.emptyDir?.sizeLimit, `${label}: staging emptyDir has a size limit`);
+      const settings = configData(chart.manifests);
+      const mounts = workerContainer(chart.manifests).volumeMounts!.filter((mount) => mount.name === 'staging');
+      assert.deepEqual(mounts.map((mount) => mount.mountPath).sort(), [settings.SNAPWORKER_STAGING_DIR, '/tmp'].sort(), label);
+      for (const name of ['SNAPWORKER_QUEUE', 'SNAPWORKER_PREFIX', 'SNAPWORKER_CONCURRENCY', 'SNAPWORKER_DEFAULT_REPOSITORY', 'LOG_LEVEL']) {
+        assert.ok(settings[name], `${label}: ${name} set`);
+      }
+      assert.equal(typeof JSON.parse(settings.SNAPWORKER_REPOSITORIES!), 'object', label);
+      for (const root of settings.SNAPWORKER_ALLOWED_PATHS!.split(':').filter(Boolean)) assert.ok(path.isAbsolute(root), label);
+    }
+  });
+
+  it('scales with KEDA on the queue\'s wait, prioritized and active keys for the configured prefix, summed per replica', async () => {
+    const prefixes = ['bull', '{snapworker}', 'team-a:{jobs}'];
+    for (const prefix of prefixes) {
+      const { manifests } = await renderer.render(CHART_DIR, {
+        values: {
+          worker: { queue: 'snapshots', prefix, concurrency: 3 },
+          redis: { existingSecret: 'redis-conn' },
+          autoscaling: { minReplicas: 0, maxReplicas: 7, keda: { enabled: true, cooldownPeriod: 120 } },
+        },
+      });
+      assert.equal(find(manifests, 'HorizontalPodAutoscaler').length, 0, 'KEDA owns the HPA');
+      const scaled = only<ScaledObject>(manifests, 'ScaledObject');
+      const deployment = only<Deployment>(manifests, 'Deployment');
+      assert.equal(deployment.spec?.replicas, undefined, 'replicas left to the autoscaler');
+      assert.equal(scaled.spec.scaleTargetRef.name, deployment.metadata?.name);
+      assert.equal(scaled.spec.minReplicaCount, 0);
+      assert.equal(scaled.spec.maxReplicaCount, 7);
+      assert.equal(scaled.spec.cooldownPeriod, 120);
+      const keys = Object.fromEntries(scaled.spec.triggers.map((trigger) => [trigger.name, trigger.metadata.listName]));
+      assert.deepEqual(keys, {
+        waiting: `${prefix}:snapshots:wait`,
+        prioritized: `${prefix}:snapshots:prioritized`,
+        active: `${prefix}:snapshots:active`,
+      });
+      for (const trigger of scaled.spec.triggers) {
+        assert.equal(trigger.type, 'redis');
+        assert.equal(trigger.metadata.listLength, '3', 'target defaults to the worker concurrency');
+      }
+      const modifiers = (scaled.spec.advanced as { scalingModifiers?: Record<string, string> }).scalingModifiers;
+      assert.deepEqual(modifiers, { formula: 'waiting + prioritized + active', target: '3', activationTarget: '0', metricType: 'AverageValue' });
+      const auth = only<TriggerAuthentication>(manifests, 'TriggerAuthentication');
+      for (const trigger of scaled.spec.triggers) assert.equal(trigger.authenticationRef?.name, auth.metadata?.name);
+      assert.deepEqual(auth.spec.secretTargetRef, [{ parameter: 'address', name: 'redis-conn', key: 'address' }]);
+    }
+  });
+
+  it('uses the redis-cluster scaler and a hash-tag prefix from ci/keda-cluster-values.yaml, and counts delayed jobs when asked', () => {
+    const cluster = renderings.find((r) => r.label === 'ci/keda-cluster-values.yaml')!.chart.manifests;
+    const scaled = only<ScaledObject>(cluster, 'ScaledObject');
+    assert.deepEqual(
+      scaled.spec.triggers.map((trigger) => [trigger.type, trigger.metadata.listName]),
+      [
+        ['redis-cluster', '{snapworker}:snapshots:wait'],
+        ['redis-cluster', '{snapworker}:snapshots:prioritized'],
+        ['redis-cluster', '{snapworker}:snapshots:active'],
+      ],
+    );
+    assert.equal(only<TriggerAuthentication>(cluster, 'TriggerAuthentication').spec.secretTargetRef?.[0]?.parameter, 'addresses');
+    const full = only<ScaledObject>(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests, 'ScaledObject');
+    assert.deepEqual(full.spec.triggers.map((t) => t.name), ['waiting', 'prioritized', 'active', 'delayed']);
+    assert.equal(full.spec.triggers[3]!.metadata.listName, 'bull:snapworker:delayed');
+    assert.equal((full.spec.advanced as { scalingModifiers: { formula: string } }).scalingModifiers.formula, 'waiting + prioritized + active + delayed');
+  });
+
+  it('falls back to a CPU HPA without KEDA, and refuses scale to zero there', async () => {
+    const { manifests } = renderings[0]!.chart;
+    assert.equal(find(manifests, 'ScaledObject').length, 0);
+    const hpa = only<HorizontalPodAutoscaler>(manifests, 'HorizontalPodAutoscaler');
+    assert.equal(hpa.spec?.scaleTargetRef.name, only<Deployment>(manifests, 'Deployment').metadata?.name);
+    assert.equal(hpa.spec?.metrics?.[0]?.resource?.name, 'cpu');
+    await assert.rejects(
+      renderer.render(CHART_DIR, { values: { autoscaling: { minReplicas: 0 } } }),
+      (error: unknown) => error instanceof ChartRenderError && /scale to zero\) needs KEDA/.test(error.message),
+    );
+    const fixed = renderings.find((r) => r.label === 'ci/static-values.yaml')!.chart.manifests;
+    assert.equal(find(fixed, 'HorizontalPodAutoscaler').length + find(fixed, 'ScaledObject').length, 0);
+    assert.equal(only<Deployment>(fixed, 'Deployment').spec?.replicas, 3);
+  });
+
+  it('never puts a secret inline: secret-looking variables come only from secretKeyRef', () => {
+    for (const { label, chart } of renderings) {
+      const container = workerContainer(chart.manifests);
+      const env: IEnvVar[] = container.env ?? [];
+      const redisUrl = env.find((e) => e.name === 'REDIS_URL');
+      assert.ok(redisUrl?.valueFrom?.secretKeyRef?.name, `${label}: REDIS_URL from a Secret`);
+      for (const variable of env) {
+        if (SECRET_LOOKING_NAME.test(variable.name)) {
+          assert.equal(variable.value, undefined, `${label}: ${variable.name} has no inline value`);
+          assert.ok(variable.valueFrom?.secretKeyRef, `${label}: ${variable.name} comes from a secretKeyRef`);
+        }
+      }
+      for (const [name, value] of Object.entries(configData(chart.manifests))) {
+        assert.doesNotMatch(name, SECRET_LOOKING_NAME, `${label}: ConfigMap key ${name} is not a secret`);
+        assert.doesNotMatch(value, /:\/\/[^/@]*@/, `${label}: ConfigMap ${name} has no credentials in a URL`);
+      }
+      for (const source of container.envFrom ?? []) assert.ok(source.configMapRef || source.secretRef, label);
+    }
+    const full = workerContainer(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
+    assert.deepEqual(
+      (full.env ?? []).map((e) => [e.name, e.valueFrom?.secretKeyRef?.name]),
+      [
+        ['REDIS_URL', 'snapworker-redis'],
+        ['NATS_URL', 'snapworker-nats'],
+        ['SNAPWORKER_NATS_PROFILES', 'snapworker-nats-profiles'],
+        ['SNAPWORKER_SEAL_KEY', 'snapworker-seal'],
+        ['SNAPWORKER_SEAL_KEY_ID', 'snapworker-seal'],
+        ['AWS_ACCESS_KEY_ID', 'snapworker-s3'],
+        ['AWS_SECRET_ACCESS_KEY', 'snapworker-s3'],
+        ['AWS_SESSION_TOKEN', 'snapworker-s3'],
+      ],
+    );
+  });
+
+  it('refuses values that would put credentials into plain settings', async () => {
+    const refusals: Array<[Record<string, unknown>, RegExp]> = [
+      [{ worker: { extraEnv: { DB_PASSWORD: 'hunter2' } } }, /extraEnv\.DB_PASSWORD looks like a secret/],
+      [{ worker: { extraEnv: { AWS_SECRET_ACCESS_KEY: 'x' } } }, /looks like a secret/],
+      [{ worker: { natsUrl: 'nats://user:pass@nats:4222' } }, /natsUrl carries credentials/],
+      [{ worker: { repositories: { default: 's3://key:secret@bucket/prefix' } } }, /repositories\.default carries credentials/],
+      [{ worker: { repositories: { default: 's3://bucket/p?secretAccessKey=abc' } } }, /carries a credential parameter/],
+    ];
+    for (const [values, message] of refusals) {
+      await assert.rejects(renderer.render(CHART_DIR, { values }), (error: unknown) => error instanceof ChartRenderError && message.test(error.message));
+    }
+  });
+
+  it('creates the ServiceMonitor, the PrometheusRule and the sidecar-labelled Grafana dashboard ConfigMap from the chart files when enabled', async () => {
+    const { manifests } = renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart;
+    const service = only<Service>(manifests, 'Service');
+    const monitor = only<{ spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> } }>(
+      manifests,
+      'ServiceMonitor',
+    );
+    assert.deepEqual(monitor.spec.endpoints.map((e) => [e.port, e.path]), [['metrics', '/metrics']]);
+    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels)) assert.equal(service.metadata?.labels?.[key], value);
+
+    const rule = only<{ spec: { groups: Array<{ name: string; rules: Array<{ expr: string }> }> } }>(manifests, 'PrometheusRule');
+    const ruleFile = parseYaml(await readFile(path.join(CHART_DIR, 'rules/snapworker-alerts.yaml'), 'utf8')) as { groups: unknown };
+    assert.deepEqual(rule.spec.groups, ruleFile.groups, 'the rule file is carried verbatim');
+    assert.ok(rule.spec.groups.flatMap((g) => g.rules).some((r) => r.expr.includes('snapworker_')));
+
+    const dashboard = find<{ metadata: { name: string; namespace: string; labels: Record<string, string> }; data: Record<string, string> }>(
+      manifests,
+      'ConfigMap',
+    ).find((cm) => cm.metadata.name.endsWith('-dashboard'));
+    assert.ok(dashboard);
+    assert.equal(dashboard.metadata.labels.grafana_dashboard, '1');
+    assert.equal(dashboard.metadata.namespace, 'monitoring');
+    const fileText = await readFile(path.join(CHART_DIR, 'dashboards/snapworker.json'), 'utf8');
+    assert.deepEqual(JSON.parse(dashboard.data['snapworker.json']!), JSON.parse(fileText));
+
+    for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.equal(find(renderings[0]!.chart.manifests, kind).length, 0, `${kind} is optional`);
+  });
+
+  it('values.schema.json accepts the default and ci values and rejects a wrong type in each main value', async () => {
+    const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as object;
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(schema);
+    const defaults = parseYaml(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    assert.ok(validate(defaults), JSON.stringify(validate.errors));
+    for (const { label, chart } of renderings) {
+      if (chart.values) assert.ok(validate(chart.values), `${label}: ${JSON.stringify(validate.errors)}`);
+    }
+
+    const wrongTypes: Array<[string, unknown]> = [
+      ['image.repository', 5],
+      ['image.pullPolicy', 'Sometimes'],
+      ['replicaCount', '3'],
+      ['worker.queue', 1],
+      ['worker.prefix', true],
+      ['worker.concurrency', '2'],
+      ['worker.repositories', 's3://bucket'],
+      ['worker.defaultRepository', 3],
+      ['worker.allowedPaths', '/data'],
+      ['worker.shutdownGraceSeconds', '60'],
+      ['worker.metricsPort', '9464'],
+      ['worker.logLevel', 'loud'],
+      ['worker.extraEnv', ['A=1']],
+      ['staging.sizeLimit', true],
+      ['terminationGracePeriodSeconds', '90'],
+      ['redis.existingSecret', 42],
+      ['redis.urlKey', null],
+      ['s3.existingSecret', false],
+      ['seal.existingSecret', {}],
+      ['nats.existingSecret', 1],
+      ['serviceAccount.create', 'yes'],
+      ['serviceAccount.annotations', ['role']],
+      ['resources', []],
+      ['livenessProbe.periodSeconds', '20'],
+      ['topologySpread.enabled', 'true'],
+      ['repositoryVolume.enabled', 1],
+      ['service.port', '9464'],
+      ['podDisruptionBudget.enabled', 'on'],
+      ['autoscaling.enabled', 'true'],
+      ['autoscaling.minReplicas', '0'],
+      ['autoscaling.maxReplicas', 2.5],
+      ['autoscaling.keda.enabled', 1],
+      ['autoscaling.keda.cooldownPeriod', '300'],
+      ['autoscaling.keda.jobsPerReplica', '4'],
+      ['autoscaling.keda.redis.cluster', 'false'],
+      ['autoscaling.hpa.targetCPUUtilizationPercentage', '70%'],
+      ['metrics.serviceMonitor.enabled', 'no'],
+      ['prometheusRule.enabled', null],
+      ['dashboard.enabled', 0],
+      ['dashboard.labels', 'grafana_dashboard'],
+      ['unknownTopLevelValue', 1],
+      ['worker.concurrencyy', 2],
+    ];
+    for (const [dotted, wrong] of wrongTypes) {
+      const values = structuredClone(defaults);
+      setPath(values, dotted, wrong);
+      assert.equal(validate(values), false, `schema accepts ${dotted}=${JSON.stringify(wrong)}`);
+    }
+  });
+});
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys.at(-1)!] = value;
+}

@@ -189,7 +189,7 @@ describe('helm chart helm/snapworker', () => {
   });
 
   it('scales with KEDA on the queue\'s wait, prioritized and active keys for the configured prefix, summed per replica', async () => {
-    const prefixes = ['bull', '{snapworker}', 'team-a:{jobs}'];
+    const prefixes = ['bull', '{snapworker}', 'acme-{jobs}'];
     for (const prefix of prefixes) {
       const { manifests } = await renderer.render(CHART_DIR, {
         values: {
@@ -349,6 +349,8 @@ describe('helm chart helm/snapworker', () => {
       ['replicaCount', '3'],
       ['worker.queue', 1],
       ['worker.prefix', true],
+      ['worker.prefix', 'has:colon'],
+      ['worker.zstdThreads', 'auto'],
       ['worker.concurrency', '2'],
       ['worker.repositories', 's3://bucket'],
       ['worker.defaultRepository', 3],

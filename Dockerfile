@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# snapworker worker image: Node 24 LTS, production dependencies only, native zstd and SQLite
+# bindings compiled here for this base image, running as uid/gid 10001.
+#
+#   docker build -t snapworker:0.1.0 .
+#   docker run --rm -e REDIS_URL=redis://redis:6379 snapworker:0.1.0            # a worker
+#   docker run --rm snapworker:0.1.0 ls --repo s3://bucket/prefix --json       # any other command
+#
+# Pin the base by digest in your registry mirror for reproducible builds:
+#   docker build --build-arg NODE_IMAGE=node:24-slim@sha256:... .
+ARG NODE_IMAGE=node:24-slim
+
+FROM ${NODE_IMAGE} AS build
+# Compilers for zstd-napi and better-sqlite3: their prebuilt binaries may be unreachable, and a
+# binary built here matches the runtime stage's glibc and Node ABI exactly.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# Dependencies first, so source edits do not invalidate this layer. Scripts are skipped because the
+# package's own `prepare` (the build) needs sources that are not copied yet; `npm rebuild` then
+# runs the dependencies' install scripts, which compile the native bindings.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild --foreground-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY shared ./shared
+COPY jobs ./jobs
+COPY worker ./worker
+# The last step fails the build, not the first job, if a native binding did not compile or load.
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && node -e "require('zstd-napi'); new (require('better-sqlite3'))(':memory:').close()"
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    SNAPWORKER_STAGING_DIR=/var/lib/snapworker/staging
+RUN groupadd --system --gid 10001 snapworker \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin snapworker \
+ && mkdir -p /var/lib/snapworker/staging \
+ && chown 10001:10001 /var/lib/snapworker/staging
+WORKDIR /app
+# Application files stay root-owned and read-only for the worker user. package.json is needed at
+# run time: it makes dist/ ESM ("type": "module") and carries the version written into manifests.
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+USER 10001:10001
+EXPOSE 9464
+# The worker handles SIGTERM itself: it stops taking jobs and lets running ones finish within
+# SNAPWORKER_SHUTDOWN_GRACE_SECONDS.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/worker/cli.js"]
+CMD ["worker"]

@@ -1,0 +1,267 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Dir } from 'node:fs';
+import { mkdir, open, opendir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { addAbortSignal, PassThrough, Readable } from 'node:stream';
+
+import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../../errors.js';
+import {
+  nullStorageObserver,
+  type GetOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type SignalOptions,
+  type StorageDriver,
+  type StorageObserver,
+} from '../storage-driver.js';
+import { bodyChunks } from '../body-chunks.js';
+import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
+
+/** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
+export const FS_TEMP_PREFIX = '.tmp-';
+
+export interface FsDriverOptions {
+  /** Absolute directory that holds every key. Created on the first put if missing. */
+  root: string;
+  /** Receives request outcomes and byte counts for metrics. Default: drops them. */
+  observer?: StorageObserver;
+}
+
+/**
+ * Stores objects as files under `root`, the way Litestream's file replica does: a put writes a
+ * temp file in the target directory while hashing it, fsyncs it, renames it over the key and
+ * fsyncs the directory, so a crash leaves the old object or the new one, never a torn one.
+ *
+ * Errors: `NotFoundError` for missing objects, `InvalidInputError` for bad keys and ranges,
+ * `IntegrityError` when a put's body does not have its declared size, `AbortedError` when the
+ * signal fires; anything else as `SnapworkerError` `fs: <op> <key>: …` with the cause.
+ */
+export class FsDriver implements StorageDriver {
+  readonly kind = 'fs';
+  private readonly root: string;
+  private readonly observer: StorageObserver;
+
+  constructor(options: FsDriverOptions) {
+    if (!isAbsolute(options.root)) throw new InvalidInputError(`fs: root must be an absolute path, got ${JSON.stringify(options.root)}`);
+    this.root = options.root;
+    this.observer = options.observer ?? nullStorageObserver;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
+    const path = this.pathOf('put', key);
+    return this.observed('put', key, async () => {
+      throwIfAborted(options.signal);
+      const tempPath = join(dirname(path), `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      let handle: FileHandle | undefined;
+      try {
+        handle = await openTemp(tempPath);
+        const { size, sha256 } = await this.writeBody(handle, body, options);
+        if (options.size !== undefined && options.size !== size) {
+          throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
+        }
+        await handle.sync();
+        await handle.close();
+        handle = undefined;
+        await rename(tempPath, path);
+        await syncDirectory(dirname(path));
+        return { key, size, sha256 };
+      } catch (err) {
+        body.destroy();
+        await handle?.close().catch(() => {});
+        await unlink(tempPath).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const path = this.pathOf('get', key);
+    assertValidRange(this.kind, key, options.range);
+    return this.observed('get', key, async () => {
+      throwIfAborted(options.signal);
+      // Opening first turns a missing object into NotFoundError here rather than a stream error later.
+      const handle = await open(path, 'r');
+      let size: number;
+      try {
+        const info = await handle.stat();
+        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOENT' });
+        size = info.size;
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+      const start = options.range?.start ?? 0;
+      const end = Math.min(options.range?.end ?? Infinity, size - 1);
+      if (end < start) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      return this.meteredDownload(key, handle.createReadStream({ start, end }), end - start + 1, options);
+    });
+  }
+
+  async head(key: string, options: SignalOptions = {}): Promise<ObjectInfo> {
+    const path = this.pathOf('head', key);
+    return this.observed('head', key, async () => {
+      throwIfAborted(options.signal);
+      const info = await stat(path);
+      if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOENT' });
+      return { key, size: info.size, modifiedAt: info.mtime };
+    });
+  }
+
+  async *list(prefix: string, options: SignalOptions = {}): AsyncIterable<ObjectInfo> {
+    assertValidPrefix(this.kind, prefix);
+    const startDir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
+    try {
+      for await (const info of this.walk(startDir, options.signal)) {
+        if (info.key.startsWith(prefix)) yield info;
+      }
+      this.observer.request('list', 'ok');
+    } catch (err) {
+      this.observer.request('list', 'error');
+      throw this.wrap('list', prefix, err);
+    }
+  }
+
+  async delete(key: string, options: SignalOptions = {}): Promise<void> {
+    const path = this.pathOf('delete', key);
+    await this.observed('delete', key, async () => {
+      throwIfAborted(options.signal);
+      try {
+        await unlink(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      await this.removeEmptyParents(dirname(path));
+    });
+  }
+
+  async abortUpload(): Promise<void> {
+    // Nothing server-side to clean: a crashed put leaves at most a temp file, which list ignores.
+  }
+
+  async close(): Promise<void> {}
+
+  private pathOf(operation: string, key: string): string {
+    assertValidKey(this.kind, operation, key);
+    if (key.split('/').some((segment) => segment.startsWith(FS_TEMP_PREFIX))) {
+      throw new InvalidInputError(`fs: ${operation} ${key}: invalid key: segments starting with "${FS_TEMP_PREFIX}" are reserved`);
+    }
+    return join(this.root, ...key.split('/'));
+  }
+
+  /** Copies the body into the temp file, hashing and counting on the way. */
+  private async writeBody(handle: FileHandle, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const bytes of bodyChunks(body, options.signal)) {
+      hash.update(bytes);
+      // A FileHandle write may be partial; loop until the chunk is on its way to disk.
+      for (let offset = 0; offset < bytes.length; ) {
+        const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+        offset += bytesWritten;
+      }
+      size += bytes.length;
+      this.observer.uploaded(bytes.length);
+      options.onProgress?.({ loaded: size, total: options.size });
+    }
+    throwIfAborted(options.signal);
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  /** Counts bytes for progress and metrics and ties the stream to the caller's signal. */
+  private meteredDownload(key: string, file: Readable, total: number, options: GetOptions): Readable {
+    let loaded = 0;
+    const out = new PassThrough();
+    out.on('data', (chunk: Buffer) => {
+      loaded += chunk.length;
+      this.observer.downloaded(chunk.length);
+      options.onProgress?.({ loaded, total });
+    });
+    file.on('error', (err) => out.destroy(this.wrap('get', key, err)));
+    out.on('close', () => file.destroy());
+    file.pipe(out);
+    if (options.signal) addAbortSignal(options.signal, out);
+    return out;
+  }
+
+  private async *walk(dir: string, signal: AbortSignal | undefined): AsyncGenerator<ObjectInfo> {
+    let handle: Dir;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw err;
+    }
+    for await (const entry of handle) {
+      throwIfAborted(signal);
+      if (entry.name.startsWith(FS_TEMP_PREFIX)) continue;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(path, signal);
+      } else if (entry.isFile()) {
+        const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return undefined; // deleted while listing
+          throw err;
+        });
+        if (info) yield { key: relative(this.root, path).split(sep).join('/'), size: info.size, modifiedAt: info.mtime };
+      }
+    }
+  }
+
+  /** Removes directories left empty by a delete, up to (not including) the root. */
+  private async removeEmptyParents(dir: string): Promise<void> {
+    while (dir !== this.root && dir.startsWith(this.root + sep)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return; // not empty, already gone, or in use by a concurrent put: leave it
+      }
+      dir = dirname(dir);
+    }
+  }
+
+  private async observed<T>(operation: string, key: string, action: () => Promise<T>): Promise<T> {
+    try {
+      const result = await action();
+      this.observer.request(operation, 'ok');
+      return result;
+    } catch (err) {
+      this.observer.request(operation, 'error');
+      throw this.wrap(operation, key, err);
+    }
+  }
+
+  private wrap(operation: string, key: string, err: unknown): Error {
+    if (err instanceof SnapworkerError) return err;
+    const message = `fs: ${operation} ${key}: ${err instanceof Error ? err.message : String(err)}`;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && operation !== 'put') return new NotFoundError(message, { cause: err });
+    if ((err as Error).name === 'AbortError') return new AbortedError(message, { cause: err });
+    return new SnapworkerError(message, { cause: err });
+  }
+}
+
+/** Creates the temp file, making its directory first; retried once if a concurrent delete pruned it. */
+async function openTemp(tempPath: string): Promise<FileHandle> {
+  for (let attempt = 1; ; attempt++) {
+    await mkdir(dirname(tempPath), { recursive: true });
+    try {
+      return await open(tempPath, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
+    }
+  }
+}
+
+/** Makes a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,109 @@
+import { isAbsolute } from 'node:path';
+
+import { InvalidInputError } from '../errors.js';
+import { FsDriver } from './fs/fs-driver.js';
+import { S3Driver } from './s3/s3-driver.js';
+import type { S3DriverOptions } from './s3/s3-driver-options.js';
+import type { StorageDriver, StorageObserver } from './storage-driver.js';
+
+export interface OpenDriverOptions {
+  /** Receives request outcomes and byte counts for metrics. */
+  observer?: StorageObserver;
+}
+
+/**
+ * Opens the storage driver a repository URI names:
+ * - `file:///abs/path` → `FsDriver` rooted at `/abs/path`;
+ * - `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&checksum=when_required&partSize=16MiB&queueSize=4&maxAttempts=8`
+ *   → `S3Driver` (every parameter optional; sizes as bytes or with B/KiB/MiB/GiB).
+ *
+ * Throws `InvalidInputError` naming the bad part of the URI: unknown scheme or parameter, a
+ * relative or remote file path, credentials in the URI (they come from the AWS SDK's default
+ * chain only), a malformed value.
+ */
+export function openDriver(uri: string, options: OpenDriverOptions = {}): StorageDriver {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch (err) {
+    throw new InvalidInputError(`repository URI ${JSON.stringify(uri)}: not a URI`, { cause: err });
+  }
+  const bad = (part: string, why: string): never => {
+    throw new InvalidInputError(`repository URI ${JSON.stringify(redact(url))}: ${part}: ${why}`);
+  };
+  if (url.username || url.password) bad('credentials', 'not allowed in URIs; use the AWS SDK default chain (env, shared files, web identity)');
+  if (url.hash) bad('fragment', 'not allowed');
+
+  switch (url.protocol) {
+    case 'file:':
+      return openFileDriver(url, options, bad);
+    case 's3:':
+      return new S3Driver({ ...s3OptionsFromUrl(url, bad), observer: options.observer });
+    default:
+      return bad('scheme', `${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use file:// or s3://)`);
+  }
+}
+
+type Complaint = (part: string, why: string) => never;
+
+function openFileDriver(url: URL, options: OpenDriverOptions, bad: Complaint): FsDriver {
+  if (url.host && url.host !== 'localhost') bad('host', `${JSON.stringify(url.host)}: file URIs name a local absolute path (file:///abs/path)`);
+  if (url.search) bad('query', 'file URIs take no parameters');
+  const root = decodeURIComponent(url.pathname).replace(/\/+$/, '') || '/';
+  if (!isAbsolute(root)) bad('path', 'must be absolute');
+  return new FsDriver({ root, observer: options.observer });
+}
+
+const S3_PARAMETERS = ['endpoint', 'region', 'forcePathStyle', 'checksum', 'partSize', 'queueSize', 'maxAttempts'] as const;
+
+function s3OptionsFromUrl(url: URL, bad: Complaint): S3DriverOptions {
+  if (!url.host) bad('bucket', 'missing (s3://bucket/prefix)');
+  if (url.port) bad('bucket', 'a port belongs in the endpoint parameter');
+  for (const name of url.searchParams.keys()) {
+    if (!(S3_PARAMETERS as readonly string[]).includes(name)) bad(`parameter ${name}`, `unknown (known: ${S3_PARAMETERS.join(', ')})`);
+  }
+  const param = (name: (typeof S3_PARAMETERS)[number]) => url.searchParams.get(name) ?? undefined;
+  const options: S3DriverOptions = {
+    bucket: url.host,
+    prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, ''),
+    endpoint: param('endpoint'),
+    region: param('region'),
+  };
+  const pathStyle = param('forcePathStyle');
+  if (pathStyle !== undefined) {
+    if (!/^(true|false|1|0)$/i.test(pathStyle)) bad('parameter forcePathStyle', `${JSON.stringify(pathStyle)} is not true or false`);
+    options.forcePathStyle = /^(true|1)$/i.test(pathStyle);
+  }
+  const checksum = param('checksum');
+  if (checksum !== undefined) {
+    const mode = checksum.toUpperCase();
+    if (mode !== 'WHEN_REQUIRED' && mode !== 'WHEN_SUPPORTED') bad('parameter checksum', `${JSON.stringify(checksum)} is not when_required or when_supported`);
+    options.checksumMode = mode as S3DriverOptions['checksumMode'];
+  }
+  const partSize = param('partSize');
+  if (partSize !== undefined) options.partSize = parseByteSize(partSize) ?? bad('parameter partSize', `${JSON.stringify(partSize)} is not a size like 16MiB`);
+  for (const name of ['queueSize', 'maxAttempts'] as const) {
+    const value = param(name);
+    if (value === undefined) continue;
+    if (!/^\d+$/.test(value)) bad(`parameter ${name}`, `${JSON.stringify(value)} is not a whole number`);
+    options[name] = Number(value);
+  }
+  return options;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** `16MiB`, `512KiB`, `1GiB`, `5242880` → bytes; undefined when not a size. */
+export function parseByteSize(text: string): number | undefined {
+  const match = /^(\d+)\s*(b|kib|mib|gib)?$/i.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * UNITS[(match[2] ?? '').toLowerCase()]!;
+}
+
+function redact(url: URL): string {
+  if (!url.username && !url.password) return url.href;
+  const copy = new URL(url.href);
+  copy.username = copy.username ? '***' : '';
+  copy.password = copy.password ? '***' : '';
+  return copy.href;
+}

@@ -1,0 +1,15 @@
+import { open } from 'node:fs/promises';
+
+/**
+ * Flushes a directory (or file) to stable storage by path. A directory must be fsynced after
+ * entries are created, renamed or removed in it, or a crash can lose those names even though the
+ * files' own data was synced.
+ */
+export async function fsyncPath(absPath: string): Promise<void> {
+  const handle = await open(absPath, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,478 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, lutimes, mkdir, open, readdir, rename, symlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { EntryHeader } from '../archive/archive-entry.js';
+import type { Manifest } from '../archive/manifest.js';
+import { IntegrityError, InvalidInputError, SnapworkerError, UnsafePathError, throwIfAborted } from '../errors.js';
+import { BackgroundCloser } from '../fsutil/background-closer.js';
+import { dirPathFromUris } from '../fsutil/dir-uri.js';
+import { errnoCode } from '../fsutil/errno.js';
+import { fsyncPath } from '../fsutil/fsync.js';
+import { safePathSegments } from '../fsutil/relative-path.js';
+import { removeTree } from '../fsutil/remove-tree.js';
+import type { EndpointContext } from '../sources/source.js';
+import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from './restore-target.js';
+
+/** Tuning of the directory target; every member is optional. */
+export interface DirTargetOptions {
+  /**
+   * fsync every restored file before the swap (in the background, `syncConcurrency` at a time).
+   * Default true. Directories and the parent are fsynced whatever this says.
+   */
+  fsyncFiles?: boolean;
+  /** Files closing (and syncing) in the background at once. Default 16. */
+  syncConcurrency?: number;
+  /** Told about problems that do not fail the restore (an old tree that could not be removed). */
+  onWarning?: (message: string) => void;
+}
+
+export const DIR_TARGET_DEFAULTS = { fsyncFiles: true, syncConcurrency: 16 } as const;
+
+/** Mode of the restored root when the archive does not carry one and no old target lends its own. */
+const DEFAULT_ROOT_MODE = 0o755;
+/** Staged directories stay private and writable until commit gives them their archived modes. */
+const STAGING_DIRECTORY_MODE = 0o700;
+const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const OPEN_DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** Chunks of zeros at least this long become holes instead of writes (sparse files stay sparse). */
+const MIN_HOLE_BYTES = 4096;
+
+type TargetState = { kind: 'absent' } | { kind: 'empty-directory' | 'occupied'; mode: number };
+
+/**
+ * A local directory as restore target (`dir:///abs/path`). A restore is staged in a hidden
+ * sibling directory, so it is on the same filesystem and goes live with one rename at commit;
+ * until then the target is untouched.
+ */
+export class DirTarget implements RestoreTarget {
+  readonly accepts: readonly string[] = ['dir'];
+  private readonly options: Required<Omit<DirTargetOptions, 'onWarning'>> & Pick<DirTargetOptions, 'onWarning'>;
+
+  /** @param targetPath absolute path, already checked against the allowed paths. */
+  constructor(
+    readonly targetPath: string,
+    readonly uri: string,
+    options: DirTargetOptions = {},
+  ) {
+    this.options = { ...DIR_TARGET_DEFAULTS, ...options };
+    if (!Number.isSafeInteger(this.options.syncConcurrency) || this.options.syncConcurrency < 1) {
+      throw new InvalidInputError(`dir target: syncConcurrency must be a positive integer, got ${this.options.syncConcurrency}`);
+    }
+  }
+
+  /**
+   * Checks the target and creates the staging directory.
+   *
+   * @throws InvalidInputError when the snapshot is not of a directory, the parent is missing, the
+   *   target is a symlink, or the target holds something and `replace` is false.
+   */
+  async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
+    const kind = manifest.source.kind;
+    if (!this.accepts.includes(kind)) {
+      throw new InvalidInputError(`restore: a ${kind} snapshot cannot be restored to directory ${this.targetPath}`);
+    }
+    throwIfAborted(options.signal);
+    const parent = path.dirname(this.targetPath);
+    if (parent === this.targetPath) throw new InvalidInputError('restore: cannot restore onto / (it has no parent to stage in)');
+    const parentStats = await lstat(parent).catch(() => undefined);
+    if (!parentStats?.isDirectory()) {
+      throw new InvalidInputError(`restore: parent ${parent} of target ${this.targetPath} does not exist or is not a directory`);
+    }
+    const state = await inspectTarget(this.targetPath);
+    refuseUnlessReplaceable(this.targetPath, state, options.replace);
+    const staging = siblingPath(this.targetPath, 'staging');
+    try {
+      await mkdir(staging, { mode: STAGING_DIRECTORY_MODE });
+    } catch (cause) {
+      throw new SnapworkerError(`restore: create staging directory ${staging}: ${(cause as Error).message}`, { cause });
+    }
+    return new DirRestoreSession(this, staging, options, this.options);
+  }
+}
+
+/** Metadata a staged directory gets at commit; undefined for parents created implicitly. */
+type DirectoryMeta = { mode: number; mtime: Date } | undefined;
+
+class DirRestoreSession implements RestoreSession {
+  private state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
+  private entries = 0;
+  private bytes = 0;
+  /** Every directory created in staging (relative path, '' for the root), with its archived metadata. */
+  private readonly directories = new Map<string, DirectoryMeta>([['', undefined]]);
+  private readonly closer: BackgroundCloser;
+  private inFlightWrite: Promise<void> = Promise.resolve();
+  private committing: Promise<RestoreResult> | undefined;
+  private aborting: Promise<void> | undefined;
+
+  constructor(
+    private readonly target: DirTarget,
+    private readonly staging: string,
+    private readonly options: RestoreOptions,
+    private readonly tuning: Required<Omit<DirTargetOptions, 'onWarning'>> & Pick<DirTargetOptions, 'onWarning'>,
+  ) {
+    this.closer = new BackgroundCloser(tuning.syncConcurrency, tuning.fsyncFiles);
+  }
+
+  /**
+   * Stages one entry. Only `data/...` paths are restored.
+   *
+   * @throws IntegrityError for a path outside `data/`, a duplicate entry, a body of the wrong
+   *   length or a malformed header; UnsafePathError for absolute or `..` paths and for paths that
+   *   would be written through a symlink or a file.
+   */
+  write(header: EntryHeader, body: Readable | undefined): Promise<void> {
+    if (this.state !== 'open') {
+      body?.resume();
+      return Promise.reject(new SnapworkerError(`restore: write ${header.path} after the restore was ${this.state}`));
+    }
+    const writing = this.stage(header, body).catch((err: unknown) => {
+      // A refused entry's bytes are still drained so the archive reader is not left stalled.
+      body?.resume();
+      throw err;
+    });
+    this.inFlightWrite = writing.catch(() => {});
+    return writing;
+  }
+
+  /** Makes the staged tree the target (see class doc); idempotent: a second call returns the same result. */
+  async commit(): Promise<RestoreResult> {
+    if (this.committing) return this.committing;
+    if (this.state === 'aborted') throw new SnapworkerError(`restore: commit of ${this.target.targetPath} after abort`);
+    this.state = 'committing';
+    this.committing = this.swapIn();
+    return this.committing;
+  }
+
+  /** Removes everything staged; the target stays as it was. Safe to call twice, and a no-op after commit. */
+  async abort(): Promise<void> {
+    // After commit started, commit owns the cleanup (it discards staging itself when it fails).
+    if (this.committing) return;
+    if (!this.aborting) {
+      this.state = 'aborted';
+      this.aborting = this.discardStaging();
+    }
+    return this.aborting;
+  }
+
+  private async stage(header: EntryHeader, body: Readable | undefined): Promise<void> {
+    throwIfAborted(this.options.signal);
+    const segments = restorableSegments(header.path);
+    checkHeader(header);
+    const relPath = segments.join('/');
+    if (relPath === '') {
+      if (header.type !== 'directory') throw new IntegrityError(`restore: entry ${header.path} must be a directory`);
+      this.directories.set('', { mode: header.mode, mtime: header.mtime });
+      this.entries += 1;
+      return;
+    }
+    await this.ensureParentDirectories(segments, header.path);
+    const absPath = path.join(this.staging, ...segments);
+    switch (header.type) {
+      case 'directory':
+        await this.stageDirectory(relPath, absPath, header);
+        body?.resume();
+        break;
+      case 'symlink':
+        await this.stageSymlink(absPath, header);
+        body?.resume();
+        break;
+      case 'file':
+        await this.stageFile(absPath, header, body);
+        break;
+      default:
+        throw new IntegrityError(`restore: entry ${header.path} has unknown type ${String(header.type)}`);
+    }
+    this.entries += 1;
+  }
+
+  /**
+   * Makes sure every ancestor of the entry is a real directory inside staging. Directories this
+   * session created are known; anything else on the way (a symlink or file the archive planted)
+   * is refused, so no entry can be written through a link out of staging.
+   */
+  private async ensureParentDirectories(segments: string[], entryPath: string): Promise<void> {
+    for (let depth = 1; depth < segments.length; depth++) {
+      const relDir = segments.slice(0, depth).join('/');
+      if (this.directories.has(relDir)) continue;
+      const absDir = path.join(this.staging, ...segments.slice(0, depth));
+      try {
+        await mkdir(absDir, { mode: STAGING_DIRECTORY_MODE });
+      } catch (cause) {
+        if (errnoCode(cause) === 'EEXIST') {
+          throw new UnsafePathError(`restore: entry ${entryPath} would be written through data/${relDir}, which is not a directory`, { cause });
+        }
+        throw new SnapworkerError(`restore: create directory data/${relDir}: ${(cause as Error).message}`, { cause });
+      }
+      this.directories.set(relDir, undefined);
+    }
+  }
+
+  private async stageDirectory(relPath: string, absPath: string, header: EntryHeader): Promise<void> {
+    try {
+      await mkdir(absPath, { mode: STAGING_DIRECTORY_MODE });
+    } catch (cause) {
+      // A directory created earlier as an implicit parent gets its metadata now; anything else is a clash.
+      const implicit = errnoCode(cause) === 'EEXIST' && this.directories.has(relPath) && this.directories.get(relPath) === undefined;
+      if (!implicit) throw entryFailure(header, 'create directory', cause);
+    }
+    this.directories.set(relPath, { mode: header.mode, mtime: header.mtime });
+  }
+
+  private async stageSymlink(absPath: string, header: EntryHeader): Promise<void> {
+    if (typeof header.linkTarget !== 'string' || header.linkTarget === '' || header.linkTarget.includes('\0')) {
+      throw new IntegrityError(`restore: symlink entry ${header.path} has no valid link target`);
+    }
+    try {
+      // symlink(2) never follows an existing path: it fails with EEXIST instead.
+      await symlink(header.linkTarget, absPath);
+      await lutimes(absPath, header.mtime, header.mtime);
+    } catch (cause) {
+      throw entryFailure(header, 'create symlink', cause);
+    }
+  }
+
+  private async stageFile(absPath: string, header: EntryHeader, body: Readable | undefined): Promise<void> {
+    if (body === undefined && header.size > 0) throw new IntegrityError(`restore: file entry ${header.path} has no body`);
+    let handle;
+    try {
+      // O_EXCL|O_NOFOLLOW: never reuse, and never follow, anything already at the path.
+      handle = await open(absPath, CREATE_FILE_FLAGS, 0o600);
+    } catch (cause) {
+      throw entryFailure(header, 'create file', cause);
+    }
+    try {
+      const written = body === undefined ? 0 : await writeBody(handle, body, header, this.options.signal);
+      // Content first, then mode and times: writing would change the mtime again.
+      await handle.chmod(header.mode);
+      await handle.utimes(header.mtime, header.mtime);
+      this.bytes += written;
+    } catch (err) {
+      await handle.close();
+      if (err instanceof SnapworkerError) throw err;
+      throw entryFailure(header, 'write file', err);
+    }
+    await this.closer.add(handle, header.path);
+  }
+
+  private async swapIn(): Promise<RestoreResult> {
+    const targetPath = this.target.targetPath;
+    let replaced: string | undefined;
+    try {
+      await this.inFlightWrite;
+      throwIfAborted(this.options.signal);
+      await this.closer.drain();
+      const state = await inspectTarget(targetPath);
+      refuseUnlessReplaceable(targetPath, state, this.options.replace);
+      await this.finishDirectories(state.kind === 'absent' ? DEFAULT_ROOT_MODE : state.mode);
+      throwIfAborted(this.options.signal);
+      if (state.kind === 'absent') {
+        await renameOrFail(this.staging, targetPath);
+      } else {
+        replaced = await this.swapWithExisting(targetPath);
+      }
+    } catch (err) {
+      this.state = 'aborted';
+      await this.discardStaging();
+      throw err;
+    }
+    this.state = 'committed';
+    await fsyncPath(path.dirname(targetPath));
+    if (replaced !== undefined) {
+      // Only once the new tree is durably in place does the old one go.
+      await removeTree(replaced).catch((cause: unknown) => {
+        this.tuning.onWarning?.(`restore: could not remove the replaced tree ${replaced}: ${(cause as Error).message}`);
+      });
+    }
+    return { target: this.target.uri, entries: this.entries, bytes: this.bytes };
+  }
+
+  /** Moves the old target aside and the staged tree in; puts the old one back if the second rename fails. */
+  private async swapWithExisting(targetPath: string): Promise<string> {
+    const old = siblingPath(targetPath, 'old');
+    await renameOrFail(targetPath, old);
+    try {
+      await renameOrFail(this.staging, targetPath);
+    } catch (err) {
+      await renameOrFail(old, targetPath);
+      throw err;
+    }
+    return old;
+  }
+
+  /**
+   * Gives every staged directory its archived mode and mtime and fsyncs it, deepest level first
+   * and only now: creating children changes a directory's mtime, and a read-only directory
+   * could not have received them. The root takes the archived root metadata when the archive has
+   * it, else `rootMode` (the replaced target's mode, or 0o755).
+   */
+  private async finishDirectories(rootMode: number): Promise<void> {
+    const byDepth = new Map<number, string[]>();
+    for (const relDir of this.directories.keys()) {
+      const depth = relDir === '' ? 0 : relDir.split('/').length;
+      byDepth.set(depth, [...(byDepth.get(depth) ?? []), relDir]);
+    }
+    const depths = [...byDepth.keys()].sort((a, b) => b - a);
+    for (const depth of depths) {
+      const level = byDepth.get(depth)!;
+      for (let i = 0; i < level.length; i += this.tuning.syncConcurrency) {
+        await Promise.all(level.slice(i, i + this.tuning.syncConcurrency).map((relDir) => this.finishDirectory(relDir, rootMode)));
+      }
+    }
+  }
+
+  private async finishDirectory(relDir: string, rootMode: number): Promise<void> {
+    const absDir = relDir === '' ? this.staging : path.join(this.staging, relDir);
+    const meta = this.directories.get(relDir);
+    const handle = await open(absDir, OPEN_DIRECTORY_FLAGS);
+    try {
+      await handle.chmod(meta?.mode ?? (relDir === '' ? rootMode : DEFAULT_ROOT_MODE));
+      if (meta) await handle.utimes(meta.mtime, meta.mtime);
+      await handle.sync();
+    } catch (cause) {
+      throw new SnapworkerError(`restore: finish directory data/${relDir}: ${(cause as Error).message}`, { cause });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async discardStaging(): Promise<void> {
+    await this.inFlightWrite;
+    await this.closer.discard();
+    await removeTree(this.staging);
+  }
+}
+
+/** The entry's path below `data/`, as safe segments. */
+function restorableSegments(entryPath: string): string[] {
+  if (entryPath !== 'data' && !entryPath.startsWith('data/')) {
+    throw new IntegrityError(`restore: entry ${JSON.stringify(entryPath)} is not part of a directory payload (data/...)`);
+  }
+  try {
+    return safePathSegments(entryPath.slice('data/'.length));
+  } catch (cause) {
+    throw new UnsafePathError(`restore: refused entry ${JSON.stringify(entryPath)}: absolute or leaves the target`, { cause });
+  }
+}
+
+function checkHeader(header: EntryHeader): void {
+  const validMode = Number.isInteger(header.mode) && header.mode >= 0 && header.mode <= 0o7777;
+  const validTime = header.mtime instanceof Date && !Number.isNaN(header.mtime.getTime());
+  const validSize = Number.isSafeInteger(header.size) && header.size >= 0;
+  if (!validMode || !validTime || !validSize) {
+    throw new IntegrityError(`restore: entry ${header.path} has an invalid mode, mtime or size`);
+  }
+}
+
+/**
+ * Writes the body at its offsets, leaving holes for long runs of zeros, and checks it is exactly
+ * `header.size` bytes. Returns the byte count.
+ */
+async function writeBody(
+  handle: FileHandle,
+  body: Readable,
+  header: EntryHeader,
+  signal: AbortSignal,
+): Promise<number> {
+  let position = 0;
+  let holeAtEnd = false;
+  await pipeline(
+    body,
+    async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) {
+        if (position + chunk.length > header.size) {
+          throw new IntegrityError(`restore: file entry ${header.path} is longer than its header's ${header.size} bytes`);
+        }
+        holeAtEnd = chunk.length >= MIN_HOLE_BYTES && isAllZeros(chunk);
+        if (!holeAtEnd) await writeAll(handle, chunk, position);
+        position += chunk.length;
+      }
+    },
+    { signal },
+  );
+  if (position !== header.size) {
+    throw new IntegrityError(`restore: file entry ${header.path} ended after ${position} of ${header.size} bytes`);
+  }
+  // A file ending in a hole needs its length set explicitly.
+  if (holeAtEnd) await handle.truncate(position);
+  return position;
+}
+
+async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+function isAllZeros(chunk: Buffer): boolean {
+  for (let offset = 0; offset < chunk.length; offset += ZEROS.length) {
+    const part = chunk.subarray(offset, Math.min(chunk.length, offset + ZEROS.length));
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
+async function inspectTarget(targetPath: string): Promise<TargetState> {
+  let stats;
+  try {
+    stats = await lstat(targetPath);
+  } catch (cause) {
+    if (errnoCode(cause) === 'ENOENT') return { kind: 'absent' };
+    throw new SnapworkerError(`restore: inspect target ${targetPath}: ${(cause as Error).message}`, { cause });
+  }
+  if (stats.isSymbolicLink()) {
+    throw new InvalidInputError(`restore: target ${targetPath} is a symlink; restore to the directory it points to`);
+  }
+  const mode = stats.mode & 0o7777;
+  if (stats.isDirectory() && (await readdir(targetPath)).length === 0) return { kind: 'empty-directory', mode };
+  return { kind: 'occupied', mode };
+}
+
+function refuseUnlessReplaceable(targetPath: string, state: TargetState, replace: boolean): void {
+  if (state.kind === 'occupied' && !replace) {
+    throw new InvalidInputError(`restore: target ${targetPath} exists; ask to replace it`);
+  }
+}
+
+/** `<parent>/.<name>.snapworker-<role>-<random>`: hidden, on the target's filesystem, unique. */
+function siblingPath(targetPath: string, role: 'staging' | 'old'): string {
+  const name = path.basename(targetPath);
+  return path.join(path.dirname(targetPath), `.${name}.snapworker-${role}-${randomBytes(6).toString('hex')}`);
+}
+
+async function renameOrFail(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (cause) {
+    throw new SnapworkerError(`restore: rename ${from} to ${to}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function entryFailure(header: EntryHeader, operation: string, cause: unknown): SnapworkerError {
+  if (errnoCode(cause) === 'EEXIST') return new IntegrityError(`restore: entry ${header.path} appears twice in the archive`, { cause });
+  if (cause instanceof SnapworkerError) return cause;
+  return new SnapworkerError(`restore: ${operation} ${header.path}: ${(cause as Error).message}`, { cause });
+}
+
+/**
+ * Builds a `TargetFactory` for `dir:///abs/path` with tuned options (see `DirTargetOptions`).
+ *
+ * @throws InvalidInputError unless exactly one well-formed `dir:` URI is given;
+ *   UnsafePathError (from `context.checkPath`) when the path is outside the allowed roots.
+ */
+export function createDirTargetFactory(options: DirTargetOptions = {}): TargetFactory {
+  return (uris: URL[], _params: TargetParams, context: EndpointContext): RestoreTarget => {
+    const targetPath = dirPathFromUris(uris, 'dir target');
+    context.checkPath(targetPath);
+    return new DirTarget(targetPath, uris[0]!.href, options);
+  };
+}
+
+/** The directory restore target with default tuning: `dir:///abs/path`, exactly one URI. */
+export const createDirTarget: TargetFactory = createDirTargetFactory();

@@ -1,0 +1,147 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { SourceEntry } from '../archive/archive-entry.js';
+import type { SourceDescriptor } from '../archive/manifest.js';
+import { NotFoundError } from '../errors.js';
+import { lookupStream, type StreamState } from '../nats/jetstream-api.js';
+import { withNatsConnection, type NatsConnectOptions } from '../nats/nats-connection.js';
+import { parseSingleNatsUri, resolveNatsProfile, type NatsEndpoint } from '../nats/nats-endpoint.js';
+import { createStagingDir } from '../nats/staging-dir.js';
+import { BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY, encodeBackupMetadata } from '../nats/stream-backup.js';
+import { memoryStreamError, snapshotStream, type StreamSnapshotOptions } from '../nats/stream-snapshot.js';
+import type { TransferProgress } from '../nats/transfer-meter.js';
+import type { NatsProfile, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
+
+/** Transfer tuning for NATS sources; the defaults suit a worker, tests shorten the timeouts. */
+export type NatsSourceTuning = NatsConnectOptions &
+  Pick<StreamSnapshotOptions, 'chunkSize' | 'windowSize' | 'requestTimeoutMs' | 'idleTimeoutMs'> & {
+    /** jsm.go-style snapshot progress (chunks and bytes received, bytes expected, bytes per second). */
+    onSnapshotProgress?: (progress: TransferProgress) => void;
+  };
+
+const ENTRY_MODE = 0o644;
+
+/**
+ * Builds the factory for `nats://host:port/STREAM[?profile=name]` sources.
+ *
+ * The source snapshots one JetStream stream into two entries, named as `nats stream backup`
+ * names its files: `backup.json` (the stream's config and state) and `stream.tar.s2` (the
+ * server's snapshot bytes). The snapshot is first staged in a private temp directory under
+ * `context.stagingDir` (a tar entry needs its size up front); the directory is removed when the
+ * iteration ends, on every path.
+ *
+ * Progress: while staging, phase `reading` and `addBytes` per chunk received. Those are the only
+ * bytes this source counts; the archive writer counts the entries' bytes as it reads them.
+ * `estimateBytes` returns the stream state's `bytes` (what jsm.go calls bytes expected).
+ *
+ * `descriptor.details` holds `stream` from the start; `estimateBytes` adds the stream's state and
+ * `entries` replaces it with the state the snapshot was taken at, plus the snapshot's size.
+ *
+ * @throws InvalidInputError (from the factory) for anything but exactly one valid URI, credentials
+ *   inside the URI, or an unknown profile.
+ */
+export function natsSourceFactory(tuning: NatsSourceTuning = {}): SourceFactory {
+  return (uris, params, context) => new NatsStreamSource(parseSingleNatsUri(uris, 'source'), params, context.natsProfiles, context.stagingDir, tuning);
+}
+
+/** The factory with the default tuning, as the endpoint registry loads it. */
+export const createNatsSource: SourceFactory = natsSourceFactory();
+
+class NatsStreamSource implements Source {
+  readonly descriptor: SourceDescriptor;
+  private readonly profile: NatsProfile | undefined;
+
+  constructor(
+    private readonly endpoint: NatsEndpoint,
+    private readonly params: SourceParams,
+    profiles: Record<string, NatsProfile>,
+    private readonly stagingDir: string,
+    private readonly tuning: NatsSourceTuning,
+  ) {
+    this.profile = resolveNatsProfile(endpoint, profiles);
+    this.descriptor = {
+      kind: 'nats',
+      uri: endpoint.uri,
+      name: params.name ?? endpoint.stream,
+      details: { stream: endpoint.stream },
+    };
+  }
+
+  async estimateBytes(signal: AbortSignal): Promise<number | undefined> {
+    const info = await this.connected(signal, async (nc) => lookupStream(nc, this.endpoint.stream, this.tuning.requestTimeoutMs));
+    if (info === undefined) throw this.notFound();
+    this.describeState(info.state);
+    return info.state.bytes;
+  }
+
+  async *entries({ signal, progress }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+    const staging = await createStagingDir(this.stagingDir, 'nats-snapshot-');
+    try {
+      const dataPath = join(staging.path, SNAPSHOT_DATA_ENTRY);
+      progress.setPhase('reading');
+      const snapshot = await this.connected(signal, async (nc) => {
+        const info = await lookupStream(nc, this.endpoint.stream, this.tuning.requestTimeoutMs);
+        if (info === undefined) throw this.notFound();
+        // Refused up front, as jsm.go does, before the server starts any work.
+        if (info.config.storage === 'memory') throw memoryStreamError(this.endpoint.stream);
+        const out = createWriteStream(dataPath, { flags: 'wx', mode: 0o600 });
+        try {
+          const result = await snapshotStream(nc, this.endpoint.stream, out, {
+            ...this.tuning,
+            includeConsumers: !(this.params.noConsumers ?? false),
+            checkMessages: this.params.checkMessages ?? false,
+            signal,
+            onChunk: (transfer, chunkBytes) => {
+              progress.addBytes(chunkBytes);
+              this.tuning.onSnapshotProgress?.(transfer);
+            },
+          });
+          out.end();
+          await finished(out);
+          return result;
+        } finally {
+          out.destroy();
+        }
+      });
+      const mtime = new Date();
+      this.describeState(snapshot.state);
+      this.descriptor.details!.snapshotBytes = snapshot.bytes;
+      this.descriptor.details!.snapshotChunks = snapshot.chunks;
+
+      const metadata = encodeBackupMetadata(snapshot);
+      yield { path: BACKUP_METADATA_ENTRY, type: 'file', mode: ENTRY_MODE, mtime, size: metadata.length, open: () => Readable.from([metadata]) };
+      const { size } = await stat(dataPath);
+      yield {
+        path: SNAPSHOT_DATA_ENTRY,
+        type: 'file',
+        mode: ENTRY_MODE,
+        mtime,
+        size,
+        open: () => createReadStream(dataPath, { signal }),
+      };
+    } finally {
+      await staging.remove();
+    }
+  }
+
+  private connected<T>(signal: AbortSignal, work: Parameters<typeof withNatsConnection<T>>[3]): Promise<T> {
+    return withNatsConnection(this.endpoint, this.profile, signal, work, this.tuning);
+  }
+
+  private describeState(state: StreamState): void {
+    Object.assign(this.descriptor.details!, {
+      messages: state.messages,
+      bytes: state.bytes,
+      firstSeq: state.first_seq,
+      lastSeq: state.last_seq,
+      consumers: state.consumer_count,
+    });
+  }
+
+  private notFound(): NotFoundError {
+    return new NotFoundError(`nats: ${this.endpoint.uri}: stream ${this.endpoint.stream} not found`);
+  }
+}

@@ -13,25 +13,29 @@ export interface SqliteBackupOptions {
    */
   pagesPerStep?: number;
   /**
-   * How long SQLite itself waits for a lock within one attempt. Default 250 ms. Kept short on
+   * How long SQLite itself waits for a lock within one attempt. Default 100 ms. Kept short on
    * purpose: SQLite's busy handler sleeps synchronously, which would stall the worker's event loop;
    * longer waits happen between attempts, asynchronously.
    */
   busyTimeoutMs?: number;
-  /** Attempts while the database stays busy or locked. Default 6. */
-  busyAttempts?: number;
-  /** Pause before the second attempt, doubled for each further one. Default 200 ms. */
+  /**
+   * How long to keep trying while the database is busy or locked before failing. Default 30 s.
+   * A rollback-journal database under back-to-back writes leaves readers only short gaps between
+   * commits, so it is the time spent, not a count of attempts, that tells "busy" from "stuck".
+   */
+  lockWaitMs?: number;
+  /** Pause before the second attempt, doubled for each further one (with jitter). Default 20 ms. */
   retryDelayMs?: number;
-  /** Longest pause between attempts. Default 5000 ms. */
+  /** Longest pause between attempts. Default 1000 ms. */
   maxRetryDelayMs?: number;
 }
 
 export const BACKUP_DEFAULTS: Required<SqliteBackupOptions> = {
   pagesPerStep: 4096,
-  busyTimeoutMs: 250,
-  busyAttempts: 6,
-  retryDelayMs: 200,
-  maxRetryDelayMs: 5000,
+  busyTimeoutMs: 100,
+  lockWaitMs: 30_000,
+  retryDelayMs: 20,
+  maxRetryDelayMs: 1000,
 };
 
 /** What the copy holds, read inside the same read transaction the backup copied from. */
@@ -56,7 +60,7 @@ export interface DatabaseFacts {
  *
  * @throws NotFoundError when the file does not exist; InvalidInputError when it is not a regular
  *   file or not an SQLite database; IntegrityError when SQLite finds it malformed while copying;
- *   SnapworkerError (retryable) when it stayed busy or locked through every attempt;
+ *   SnapworkerError (retryable) when it stayed busy or locked for `lockWaitMs`;
  *   AbortedError when `signal` fires. `destPath` is removed on failure.
  */
 export async function backupDatabase(
@@ -76,14 +80,15 @@ export async function backupDatabase(
     } catch (err) {
       await discardCopy(destPath);
       if (!isBusyError(err)) throw describeFailure(err, what);
-      if (attempt >= opts.busyAttempts) {
-        const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+      const waitedMs = Date.now() - startedAt;
+      if (waitedMs + delayMs > opts.lockWaitMs) {
         throw new SnapworkerError(
-          `${what}: backup: database stayed busy or locked by another connection through ${attempt} attempts over ${seconds} s`,
+          `${what}: backup: database stayed busy or locked by another connection for ${(waitedMs / 1000).toFixed(1)} s (${attempt} attempts)`,
           { cause: err },
         );
       }
-      await pause(delayMs, signal, what);
+      // Jitter, so the attempts do not fall into step with a writer's commit rhythm.
+      await pause(delayMs * (0.5 + Math.random() / 2), signal, what);
       delayMs = Math.min(delayMs * 2, opts.maxRetryDelayMs);
     }
   }

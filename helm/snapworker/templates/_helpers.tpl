@@ -114,3 +114,8 @@ Refuses values that would put a credential into a ConfigMap or a plain env value
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* An IntOrString value: numbers as integers (YAML numbers arrive as floats), strings quoted. */}}
+{{- define "snapworker.intOrString" -}}
+{{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int . }}{{ end }}
+{{- end }}

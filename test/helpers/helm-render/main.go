@@ -5,7 +5,7 @@
 // Supported: Go text/template with sprig (minus `env`/`expandenv`, as in Helm), Helm's own
 // functions `include`, `tpl`, `required`, `fail`, `toYaml`, `fromYaml`, `toJson`, `fromJson`;
 // the objects `.Values` (values.yaml deep-merged with every -f file, null deleting a key, numbers
-// kept as json.Number like Helm), `.Release`, `.Chart`, `.Capabilities` (a fixed Kubernetes
+// as float64 like Helm), `.Release`, `.Chart`, `.Capabilities` (a fixed Kubernetes
 // version and the API versions given with -a), `.Template` and `.Files.Get`/`.Files.GetBytes`.
 // Not supported: `lookup`, subcharts, `--set`, hooks.
 //
@@ -241,14 +241,15 @@ func funcMap(root *template.Template) template.FuncMap {
 	return funcs
 }
 
-// readYAMLMap reads a YAML mapping, keeping numbers as json.Number like Helm's values loader.
+// readYAMLMap reads a YAML mapping. Numbers become float64, as in Helm's values loader (which is
+// why charts print numbers through `int`: 1000000 would otherwise render as 1e+06).
 func readYAMLMap(file string) (map[string]interface{}, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
 	m := map[string]interface{}{}
-	if err := yaml.Unmarshal(data, &m, func(d *json.Decoder) *json.Decoder { d.UseNumber(); return d }); err != nil {
+	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", file, err)
 	}
 	if m == nil {

@@ -213,3 +213,46 @@ async function startRestartable(
     },
   };
 }
+
+const BINARY_OPERATOR = /^(?:>=|<=|==|!=|>|<|and\b|or\b|unless\b)/;
+const OPERATOR_MODIFIER = /^\s*(?:bool\b|(?:on|ignoring|group_left|group_right)\s*\([^)]*\))/;
+
+/**
+ * The operands of an alert expression's top-level comparisons and set operations, without
+ * number literals, and `absent(x)` as `x`: the series that must have data for the alert to be
+ * able to fire. (A whole alert expression is empty while it does not fire.)
+ */
+export function alertSignals(expr: string): string[] {
+  const operands: string[] = [];
+  let depth = 0;
+  let quote: string | undefined;
+  let current = '';
+  for (let i = 0; i < expr.length; i++) {
+    const char = expr[i]!;
+    if (quote) {
+      current += char;
+      if (char === '\\') current += expr[++i] ?? '';
+      else if (char === quote) quote = undefined;
+      continue;
+    }
+    if (char === '"' || char === "'") quote = char;
+    if ('([{'.includes(char)) depth++;
+    if (')]}'.includes(char)) depth--;
+    const operator = depth === 0 && /[\s)><=!]/.test(expr[i - 1] ?? ' ') ? BINARY_OPERATOR.exec(expr.slice(i)) : null;
+    if (operator) {
+      operands.push(current);
+      current = '';
+      i += operator[0].length;
+      let modifier: RegExpExecArray | null;
+      while ((modifier = OPERATOR_MODIFIER.exec(expr.slice(i)))) i += modifier[0].length;
+      i--;
+      continue;
+    }
+    current += char;
+  }
+  operands.push(current);
+  return operands
+    .map((operand) => operand.trim())
+    .filter((operand) => operand !== '' && !/^-?[0-9.e+]+$/.test(operand))
+    .map((operand) => /^absent\((.*)\)$/s.exec(operand)?.[1]?.trim() ?? operand);
+}

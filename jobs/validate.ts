@@ -16,6 +16,7 @@ export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobData
   const problems = result.error.issues.map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(data)';
     if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
+    if (issue.path.length > 0 && valueAt(data, issue.path) === undefined) return `field "${field}" is required`;
     return `field "${field}": ${issue.message}`;
   });
   return failInvalid(kind, problems);
@@ -28,6 +29,15 @@ export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobData
 export function parseJob(name: string, data: unknown): { kind: JobKind; data: JobDataByKind[JobKind] } {
   if (!isJobKind(name)) throw new InvalidInputError(`unknown job name "${name}" (expected ${JOB_KINDS.join(', ')})`);
   return { kind: name, data: parseJobData(name, data) };
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 function failInvalid(kind: string, problems: string[]): never {

@@ -20,6 +20,7 @@ import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-
 
 /** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
 export const FS_TEMP_PREFIX = '.tmp-';
+const TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/;
 
 export interface FsDriverOptions {
   /** Absolute directory that holds every key. Created on the first put if missing. */
@@ -52,10 +53,14 @@ export class FsDriver implements StorageDriver {
     const path = this.pathOf('put', key);
     return this.observed('put', key, async () => {
       throwIfAborted(options.signal);
-      const tempPath = join(dirname(path), `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+      const tempPath = join(dirname(path), tempName);
       let handle: FileHandle | undefined;
       try {
         handle = await openTemp(tempPath);
+        // The temp file is this driver's "upload in flight": a caller that records it can have a
+        // later attempt remove it if this process dies before the rename (see abortUpload).
+        await options.onUploadStarted?.(tempName);
         const { size, sha256 } = await this.writeBody(handle, body, options);
         if (options.size !== undefined && options.size !== size) {
           throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
@@ -138,8 +143,18 @@ export class FsDriver implements StorageDriver {
     });
   }
 
-  async abortUpload(): Promise<void> {
-    // Nothing server-side to clean: a crashed put leaves at most a temp file, which list ignores.
+  /**
+   * Removes the temp file a crashed put of `key` left behind (`uploadId` is the temp file's name,
+   * as passed to `onUploadStarted`). A missing file is fine: the put finished or was cleaned up.
+   */
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    const path = this.pathOf('abort_upload', key);
+    if (!TEMP_NAME.test(uploadId)) throw new InvalidInputError(`fs: abort upload ${key}: ${JSON.stringify(uploadId)} is not a temp file name`);
+    await this.observed('abort_upload', key, async () => {
+      await unlink(join(dirname(path), uploadId)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    });
   }
 
   async close(): Promise<void> {}

@@ -33,6 +33,9 @@ export function openDriver(uri: string, options: OpenDriverOptions = {}): Storag
   };
   if (url.username || url.password) bad('credentials', 'not allowed in URIs; use the AWS SDK default chain (env, shared files, web identity)');
   if (url.hash) bad('fragment', 'not allowed');
+  // URL parsing silently resolves "." and ".." segments; a repository path must not contain them.
+  const rawPath = uri.replace(/^[a-z0-9+.-]+:\/\/[^/?#]*/i, '').split(/[?#]/)[0]!;
+  if (rawPath.split('/').some((segment) => segment === '.' || segment === '..')) bad('path', 'has "." or ".." segments');
 
   switch (url.protocol) {
     case 'file:':

@@ -116,10 +116,19 @@ function fetchSpan(source: DownloadSource, span: ByteSpan, etag: string | undefi
   );
 }
 
-/** Reads a range's body into one buffer, failing on stalls and on a body of the wrong length. */
+/**
+ * Reads a range's body into one buffer, failing on stalls and on a short body. A server that sends
+ * more than the range asked for (s3rver ignores the end of `bytes=0-0`) is cut off at the range's
+ * end, once the answer is known to start where the range does.
+ */
 async function readBody(source: DownloadSource, response: GetObjectCommandOutput, span: ByteSpan): Promise<Buffer> {
   const expected = span.end - span.start + 1;
   const body = response.Body as Readable;
+  const answeredStart = response.ContentRange ? Number(/^bytes (\d+)-/.exec(response.ContentRange)?.[1]) : 0;
+  if (answeredStart !== span.start) {
+    body.destroy();
+    throw new IntegrityError(`s3: get ${source.key}: asked for bytes ${span.start}-${span.end}, got ${response.ContentRange ?? 'the whole object'}`);
+  }
   const buffer = Buffer.allocUnsafe(expected);
   let offset = 0;
   let watchdog: NodeJS.Timeout | undefined;
@@ -134,12 +143,11 @@ async function readBody(source: DownloadSource, response: GetObjectCommandOutput
     arm();
     for await (const chunk of body as AsyncIterable<Buffer>) {
       arm();
-      if (offset + chunk.length > expected) {
-        throw new IntegrityError(`s3: get ${source.key}: range ${span.start}-${span.end} returned more than ${expected} bytes`);
-      }
-      chunk.copy(buffer, offset);
-      offset += chunk.length;
-      source.observer.downloaded(chunk.length);
+      const take = Math.min(chunk.length, expected - offset);
+      chunk.copy(buffer, offset, 0, take);
+      offset += take;
+      source.observer.downloaded(take);
+      if (offset === expected) break;
     }
   } finally {
     clearTimeout(watchdog);

@@ -70,7 +70,7 @@ export class S3Driver implements StorageDriver {
     );
   }
 
-  put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const objectKey = this.objectKey('put', key);
     throwIfAborted(options.signal);
     return uploadObject(

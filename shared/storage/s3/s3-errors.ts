@@ -45,7 +45,8 @@ export function isTransientS3Error(err: unknown): boolean {
   if (err instanceof AbortedError || (err as Error)?.name === 'AbortError') return false;
   const e = (err ?? {}) as S3ErrorShape;
   const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  // 501 Not Implemented is a permanent answer; every other 5xx and 429 may pass.
+  if (status !== undefined && ((status >= 500 && status !== 501) || status === 429)) return true;
   if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
   if (e.code && TRANSIENT_CODES.has(e.code)) return true;
   if (e.$retryable) return true;

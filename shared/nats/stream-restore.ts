@@ -6,7 +6,10 @@ import { memoryStreamError } from './stream-snapshot.js';
 import { TransferMeter, type TransferProgress } from './transfer-meter.js';
 
 export interface StreamRestoreOptions {
-  /** Bytes per chunk sent; must stay under the server's max_payload (1 MiB by default). Default 128 KiB. */
+  /**
+   * Bytes per chunk sent. Default 512 KiB, or the server's max_payload when that is smaller
+   * (bench/nats.ts: larger chunks restore faster than jsm.go's 64 KiB on a local server).
+   */
   chunkSize?: number;
   /** Chunks sent before waiting for the oldest acknowledgement. Default 4. */
   maxChunksInFlight?: number;
@@ -24,7 +27,7 @@ export interface StreamRestoreOptions {
   onChunk?: (progress: TransferProgress, chunkBytes: number) => void;
 }
 
-const DEFAULT_CHUNK_SIZE = 128 * 1024;
+const DEFAULT_CHUNK_SIZE = 512 * 1024;
 const DEFAULT_CHUNKS_IN_FLIGHT = 4;
 const DEFAULT_CHUNK_TIMEOUT_MS = 30_000;
 const DEFAULT_FINISH_TIMEOUT_MS = 60 * 60_000;
@@ -54,7 +57,7 @@ export async function restoreStream(
   const stream = metadata.config.name;
   const operation = `stream restore ${stream}`;
   if (metadata.config.storage === 'memory') throw memoryStreamError(stream);
-  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkSize = options.chunkSize ?? Math.min(DEFAULT_CHUNK_SIZE, nc.info?.max_payload ?? DEFAULT_CHUNK_SIZE);
   const maxInFlight = Math.max(1, options.maxChunksInFlight ?? DEFAULT_CHUNKS_IN_FLIGHT);
   const chunkTimeoutMs = options.chunkTimeoutMs ?? DEFAULT_CHUNK_TIMEOUT_MS;
   throwIfAborted(options.signal);

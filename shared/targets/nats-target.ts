@@ -113,7 +113,8 @@ class NatsStreamTarget implements RestoreTarget {
       options.signal,
       async (nc) => {
         await this.replaceOrRefuseExisting(nc, options.replace);
-        const data = createReadStream(dataPath, { highWaterMark: this.tuning.chunkSize ?? 128 * 1024 });
+        // restoreStream re-slices into its chunk size; this only sets the read size.
+        const data = createReadStream(dataPath, { highWaterMark: 256 * 1024 });
         try {
           await restoreStream(nc, { config, state: metadata.state }, data, {
             ...this.tuning,

@@ -17,6 +17,8 @@ import {
   alertSignals,
   dashboardQueries,
   freePort,
+  promtoolBinary,
+  run,
   startPrometheus,
   startRestartableNats,
   substituteGrafanaVariables,
@@ -227,6 +229,8 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
     for (const worker of workers) {
       const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
       scraped += Number(/^snapworker_events_dropped_total (\S+)$/m.exec(text)?.[1] ?? 0);
+      const lint = await run(promtoolBinary(), ['check', 'metrics'], { input: text });
+      assert.equal(lint.code, 0, `promtool check metrics on a worker's /metrics: ${lint.output}`);
     }
     // started + at least one progress + completed per job, none of which could go out.
     assert.ok(scraped >= jobs.length * 3, `only ${scraped} dropped events counted`);

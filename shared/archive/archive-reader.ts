@@ -169,9 +169,14 @@ class ArchiveReader {
     if (err instanceof SnapworkerError) return err;
     const error = err instanceof Error ? err : new Error(String(err));
     if (err === this.inputError) return new SnapworkerError(`archive: reading the archive stream: ${error.message}`, { cause: err });
-    if (error.message === 'Unexpected end of data') return new IntegrityError(`archive: truncated ${this.where()}`, { cause: this.truncation ?? err });
+    const pastSums = (this.state === 'after-sums' || this.state === 'after-seal') && this.readingEntry === undefined;
+    if (error.message === 'Unexpected end of data') {
+      // Less than a block left over: garbage after the last entry, or a cut end marker.
+      if (pastSums && this.tail.lastNonZeroEnd > this.entriesEnd) return new IntegrityError('archive: data after the end of the archive', { cause: err });
+      return new IntegrityError(`archive: truncated ${this.where()}`, { cause: this.truncation ?? err });
+    }
     if (/tar header|Header exceeds|Invalid header/i.test(error.message)) {
-      if (this.state === 'after-sums' || this.state === 'after-seal') return new IntegrityError('archive: data after the end of the archive', { cause: err });
+      if (pastSums) return new IntegrityError('archive: data after the end of the archive', { cause: err });
       return new IntegrityError(`archive: corrupt tar header ${this.where()}`, { cause: err });
     }
     return error;
@@ -381,6 +386,13 @@ class ArchiveReader {
   }
 }
 
+/** The sub-second mtime of a pax `mtime` record, when there is a valid one. */
+function paxMtime(header: tar.Header): Date | undefined {
+  const value = (header.pax as Record<string, string> | undefined)?.mtime;
+  if (value === undefined || !/^\d{1,12}(\.\d{1,9})?$/.test(value)) return undefined;
+  return new Date(Math.round(Number(value) * 1000));
+}
+
 /** Maps a tar header to an EntryHeader, refusing entry types an archive may not hold. */
 function toEntryHeader(header: tar.Header, path: string): EntryHeader {
   const type = header.type;
@@ -392,7 +404,7 @@ function toEntryHeader(header: tar.Header, path: string): EntryHeader {
         path,
         type,
         mode: header.mode & 0o7777,
-        mtime: header.mtime,
+        mtime: paxMtime(header) ?? header.mtime,
         size: header.size,
         ...(type === 'symlink' ? { linkTarget: header.linkname ?? '' } : {}),
       };

@@ -202,5 +202,8 @@ function tarHeader(entry: EntryHeader): TarHeader {
     linkname: entry.type === 'symlink' ? entry.linkTarget : undefined,
     uid: 0,
     gid: 0,
+    // ustar keeps whole seconds; a pax `mtime` record keeps the milliseconds (GNU tar reads it).
+    // Only written when needed: it costs a 512-byte header block per entry.
+    ...(mtime % 1000 !== 0 ? { pax: { mtime: (mtime / 1000).toFixed(3) } } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { createNatsEventSink } from '../shared/events/nats-event-sink.js';
 import type { Logger } from '../shared/logging.js';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { startQueueSampler } from '../shared/metrics/queue-sampler.js';
+import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
 import { JobRuntime } from './job-runner.js';
 import { QueueWorker } from './queue-worker.js';
@@ -19,7 +20,7 @@ export interface RunningWorker {
 
 /** Wires a worker process together: metrics, events, the queue worker, the health server. */
 export async function startWorker(config: WorkerConfig, logger: Logger): Promise<RunningWorker> {
-  const metrics = new WorkerMetrics();
+  const metrics = new WorkerMetrics({ version: TOOL.version });
   const events: JobEventSink = config.natsUrl
     ? createNatsEventSink({ url: config.natsUrl, logger, onDropped: () => metrics.eventDropped() })
     : nullEventSink;

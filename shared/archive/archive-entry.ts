@@ -23,4 +23,9 @@ export interface SourceEntry extends EntryHeader {
    * bytes. Sources that read ahead may return an already-buffered stream.
    */
   open?: () => Readable | Promise<Readable>;
+  /**
+   * The source already reported these bytes to progress while it staged them (a NATS snapshot
+   * received into a temp file); the archive writer then does not count them a second time.
+   */
+  progressCounted?: boolean;
 }

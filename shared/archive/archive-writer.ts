@@ -166,7 +166,7 @@ class ArchiveWriter {
         bytes += chunk.length;
         if (bytes > entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded more than the announced ${entry.size} bytes (file changed while reading?)`);
         hash.update(chunk);
-        this.options.progress.addBytes(chunk.length);
+        if (!entry.progressCounted) this.options.progress.addBytes(chunk.length);
         if (!sink.write(chunk)) await waitForDrain(sink, `archive entry ${name}`);
       }
       if (bytes !== entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${entry.size} (file changed while reading?)`);

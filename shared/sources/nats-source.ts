@@ -33,8 +33,8 @@ const ENTRY_MODE = 0o644;
  * `context.stagingDir` (a tar entry needs its size up front); the directory is removed when the
  * iteration ends, on every path.
  *
- * Progress: while staging, phase `reading` and `addBytes` per chunk received. Those are the only
- * bytes this source counts; the archive writer counts the entries' bytes as it reads them.
+ * Progress: while staging, phase `reading` and `addBytes` per chunk received, as jsm.go reports
+ * it; the staged entry is marked `progressCounted` so the archive writer does not count it again.
  * `estimateBytes` returns the stream state's `bytes` (what jsm.go calls bytes expected).
  *
  * `descriptor.details` holds `stream` from the start; `estimateBytes` adds the stream's state and
@@ -120,6 +120,7 @@ class NatsStreamSource implements Source {
         mode: ENTRY_MODE,
         mtime,
         size,
+        progressCounted: true,
         open: () => createReadStream(dataPath, { signal }),
       };
     } finally {

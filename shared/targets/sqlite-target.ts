@@ -76,8 +76,9 @@ class SqliteRestoreSession implements RestoreSession {
     const endpoint = this.endpoints[this.staged.length];
     if (!endpoint) {
       body.destroy();
-      assertMapping(this.staged.length + 1, this.endpoints.length);
-      return;
+      throw new InvalidInputError(
+        `sqlite target: the archive holds more databases than the ${this.endpoints.length} target URI(s) given (${header.path} has none); ${MAPPING_RULE}`,
+      );
     }
     const tempPath = path.join(path.dirname(endpoint.path), `.${path.basename(endpoint.path)}.snapworker-${randomBytes(6).toString('hex')}.tmp`);
     const database: StagedDatabase = { target: endpoint.path, tempPath, bytes: 0, committed: false };
@@ -183,10 +184,11 @@ function assertMapping(archived: number, targets: number, names?: string[]): voi
   if (archived === targets) return;
   const listed = names ? ` (${names.join(', ')})` : '';
   throw new InvalidInputError(
-    `sqlite target: the archive holds ${archived} database(s)${listed} but ${targets} target URI(s) were given; ` +
-      'give one sqlite:///path URI per database, in archive order (a single URI for a one-database archive)',
+    `sqlite target: the archive holds ${archived} database(s)${listed} but ${targets} target URI(s) were given; ${MAPPING_RULE}`,
   );
 }
+
+const MAPPING_RULE = 'give one sqlite:///path URI per database, in archive order (a single URI for a one-database archive)';
 
 /** The parent directory must exist; an existing target must be a regular file and needs `replace`. */
 async function assertPlaceable(target: string, replace: boolean): Promise<void> {

@@ -9,17 +9,10 @@ import { AbortedError } from '../errors.js';
  */
 export async function* bodyChunks(body: Readable, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const iterator = (body as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new AbortedError('aborted', { cause: signal?.reason }));
-  });
-  aborted.catch(() => {}); // only ever observed through the race below
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
   let finished = false;
   try {
     for (;;) {
-      const result = await (signal ? Promise.race([iterator.next(), aborted]) : iterator.next());
+      const result = signal ? await untilAborted(iterator.next(), signal) : await iterator.next();
       if (result.done) {
         finished = true;
         return;
@@ -27,7 +20,29 @@ export async function* bodyChunks(body: Readable, signal?: AbortSignal): AsyncGe
       yield typeof result.value === 'string' ? Buffer.from(result.value) : result.value;
     }
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     if (!finished) body.destroy();
   }
+}
+
+/**
+ * `pending`, or `AbortedError` when `signal` fires first. A fresh listener per call, removed once
+ * settled: racing every read against one long-lived promise (`Promise.race`) would keep every chunk
+ * ever read reachable from that promise until the upload ends.
+ */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError('aborted', { cause: signal.reason }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

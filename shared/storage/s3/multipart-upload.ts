@@ -60,7 +60,7 @@ export async function uploadObject(target: UploadTarget, body: Readable, options
   const signal = options.signal ? AbortSignal.any([options.signal, cancel.signal]) : cancel.signal;
   const parts = readParts(body, { partSizeOf, wholeHash, declaredSize, label, signal });
 
-  const first = await nextPart(parts, target.key, options.signal);
+  let first = await nextPart(parts, target.key, options.signal);
   if (!first || first.data.length < partSizeOf(1)) {
     const data = first?.data ?? Buffer.alloc(0);
     await target.requester.send(
@@ -129,7 +129,8 @@ export async function uploadObject(target: UploadTarget, body: Readable, options
   };
 
   // All uploaders pull from one generator; async generators serialise next() calls.
-  const source = prepend(first, parts);
+  const source = prepend({ item: first }, parts);
+  first = undefined; // the generator owns it now; holding it here would pin a part for the whole upload
   const uploader = async () => {
     try {
       for await (const part of source) {
@@ -227,8 +228,11 @@ async function nextPart(parts: AsyncGenerator<BodyPart>, key: string, signal?: A
   }
 }
 
-async function* prepend<T>(first: T, rest: AsyncGenerator<T>): AsyncGenerator<T> {
-  yield first;
+/** Yields `head.item`, then `rest`; lets go of the head once it is handed out. */
+async function* prepend<T>(head: { item?: T }, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  const item = head.item;
+  head.item = undefined;
+  if (item !== undefined) yield item;
   yield* rest;
 }
 

@@ -33,7 +33,9 @@ async function main(argv: string[]): Promise<number> {
     return command || options.help ? 0 : 2;
   }
   if (options.wait && options.local) throw new InvalidInputError('--wait and --local exclude each other');
-  const config = loadCliConfig(options.local || ['ls', 'show', 'rm', 'link'].includes(command));
+  const inProcess = options.local || ['ls', 'show', 'rm', 'link'].includes(command);
+  const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
+  options.repo = repo;
   const logger = createLogger(command === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
   const labels = parseLabels(options.label);
 
@@ -107,6 +109,22 @@ function loadCliConfig(runsInProcess: boolean): WorkerConfig {
   const env = { ...process.env };
   if (runsInProcess && env.SNAPWORKER_ALLOWED_PATHS === undefined) env.SNAPWORKER_ALLOWED_PATHS = '/';
   return loadConfig(env);
+}
+
+/** Name under which a `--repo` URI is registered for an in-process run. */
+const CLI_REPOSITORY = 'cli';
+
+/**
+ * `--repo` is a configured repository name, or for in-process runs also a `file://` or `s3://`
+ * URI, registered for this run only. Queued jobs can only name repositories the workers know.
+ */
+function withRepoOption(config: WorkerConfig, repo: string | undefined, inProcess: boolean): { config: WorkerConfig; repo: string | undefined } {
+  if (repo === undefined || !/^[a-z0-9]+:\/\//.test(repo)) return { config, repo };
+  if (!inProcess) {
+    throw new InvalidInputError(`--repo ${repo}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
+  }
+  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${repo}: expected a file:// or s3:// URI`);
+  return { config: { ...config, repositories: { ...config.repositories, [CLI_REPOSITORY]: repo } }, repo: CLI_REPOSITORY };
 }
 
 function requireArgs(args: string[], count: number, usage: string): string[] {

@@ -25,9 +25,7 @@ export class JobRuntime {
     readonly config: WorkerConfig,
     readonly logger: Logger,
     readonly metrics?: WorkerMetrics,
-    options: { allowRepositoryUris?: boolean } = {},
   ) {
-    this.allowRepositoryUris = options.allowRepositoryUris ?? false;
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
     const paths = new PathPolicy(config.allowedPaths);
     this.endpoints = {
@@ -37,10 +35,8 @@ export class JobRuntime {
     };
   }
 
-  private readonly allowRepositoryUris: boolean;
-
   repository(name: string | undefined): Repository {
-    return this.repositories.get(name, { allowUri: this.allowRepositoryUris });
+    return this.repositories.get(name);
   }
 
   sealKeys(): Record<string, Buffer> {

@@ -22,16 +22,14 @@ export class RepositoryRegistry {
   ) {}
 
   /**
-   * The repository called `name` (default one when omitted). With `allowUri`, a `file://` or
-   * `s3://` URI is accepted too (the CLI's `--repo`; never job data).
+   * The repository called `name` (default one when omitted).
    * @throws InvalidInputError for an unknown name.
    */
-  get(name: string | undefined, options: { allowUri?: boolean } = {}): Repository {
+  get(name: string | undefined): Repository {
     const key = name ?? this.defaultName;
     const existing = this.open.get(key);
     if (existing) return existing;
-    let uri = this.uris[key];
-    if (uri === undefined && options.allowUri && /^(file|s3):\/\//.test(key)) uri = key;
+    const uri = this.uris[key];
     if (uri === undefined) {
       throw new InvalidInputError(`unknown repository "${key}" (configured: ${Object.keys(this.uris).join(', ') || 'none'})`);
     }

@@ -13,7 +13,7 @@ export async function runCatalogCommand(
   config: WorkerConfig,
   logger: Logger,
 ): Promise<number> {
-  const runtime = new JobRuntime(config, logger, undefined, { allowRepositoryUris: true });
+  const runtime = new JobRuntime(config, logger);
   try {
     const repository = runtime.repository(options.repo);
     const filter = { source: options.source, labels: parseLabels(options.label) };

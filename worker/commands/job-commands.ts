@@ -54,7 +54,7 @@ async function runLocally<K extends JobKind>(
   config: WorkerConfig,
   logger: Logger,
 ): Promise<JobResultByKind[K]> {
-  const runtime = new JobRuntime(config, logger, undefined, { allowRepositoryUris: true });
+  const runtime = new JobRuntime(config, logger);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new SnapworkerError('interrupted'));
   process.once('SIGINT', onSignal);

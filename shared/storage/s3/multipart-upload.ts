@@ -38,7 +38,8 @@ export interface UploadTarget {
 /**
  * Uploads `body` to S3 the way lib-storage's `Upload` does: `readParts` cuts it into fixed-size
  * parts and `queueSize` uploaders pull from it, so memory stays at about
- * (queueSize + 1) x partSize whatever the body's size. A body that ends within the first part goes
+ * (queueSize + 2) x partSize whatever the body's size (the parts being sent, the one being
+ * filled, and one just handed out). A body that ends within the first part goes
  * in a single PutObject.
  *
  * Each part is retried on its own (see `S3Requester`); the buffers are kept until their part is

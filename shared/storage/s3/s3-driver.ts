@@ -27,7 +27,7 @@ export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
  * Stores objects in an S3 bucket (or an S3-compatible store) under a key prefix.
  *
  * Uploads are multipart with `queueSize` parts of `partSize` bytes in flight, so memory is bounded
- * by about (queueSize + 1) x partSize (see `multipart-upload.ts`); downloads are parallel ranged
+ * by about (queueSize + 2) x partSize (see `multipart-upload.ts`); downloads are parallel ranged
  * GETs with the same bound (see `ranged-download.ts`). Every request is retried on transient
  * failures with exponential backoff and full jitter, each part and range on its own.
  *

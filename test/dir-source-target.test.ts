@@ -35,8 +35,8 @@ function fresh(name = 'tree'): string {
   return path.join(scratch, `${name}-${counter}`);
 }
 
-function sourceOf(root: string, params: SourceParams = {}): Source {
-  return createDirSource([dirUri(root)], params, context);
+function sourceOf(root: string, params: SourceParams = {}, io: 'sync' | 'async' = 'sync'): Source {
+  return createDirSourceFactory({ io })([dirUri(root)], params, context);
 }
 
 function manifestFor(source: Source): Manifest {
@@ -111,17 +111,19 @@ const richTree = {
 };
 
 describe('directory source and directory target', () => {
-  it('round-trip a tree exactly: types, content, modes, link targets, mtimes of files and directories', async () => {
-    const original = fresh();
-    await makeTree(original, richTree);
-    const restored = fresh('restored');
-    const result = await restore(sourceOf(original), restored);
-    await assertTreesEqual(original, restored);
-    const described = await describeTree(original);
-    assert.equal(result.entries, described.size);
-    assert.equal(result.target, dirUri(restored).href);
-    assert.deepEqual(await leftovers(scratch), []);
-  });
+  for (const io of ['sync', 'async'] as const) {
+    it(`round-trip a tree exactly with ${io} reads: types, content, modes, link targets, mtimes of files and directories`, async () => {
+      const original = fresh();
+      await makeTree(original, richTree);
+      const restored = fresh('restored');
+      const result = await restore(sourceOf(original, {}, io), restored);
+      await assertTreesEqual(original, restored);
+      const described = await describeTree(original);
+      assert.equal(result.entries, described.size);
+      assert.equal(result.target, dirUri(restored).href);
+      assert.deepEqual(await leftovers(scratch), []);
+    });
+  }
 
   it('yields directories before their children in sorted order, without the root, links verbatim', async () => {
     const root = fresh();

@@ -1,11 +1,7 @@
-import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SnapworkerError } from '../errors.js';
-
-// O_NOFOLLOW: a file swapped for a symlink after it was listed is not followed out of the tree.
-// O_NONBLOCK: a file swapped for a FIFO does not hang the open; regular files ignore the flag.
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+import { fileShrank, READ_FLAGS } from './tree-io.js';
 
 /**
  * Opens a file for reading without following a final symlink and checks it is still a regular
@@ -27,24 +23,6 @@ export async function openRegularFile(absPath: string): Promise<FileHandle> {
 }
 
 /**
- * Reads exactly `size` bytes of a file into one buffer. Bytes beyond `size` (a file that grew
- * since it was listed) are ignored, as tar does: the archive header already promised `size`.
- *
- * @throws SnapworkerError (retryable) naming the file when it shrank below `size`.
- */
-export async function readFileExactly(absPath: string, size: number): Promise<Buffer> {
-  const handle = await openRegularFile(absPath);
-  try {
-    const buffer = Buffer.allocUnsafe(size);
-    const filled = await readInto(handle, buffer, 0);
-    if (filled < size) throw shrank(absPath, size, filled);
-    return buffer;
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
  * Streams exactly `size` bytes of an open file in chunks of up to `chunkBytes`, then closes it
  * (also when the stream is destroyed early). Growth past `size` is ignored; a file that ends
  * early fails the stream with an error naming it.
@@ -57,7 +35,7 @@ export function streamFileExactly(handle: FileHandle, absPath: string, size: num
         const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
         const filled = await readInto(handle, buffer, position);
         position += filled;
-        if (filled < buffer.length) throw shrank(absPath, size, position);
+        if (filled < buffer.length) throw fileShrank(absPath, size, position);
         yield buffer;
       }
     } finally {
@@ -78,9 +56,15 @@ async function readInto(handle: FileHandle, buffer: Buffer, position: number): P
   return filled;
 }
 
-function shrank(absPath: string, expected: number, got: number): SnapworkerError {
-  return new SnapworkerError(
-    `read ${absPath}: file shrank while being read (listed with ${expected} bytes, only ${got} there); ` +
-      'the archive needs the size up front, so retry when the file is not being rewritten',
-  );
+/**
+ * A stream of one already-read buffer. Cheaper than `Readable.from([bytes])` (which goes through
+ * an async iterator), and this is created once per small file.
+ */
+export function bufferStream(bytes: Buffer): Readable {
+  return new Readable({
+    read() {
+      if (bytes.length > 0) this.push(bytes);
+      this.push(null);
+    },
+  });
 }

@@ -1,9 +1,10 @@
 import type { Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SnapworkerError, throwIfAborted } from '../errors.js';
 import { errnoCode } from './errno.js';
 import { mapOrdered } from './map-ordered.js';
+import { Pacer } from './pacer.js';
+import { asyncTreeIo, type TreeIo } from './tree-io.js';
 
 /** One thing found under the walked root. */
 export interface WalkedNode {
@@ -15,66 +16,96 @@ export interface WalkedNode {
 }
 
 export interface WalkOptions {
-  /** `lstat` calls in flight within one directory listing. Default 16. */
+  /**
+   * `lstat` calls in flight within one directory listing; as many subdirectory listings are
+   * read ahead, so the walk does not wait for one `readdir` per directory in turn. Default 16.
+   */
   statConcurrency?: number;
   /** Leave a child out (and, for a directory, its subtree) before it is even stat'ed. */
   skip?: (relPath: string) => boolean;
-  /** Whether to list a directory that was yielded. Default: always. */
+  /**
+   * Whether to list a directory (called as soon as it is stat'ed, possibly before earlier
+   * nodes were consumed, so it must depend on the node alone). Default: always.
+   */
   descend?: (node: WalkedNode) => boolean;
   /** Called for a child that vanished between the listing and its `lstat`; it is left out. */
   onVanished?: (relPath: string) => void;
+  /** How the calls are made. Default `asyncTreeIo`. */
+  io?: TreeIo;
+  /** With synchronous `io`, the longest stretch of blocking calls before the event loop gets a turn. Default 10 ms. */
+  burstMs?: number;
   signal?: AbortSignal;
+}
+
+type ResolvedOptions = WalkOptions & { statConcurrency: number; io: TreeIo; pacer: Pacer | undefined };
+
+/** A stat'ed child, with its own listing already under way when it is a directory to descend into. */
+interface PendingNode extends WalkedNode {
+  listing?: Promise<string[] | undefined>;
 }
 
 /**
  * Walks the tree under `root` depth first, yielding every node (the root excepted) before its
  * children, children sorted by name (JavaScript string order, i.e. UTF-16 code units), so the
- * same tree always comes out in the same order. Memory holds one sorted listing per open
- * directory level and at most `statConcurrency` stat results ahead; never the whole tree.
+ * same tree always comes out in the same order. Memory holds, per open directory level, one
+ * sorted listing plus at most `statConcurrency` stat results and read-ahead listings of
+ * subdirectories; never the whole tree.
  *
  * Errors other than a vanished child (a directory that cannot be listed, EACCES, EIO) end the walk
  * and carry the path that failed.
  */
 export async function* walkTree(root: string, options: WalkOptions = {}): AsyncGenerator<WalkedNode> {
-  yield* walkDirectory(root, '', { statConcurrency: 16, ...options });
+  const io = options.io ?? asyncTreeIo;
+  const pacer = io.kind === 'sync' ? new Pacer(options.burstMs ?? 10) : undefined;
+  const resolved: ResolvedOptions = { statConcurrency: 16, ...options, io, pacer };
+  yield* walkDirectory(root, '', listDirectory(root, '', resolved), resolved);
 }
 
 async function* walkDirectory(
   absDir: string,
   relDir: string,
-  options: WalkOptions & { statConcurrency: number },
+  listing: Promise<string[] | undefined>,
+  options: ResolvedOptions,
 ): AsyncGenerator<WalkedNode> {
   throwIfAborted(options.signal);
-  const names = await listDirectory(absDir, relDir, options);
+  const names = await listing;
   if (names === undefined) return;
-  names.sort();
   const children = names.map((name) => (relDir === '' ? name : `${relDir}/${name}`)).filter((rel) => !options.skip?.(rel));
-  const statted = mapOrdered(children, options.statConcurrency, async (relPath) => {
-    const absPath = path.join(absDir, path.posix.basename(relPath));
-    try {
-      return { relPath, absPath, stats: await lstat(absPath) };
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') {
-        options.onVanished?.(relPath);
-        return undefined;
-      }
-      throw new SnapworkerError(`walk: lstat ${absPath}: ${(err as Error).message}`, { cause: err });
-    }
-  });
+  const statted = mapOrdered(children, options.statConcurrency, (relPath) => statChild(absDir, relPath, options));
   for await (const node of statted) {
     if (node === undefined) continue;
-    yield node;
-    if (node.stats.isDirectory() && (options.descend?.(node) ?? true)) {
-      yield* walkDirectory(node.absPath, node.relPath, options);
-    }
+    const { listing: childListing, ...walked } = node;
+    yield walked;
+    await options.pacer?.pace();
+    if (childListing) yield* walkDirectory(node.absPath, node.relPath, childListing, options);
   }
 }
 
-async function listDirectory(absDir: string, relDir: string, options: WalkOptions): Promise<string[] | undefined> {
+async function statChild(absDir: string, relPath: string, options: ResolvedOptions): Promise<PendingNode | undefined> {
+  const absPath = path.join(absDir, path.posix.basename(relPath));
+  let node: PendingNode;
   try {
-    return await readdir(absDir);
+    node = { relPath, absPath, stats: await options.io.lstat(absPath) };
   } catch (err) {
-    // A subdirectory removed after it was listed is treated like any vanished child.
+    if (errnoCode(err) === 'ENOENT') {
+      options.onVanished?.(relPath);
+      return undefined;
+    }
+    throw new SnapworkerError(`walk: lstat ${absPath}: ${(err as Error).message}`, { cause: err });
+  }
+  if (node.stats.isDirectory() && (options.descend?.(node) ?? true)) {
+    node.listing = listDirectory(absPath, relPath, options);
+    // Awaited when the walk reaches the directory; an early failure must not count as unhandled.
+    node.listing.catch(() => {});
+  }
+  return node;
+}
+
+/** The directory's names, sorted; undefined when a subdirectory vanished after it was listed. */
+async function listDirectory(absDir: string, relDir: string, options: ResolvedOptions): Promise<string[] | undefined> {
+  try {
+    return (await options.io.readdir(absDir)).sort();
+  } catch (err) {
     if (errnoCode(err) === 'ENOENT' && relDir !== '') {
       options.onVanished?.(relDir);
       return undefined;

@@ -256,6 +256,19 @@ describe('directory source and directory target', () => {
     await assert.rejects(session.commit());
   });
 
+  it('ends a write waiting for bytes that never come when the restore is aborted, leaving no staging', async () => {
+    const targetPath = fresh('target');
+    const session = await beginAt(targetPath);
+    const stalled = new Readable({ read() {} });
+    stalled.push(Buffer.from('partial'));
+    const writing = session.write(header('data/stalled', 'file', { size: 100 }), stalled);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await session.abort();
+    await assert.rejects(writing);
+    await assert.rejects(lstat(targetPath), { code: 'ENOENT' });
+    assert.deepEqual(await leftovers(scratch), []);
+  });
+
   it('refuses entries that are absolute, use .., lie outside data/ or would write through a symlink', async () => {
     const outside = fresh('outside');
     await mkdir(outside);

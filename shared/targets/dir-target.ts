@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { EntryHeader } from '../archive/archive-entry.js';
 import type { Manifest } from '../archive/manifest.js';
-import { IntegrityError, InvalidInputError, SnapworkerError, UnsafePathError, throwIfAborted } from '../errors.js';
+import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafePathError, throwIfAborted } from '../errors.js';
 import { BackgroundCloser } from '../fsutil/background-closer.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
 import { errnoCode } from '../fsutil/errno.js';
@@ -104,6 +104,8 @@ class DirRestoreSession implements RestoreSession {
   private readonly directories = new Map<string, DirectoryMeta>([['', undefined]]);
   private readonly closer: BackgroundCloser;
   private inFlightWrite: Promise<void> = Promise.resolve();
+  /** The body being written, so abort can end a write that waits for bytes that will not come. */
+  private inFlightBody: Readable | undefined;
   private committing: Promise<RestoreResult> | undefined;
   private aborting: Promise<void> | undefined;
 
@@ -128,11 +130,16 @@ class DirRestoreSession implements RestoreSession {
       body?.resume();
       return Promise.reject(new SnapworkerError(`restore: write ${header.path} after the restore was ${this.state}`));
     }
-    const writing = this.stage(header, body).catch((err: unknown) => {
-      // A refused entry's bytes are still drained so the archive reader is not left stalled.
-      body?.resume();
-      throw err;
-    });
+    this.inFlightBody = body;
+    const writing = this.stage(header, body)
+      .catch((err: unknown) => {
+        // A refused entry's bytes are still drained so the archive reader is not left stalled.
+        body?.resume();
+        throw err;
+      })
+      .finally(() => {
+        if (this.inFlightBody === body) this.inFlightBody = undefined;
+      });
     this.inFlightWrite = writing.catch(() => {});
     return writing;
   }
@@ -152,6 +159,7 @@ class DirRestoreSession implements RestoreSession {
     if (this.committing) return;
     if (!this.aborting) {
       this.state = 'aborted';
+      this.inFlightBody?.destroy(new AbortedError(`restore of ${this.target.targetPath} aborted`));
       this.aborting = this.discardStaging();
     }
     return this.aborting;

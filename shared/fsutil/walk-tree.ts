@@ -1,5 +1,4 @@
 import type { Stats } from 'node:fs';
-import path from 'node:path';
 import { SnapworkerError, throwIfAborted } from '../errors.js';
 import { errnoCode } from './errno.js';
 import { mapOrdered } from './map-ordered.js';
@@ -70,8 +69,11 @@ async function* walkDirectory(
   throwIfAborted(options.signal);
   const names = await listing;
   if (names === undefined) return;
-  const children = names.map((name) => (relDir === '' ? name : `${relDir}/${name}`)).filter((rel) => !options.skip?.(rel));
-  const statted = mapOrdered(children, options.statConcurrency, (relPath) => statChild(absDir, relPath, options));
+  // Plain concatenation: names never hold a '/', and path.join per child shows in profiles.
+  const absPrefix = absDir.endsWith('/') ? absDir : `${absDir}/`;
+  const relPrefix = relDir === '' ? '' : `${relDir}/`;
+  const children = names.map((name) => ({ relPath: relPrefix + name, absPath: absPrefix + name })).filter((c) => !options.skip?.(c.relPath));
+  const statted = mapOrdered(children, options.statConcurrency, (child) => statChild(child.absPath, child.relPath, options));
   for await (const node of statted) {
     if (node === undefined) continue;
     const { listing: childListing, ...walked } = node;
@@ -81,8 +83,7 @@ async function* walkDirectory(
   }
 }
 
-async function statChild(absDir: string, relPath: string, options: ResolvedOptions): Promise<PendingNode | undefined> {
-  const absPath = path.join(absDir, path.posix.basename(relPath));
+async function statChild(absPath: string, relPath: string, options: ResolvedOptions): Promise<PendingNode | undefined> {
   let node: PendingNode;
   try {
     node = { relPath, absPath, stats: await options.io.lstat(absPath) };

@@ -14,6 +14,7 @@ import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
 
 const MiB = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 /** Tuning of the directory source; every member is optional. */
 export interface DirSourceOptions {
@@ -206,7 +207,8 @@ export class DirSource implements Source {
   /** Builds the entry, reading small files and link targets now; undefined when the path vanished. */
   private async load({ node, type, readAhead: readNow }: PlannedEntry): Promise<SourceEntry | undefined> {
     const { relPath, absPath, stats } = node;
-    const header = {
+    // One object per entry, built in place: this runs for every node of the tree.
+    const entry: SourceEntry = {
       path: `data/${relPath}`,
       type,
       mode: stats.mode & 0o7777,
@@ -214,14 +216,16 @@ export class DirSource implements Source {
       size: type === 'file' ? stats.size : 0,
     };
     try {
-      if (type === 'directory') return header;
-      if (type === 'symlink') return { ...header, linkTarget: await readlink(absPath) };
-      if (readNow) {
-        const bytes = stats.size === 0 ? Buffer.alloc(0) : await this.io.readFile(absPath, stats.size);
-        return { ...header, open: () => bufferStream(bytes) };
+      if (type === 'symlink') {
+        entry.linkTarget = await readlink(absPath);
+      } else if (type === 'file' && readNow) {
+        const bytes = stats.size === 0 ? EMPTY : await this.io.readFile(absPath, stats.size);
+        entry.open = () => bufferStream(bytes);
+      } else if (type === 'file') {
+        const { streamChunkBytes } = this.options;
+        entry.open = () => openForStreaming(absPath, stats.size, streamChunkBytes);
       }
-      const { streamChunkBytes } = this.options;
-      return { ...header, open: () => openForStreaming(absPath, stats.size, streamChunkBytes) };
+      return entry;
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') {
         this.warnVanished(relPath);

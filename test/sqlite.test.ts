@@ -188,7 +188,7 @@ describe('sqlite source and target', () => {
     });
   }
 
-  it('snapshots several databases in one job, names duplicate basenames apart, and stages one copy at a time', async () => {
+  it('snapshots several databases in one job, names duplicate basenames apart, and deletes each staged copy once read', async () => {
     const dir = await freshDir();
     const paths = [path.join(dir, 'a', 'app.db'), path.join(dir, 'b', 'app.db'), path.join(dir, 'c', 'other.sqlite')];
     for (const [i, dbPath] of paths.entries()) {
@@ -201,11 +201,13 @@ describe('sqlite source and target', () => {
 
     const signal = new AbortController().signal;
     const seen: string[] = [];
+    let index = 0;
     for await (const entry of source.entries({ signal, progress: nullProgress })) {
       seen.push(entry.path);
       const [workDir] = await readdir(context.stagingDir);
-      assert.equal((await readdir(path.join(context.stagingDir, workDir!))).length, 1, 'one staged copy at a time');
+      assert.equal((await readdir(path.join(context.stagingDir, workDir!))).length, 3 - index, 'copies already read are deleted');
       await readAll(await entry.open!());
+      index++;
     }
     assert.deepEqual(seen, ['databases/app.db', 'databases/app-2.db', 'databases/other.sqlite']);
     await assertStagingEmpty();

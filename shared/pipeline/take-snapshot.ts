@@ -35,8 +35,20 @@ export interface SnapshotRequest {
  * of the same job overwrites and prune removes.
  */
 export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
+  const { source } = request;
+  try {
+    return await writeSnapshot(request);
+  } finally {
+    await source.release?.();
+  }
+}
+
+async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
   const { id, source, repository, signal, progress } = request;
   const startedAt = Date.now();
+  progress.setPhase('reading');
+  progress.setTotal(await source.estimateBytes?.(signal));
+  await source.prepare?.({ signal, progress });
   const manifest: Manifest = {
     format: ARCHIVE_FORMAT,
     version: ARCHIVE_FORMAT_VERSION,
@@ -48,8 +60,6 @@ export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRe
     tool: TOOL,
   };
 
-  progress.setPhase('reading');
-  progress.setTotal(await source.estimateBytes?.(signal));
   const archive = writeArchive({
     manifest,
     entries: source.entries({ signal, progress }),

@@ -17,7 +17,16 @@ export interface Source {
   readonly descriptor: SourceDescriptor;
   /** Bytes the source expects to produce, when cheap to know, for progress and ETA. */
   estimateBytes?(signal: AbortSignal): Promise<number | undefined>;
+  /**
+   * Stages what must be known before the manifest is written (called once, before `entries`),
+   * so the descriptor, and with it the manifest, records facts known only after copying (a
+   * database's checked page count). What it stages is released when `entries` ends, or by
+   * `release` when `entries` never runs.
+   */
+  prepare?(options: SourceOpenOptions): Promise<void>;
   entries(options: SourceOpenOptions): AsyncIterable<SourceEntry>;
+  /** Removes whatever `prepare` staged; safe to call more than once. */
+  release?(): Promise<void>;
 }
 
 /** Worker-side facts every source and target factory may need. Never from job data. */

@@ -35,8 +35,7 @@ export interface SqliteDatabaseDetails extends Partial<DatabaseFacts> {
  * Descriptor: kind `sqlite`; `uri` the URIs joined by a space; `name` (the lineage) is
  * `params.name`, else the first database's basename without its extension; `details.databases`
  * one {@link SqliteDatabaseDetails} per database, whose facts (page count and size, bytes, journal
- * mode, `integrity: 'ok'`) are filled in as each copy is made and checked, before its entry is
- * yielded; `details.check` the pragma used.
+ * mode, `integrity: 'ok'`) are filled in by `prepare`, before the manifest is written; `details.check` the pragma used.
  *
  * @throws InvalidInputError / UnsafePathError (from the factory) for a bad URI or a path outside
  *   the allowed roots; see {@link backupDatabase} and {@link checkDatabaseIntegrity} for what
@@ -53,6 +52,8 @@ class SqliteSource implements Source {
   readonly descriptor: SourceDescriptor;
   private readonly databases: SqliteDatabaseDetails[];
   private readonly check: IntegrityCheckMode;
+  private workDir: string | undefined;
+  private staged: Array<{ copy: StagedCopy; entry: SourceEntry }> | undefined;
 
   constructor(
     private readonly endpoints: SqliteEndpoint[],
@@ -86,41 +87,58 @@ class SqliteSource implements Source {
   }
 
   /**
-   * Copies, checks and yields the databases one at a time: the copy of database N+1 is made only
-   * when the consumer asks for the next entry and has finished reading database N's body (whose
-   * copy is then deleted), so at most one copy sits in the staging directory. A body the consumer
-   * never opened is kept until the iteration ends instead (waiting for it could deadlock a
-   * consumer that reads ahead). Progress: the phase is set to `reading` while copying; bytes are
-   * left to the archive writer, which counts the payload as it streams it.
+   * Copies and checks every database before the archive starts, so the manifest records each
+   * one's checked facts (page count and size, bytes, journal mode, integrity). Staging therefore
+   * needs the databases' total size on disk; each copy is deleted as soon as its body was read.
+   * Progress: phase `reading` while copying; bytes are counted by the archive writer.
    */
-  async *entries({ signal, progress }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+  async prepare({ signal, progress }: SourceOpenOptions): Promise<void> {
+    if (this.staged) return;
     const workDir = await mkdtemp(path.join(this.context.stagingDir, 'sqlite-snapshot-'));
-    let previous: StagedCopy | undefined;
+    this.workDir = workDir;
+    const staged: Array<{ copy: StagedCopy; entry: SourceEntry }> = [];
+    for (const [index, database] of this.databases.entries()) {
+      throwIfAborted(signal);
+      progress.setPhase('reading');
+      const copyPath = path.join(workDir, `${index}.db`);
+      const { mode } = await stat(database.path).catch(() => ({ mode: 0o644 }));
+      const takenAt = new Date();
+      const facts = await backupDatabase(database.path, copyPath, this.options, signal);
+      await checkDatabaseIntegrity(copyPath, this.check, `sqlite source ${database.path}: copy`, signal);
+      Object.assign(database, facts, { integrity: 'ok' as const });
+      const copy = new StagedCopy(copyPath);
+      staged.push({
+        copy,
+        entry: { path: databaseEntryPath(database.name), type: 'file', mode: mode & 0o7777, mtime: takenAt, size: facts.sizeBytes, open: () => copy.open() },
+      });
+    }
+    this.staged = staged;
+  }
+
+  /**
+   * Yields the staged copies (preparing them first when `prepare` was not called). A copy is
+   * deleted once its body has been read; a body the consumer never opened is kept until the
+   * iteration ends (waiting for it could deadlock a consumer that reads ahead).
+   */
+  async *entries(options: SourceOpenOptions): AsyncGenerator<SourceEntry> {
     try {
-      for (const [index, database] of this.databases.entries()) {
-        if (previous) await previous.releaseAfterRead(signal);
-        throwIfAborted(signal);
-        progress.setPhase('reading');
-        const copyPath = path.join(workDir, `${index}.db`);
-        const { mode } = await stat(database.path).catch(() => ({ mode: 0o644 }));
-        const takenAt = new Date();
-        const facts = await backupDatabase(database.path, copyPath, this.options, signal);
-        await checkDatabaseIntegrity(copyPath, this.check, `sqlite source ${database.path}: copy`, signal);
-        Object.assign(database, facts, { integrity: 'ok' as const });
-        previous = new StagedCopy(copyPath);
-        const copy = previous;
-        yield {
-          path: databaseEntryPath(database.name),
-          type: 'file',
-          mode: mode & 0o7777,
-          mtime: takenAt,
-          size: facts.sizeBytes,
-          open: () => copy.open(),
-        };
+      await this.prepare(options);
+      let previous: StagedCopy | undefined;
+      for (const { copy, entry } of this.staged!) {
+        if (previous) await previous.releaseAfterRead(options.signal);
+        previous = copy;
+        yield entry;
       }
     } finally {
-      await rm(workDir, { recursive: true, force: true });
+      await this.release();
     }
+  }
+
+  async release(): Promise<void> {
+    const workDir = this.workDir;
+    this.workDir = undefined;
+    this.staged = undefined;
+    if (workDir) await rm(workDir, { recursive: true, force: true });
   }
 }
 

@@ -10,7 +10,7 @@ import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compress
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
 import { SumsParser } from './sha256sums.js';
-import { waitForDrain } from './stream-wait.js';
+import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 import { ZstdDecompressStream } from './zstd-decompress-stream.js';
 
 export interface ReadArchiveOptions {
@@ -185,10 +185,12 @@ class ArchiveReader {
   /** Decompresses the input into the tar parser, watching the tail of the tar bytes. */
   private async feed(): Promise<void> {
     const decompressor = this.decompressor!;
+    const yielder = new EventLoopYielder();
     try {
       for await (const chunk of decompressor as AsyncIterable<Buffer>) {
         this.tail.observe(chunk);
         if (!this.extract.write(chunk)) await waitForDrain(this.extract, 'archive tar reader');
+        await yielder.add(chunk.length);
       }
     } catch (err) {
       if (this.firstError || err === this.inputError || err instanceof SnapworkerError) throw err;

@@ -9,7 +9,7 @@ import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest
 import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
 import { formatSumLine } from './sha256sums.js';
-import { waitForDrain } from './stream-wait.js';
+import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 
 /** What went into an archive: payload entries (not manifest, sums or seal), of which regular files, and their bytes. */
 export interface ArchiveStats {
@@ -62,6 +62,7 @@ export function writeArchive(options: WriteArchiveOptions): { stream: Readable; 
     return { stream: output, done: writer.run() };
   } catch (err) {
     output = new PassThrough();
+    output.on('error', () => {}); // reported through `done`, like every writer error
     output.destroy(err as Error);
     const done = Promise.reject(err);
     done.catch(() => {}); // the caller may only watch `stream`
@@ -83,6 +84,7 @@ class ArchiveWriter {
   private readonly tracker = new EntryTracker();
   private readonly sumLines: string[] = [];
   private readonly stats: ArchiveStats = { entries: 0, files: 0, rawBytes: 0 };
+  private readonly yielder = new EventLoopYielder();
   private openBody: Readable | undefined;
   private firstError: Error | undefined;
 
@@ -141,12 +143,12 @@ class ArchiveWriter {
   private async addBuffer(name: string, bytes: Buffer, { listInSums = true } = {}): Promise<void> {
     if (listInSums) this.sumLines.push(formatSumLine(createHash('sha256').update(bytes).digest('hex'), name));
     const header: TarHeader = { name, type: 'file', size: bytes.length, mode: 0o644, mtime: new Date(this.manifest.createdAt) };
-    await new Promise<void>((resolve, reject) => this.pack.entry(header, bytes, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => quiet(this.pack.entry(header, bytes, (err) => (err ? reject(err) : resolve()))));
   }
 
   /** Adds an entry without a body (directory, symlink). */
   private async addEntry(header: TarHeader): Promise<void> {
-    await new Promise<void>((resolve, reject) => this.pack.entry(header, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => quiet(this.pack.entry(header, (err) => (err ? reject(err) : resolve()))));
   }
 
   private async addFile(entry: SourceEntry): Promise<void> {
@@ -156,7 +158,7 @@ class ArchiveWriter {
     let failed: ((err: Error) => void) | undefined;
     const entryDone = new Promise<void>((resolve, reject) => ((written = resolve), (failed = reject)));
     entryDone.catch(() => {}); // awaited below on success; on failure the body loop's error wins
-    const sink = this.pack.entry(tarHeader(entry), (err) => (err ? failed!(err) : written!()));
+    const sink = quiet(this.pack.entry(tarHeader(entry), (err) => (err ? failed!(err) : written!())));
     const body = await entry.open();
     this.openBody = body;
     try {
@@ -168,6 +170,7 @@ class ArchiveWriter {
         hash.update(chunk);
         if (!entry.progressCounted) this.options.progress.addBytes(chunk.length);
         if (!sink.write(chunk)) await waitForDrain(sink, `archive entry ${name}`);
+        await this.yielder.add(chunk.length);
       }
       if (bytes !== entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${entry.size} (file changed while reading?)`);
       sink.end(undefined);
@@ -189,6 +192,12 @@ class ArchiveWriter {
     if (this.firstError) return;
     this.output.end();
   }
+}
+
+/** Entry sinks repeat the pack's error, which the entry callback and `fail` already handle. */
+function quiet<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(sink: T): T {
+  sink.on('error', () => {});
+  return sink;
 }
 
 function tarHeader(entry: EntryHeader): TarHeader {

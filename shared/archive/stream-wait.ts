@@ -34,3 +34,22 @@ export function waitForDrain(stream: DrainableStream, name: string): Promise<voi
     stream.once('close', onClose);
   });
 }
+
+/**
+ * Counts bytes moved by a loop and, every `everyBytes`, lets the event loop run timers and I/O.
+ * A pipeline fed from memory (a read-ahead buffer, a fast decompressor) otherwise runs on
+ * promise callbacks alone and starves timers: abort timeouts, lock renewals, progress publishing.
+ */
+export class EventLoopYielder {
+  private sinceYield = 0;
+
+  constructor(private readonly everyBytes = 8 * 1024 * 1024) {}
+
+  /** Resolves at once, or after a setImmediate turn when enough bytes went by. */
+  async add(bytes: number): Promise<void> {
+    this.sinceYield += bytes;
+    if (this.sinceYield < this.everyBytes) return;
+    this.sinceYield = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}

@@ -13,25 +13,61 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import { S3Driver } from '../shared/storage/s3/s3-driver.js';
 
 const MiB = 1024 * 1024;
-const [sizeMiB = 512, partSizeMiB = 16, queueSize = 4] = process.argv.slice(2).map(Number);
-const size = sizeMiB * MiB;
-
 process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
 
 async function freePort(): Promise<number> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
+  await new Promise((done) => server.close(done));
   return port;
+}
+
+export interface S3rverProcess {
+  /** `http://127.0.0.1:<port>` */
+  endpoint: string;
+  bucket: string;
+  /** Kills s3rver and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts s3rver as a child process on a free port with one bucket, in a fresh temp directory,
+ * so that its memory and CPU are not counted as the measured process's. Also used by
+ * `bench/s3-vs-rclone.ts`.
+ */
+export async function startS3rverProcess(bucket: string): Promise<S3rverProcess> {
+  const directory = await mkdtemp(join(tmpdir(), 'snapworker-bench-s3-'));
+  const port = await freePort();
+  const s3rverBin = fileURLToPath(new URL('../node_modules/s3rver/bin/s3rver.js', import.meta.url));
+  const server = spawn(process.execPath, [s3rverBin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((done) => server.once('exit', () => done()));
+  const stop = async () => {
+    if (server.exitCode === null && server.signalCode === null) server.kill();
+    await exited;
+    await rm(directory, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once('exit', (code) => fail(new Error(`s3rver exited with ${code}`)));
+      server.stdout!.on('data', (text: Buffer) => text.toString().includes('listening') && done());
+      setTimeout(done, 3000); // --silent may print nothing
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoint: `http://127.0.0.1:${port}`, bucket, stop };
 }
 
 /** `size` bytes of random-looking data from a 8 MiB random block, streamed, never all in memory. */
@@ -65,55 +101,51 @@ async function measure<T>(work: () => Promise<T>): Promise<{ result: T; seconds:
   }
 }
 
-const directory = await mkdtemp(join(tmpdir(), 'snapworker-bench-s3-'));
-const port = await freePort();
-const s3rverBin = fileURLToPath(new URL('../node_modules/s3rver/bin/s3rver.js', import.meta.url));
-const server = spawn(process.execPath, [s3rverBin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', 'bench'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-try {
-  await new Promise<void>((resolve, reject) => {
-    server.once('exit', (code) => reject(new Error(`s3rver exited with ${code}`)));
-    server.stdout!.on('data', (text: Buffer) => text.toString().includes('listening') && resolve());
-    setTimeout(resolve, 3000); // --silent may print nothing
-  });
-  const driver = new S3Driver({
-    bucket: 'bench',
-    prefix: 'bench',
-    endpoint: `http://127.0.0.1:${port}`,
-    forcePathStyle: true,
-    checksumMode: 'WHEN_REQUIRED',
-    partSize: partSizeMiB * MiB,
-    queueSize,
-  });
-  const baseline = Math.round(process.memoryUsage().rss / MiB);
-  const upload = await measure(() => driver.put('big.bin', incompressible(size)));
-  const download = await measure(async () => {
-    const hash = createHash('sha256');
-    for await (const chunk of await driver.get('big.bin')) hash.update(chunk as Buffer);
-    return hash.digest('hex');
-  });
-  if (download.result !== upload.result.sha256) throw new Error('downloaded bytes differ from uploaded bytes');
-  const rate = (seconds: number) => (sizeMiB / seconds).toFixed(1);
-  console.log(
-    JSON.stringify(
-      {
-        sizeMiB,
-        partSizeMiB,
-        queueSize,
-        parts: upload.result.parts?.length ?? 1,
-        baselineRssMiB: baseline,
-        upload: { seconds: +upload.seconds.toFixed(2), mibPerSecond: +rate(upload.seconds), peakRssMiB: upload.peakRssMiB },
-        download: { seconds: +download.seconds.toFixed(2), mibPerSecond: +rate(download.seconds), peakRssMiB: download.peakRssMiB },
-        verified: true,
-      },
-      null,
-      2,
-    ),
-  );
-  await driver.delete('big.bin');
-  await driver.close();
-} finally {
-  server.kill();
-  await rm(directory, { recursive: true, force: true });
+async function main(): Promise<void> {
+  const [sizeMiB = 512, partSizeMiB = 16, queueSize = 4] = process.argv.slice(2).map(Number);
+  const size = sizeMiB * MiB;
+  const server = await startS3rverProcess('bench');
+  try {
+    const driver = new S3Driver({
+      bucket: server.bucket,
+      prefix: 'bench',
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      checksumMode: 'WHEN_REQUIRED',
+      partSize: partSizeMiB * MiB,
+      queueSize,
+    });
+    const baseline = Math.round(process.memoryUsage().rss / MiB);
+    const upload = await measure(() => driver.put('big.bin', incompressible(size)));
+    const download = await measure(async () => {
+      const hash = createHash('sha256');
+      for await (const chunk of await driver.get('big.bin')) hash.update(chunk as Buffer);
+      return hash.digest('hex');
+    });
+    if (download.result !== upload.result.sha256) throw new Error('downloaded bytes differ from uploaded bytes');
+    const rate = (seconds: number) => (sizeMiB / seconds).toFixed(1);
+    console.log(
+      JSON.stringify(
+        {
+          sizeMiB,
+          partSizeMiB,
+          queueSize,
+          parts: upload.result.parts?.length ?? 1,
+          baselineRssMiB: baseline,
+          upload: { seconds: +upload.seconds.toFixed(2), mibPerSecond: +rate(upload.seconds), peakRssMiB: upload.peakRssMiB },
+          download: { seconds: +download.seconds.toFixed(2), mibPerSecond: +rate(download.seconds), peakRssMiB: download.peakRssMiB },
+          verified: true,
+        },
+        null,
+        2,
+      ),
+    );
+    await driver.delete('big.bin');
+    await driver.close();
+  } finally {
+    await server.stop();
+  }
 }
+
+// Run only as a script; `bench/s3-vs-rclone.ts` imports the s3rver helper from here.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -9,6 +9,8 @@ export interface ProgressReport {
   entriesDone: number;
   bytesPerSecond: number;
   etaSeconds?: number;
+  /** Archive bytes moved to or from the repository so far (uploaded or downloaded). */
+  bytesTransferred?: number;
 }
 
 /**
@@ -20,6 +22,8 @@ export interface ProgressSink {
   setTotal(bytes: number | undefined): void;
   addBytes(bytes: number): void;
   addEntries(count: number): void;
+  /** Archive bytes moved to or from the repository so far (a running total from the driver). */
+  setTransferred(bytes: number): void;
 }
 
 /** A sink that drops everything, for callers that do not follow progress. */
@@ -28,6 +32,7 @@ export const nullProgress: ProgressSink = {
   setTotal() {},
   addBytes() {},
   addEntries() {},
+  setTransferred() {},
 };
 
 /**
@@ -39,6 +44,7 @@ export class ProgressTracker implements ProgressSink {
   private total: number | undefined;
   private bytes = 0;
   private entries = 0;
+  private transferred: number | undefined;
   private readonly startedAt = Date.now();
   private lastPublishedAt = 0;
 
@@ -66,6 +72,11 @@ export class ProgressTracker implements ProgressSink {
     this.maybePublish();
   }
 
+  setTransferred(bytes: number): void {
+    this.transferred = bytes;
+    this.maybePublish();
+  }
+
   /** The report as of now. */
   snapshot(): ProgressReport {
     const elapsed = (Date.now() - this.startedAt) / 1000;
@@ -76,6 +87,7 @@ export class ProgressTracker implements ProgressSink {
       entriesDone: this.entries,
       bytesPerSecond,
     };
+    if (this.transferred !== undefined) report.bytesTransferred = this.transferred;
     if (this.total !== undefined) {
       report.bytesTotal = this.total;
       if (bytesPerSecond > 0) report.etaSeconds = Math.max(0, Math.round((this.total - this.bytes) / bytesPerSecond));

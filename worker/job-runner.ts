@@ -154,6 +154,7 @@ function countInto(progress: ProgressSink, count: (bytes: number) => void): Prog
     setPhase: (phase) => progress.setPhase(phase),
     setTotal: (bytes) => progress.setTotal(bytes),
     addEntries: (n) => progress.addEntries(n),
+    setTransferred: (bytes) => progress.setTransferred(bytes),
     addBytes: (n) => {
       progress.addBytes(n);
       count(n);

@@ -28,7 +28,7 @@ export interface ReadSnapshotRequest {
 export async function readSnapshot(request: ReadSnapshotRequest): Promise<ReadResult> {
   const { repository, record, signal, progress } = request;
   progress.setTotal(record.stats.rawBytes);
-  const stored = await repository.openArchive(record, { signal });
+  const stored = await repository.openArchive(record, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
   const digest = new DigestStream();
   // Errors of either stream reach the reader through `digest`; the callback has nothing to add.
   pipeline(stored, digest, () => {});

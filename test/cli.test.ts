@@ -5,8 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
-import { createTestEnvironment, PROJECT_ROOT, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
-import type { RunningWorker } from '../worker/run-worker.js';
+import { PROJECT_ROOT, useTestWorker } from './helpers/worker-fixture.js';
 
 interface CliRun {
   code: number | null;
@@ -102,18 +101,10 @@ describe('the snapworker command line', () => {
   });
 
   describe('with a worker', () => {
-    let environment: TestEnvironment;
-    let worker: RunningWorker;
-    before(async () => {
-      environment = await createTestEnvironment();
-      ({ worker } = await startTestWorker(environment));
-    });
-    after(async () => {
-      await worker?.stop();
-      await environment?.cleanup();
-    });
+    const fixture = useTestWorker();
 
     it('enqueues and prints the job id, or follows the job with --wait until it ends', async () => {
+      const { environment } = fixture;
       const src = path.join(environment.root, 'queued');
       await makeTree(src, { 'a.txt': 'a'.repeat(1000) });
       const enqueued = await cli(['snapshot', `dir://${src}`], environment.env);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { manifestFor } from './helpers/archive-fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { open, mkdtemp, readdir, readFile, rm, stat, truncate, appendFile, writeFile, lstat, mkdir } from 'node:fs/promises';
 import os from 'node:os';
@@ -6,7 +7,6 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { EntryHeader, SourceEntry } from '../shared/archive/archive-entry.js';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from '../shared/archive/manifest.js';
 import { IntegrityError, InvalidInputError, UnsafePathError } from '../shared/errors.js';
 import { dirUri } from '../shared/fsutil/dir-uri.js';
 import { nullProgress } from '../shared/progress.js';
@@ -39,18 +39,6 @@ function sourceOf(root: string, params: SourceParams = {}, io: 'sync' | 'async' 
   return createDirSourceFactory({ io })([dirUri(root)], params, context);
 }
 
-function manifestFor(source: Source): Manifest {
-  return {
-    format: ARCHIVE_FORMAT,
-    version: ARCHIVE_FORMAT_VERSION,
-    snapshotId: 'test',
-    createdAt: new Date().toISOString(),
-    source: source.descriptor,
-    labels: {},
-    compression: 'none',
-    tool: { name: 'snapworker', version: '0.0.0' },
-  };
-}
 
 async function listEntries(source: Source): Promise<SourceEntry[]> {
   const entries: SourceEntry[] = [];

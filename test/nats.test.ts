@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { manifestFor } from './helpers/archive-fixtures.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { AckPolicy, StorageType, jetstream, jetstreamManager, type JetStreamMana
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Readable } from 'node:stream';
 import type { EntryHeader } from '../shared/archive/archive-entry.js';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from '../shared/archive/manifest.js';
+import type { Manifest } from '../shared/archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../shared/errors.js';
 import { nullProgress, type ProgressSink } from '../shared/progress.js';
 import { createNatsSource, natsSourceFactory } from '../shared/sources/nats-source.js';
@@ -34,18 +35,6 @@ function streamName(): string {
   return name;
 }
 
-function manifestFor(source: Source): Manifest {
-  return {
-    format: ARCHIVE_FORMAT,
-    version: ARCHIVE_FORMAT_VERSION,
-    snapshotId: 'test',
-    createdAt: new Date().toISOString(),
-    source: source.descriptor,
-    labels: {},
-    compression: 'none',
-    tool: { name: 'snapworker', version: 'test' },
-  };
-}
 
 interface StagedEntry extends EntryHeader {
   body: Buffer;

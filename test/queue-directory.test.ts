@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile, mkdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
-import { createTestEnvironment, eventually, sh, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
-import type { RunningWorker } from '../worker/run-worker.js';
+import { eventually, sh, useTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 
 const OLD = new Date('2020-02-02T02:02:02.500Z');
@@ -34,16 +33,10 @@ async function settled(environment: TestEnvironment, job: Job): Promise<Job> {
 }
 
 describe('directories through the queue', () => {
+  const fixture = useTestWorker();
   let environment: TestEnvironment;
-  let worker: RunningWorker;
-
-  before(async () => {
-    environment = await createTestEnvironment();
-    ({ worker } = await startTestWorker(environment));
-  });
-  after(async () => {
-    await worker?.stop();
-    await environment?.cleanup();
+  before(() => {
+    environment = fixture.environment;
   });
 
   it('snapshots, verifies and restores a tree enqueued with plain BullMQ exactly as the README shows', async () => {

@@ -8,9 +8,8 @@ import Database from 'better-sqlite3';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import type { Job } from 'bullmq';
-import { createTestEnvironment, sh, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
+import { sh, useTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
 import { startNatsServer } from './helpers/nats-server.js';
-import type { RunningWorker } from '../worker/run-worker.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { Repository } from '../shared/catalog/repository.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
@@ -37,18 +36,12 @@ function makeDatabase(file: string, rows: number, tag: string): void {
 }
 
 describe('SQLite and NATS sources through the queue', () => {
+  const fixture = useTestWorker();
   let environment: TestEnvironment;
-  let worker: RunningWorker;
   let repository: Repository;
-
-  before(async () => {
-    environment = await createTestEnvironment();
-    ({ worker } = await startTestWorker(environment));
+  before(() => {
+    environment = fixture.environment;
     repository = new Repository('default', new FsDriver({ root: environment.repoDir }));
-  });
-  after(async () => {
-    await worker?.stop();
-    await environment?.cleanup();
   });
 
   it('keeps a lineage of SQLite snapshots, records checked facts in the manifest, and restores latest by source name', async () => {

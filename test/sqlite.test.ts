@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { manifestFor } from './helpers/archive-fixtures.js';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
@@ -9,7 +10,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { Manifest } from '../shared/archive/manifest.js';
 import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError } from '../shared/errors.js';
 import { nullProgress } from '../shared/progress.js';
 import type { EndpointContext, Source } from '../shared/sources/source.js';
@@ -55,18 +55,6 @@ function sqliteUri(filePath: string): URL {
   return new URL(`sqlite://${filePath}`);
 }
 
-function manifestFor(source: Source): Manifest {
-  return {
-    format: 'snapworker-archive',
-    version: 1,
-    snapshotId: '20250101T000000000Z-00000000',
-    createdAt: new Date().toISOString(),
-    source: structuredClone(source.descriptor),
-    labels: {},
-    compression: 'none',
-    tool: { name: 'snapworker', version: 'test' },
-  };
-}
 
 /** Feeds every entry of `source` straight into a session of the target at `targets`, then commits. */
 async function snapshotAndRestore(

@@ -4,6 +4,7 @@
  * targets can be tested against what an attacker or a broken disk could hand them.
  */
 import { createHash, createHmac } from 'node:crypto';
+import type { Source } from '../../shared/sources/source.js';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
@@ -13,6 +14,11 @@ import type { Compression, Manifest } from '../../shared/archive/manifest.js';
 import type { SealKey } from '../../shared/archive/seal.js';
 
 /** A valid manifest; override any field. */
+/** A manifest for restoring `source`'s entries straight into a target in tests (no archive in between). */
+export function manifestFor(source: Source): Manifest {
+  return testManifest({ snapshotId: 'test', source: source.descriptor, labels: {}, compression: 'none' });
+}
+
 export function testManifest(overrides: Partial<Manifest> = {}): Manifest {
   return {
     format: 'snapworker-archive',

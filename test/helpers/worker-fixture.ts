@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { Queue, QueueEvents } from 'bullmq';
 import { loadConfig, type WorkerConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logging.js';
@@ -68,6 +69,29 @@ export async function startTestWorker(environment: TestEnvironment, env: NodeJS.
   const config = loadConfig({ ...environment.env, ...env });
   const worker = await startWorker(config, createLogger(config.logLevel));
   return { worker, config };
+}
+
+/**
+ * Gives the enclosing suite a fresh environment with an in-process worker: registers the
+ * `before` and `after` hooks that start and stop them. Read `environment` inside tests.
+ */
+export function useTestWorker(extraEnv: NodeJS.ProcessEnv = {}): { readonly environment: TestEnvironment } {
+  let environment: TestEnvironment | undefined;
+  let worker: RunningWorker | undefined;
+  before(async () => {
+    environment = await createTestEnvironment(extraEnv);
+    ({ worker } = await startTestWorker(environment));
+  });
+  after(async () => {
+    await worker?.stop();
+    await environment?.cleanup();
+  });
+  return {
+    get environment() {
+      if (!environment) throw new Error('the test environment is not started yet');
+      return environment;
+    },
+  };
 }
 
 /** A worker as a child process running the real CLI (`snapworker worker`); its stderr is collected. */

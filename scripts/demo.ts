@@ -21,7 +21,8 @@ const source = path.join(home, 'demo', 'source');
 const restored = path.join(home, 'demo', `restored-${Date.now()}`);
 
 function makeDemoTree(): void {
-  rmSync(source, { recursive: true, force: true });
+  // The demo folder is the demo's own: start it afresh (the repository keeps its history).
+  rmSync(path.join(home, 'demo'), { recursive: true, force: true });
   mkdirSync(path.join(source, 'config'), { recursive: true });
   mkdirSync(path.join(source, 'data', 'empty-dir'), { recursive: true });
   writeFileSync(path.join(source, 'config', 'app.json'), JSON.stringify({ name: 'demo', replicas: 3 }, null, 2));

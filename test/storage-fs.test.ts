@@ -63,3 +63,30 @@ test('openDriver opens a file:// repository as an FsDriver rooted at the path', 
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('a put aborted while its body fails too leaves no unhandled rejection behind', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'snapworker-fs-abort-'));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const driver = new FsDriver({ root });
+    const controller = new AbortController();
+    const { PassThrough } = await import('node:stream');
+    const body = new PassThrough();
+    body.on('error', () => {}); // its owner listens, as the archive writer does on its output
+    const put = driver.put('k', body, { signal: controller.signal });
+    body.write(randomBytes(1024));
+    await new Promise((r) => setImmediate(r));
+    // What a shutdown does to a snapshot: the signal fires and the archive stream dies with it.
+    controller.abort('shutting down');
+    body.destroy(new Error('archive: writing aborted'));
+    await assert.rejects(put);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+    assert.deepEqual(await readdir(root), []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -133,6 +133,9 @@ function requireArgs(args: string[], count: number, usage: string): string[] {
 }
 
 async function runWorkerUntilSignalled(config: WorkerConfig, logger: ReturnType<typeof createLogger>): Promise<number> {
+  // A promise nobody observed is a bug to fix, not a reason to drop every job this worker runs:
+  // log it loudly and keep serving (each job's own outcome is reported through its promise).
+  process.on('unhandledRejection', (reason) => logger.error({ err: errorMessage(reason) }, 'unhandled promise rejection'));
   const worker = await startWorker(config, logger);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -32,7 +32,12 @@ export async function* bodyChunks(body: Readable, signal?: AbortSignal): AsyncGe
 function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new AbortedError('aborted', { cause: signal.reason }));
-    if (signal.aborted) return onAbort();
+    if (signal.aborted) {
+      // The read still settles (often with the same failure): observe it, or it would surface
+      // as an unhandled rejection and take the process down.
+      pending.catch(() => {});
+      return onAbort();
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     pending.then(
       (value) => {

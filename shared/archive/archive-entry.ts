@@ -24,6 +24,12 @@ export interface SourceEntry extends EntryHeader {
    */
   open?: () => Readable | Promise<Readable>;
   /**
+   * The file's whole content, when the source already holds it in memory (small files read
+   * ahead). The archive writer then hashes and copies it directly instead of calling `open()`,
+   * which saves a stream per file. Must be exactly `size` bytes.
+   */
+  bytes?: Buffer;
+  /**
    * The source already reported these bytes to progress while it staged them (a NATS snapshot
    * received into a temp file); the archive writer then does not count them a second time.
    */

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
-import tar from 'tar-stream';
 import { AbortedError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { EntryHeader, SourceEntry } from './archive-entry.js';
@@ -10,6 +9,7 @@ import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
 import { formatSumLine } from './sha256sums.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
+import { END_OF_ARCHIVE, TAR_BLOCK_BYTES, encodeTarHeader, paddingFor, type TarHeaderFields } from './tar-encoder.js';
 
 /** What went into an archive: payload entries (not manifest, sums or seal), of which regular files, and their bytes. */
 export interface ArchiveStats {
@@ -34,11 +34,13 @@ export interface WriteArchiveOptions {
   progress: ProgressSink;
 }
 
-/** What tar-stream's pack takes for an entry. */
-type TarHeader = Partial<tar.Header> & { name: string };
-
-// Timestamps the ustar header holds (tar-stream writes whole seconds through a 32-bit int).
+// Timestamps the ustar header holds (whole seconds through a 32-bit int, as tar-stream wrote them).
 const MAX_MTIME_MS = (2 ** 31 - 1) * 1000;
+/** Size of the chunks handed to the compressor. */
+const BATCH_BYTES = 1024 * 1024;
+/** Pieces at least this big go to the compressor as they are, not copied into a batch. */
+const DIRECT_WRITE_BYTES = 256 * 1024;
+const PADDING = Buffer.alloc(TAR_BLOCK_BYTES);
 
 /**
  * Starts writing an archive (format v1, see docs/archive-format.md): `manifest.json`, the
@@ -80,11 +82,11 @@ function manifestToWrite(manifest: Manifest, seal: SealKey | undefined): Manifes
 }
 
 class ArchiveWriter {
-  private readonly pack = tar.pack();
   private readonly tracker = new EntryTracker();
   private readonly sumLines: string[] = [];
   private readonly stats: ArchiveStats = { entries: 0, files: 0, rawBytes: 0 };
   private readonly yielder = new EventLoopYielder();
+  private readonly out: BatchedOutput;
   private openBody: Readable | undefined;
   private firstError: Error | undefined;
 
@@ -92,7 +94,9 @@ class ArchiveWriter {
     private readonly options: WriteArchiveOptions,
     private readonly manifest: Manifest,
     private readonly output: Transform,
-  ) {}
+  ) {
+    this.out = new BatchedOutput(output);
+  }
 
   /** Runs the writer; the promise is `done`. */
   run(): Promise<ArchiveStats> {
@@ -107,7 +111,6 @@ class ArchiveWriter {
     else signal.addEventListener('abort', onAbort, { once: true });
 
     this.writeEntries().catch((err: unknown) => this.fail(err));
-    this.pumpToOutput().catch((err: unknown) => this.fail(err));
     const done = ended.finally(() => signal.removeEventListener('abort', onAbort));
     done.catch(() => {}); // the caller may only watch `stream`
     return done;
@@ -118,7 +121,6 @@ class ArchiveWriter {
     if (this.firstError) return;
     this.firstError = err instanceof Error ? err : new SnapworkerError(String(err));
     this.openBody?.destroy();
-    this.pack.destroy(this.firstError);
     this.output.destroy(this.firstError);
   }
 
@@ -129,39 +131,51 @@ class ArchiveWriter {
       if (this.firstError) throw this.firstError;
       this.tracker.add(entry);
       if (entry.type === 'file') await this.addFile(entry);
-      else await this.addEntry(tarHeader(entry));
+      else await this.out.append(encodeTarHeader(tarHeader(entry)));
       this.stats.entries += 1;
       this.options.progress.addEntries(1);
+      await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
     }
     const sums = Buffer.from(this.sumLines.join(''));
     await this.addBuffer(SUMS_ENTRY, sums, { listInSums: false });
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });
-    this.pack.finalize();
+    await this.out.append(END_OF_ARCHIVE);
+    await this.out.flush();
+    if (this.firstError) throw this.firstError;
+    this.output.end();
   }
 
   private async addBuffer(name: string, bytes: Buffer, { listInSums = true } = {}): Promise<void> {
-    if (listInSums) this.sumLines.push(formatSumLine(createHash('sha256').update(bytes).digest('hex'), name));
-    const header: TarHeader = { name, type: 'file', size: bytes.length, mode: 0o644, mtime: new Date(this.manifest.createdAt) };
-    await new Promise<void>((resolve, reject) => quiet(this.pack.entry(header, bytes, (err) => (err ? reject(err) : resolve()))));
+    if (listInSums) this.sumLines.push(formatSumLine(sha256Hex(bytes), name));
+    const mtimeMs = new Date(this.manifest.createdAt).getTime();
+    await this.out.append(encodeTarHeader({ name, type: 'file', size: bytes.length, mode: 0o644, mtimeMs: Math.floor(mtimeMs / 1000) * 1000 }));
+    await this.appendBody(bytes);
   }
 
-  /** Adds an entry without a body (directory, symlink). */
-  private async addEntry(header: TarHeader): Promise<void> {
-    await new Promise<void>((resolve, reject) => quiet(this.pack.entry(header, (err) => (err ? reject(err) : resolve()))));
+  private async appendBody(bytes: Buffer): Promise<void> {
+    await this.out.append(bytes);
+    await this.out.append(PADDING.subarray(0, paddingFor(bytes.length)));
   }
 
   private async addFile(entry: SourceEntry): Promise<void> {
     const name = showPath(entry.path);
+    if (entry.bytes !== undefined) {
+      // Read ahead whole by the source: one hash call and one copy, no stream.
+      if (entry.bytes.length !== entry.size) {
+        throw new SnapworkerError(`archive: entry ${name}: source yielded ${entry.bytes.length} bytes, announced ${entry.size} (file changed while reading?)`);
+      }
+      await this.out.append(encodeTarHeader(tarHeader(entry)));
+      await this.appendBody(entry.bytes);
+      if (!entry.progressCounted) this.options.progress.addBytes(entry.size);
+      this.fileWritten(entry.path, sha256Hex(entry.bytes), entry.size);
+      return;
+    }
     if (!entry.open) throw new InvalidInputError(`archive: entry ${name}: a file without open()`);
-    let written: (() => void) | undefined;
-    let failed: ((err: Error) => void) | undefined;
-    const entryDone = new Promise<void>((resolve, reject) => ((written = resolve), (failed = reject)));
-    entryDone.catch(() => {}); // awaited below on success; on failure the body loop's error wins
-    const sink = quiet(this.pack.entry(tarHeader(entry), (err) => (err ? failed!(err) : written!())));
     const body = await entry.open();
     this.openBody = body;
     try {
+      await this.out.append(encodeTarHeader(tarHeader(entry)));
       const hash = createHash('sha256');
       let bytes = 0;
       for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -169,50 +183,78 @@ class ArchiveWriter {
         if (bytes > entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded more than the announced ${entry.size} bytes (file changed while reading?)`);
         hash.update(chunk);
         if (!entry.progressCounted) this.options.progress.addBytes(chunk.length);
-        if (!sink.write(chunk)) await waitForDrain(sink, `archive entry ${name}`);
+        await this.out.append(chunk);
         await this.yielder.add(chunk.length);
       }
       if (bytes !== entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${entry.size} (file changed while reading?)`);
-      sink.end(undefined);
-      await entryDone;
-      this.sumLines.push(formatSumLine(hash.digest('hex'), entry.path));
-      this.stats.files += 1;
-      this.stats.rawBytes += bytes;
+      await this.out.append(PADDING.subarray(0, paddingFor(bytes)));
+      this.fileWritten(entry.path, hash.digest('hex'), bytes);
     } finally {
       this.openBody = undefined;
       body.destroy();
     }
   }
 
-  /** Moves the tar bytes into the compressor at the pace the compressor's reader sets. */
-  private async pumpToOutput(): Promise<void> {
-    for await (const chunk of this.pack as AsyncIterable<Buffer>) {
-      if (!this.output.write(chunk)) await waitForDrain(this.output, 'archive output');
-    }
-    if (this.firstError) return;
-    this.output.end();
+  private fileWritten(path: string, hex: string, bytes: number): void {
+    this.sumLines.push(formatSumLine(hex, path));
+    this.stats.files += 1;
+    this.stats.rawBytes += bytes;
   }
 }
 
-/** Entry sinks repeat the pack's error, which the entry callback and `fail` already handle. */
-function quiet<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(sink: T): T {
-  sink.on('error', () => {});
-  return sink;
+/**
+ * Collects the small pieces of a tar stream (headers, small bodies, padding) into chunks of
+ * `BATCH_BYTES` before writing them to the compressor, and passes big pieces through uncopied:
+ * one write per MiB instead of three per entry. Waits for `drain` when the compressor is full,
+ * so memory stays at one batch plus the compressor's buffers.
+ */
+class BatchedOutput {
+  private batch = Buffer.allocUnsafe(BATCH_BYTES);
+  private used = 0;
+
+  constructor(private readonly output: Transform) {}
+
+  async append(bytes: Buffer): Promise<void> {
+    if (bytes.length >= DIRECT_WRITE_BYTES) {
+      await this.flush();
+      await this.write(bytes);
+      return;
+    }
+    if (this.used + bytes.length > BATCH_BYTES) await this.flush();
+    bytes.copy(this.batch, this.used);
+    this.used += bytes.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.used === 0) return;
+    const full = this.batch.subarray(0, this.used);
+    // A new batch each time: the compressor may still hold the last one in its write queue.
+    this.batch = Buffer.allocUnsafe(BATCH_BYTES);
+    this.used = 0;
+    await this.write(full);
+  }
+
+  private async write(bytes: Buffer): Promise<void> {
+    if (this.output.destroyed) throw new SnapworkerError('archive: output closed');
+    if (!this.output.write(bytes)) await waitForDrain(this.output, 'archive output');
+  }
 }
 
-function tarHeader(entry: EntryHeader): TarHeader {
-  const mtime = Math.min(Math.max(entry.mtime.getTime() || 0, 0), MAX_MTIME_MS);
+/** SHA-256 of a buffer in hex; the one-shot call skips a Hash object per small file where available (Node ≥ 20.12). */
+const sha256Hex: (bytes: Buffer) => string =
+  typeof crypto.hash === 'function' ? (bytes) => crypto.hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+function tarHeader(entry: EntryHeader): TarHeaderFields {
+  const mtimeMs = Math.min(Math.max(entry.mtime.getTime() || 0, 0), MAX_MTIME_MS);
   return {
     name: entry.path,
     type: entry.type,
     mode: entry.mode & 0o7777,
-    mtime: new Date(mtime),
+    mtimeMs,
     size: entry.type === 'file' ? entry.size : 0,
     linkname: entry.type === 'symlink' ? entry.linkTarget : undefined,
-    uid: 0,
-    gid: 0,
     // ustar keeps whole seconds; a pax `mtime` record keeps the milliseconds (GNU tar reads it).
-    // Only written when needed: it costs a 512-byte header block per entry.
-    ...(mtime % 1000 !== 0 ? { pax: { mtime: (mtime / 1000).toFixed(3) } } : {}),
+    // Only written when needed: it costs two 512-byte blocks per entry.
+    paxMtime: mtimeMs % 1000 !== 0 ? (mtimeMs / 1000).toFixed(3) : undefined,
   };
 }

@@ -220,6 +220,7 @@ export class DirSource implements Source {
         entry.linkTarget = await readlink(absPath);
       } else if (type === 'file' && readNow) {
         const bytes = stats.size === 0 ? EMPTY : await this.io.readFile(absPath, stats.size);
+        entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
         const { streamChunkBytes } = this.options;

@@ -11,7 +11,6 @@ import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
 import { SumsParser } from './sha256sums.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
-import { ZstdDecompressStream } from './zstd-decompress-stream.js';
 
 export interface ReadArchiveOptions {
   signal: AbortSignal;
@@ -201,7 +200,8 @@ class ArchiveReader {
       }
       this.truncation = err as Error;
     }
-    if (decompressor instanceof ZstdDecompressStream && decompressor.truncated) {
+    // zstd streams (ZstdDecompressStream and its threaded twin) end quietly on a cut frame.
+    if ((decompressor as { truncated?: boolean }).truncated === true) {
       this.truncation = new IntegrityError('archive: the zstd frame ends early');
     }
     this.extract.end(undefined);

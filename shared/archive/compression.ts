@@ -4,7 +4,7 @@ import { constants as zlibConstants, createGunzip, createGzip } from 'node:zlib'
 import { CompressStream } from 'zstd-napi';
 import { InvalidInputError } from '../errors.js';
 import type { Compression } from './manifest.js';
-import { ZstdDecompressStream } from './zstd-decompress-stream.js';
+import { ThreadedZstdDecompressStream } from './zstd-decompress-thread.js';
 
 /** zstd level when none is given (the zstd CLI's default). */
 export const DEFAULT_ZSTD_LEVEL = 3;
@@ -51,13 +51,13 @@ export function createCompressStream(compression: Compression, options: Compress
 
 /**
  * The stream that decompresses an archive. zstd input must be one frame with nothing after it
- * (see ZstdDecompressStream); gzip follows zlib (several members are concatenated, trailing
+ * (see ZstdDecompressStream; run in a worker thread by ThreadedZstdDecompressStream); gzip follows zlib (several members are concatenated, trailing
  * zero bytes are skipped: the archive reader checks the byte counts itself).
  */
 export function createDecompressStream(compression: Compression): Transform {
   switch (compression) {
     case 'zstd':
-      return new ZstdDecompressStream();
+      return new ThreadedZstdDecompressStream();
     case 'gzip':
       return createGunzip({ chunkSize: ZLIB_CHUNK_BYTES, finishFlush: zlibConstants.Z_FINISH });
     case 'none':

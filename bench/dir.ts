@@ -14,6 +14,7 @@
  * With --restore it also feeds the entries into the directory target (fsync of every file on
  * and off) under --restore-parent (default: the OS temp dir) and removes the result.
  */
+import { manifestFor } from '../test/helpers/archive-fixtures.js';
 import { execSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -62,16 +63,7 @@ async function timeRestore(source: Source, parent: string, fsyncFiles: boolean):
     const target = createDirTargetFactory({ fsyncFiles })([dirUri(path.join(scratch, 'restored'))], {}, context);
     const started = process.hrtime.bigint();
     const session = await target.begin(
-      {
-        format: 'snapworker-archive',
-        version: 1,
-        snapshotId: 'bench',
-        createdAt: new Date().toISOString(),
-        source: source.descriptor,
-        labels: {},
-        compression: 'none',
-        tool: { name: 'snapworker', version: 'bench' },
-      },
+      manifestFor(source),
       { signal, progress: nullProgress, replace: false },
     );
     let files = 0;

@@ -8,6 +8,7 @@
  * the server) is about half the stream's size.
  * Prints one JSON line per phase and a summary.
  */
+import { manifestFor } from '../test/helpers/archive-fixtures.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,16 +59,7 @@ try {
   started = Date.now();
   let snapshotMs = 0;
   const target = natsTargetFactory({ chunkSize })([new URL(`${server.url}/${STREAM}`)], {}, context);
-  const manifest: Manifest = {
-    format: ARCHIVE_FORMAT,
-    version: ARCHIVE_FORMAT_VERSION,
-    snapshotId: 'bench',
-    createdAt: new Date().toISOString(),
-    source: source.descriptor,
-    labels: {},
-    compression: 'none',
-    tool: { name: 'snapworker', version: 'bench' },
-  };
+  const manifest: Manifest = manifestFor(source);
   const session = await target.begin(manifest, { signal: new AbortController().signal, progress: nullProgress, replace: true });
   let snapshotBytes = 0;
   let copyMs = 0;

@@ -12,6 +12,7 @@
  * Peak RSS is the process's high-water mark (VmHWM, all threads) after the round trip, with the
  * database never read into memory. Everything is removed at the end unless --keep.
  */
+import { manifestFor } from '../test/helpers/archive-fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -100,16 +101,7 @@ async function main(): Promise<void> {
     const restored = path.join(work, 'restored.db');
     const target = createSqliteTarget([new URL(`sqlite://${restored}`)], {}, context);
     const signal = new AbortController().signal;
-    const manifest: Manifest = {
-      format: 'snapworker-archive',
-      version: 1,
-      snapshotId: 'bench',
-      createdAt: new Date().toISOString(),
-      source: source.descriptor,
-      labels: {},
-      compression: 'none',
-      tool: { name: 'snapworker', version: 'bench' },
-    };
+    const manifest: Manifest = manifestFor(source);
     const phases: string[] = [];
     await timed('round trip: source -> target, both checks', size, async () => {
       let last = process.hrtime.bigint();

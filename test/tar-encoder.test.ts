@@ -7,9 +7,9 @@ import { encodeTarHeader, type TarHeaderFields } from '../shared/archive/tar-enc
 async function tarStreamHeader(fields: TarHeaderFields): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise((resolve) => pack.on('end', resolve));
-  const header: tar.Headers = {
+  pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  const header: Parameters<typeof pack.entry>[0] = {
     name: fields.name,
     type: fields.type,
     mode: fields.mode,
@@ -22,7 +22,7 @@ async function tarStreamHeader(fields: TarHeaderFields): Promise<Buffer> {
   };
   const sink = pack.entry(header);
   if (fields.size > 0) sink.write(Buffer.alloc(fields.size));
-  sink.end();
+  sink.end(undefined);
   pack.finalize();
   await ended;
   const all = Buffer.concat(chunks);

@@ -12,12 +12,4 @@ export async function removeSideFiles(filePath: string): Promise<void> {
   await Promise.all(SIDE_FILE_SUFFIXES.map((suffix) => rm(filePath + suffix, { force: true })));
 }
 
-/** Flushes a file's data, or a directory's entries (so renames and unlinks in it survive a crash), to disk. */
-export async function fsyncPath(fileOrDirectory: string): Promise<void> {
-  const handle = await open(fileOrDirectory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+export { fsyncPath } from '../fsutil/fsync.js';

@@ -16,6 +16,7 @@ import {
   type StorageObserver,
 } from '../storage-driver.js';
 import { bodyChunks } from '../body-chunks.js';
+import { fsyncPath } from '../../fsutil/fsync.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
 
 /** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
@@ -69,7 +70,7 @@ export class FsDriver implements StorageDriver {
         await handle.close();
         handle = undefined;
         await rename(tempPath, path);
-        await syncDirectory(dirname(path));
+        await fsyncPath(dirname(path));
         return { key, size, sha256 };
       } catch (err) {
         body.destroy();
@@ -271,12 +272,3 @@ async function openTemp(tempPath: string): Promise<FileHandle> {
   }
 }
 
-/** Makes a rename durable: the directory entry itself must reach the disk. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

@@ -104,8 +104,8 @@ export class QueueWorker {
     const started = Date.now();
     const abort = signal ?? new AbortController().signal;
     const { [BOOKKEEPING_KEY]: bookkeeping, ...data } = (job.data ?? {}) as Record<string, unknown>;
-    const kind = (job.name as JobKind) ?? 'snapshot';
-    const ref: JobRef = { jobId: job.id!, kind };
+    // Events name the job as it was enqueued, even when the name is not a known kind.
+    const ref: JobRef = { jobId: job.id!, kind: job.name as JobKind };
     const log = this.deps.logger.child({ jobId: job.id, kind: job.name, attempt: job.attemptsMade + 1 });
     const { metrics, events, runtime } = this.deps;
 

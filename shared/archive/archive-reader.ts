@@ -200,7 +200,7 @@ class ArchiveReader {
       }
       this.truncation = err as Error;
     }
-    // zstd streams (ZstdDecompressStream and its threaded twin) end quietly on a cut frame.
+    // The zstd stream ends quietly on a cut frame and says so in `truncated`.
     if ((decompressor as { truncated?: boolean }).truncated === true) {
       this.truncation = new IntegrityError('archive: the zstd frame ends early');
     }

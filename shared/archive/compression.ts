@@ -51,7 +51,7 @@ export function createCompressStream(compression: Compression, options: Compress
 
 /**
  * The stream that decompresses an archive. zstd input must be one frame with nothing after it
- * (see ZstdDecompressStream; run in a worker thread by ThreadedZstdDecompressStream); gzip follows zlib (several members are concatenated, trailing
+ * (ThreadedZstdDecompressStream, which decompresses in a worker thread); gzip follows zlib (several members are concatenated, trailing
  * zero bytes are skipped: the archive reader checks the byte counts itself).
  */
 export function createDecompressStream(compression: Compression): Transform {

@@ -5,11 +5,11 @@ import { IntegrityError } from '../errors.js';
 
 /** Input chunks handed to the thread and not yet decompressed; bounds what the thread holds. */
 const INPUT_WINDOW = 8;
-/** Output chunk size (as in ZstdDecompressStream: fewer messages and downstream chunks). */
+/** Output chunk size: fewer messages and fewer downstream chunks. */
 const OUTPUT_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * The decompression loop of ZstdDecompressStream, run in a worker thread. Plain JavaScript
+ * The decompression loop, run in a worker thread. Plain JavaScript
  * evaluated as the worker's script, so it runs the same from the compiled build and under tsx.
  * Messages out: `{ data }` (a full output chunk, transferred), `{ consumed }` per input chunk,
  * `{ error, trailing }`, and `{ flushed, truncated }` after the last output.
@@ -79,9 +79,9 @@ type WorkerMessage =
 let bindingPath: string | undefined;
 
 /**
- * Decompresses exactly one zstd frame in a worker thread, with the contract of
- * ZstdDecompressStream (anything after the frame fails the stream with an IntegrityError; input
- * that ends inside the frame ends the output and sets `truncated`). Moving the decompression off
+ * Decompresses exactly one zstd frame in a worker thread: anything after the frame fails the
+ * stream with an IntegrityError; input that ends inside the frame ends the output and sets
+ * `truncated`. Moving the decompression off
  * the event-loop thread lets a restore decompress on one core while the other hashes, parses
  * and writes files: in a restore of many small files the event loop is the bottleneck.
  *

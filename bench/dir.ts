@@ -15,6 +15,7 @@
  * and off) under --restore-parent (default: the OS temp dir) and removes the result.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
+import { nullNotices } from '../shared/sources/notices.js';
 import { execSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -48,7 +49,7 @@ async function timeSourceRead(source: Source): Promise<Run> {
   const started = process.hrtime.bigint();
   let bytes = 0;
   let files = 0;
-  for await (const entry of source.entries({ signal, progress: nullProgress })) {
+  for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
     if (!entry.open) continue;
     files += 1;
     for await (const chunk of await entry.open()) bytes += (chunk as Buffer).length;
@@ -68,7 +69,7 @@ async function timeRestore(source: Source, parent: string, fsyncFiles: boolean):
     );
     let files = 0;
     try {
-      for await (const entry of source.entries({ signal, progress: nullProgress })) {
+      for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
         if (entry.open) files += 1;
         await session.write(entry, await entry.open?.());
       }

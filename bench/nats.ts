@@ -9,6 +9,7 @@
  * Prints one JSON line per phase and a summary.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
+import { nullNotices } from '../shared/sources/notices.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,7 +64,7 @@ try {
   const session = await target.begin(manifest, { signal: new AbortController().signal, progress: nullProgress, replace: true });
   let snapshotBytes = 0;
   let copyMs = 0;
-  for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress })) {
+  for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress, notices: nullNotices })) {
     if (snapshotMs === 0) snapshotMs = Date.now() - started;
     const copyStarted = Date.now();
     const { open, ...header } = entry;

@@ -13,6 +13,7 @@
  * database never read into memory. Everything is removed at the end unless --keep.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
+import { nullNotices } from '../shared/sources/notices.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
         last = now;
       };
       const session = await target.begin(manifest, { signal, progress: nullProgress, replace: false });
-      for await (const entry of source.entries({ signal, progress: nullProgress })) {
+      for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
         lap('source: backup + integrity_check');
         const { open, ...header } = entry;
         await session.write(header, await open!());

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { nullNotices } from '../shared/sources/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { open, mkdtemp, readdir, readFile, rm, stat, truncate, appendFile, writeFile, lstat, mkdir } from 'node:fs/promises';
@@ -42,7 +43,7 @@ function sourceOf(root: string, params: SourceParams = {}, io: 'sync' | 'async' 
 
 async function listEntries(source: Source): Promise<SourceEntry[]> {
   const entries: SourceEntry[] = [];
-  for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress })) entries.push(entry);
+  for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress, notices: nullNotices })) entries.push(entry);
   return entries;
 }
 
@@ -52,7 +53,7 @@ async function restore(source: Source, targetPath: string, replace = false): Pro
   const target = createDirTarget([dirUri(targetPath)], {}, context);
   const session = await target.begin(manifestFor(source), { signal, progress: nullProgress, replace });
   try {
-    for await (const entry of source.entries({ signal, progress: nullProgress })) {
+    for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
       await session.write(entry, await entry.open?.());
     }
   } catch (err) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { nullNotices } from '../shared/sources/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -43,7 +44,7 @@ interface StagedEntry extends EntryHeader {
 /** Runs a source to the end, keeping each entry's bytes (small streams only: tests). */
 async function readEntries(source: Source, progress: ProgressSink = nullProgress): Promise<StagedEntry[]> {
   const staged: StagedEntry[] = [];
-  for await (const entry of source.entries({ signal: new AbortController().signal, progress })) {
+  for await (const entry of source.entries({ signal: new AbortController().signal, progress, notices: nullNotices })) {
     const chunks: Buffer[] = [];
     for await (const chunk of await entry.open!()) chunks.push(chunk as Buffer);
     const { open: _open, ...header } = entry;

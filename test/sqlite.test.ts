@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { nullNotices } from '../shared/sources/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -66,7 +67,7 @@ async function snapshotAndRestore(
   const target = createSqliteTarget(targets.map(sqliteUri), {}, context);
   const session = await target.begin(manifestFor(source), { signal, progress: nullProgress, replace });
   try {
-    for await (const entry of source.entries({ signal, progress: nullProgress })) {
+    for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
       const { open: openBody, ...header } = entry;
       let body = await openBody!();
       if (mangle) body = Readable.from([mangle(await readAll(body))]);
@@ -190,7 +191,7 @@ describe('sqlite source and target', () => {
     const signal = new AbortController().signal;
     const seen: string[] = [];
     let index = 0;
-    for await (const entry of source.entries({ signal, progress: nullProgress })) {
+    for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
       seen.push(entry.path);
       const [workDir] = await readdir(context.stagingDir);
       assert.equal((await readdir(path.join(context.stagingDir, workDir!))).length, 3 - index, 'copies already read are deleted');
@@ -372,7 +373,7 @@ describe('sqlite source and target', () => {
     const target = createSqliteTarget([sqliteUri(existing), sqliteUri(path.join(dir, 'other.db'))], {}, context);
     const session = await target.begin(manifestFor(source), { signal: controller.signal, progress: nullProgress, replace: true });
     await assert.rejects(async () => {
-      for await (const entry of source.entries({ signal: controller.signal, progress: nullProgress })) {
+      for await (const entry of source.entries({ signal: controller.signal, progress: nullProgress, notices: nullNotices })) {
         const { open: openBody, ...header } = entry;
         await session.write(header, await openBody!());
         controller.abort(new AbortedError('test cancelled the job'));

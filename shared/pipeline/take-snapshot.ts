@@ -1,4 +1,5 @@
 import { writeArchive } from '../archive/archive-writer.js';
+import { nullNotices } from '../sources/notices.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../archive/manifest.js';
 import type { SealKey } from '../archive/seal.js';
 import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
@@ -49,7 +50,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
   progress.setPhase('reading');
   const estimatedBytes = await source.estimateBytes?.(signal);
   progress.setTotal(estimatedBytes);
-  await source.prepare?.({ signal, progress });
+  await source.prepare?.({ signal, progress, notices: nullNotices });
   const manifest: Manifest = {
     format: ARCHIVE_FORMAT,
     version: ARCHIVE_FORMAT_VERSION,
@@ -63,7 +64,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
 
   const archive = writeArchive({
     manifest,
-    entries: source.entries({ signal, progress }),
+    entries: source.entries({ signal, progress, notices: nullNotices }),
     level: request.level,
     threads: compressionThreads(request.threads, estimatedBytes),
     seal: request.seal,

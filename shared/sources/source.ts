@@ -1,10 +1,13 @@
 import type { SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import type { ProgressSink } from '../progress.js';
+import type { NoticeSink } from './notices.js';
 
 export interface SourceOpenOptions {
   signal: AbortSignal;
   progress: ProgressSink;
+  /** Where entries that cannot be kept exactly are reported (see `notices.ts`). */
+  notices: NoticeSink;
 }
 
 /**

@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type WorkerConfig } from '../shared/config.js';
 import { errorMessage, InvalidInputError } from '../shared/errors.js';
 import { createLogger } from '../shared/logging.js';
+import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { runJobCommand } from './commands/job-commands.js';
 import { CLI_OPTION_SPEC, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
@@ -103,16 +105,15 @@ async function main(argv: string[]): Promise<number> {
 /**
  * The worker's config from the environment. Commands that only touch files (`--local`, `ls`,
  * ...) run with the user's own permissions, so unless SNAPWORKER_ALLOWED_PATHS says otherwise
- * they may read and write anywhere the user can; queued jobs stay limited by the worker's config.
+ * they may read and write anywhere the user can, and reach any NATS server; queued jobs stay
+ * limited by the worker's config.
  */
 function loadCliConfig(runsInProcess: boolean): WorkerConfig {
   const env = { ...process.env };
   if (runsInProcess && env.SNAPWORKER_ALLOWED_PATHS === undefined) env.SNAPWORKER_ALLOWED_PATHS = '/';
+  if (runsInProcess && env.SNAPWORKER_NATS_ALLOWED_SERVERS === undefined) env.SNAPWORKER_NATS_ALLOWED_SERVERS = ANY_NATS_SERVER;
   return loadConfig(env);
 }
-
-/** Name under which a `--repo` URI is registered for an in-process run. */
-const CLI_REPOSITORY = 'cli';
 
 /**
  * `--repo` is a configured repository name, or for in-process runs also a `file://` or `s3://`
@@ -124,7 +125,8 @@ function withRepoOption(config: WorkerConfig, repo: string | undefined, inProces
     throw new InvalidInputError(`--repo ${repo}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
   }
   if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${repo}: expected a file:// or s3:// URI`);
-  return { config: { ...config, repositories: { ...config.repositories, [CLI_REPOSITORY]: repo } }, repo: CLI_REPOSITORY };
+  // Registered under its URI without secrets, so messages name the repository the user gave.
+  return { config: { ...config, repositories: { ...config.repositories, [redactUrl(repo)]: repo } }, repo: redactUrl(repo) };
 }
 
 function requireArgs(args: string[], count: number, usage: string): string[] {

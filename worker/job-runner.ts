@@ -8,6 +8,7 @@ import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
@@ -28,8 +29,11 @@ export class JobRuntime {
   ) {
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
     const paths = new PathPolicy(config.allowedPaths);
+    const natsServers = new NatsServerPolicy(config.natsAllowedServers);
     this.endpoints = {
-      checkPath: (p) => paths.check(p),
+      // Without a role (a caller outside openSource/openTarget) the stricter target rule applies.
+      checkPath: (p, role = 'target') => paths.check(p, role),
+      checkNatsServer: (server, role) => natsServers.check(server, role),
       stagingDir: config.stagingDir,
       natsProfiles: config.natsProfiles,
     };

@@ -11,6 +11,8 @@ export function isJobKind(name: string): name is JobKind {
  * @throws InvalidInputError naming the job kind, the field and what is wrong with it.
  */
 export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobDataByKind[K] {
+  // Callers in plain JavaScript may pass any string; "constructor" must not find a property of Object.
+  if (!isJobKind(kind)) throw unknownKind(kind);
   const result = JOB_SCHEMAS[kind].safeParse(data);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
@@ -27,7 +29,7 @@ export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobData
  * @throws InvalidInputError for an unknown job name or bad data.
  */
 export function parseJob(name: string, data: unknown): { kind: JobKind; data: JobDataByKind[JobKind] } {
-  if (!isJobKind(name)) throw new InvalidInputError(`unknown job name "${name}" (expected ${JOB_KINDS.join(', ')})`);
+  if (!isJobKind(name)) throw unknownKind(name);
   return { kind: name, data: parseJobData(name, data) };
 }
 
@@ -38,6 +40,10 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
     value = (value as Record<PropertyKey, unknown>)[key];
   }
   return value;
+}
+
+function unknownKind(name: string): InvalidInputError {
+  return new InvalidInputError(`unknown job name ${JSON.stringify(name)} (expected ${JOB_KINDS.join(', ')})`);
 }
 
 function failInvalid(kind: string, problems: string[]): never {

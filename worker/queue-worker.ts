@@ -5,6 +5,7 @@ import type { Compression } from '../shared/archive/manifest.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
 import type { JobEventSink, JobRef } from '../shared/events/job-events.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { snapshotIdForJob } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
@@ -113,9 +114,10 @@ export class QueueWorker {
     try {
       parsed = parseJob(job.name, data);
     } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'invalid job');
-      events.failed(ref, errorMessage(err));
-      throw new UnrecoverableError(errorMessage(err));
+      const reason = publicReason(err);
+      log.warn({ err: reason }, 'invalid job');
+      events.failed(ref, reason);
+      throw new UnrecoverableError(reason);
     }
 
     metrics?.jobStarted(parsed.kind);
@@ -156,8 +158,11 @@ export class QueueWorker {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      events.failed(ref, errorMessage(err));
-      if (!isRetryable(err)) throw new UnrecoverableError(errorMessage(err));
+      const reason = publicReason(err);
+      events.failed(ref, reason);
+      if (!isRetryable(err)) throw new UnrecoverableError(reason);
+      // BullMQ stores the message as the failed reason: no URL in it may carry a secret.
+      if (err instanceof Error) err.message = reason;
       throw err;
     }
   }
@@ -195,4 +200,9 @@ export class QueueWorker {
     const { [BOOKKEEPING_KEY]: _dropped, ...data } = job.data as Record<string, unknown>;
     await job.updateData(data);
   }
+}
+
+/** An error's message as it may go into events, the job's failed reason and logs: URLs redacted. */
+function publicReason(err: unknown): string {
+  return redactUrl(errorMessage(err));
 }

@@ -139,10 +139,13 @@ describe('repositories given as URIs', () => {
     const environment = await createTestEnvironment();
     try {
       const repo = `file://${path.join(environment.root, 'other-repo')}`;
-      const { code, stderr } = await runCli(['show', '20261122T031500123Z-1a2b3c4d', '--repo', repo], environment.env);
-      assert.equal(code, 1, stderr);
-      assert.match(stderr, new RegExp(`^snapworker: repository ${repo.replace(/[/.]/g, '\\$&')}: no snapshot 20261122T031500123Z-1a2b3c4d`));
-      assert.doesNotMatch(stderr, /\bcli\b/);
+      for (const command of ['show', 'verify']) {
+        const { code, stderr } = await runCli([command, '20261122T031500123Z-1a2b3c4d', '--repo', repo, ...(command === 'verify' ? ['--local'] : [])], environment.env);
+        // Not found (1), or "repository does not exist" (10) once read-only commands check for one.
+        assert.ok(code === 1 || code === 10, `${command}: exit ${code}: ${stderr}`);
+        assert.match(stderr, new RegExp(`^snapworker: repository ${repo.replace(/[/.]/g, '\\$&')}: `));
+        assert.doesNotMatch(stderr, /\bcli\b|_uri/);
+      }
     } finally {
       await environment.cleanup();
     }

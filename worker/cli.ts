@@ -8,6 +8,7 @@ import { redactUrl } from '../shared/redact-url.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { runJobCommand } from './commands/job-commands.js';
 import { CLI_OPTION_SPEC, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
+import { URI_REPOSITORY } from './repositories.js';
 import { startWorker } from './run-worker.js';
 
 const USAGE = `usage:
@@ -122,11 +123,10 @@ function loadCliConfig(runsInProcess: boolean): WorkerConfig {
 function withRepoOption(config: WorkerConfig, repo: string | undefined, inProcess: boolean): { config: WorkerConfig; repo: string | undefined } {
   if (repo === undefined || !/^[a-z0-9]+:\/\//.test(repo)) return { config, repo };
   if (!inProcess) {
-    throw new InvalidInputError(`--repo ${repo}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
+    throw new InvalidInputError(`--repo ${redactUrl(repo)}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
   }
-  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${repo}: expected a file:// or s3:// URI`);
-  // Registered under its URI without secrets, so messages name the repository the user gave.
-  return { config: { ...config, repositories: { ...config.repositories, [redactUrl(repo)]: repo } }, repo: redactUrl(repo) };
+  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${redactUrl(repo)}: expected a file:// or s3:// URI`);
+  return { config: { ...config, repositories: { ...config.repositories, [URI_REPOSITORY]: repo } }, repo: URI_REPOSITORY };
 }
 
 function requireArgs(args: string[], count: number, usage: string): string[] {

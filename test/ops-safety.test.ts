@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { connect } from '@nats-io/transport-node';
@@ -23,7 +23,9 @@ import { makeTree } from './helpers/tree.js';
 import { createTestEnvironment, eventually, PROJECT_ROOT, spawnWorker, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
 import { parseJobData } from '../jobs/validate.js';
 import { loadConfig } from '../shared/config.js';
+import { InvalidInputError, isRetryable } from '../shared/errors.js';
 import { redactUrl } from '../shared/redact-url.js';
+import { openDriver } from '../shared/storage/open-driver.js';
 import { startWorker } from '../worker/run-worker.js';
 import { BOOKKEEPING_KEY } from '../worker/queue-worker.js';
 
@@ -200,6 +202,39 @@ describe('S3 leftovers a crashed attempt left', () => {
       }
     });
   }
+});
+
+describe('S3 uploads that fail and cannot be aborted', () => {
+  it('keep the failure as it was, so a failure that is not retried stays not retried', async () => {
+    const s3 = await startS3rver('snapshots');
+    const proxy = await startFaultProxy({
+      target: s3.endpoint,
+      faultRate: 1,
+      faults: ['methodNotAllowed405'],
+      eligible: (req) => req.method === 'DELETE' && /[?&]uploadId=/.test(req.url ?? ''),
+    });
+    const driver = openDriver(`s3://${s3.bucket}/main?endpoint=${proxy.endpoint}&forcePathStyle=true&checksum=when_required&region=us-east-1&partSize=5MiB`);
+    try {
+      const body = Readable.from(
+        (async function* () {
+          yield randomBytes(6 * 1024 * 1024);
+          throw new InvalidInputError('source: entry changed its type while read');
+        })(),
+      );
+      const err = await driver.put('snapshots/x/archive.tar.zst', body).then(
+        () => assert.fail('the put succeeded'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof InvalidInputError, `still an InvalidInputError: ${String(err)}`);
+      assert.equal(isRetryable(err), false);
+      assert.match(err.message, /^source: entry changed its type while read; aborting upload \S+ also failed: .*MethodNotAllowed/);
+      assert.equal(proxy.counts.methodNotAllowed405, 1);
+    } finally {
+      await driver.close?.();
+      await proxy.close();
+      await s3.stop();
+    }
+  });
 });
 
 describe('NATS servers', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../shared/config.js';
+import { NatsServerPolicy, parseNatsServerUrls } from '../shared/nats/nats-servers.js';
 
 describe('worker configuration', () => {
   it('starts from embedded defaults: local Redis, a filesystem repository in the working directory', () => {
@@ -96,6 +97,30 @@ describe('worker configuration', () => {
   it('lets jobs name the local NATS server and those of NATS_URL unless told otherwise', () => {
     assert.deepEqual(loadConfig({ NATS_URL: 'nats://u:p@events:4222' }, '/srv/app').natsAllowedServers, ['127.0.0.1:4222', 'localhost:4222', 'nats://events:4222']);
     assert.deepEqual(loadConfig({ SNAPWORKER_NATS_ALLOWED_SERVERS: 'a:1, b:2' }, '/srv/app').natsAllowedServers, ['a:1', 'b:2']);
+  });
+
+  it('moves NATS_URL credentials into connection options, since the client ignores them in URLs', () => {
+    assert.deepEqual(parseNatsServerUrls('nats://snap:p%40ss@a:4222, nats://snap:p%40ss@b:4223'), {
+      servers: ['nats://a:4222', 'nats://b:4223'],
+      user: 'snap',
+      pass: 'p@ss',
+    });
+    assert.deepEqual(parseNatsServerUrls('tls://s3cr3t@a:4222'), { servers: ['tls://a:4222'], token: 's3cr3t' });
+    assert.deepEqual(parseNatsServerUrls('nats://a'), { servers: ['nats://a'] });
+    assert.throws(() => parseNatsServerUrls('nats://u:one@a:1,nats://u:two@b:2'), (err: Error) => /same credentials/.test(err.message) && !/one|two/.test(err.message));
+  });
+
+  it('compares the NATS servers jobs name as normalised host:port', () => {
+    const policy = new NatsServerPolicy(['Events.internal', '127.0.0.1:4222']);
+    policy.check('events.internal:4222', 'source');
+    policy.check('127.0.0.1:4222', 'target');
+    // Other spellings of an address (the resolver reads 0xA9FEA9FE and 127.1 as IPv4) are not
+    // what the list says, so they are refused rather than resolved.
+    for (const host of ['0xA9FEA9FE:4222', '127.1:4222', '169.254.169.254:80']) {
+      assert.throws(() => policy.check(host, 'source'), new RegExp(`source server ${host.replace(/\./g, '\\.')} is not one of the allowed servers`));
+    }
+    assert.throws(() => policy.check('127.0.0.1:4223', 'target'), /target server 127\.0\.0\.1:4223/);
+    new NatsServerPolicy(['*']).check('anywhere:1', 'source');
   });
 });
 

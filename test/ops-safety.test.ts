@@ -26,6 +26,7 @@ import { loadConfig } from '../shared/config.js';
 import { InvalidInputError, isRetryable } from '../shared/errors.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { openDriver } from '../shared/storage/open-driver.js';
+import { runJob } from '../worker/job-runner.js';
 import { startWorker } from '../worker/run-worker.js';
 import { BOOKKEEPING_KEY } from '../worker/queue-worker.js';
 
@@ -124,6 +125,7 @@ describe('names from input that are properties of Object', () => {
 
   it('a job name, scheme or NATS profile named after a property of Object is refused as unknown, never retried', async () => {
     assert.throws(() => parseJobData('constructor' as never, { v: 1 }), /unknown job name "constructor"/);
+    await assert.rejects(runJob({ kind: 'toString' } as never, undefined as never), /unknown job name "toString"/);
     const job = await settled(environment, await environment.queue.add('snapshot', { v: 1, source: 'constructor://x/y' }, { attempts: 3 }));
     assert.equal(job.attemptsMade, 1);
     assert.match(job.failedReason, /unsupported scheme "constructor:"/);

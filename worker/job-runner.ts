@@ -1,5 +1,6 @@
 import type { JobResultByKind } from '../jobs/results.js';
 import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { openSource, openTarget } from '../shared/endpoints.js';
@@ -138,7 +139,8 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 };
 
 /** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
-export function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+  assertJobKind(run.kind);
   return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
 }
 

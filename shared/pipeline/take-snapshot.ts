@@ -56,7 +56,8 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
     version: ARCHIVE_FORMAT_VERSION,
     snapshotId: id,
     createdAt: new Date(startedAt).toISOString(),
-    source: source.descriptor,
+    // A copy taken now: the record repeats what the manifest says, never a later state of the source.
+    source: structuredClone(source.descriptor),
     labels: request.labels,
     compression: request.compression,
     tool: TOOL,
@@ -85,7 +86,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
     v: 1,
     id,
     formatVersion: ARCHIVE_FORMAT_VERSION,
-    source: source.descriptor,
+    source: manifest.source,
     labels: request.labels,
     createdAt: manifest.createdAt,
     completedAt: new Date().toISOString(),

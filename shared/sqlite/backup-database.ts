@@ -1,11 +1,12 @@
 import { constants } from 'node:fs';
 import { access, rm, stat } from 'node:fs/promises';
-import { errnoCode } from '../fsutil/errno.js';
+import path from 'node:path';
+import { errnoCode, isNoSpaceError } from '../fsutil/errno.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../errors.js';
+import { AbortedError, IntegrityError, InvalidInputError, NoSpaceError, NotFoundError, SnapworkerError, throwIfAborted } from '../errors.js';
 import { removeSideFiles } from './durable-fs.js';
-import { isBusyError, isCantOpenError, isCorruptError, isHotJournalError, isNotADatabaseError } from './sqlite-error-codes.js';
+import { isBusyError, isCantOpenError, isCorruptError, isFullError, isHotJournalError, isNotADatabaseError } from './sqlite-error-codes.js';
 import { inspectLiveFiles, readingCreatesSideFiles, type LiveFiles } from './live-files.js';
 import { copyAtRest, FilesChangedError } from './resting-copy.js';
 
@@ -89,7 +90,7 @@ export async function backupDatabase(
       return await backupWithoutWriting(sourcePath, destPath, opts, what, signal);
     } catch (err) {
       await discardCopy(destPath);
-      if (!isBusyError(err) && !(err instanceof FilesChangedError)) throw await describeFailure(err, sourcePath, what);
+      if (!isBusyError(err) && !(err instanceof FilesChangedError)) throw await describeFailure(err, sourcePath, destPath, what);
       const waitedMs = Date.now() - startedAt;
       if (waitedMs + delayMs > opts.lockWaitMs) {
         throw new SnapworkerError(
@@ -208,8 +209,11 @@ async function assertRegularFile(filePath: string, what: string): Promise<void> 
   if (!info.isFile()) throw new InvalidInputError(`${what}: not a regular file`);
 }
 
-async function describeFailure(err: unknown, sourcePath: string, what: string): Promise<unknown> {
+async function describeFailure(err: unknown, sourcePath: string, destPath: string, what: string): Promise<unknown> {
   if (err instanceof SnapworkerError) return err;
+  if (isNoSpaceError(err) || isFullError(err)) {
+    return new NoSpaceError(`${what}: copy: no space left on device writing the copy in ${path.dirname(destPath)}`, { cause: err });
+  }
   if (errnoCode(err) === 'EACCES' || isCantOpenError(err)) {
     const unreadable = await firstUnreadable(sourcePath);
     if (unreadable !== undefined) {

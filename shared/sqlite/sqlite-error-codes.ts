@@ -36,3 +36,8 @@ export function isHotJournalError(err: unknown): boolean {
 export function isCantOpenError(err: unknown): boolean {
   return sqliteCode(err)?.startsWith('SQLITE_CANTOPEN') ?? false;
 }
+
+/** The disk (or quota) SQLite was writing to is full. */
+export function isFullError(err: unknown): boolean {
+  return sqliteCode(err) === 'SQLITE_FULL';
+}

@@ -23,6 +23,7 @@ import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import { nullProgress } from '../shared/progress.js';
 import type { Source } from '../shared/sources/source.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import type { PutOptions, PutResult } from '../shared/storage/storage-driver.js';
 import { createTestEnvironment, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
 
 /** Every file and folder under `dir`, relative, sorted. */
@@ -152,6 +153,27 @@ describe('failed snapshots leave no folder behind', () => {
     });
     await assert.rejects(snapshot);
     assert.deepEqual(await everything(root), []);
+  });
+
+  it('when the record cannot be written after the archive was stored', async () => {
+    // The fault injected: the record's put fails (a full disk would, with the archive just fitting).
+    class RecordRefusingDriver extends FsDriver {
+      override put(key: string, body: Readable, options?: PutOptions): Promise<PutResult> {
+        if (key.endsWith('/snapshot.json')) return Promise.reject(new NoSpaceError(`fs: put ${key}: no space left on device`));
+        return super.put(key, body, options);
+      }
+    }
+    const snapshot = takeSnapshot({
+      id: newSnapshotId(),
+      source: { descriptor: { kind: 'test', uri: 'test:', name: 'record' }, async *entries() {} },
+      repository: new Repository('test', new RecordRefusingDriver({ root })),
+      labels: {},
+      compression: 'none',
+      signal: new AbortController().signal,
+      progress: nullProgress,
+    });
+    await assert.rejects(snapshot, NoSpaceError);
+    assert.deepEqual(await everything(root), [], 'the stored archive is removed with its folder');
   });
 
   it('prune removes empty snapshot folders and dead temp files older than its grace, and keeps young ones', async () => {

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
+import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
 
@@ -23,7 +24,7 @@ export interface WorkerConfig {
   concurrency: number;
   /** `SNAPWORKER_ALLOWED_PATHS`: colon-separated absolute roots jobs may read and write; default the working directory. */
   allowedPaths: string[];
-  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir. */
+  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir; must exist and be writable at start. */
   stagingDir: string;
   /** `SNAPWORKER_METRICS_PORT`, default 9464; `0` picks a free port. */
   metricsPort: number;
@@ -120,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   for (const p of allowedPaths) if (!path.isAbsolute(p)) problems.push(`SNAPWORKER_ALLOWED_PATHS: ${p} is not an absolute path`);
   const stagingDir = e.SNAPWORKER_STAGING_DIR ?? os.tmpdir();
   if (!path.isAbsolute(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR: ${stagingDir} is not an absolute path`);
+  else if (writableDirProblem(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR: ${stagingDir} ${writableDirProblem(stagingDir)}`);
 
   let seal: SealKey | undefined;
   if (e.SNAPWORKER_SEAL_KEY !== undefined) {

@@ -9,7 +9,7 @@ import { NotFoundError } from '../errors.js';
 import { lookupStream, type StreamState } from '../nats/jetstream-api.js';
 import { withNatsConnection, type NatsConnectOptions } from '../nats/nats-connection.js';
 import { parseSingleNatsUri, resolveNatsProfile, type NatsEndpoint } from '../nats/nats-endpoint.js';
-import { createStagingDir, type StagingDir } from '../nats/staging-dir.js';
+import { createStagingDir, type StagingDir } from '../fsutil/staging-dir.js';
 import { BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY, encodeBackupMetadata } from '../nats/stream-backup.js';
 import { memoryStreamError, snapshotStream, type StreamSnapshotOptions } from '../nats/stream-snapshot.js';
 import type { TransferProgress } from '../nats/transfer-meter.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,7 @@ const mounts: string[] = [];
 
 before(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-sqlite-ro-'));
+  await chmod(root, 0o755); // for the cases run as another user
   context = { checkPath: () => {}, stagingDir: path.join(root, 'staging'), natsProfiles: {} };
   await mkdir(context.stagingDir);
 });
@@ -121,6 +122,22 @@ function killWriterAfter(dbPath: string, sql: string, { openTransaction, walAuto
   assert.equal(child.signal, 'SIGKILL', child.stderr.toString());
 }
 
+const CHILD_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-snapshot-child.ts', import.meta.url));
+const NOBODY = 65534;
+const CANNOT_SWITCH_USER = (() => {
+  if (process.getuid?.() !== 0) return 'needs root to run a snapshot as another user';
+  return spawnSync('setpriv', ['--version']).status === 0 ? false : 'setpriv(1) is not installed';
+})();
+
+/** Snapshots `dbPath` in a child process running as user and group `nobody`, as a worker that does not own the files. */
+async function snapshotAsNobody(dbPath: string): Promise<{ output: string; copy: string }> {
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'snapworker-nobody-'));
+  await chmod(staging, 0o777);
+  const copy = path.join(staging, 'copy.db');
+  const child = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', CHILD_SCRIPT, dbPath, staging, copy], { encoding: 'utf8' });
+  return { output: `${child.stdout}${child.stderr}`.trim(), copy };
+}
+
 describe('sqlite snapshots write nothing next to the live database', () => {
   it('leaves no -wal or -shm beside a closed WAL database in a writable folder', async () => {
     const dir = await freshDir();
@@ -172,6 +189,33 @@ describe('sqlite snapshots write nothing next to the live database', () => {
       assert.deepEqual([await digestOf(db), await digestOf(`${db}-journal`)], digests, 'the live database and its journal are untouched');
     });
   }
+
+  it('snapshots, as a user who may not write the folder, a closed WAL database and a hot journal, creating nothing there', { skip: CANNOT_SWITCH_USER }, async () => {
+    const dir = await freshDir();
+    await chmod(dir, 0o755);
+    makeDatabase(path.join(dir, 'wal.db'), 'wal', 50);
+    makeDatabase(path.join(dir, 'journal.db'), 'delete', 300);
+    killWriterAfter(path.join(dir, 'journal.db'), 'UPDATE t SET x = x + 100000', { openTransaction: true });
+    const before = (await readdir(dir)).sort();
+
+    const wal = await snapshotAsNobody(path.join(dir, 'wal.db'));
+    assert.equal(wal.output, 'ok');
+    assert.deepEqual(query(wal.copy, 'SELECT count(*) AS n FROM t'), { n: 50 });
+    const journal = await snapshotAsNobody(path.join(dir, 'journal.db'));
+    assert.equal(journal.output, 'ok');
+    assert.deepEqual(query(journal.copy, 'SELECT count(*) AS n, max(x) AS top FROM t'), { n: 300, top: 299 });
+    assert.deepEqual((await readdir(dir)).sort(), before, 'nothing was created or removed beside the databases');
+  });
+
+  it('fails at once, not retryable, with one line saying what to grant, when the worker may not read the database', { skip: CANNOT_SWITCH_USER }, async () => {
+    const dir = await freshDir();
+    await chmod(dir, 0o755);
+    const db = path.join(dir, 'secret.db');
+    makeDatabase(db, 'wal', 5);
+    await chmod(db, 0o600);
+    const { output } = await snapshotAsNobody(db);
+    assert.equal(output, `error retryable=false sqlite source ${db}: cannot read ${db}: permission denied; give the worker read access to the database, its -wal and -journal files and their folder`);
+  });
 
   it('refuses a copy at rest when a process wrote to the database while it was copied', async () => {
     const dir = await freshDir();

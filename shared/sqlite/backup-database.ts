@@ -204,6 +204,7 @@ async function assertRegularFile(filePath: string, what: string): Promise<void> 
     info = await stat(filePath);
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${what}: no such file`, { cause });
+    if (errnoCode(cause) === 'EACCES') throw permissionDenied(what, filePath, cause);
     throw new SnapworkerError(`${what}: stat: ${(cause as Error).message}`, { cause });
   }
   if (!info.isFile()) throw new InvalidInputError(`${what}: not a regular file`);
@@ -217,7 +218,7 @@ async function describeFailure(err: unknown, sourcePath: string, destPath: strin
   if (errnoCode(err) === 'EACCES' || isCantOpenError(err)) {
     const unreadable = await firstUnreadable(sourcePath);
     if (unreadable !== undefined) {
-      return new InvalidInputError(`${what}: cannot read ${unreadable}: permission denied; give the worker read access to the database and its -wal and -journal files`, { cause: err });
+      return permissionDenied(what, unreadable, err);
     }
   }
   if (isNotADatabaseError(err)) return new InvalidInputError(`${what}: not an SQLite database`, { cause: err });
@@ -248,4 +249,9 @@ async function firstUnreadable(sourcePath: string): Promise<string | undefined> 
     }
   }
   return undefined;
+}
+
+/** Not retried: the worker's rights change only when an operator changes them. */
+function permissionDenied(what: string, file: string, cause: unknown): InvalidInputError {
+  return new InvalidInputError(`${what}: cannot read ${file}: permission denied; give the worker read access to the database, its -wal and -journal files and their folder`, { cause });
 }

@@ -16,6 +16,9 @@ import type { SourceEntry } from '../shared/archive/archive-entry.js';
 import { isRetryable, NoSpaceError } from '../shared/errors.js';
 import { nullNotices } from '../shared/sources/notices.js';
 import { createSqliteSource } from '../shared/sources/sqlite-source.js';
+import { createNatsSource } from '../shared/sources/nats-source.js';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { Repository } from '../shared/catalog/repository.js';
 import { newSnapshotId } from '../shared/ids.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
@@ -97,6 +100,45 @@ describe('a full staging disk', { skip: CANNOT_MOUNT }, () => {
     });
     await source.release!();
     assert.deepEqual(await everything(path.join(root, 'staging')), []);
+  });
+});
+
+describe('a full staging disk for a NATS snapshot', { skip: CANNOT_MOUNT }, () => {
+  let root: string;
+  let nc: NatsConnection;
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-full-nats-staging-'));
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', root]);
+    assert.equal(mounted.status, 0, mounted.stderr.toString());
+    nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+  });
+  after(async () => {
+    await nc?.close();
+    spawnSync('umount', ['-l', root]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('fails with "no space left" naming the staging folder, not retryable, and removes what it staged', async () => {
+    const stream = `FULL_${randomBytes(4).toString('hex').toUpperCase()}`;
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], storage: StorageType.File });
+    try {
+      for (let i = 0; i < 100; i++) nc.publish(`${stream}.x`, randomBytes(32 * 1024));
+      await nc.flush();
+      while ((await jsm.streams.info(stream)).state.messages < 100) await new Promise((r) => setTimeout(r, 20));
+      const source = createNatsSource([new URL(`nats://127.0.0.1:4222/${stream}`)], {}, { checkPath: () => {}, stagingDir: root, natsProfiles: {} });
+      const signal = new AbortController().signal;
+      await assert.rejects(source.prepare!({ signal, progress: nullProgress, notices: nullNotices }), (err: Error) => {
+        assert.ok(err instanceof NoSpaceError, String(err));
+        assert.match(err.message, new RegExp(`nats: nats://127.0.0.1:4222/${stream}: staging the snapshot: no space left on device in ${root}/nats-snapshot-`));
+        assert.equal(isRetryable(err), false);
+        return true;
+      });
+      await source.release!();
+      assert.deepEqual(await everything(root), []);
+    } finally {
+      await jsm.streams.delete(stream).catch(() => {});
+    }
   });
 });
 

@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
-import { NotFoundError } from '../errors.js';
+import { NoSpaceError, NotFoundError } from '../errors.js';
+import { isNoSpaceError } from '../fsutil/errno.js';
 import { lookupStream, type StreamState } from '../nats/jetstream-api.js';
 import { withNatsConnection, type NatsConnectOptions } from '../nats/nats-connection.js';
 import { parseSingleNatsUri, resolveNatsProfile, type NatsEndpoint } from '../nats/nats-endpoint.js';
@@ -115,6 +116,9 @@ class NatsStreamSource implements Source {
       } finally {
         out.destroy();
       }
+    }).catch((err: unknown) => {
+      if (!isNoSpaceError(err)) throw err;
+      throw new NoSpaceError(`nats: ${this.endpoint.uri}: staging the snapshot: no space left on device in ${staging.path}`, { cause: err });
     });
     this.describeState(snapshot.state);
     this.descriptor.details!.snapshotBytes = snapshot.bytes;

@@ -214,7 +214,7 @@ describe('sqlite snapshots write nothing next to the live database', () => {
     makeDatabase(db, 'wal', 5);
     await chmod(db, 0o600);
     const { output } = await snapshotAsNobody(db);
-    assert.equal(output, `error retryable=false sqlite source ${db}: cannot read ${db}: permission denied; give the worker read access to the database, its -wal and -journal files and their folder`);
+    assert.equal(output, `error retryable=false sqlite source ${db}: cannot read ${db}: permission denied; give the worker read access to the database, its -wal, -shm and -journal files and their folder`);
   });
 
   it('refuses a copy at rest when a process wrote to the database while it was copied', async () => {

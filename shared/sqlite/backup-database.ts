@@ -5,7 +5,7 @@ import { errnoCode, isNoSpaceError } from '../fsutil/errno.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { AbortedError, IntegrityError, InvalidInputError, NoSpaceError, NotFoundError, SnapworkerError, throwIfAborted } from '../errors.js';
-import { removeSideFiles } from './durable-fs.js';
+import { removeSideFiles, SIDE_FILE_SUFFIXES } from './durable-fs.js';
 import { isBusyError, isCantOpenError, isCorruptError, isFullError, isHotJournalError, isNotADatabaseError } from './sqlite-error-codes.js';
 import { inspectLiveFiles, readingCreatesSideFiles, type LiveFiles } from './live-files.js';
 import { copyAtRest, FilesChangedError } from './resting-copy.js';
@@ -239,9 +239,9 @@ async function pause(ms: number, signal: AbortSignal | undefined, what: string):
   }
 }
 
-/** The first file of the database (itself, an existing `-wal` or `-journal`) the worker may not read. */
+/** The first file of the database (itself, an existing side file) the worker may not read. */
 async function firstUnreadable(sourcePath: string): Promise<string | undefined> {
-  for (const file of [sourcePath, `${sourcePath}-wal`, `${sourcePath}-journal`]) {
+  for (const file of [sourcePath, ...SIDE_FILE_SUFFIXES.map((suffix) => sourcePath + suffix)]) {
     try {
       await access(file, constants.R_OK);
     } catch (err) {
@@ -253,5 +253,5 @@ async function firstUnreadable(sourcePath: string): Promise<string | undefined> 
 
 /** Not retried: the worker's rights change only when an operator changes them. */
 function permissionDenied(what: string, file: string, cause: unknown): InvalidInputError {
-  return new InvalidInputError(`${what}: cannot read ${file}: permission denied; give the worker read access to the database, its -wal and -journal files and their folder`, { cause });
+  return new InvalidInputError(`${what}: cannot read ${file}: permission denied; give the worker read access to the database, its -wal, -shm and -journal files and their folder`, { cause });
 }

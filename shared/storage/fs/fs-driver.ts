@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dir } from 'node:fs';
-import { lstat, mkdir, open, opendir, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
@@ -19,6 +19,7 @@ import {
 import { bodyChunks } from '../body-chunks.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
+import { sweepLeftovers } from './sweep-leftovers.js';
 
 /** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
 export const FS_TEMP_PREFIX = '.tmp-';
@@ -163,48 +164,15 @@ export class FsDriver implements StorageDriver {
 
   async sweepLeftovers(prefix: string, olderThan: Date, options: SignalOptions = {}): Promise<string[]> {
     assertValidPrefix(this.kind, prefix);
-    const removed: string[] = [];
     const start = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
-    const sweep = async (dir: string): Promise<boolean> => {
-      throwIfAborted(options.signal);
-      let names: string[];
-      let changedAt: Date;
-      try {
-        // Its age before this sweep touches it: removing stale files inside makes it look new.
-        changedAt = (await stat(dir)).mtime;
-        names = await readdir(dir);
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
-        throw err;
-      }
-      let empty = true;
-      for (const name of names) {
-        const child = join(dir, name);
-        const info = await lstat(child).catch(() => undefined);
-        if (info?.isDirectory() && (await sweep(child))) continue;
-        // A live put writes its temp file all the time; one unchanged since `olderThan` lost its process.
-        if (info?.isFile() && TEMP_NAME.test(name) && info.mtime < olderThan && (await unlink(child).then(() => true, () => false))) continue;
-        if (info !== undefined) empty = false;
-      }
-      if (!empty || dir === start || dir === this.root) return false;
-      // A young folder may be a put's, made a moment before its temp file.
-      if (changedAt >= olderThan) return false;
-      try {
-        await rmdir(dir);
-      } catch {
-        return false; // a put took it meanwhile
-      }
-      removed.push(relative(this.root, dir).split(sep).join('/') + '/');
-      return true;
-    };
     try {
-      await sweep(start);
+      const removed = await sweepLeftovers({ root: this.root, start, olderThan, isTempName: (name) => TEMP_NAME.test(name), signal: options.signal });
       this.observer.request('list', 'ok');
+      return removed;
     } catch (err) {
       this.observer.request('list', 'error');
       throw this.wrap('list', prefix, err);
     }
-    return removed;
   }
 
   async close(): Promise<void> {}

@@ -131,7 +131,7 @@ const CANNOT_SWITCH_USER = (() => {
 
 /** Snapshots `dbPath` in a child process running as user and group `nobody`, as a worker that does not own the files. */
 async function snapshotAsNobody(dbPath: string): Promise<{ output: string; copy: string }> {
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'snapworker-nobody-'));
+  const staging = await mkdtemp(path.join(root, 'nobody-'));
   await chmod(staging, 0o777);
   const copy = path.join(staging, 'copy.db');
   const child = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', CHILD_SCRIPT, dbPath, staging, copy], { encoding: 'utf8' });

@@ -46,17 +46,19 @@ describe('the staging directory is checked once, at start, for every source kind
     }
   });
 
-  it('a worker with a missing staging directory exits non-zero at once, naming it, without touching the queue', async () => {
-    const missing = path.join(root, 'gone');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker'], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, SNAPWORKER_STAGING_DIR: missing, REDIS_URL: 'redis://127.0.0.1:1', SNAPWORKER_METRICS_PORT: '0' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+  for (const args of [['worker'], ['snapshot', 'dir:///srv', '--local']]) {
+    it(`\`snapworker ${args.join(' ')}\` with a missing staging directory exits with code 2 at once, naming it`, async () => {
+      const missing = path.join(root, 'gone');
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, SNAPWORKER_STAGING_DIR: missing, REDIS_URL: 'redis://127.0.0.1:1', SNAPWORKER_METRICS_PORT: '0' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, new RegExp(`SNAPWORKER_STAGING_DIR: ${missing} does not exist`));
     });
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    assert.notEqual(code, 0);
-    assert.match(stderr, new RegExp(`SNAPWORKER_STAGING_DIR: ${missing} does not exist`));
-  });
+  }
 });

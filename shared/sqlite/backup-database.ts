@@ -93,10 +93,8 @@ export async function backupDatabase(
       if (!isBusyError(err) && !(err instanceof FilesChangedError)) throw await describeFailure(err, sourcePath, destPath, what);
       const waitedMs = Date.now() - startedAt;
       if (waitedMs + delayMs > opts.lockWaitMs) {
-        throw new SnapworkerError(
-          `${what}: backup: database stayed busy or locked by another connection for ${(waitedMs / 1000).toFixed(1)} s (${attempt} attempts)`,
-          { cause: err },
-        );
+        const why = err instanceof FilesChangedError ? "copy: the database's files kept changing while copied at rest" : 'backup: database stayed busy or locked by another connection';
+        throw new SnapworkerError(`${what}: ${why} for ${(waitedMs / 1000).toFixed(1)} s (${attempt} attempts)`, { cause: err });
       }
       // Jitter, so the attempts do not fall into step with a writer's commit rhythm.
       await pause(delayMs * (0.5 + Math.random() / 2), signal, what);

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
@@ -133,9 +134,27 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 };
 
-/** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
-export function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
-  return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
+/**
+ * Runs one job of any kind to its result. Errors keep their class (retryable or not). A
+ * snapshot, restore or verify that makes no progress for the configured stall timeout is
+ * aborted and fails with a StalledError naming the phase (prune reports no progress to watch).
+ */
+export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+  const handler = HANDLERS[run.kind] as Handler<K>;
+  if (run.kind === 'prune') return handler(run, runtime);
+  const watchdog = new StallWatchdog({
+    signal: run.signal,
+    progress: run.progress,
+    timeoutSeconds: runtime.config.stallTimeoutSeconds,
+    operation: run.kind,
+  });
+  try {
+    return await handler({ ...run, signal: watchdog.signal, progress: watchdog.progress }, runtime);
+  } catch (err) {
+    throw watchdog.error ?? err;
+  } finally {
+    watchdog.stop();
+  }
 }
 
 /** Counts integrity failures found while reading a stored snapshot. */

@@ -14,6 +14,7 @@ import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
+import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { RepositoryRegistry } from './repositories.js';
 
@@ -59,12 +60,14 @@ export interface JobRun<K extends JobKind> {
   snapshotId?: string;
   job?: { id: string; queue: string };
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
-  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted }, runtime) {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
@@ -79,6 +82,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,
       onUploadStarted,
+      onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
     return record;

@@ -80,11 +80,12 @@ describe('verify and restore apply the same checks', () => {
     await assertBothRefuse([{ name: 'data', type: 'directory' }, { name: 'databases/app', data: 'x' }], {}, /entry databases\/app: a file does not belong in a dir archive/);
   });
 
-  it('refuses nats and sqlite archives that miss or add entries', async () => {
+  it('refuses nats and sqlite archives that miss or add entries, or whose backup.json restore cannot read', async () => {
     const nats = { source: { kind: 'nats', uri: `nats://127.0.0.1:4222/${STREAM}`, name: STREAM } };
     const backup = JSON.stringify({ config: { name: STREAM }, state: {} });
     await assertBothRefuse([{ name: 'backup.json', data: backup }], { manifest: nats }, /a nats archive needs stream\.tar\.s2, which is missing/);
     await assertBothRefuse([{ name: 'backup.json', data: backup }, { name: 'stream.tar.s2', data: 'x' }, { name: 'data/x', data: 'x' }], { manifest: nats }, /entry data\/x: a file does not belong in a nats archive/);
+    await assertBothRefuse([{ name: 'backup.json', data: '{}' }, { name: 'stream.tar.s2', data: 'x' }], { manifest: nats }, /^nats: backup\.json: expected \{"config": \{\.\.\.\}, "state": \{\.\.\.\}\}$/);
     const sqlite = { source: { kind: 'sqlite', uri: 'sqlite:///srv/app.db', name: 'app' } };
     await assertBothRefuse([], { manifest: sqlite }, /a sqlite archive needs at least one database/);
     await assertBothRefuse([{ name: 'databases', type: 'directory' }], { manifest: sqlite }, /entry databases: a directory does not belong in a sqlite archive/);

@@ -304,10 +304,20 @@ class ArchiveReader {
     const hash = createHash('sha256');
     const progress = this.options.progress;
     const chunks = source[Symbol.asyncIterator]();
+    // Small files whose content restore parses are kept (bounded) and checked the same way here.
+    const limit = this.layout!.contentLimit?.(header);
+    if (limit !== undefined && header.size > limit) {
+      throw new IntegrityError(`archive: entry ${showPath(header.path)}: ${header.size} bytes, more than the ${limit} allowed`);
+    }
+    const content: Buffer[] | undefined = limit === undefined ? undefined : [];
     const take = async (): Promise<Buffer | null> => {
       const next = await chunks.next();
-      if (next.done) return null;
+      if (next.done) {
+        if (content) this.layout!.checkContent?.(header, Buffer.concat(content));
+        return null;
+      }
       hash.update(next.value);
+      content?.push(next.value);
       progress?.addBytes(next.value.length);
       return next.value;
     };

@@ -1,5 +1,5 @@
 import { IntegrityError } from '../errors.js';
-import { BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY } from '../nats/stream-backup.js';
+import { BACKUP_METADATA_ENTRY, MAX_BACKUP_METADATA_BYTES, SNAPSHOT_DATA_ENTRY, parseBackupMetadata } from '../nats/stream-backup.js';
 import { DATABASE_ENTRY_PREFIX } from '../sqlite/sqlite-uri.js';
 import type { EntryHeader } from './archive-entry.js';
 import type { Manifest } from './manifest.js';
@@ -15,6 +15,13 @@ export interface PayloadLayout {
   check(header: EntryHeader): void;
   /** After the last payload entry. @throws IntegrityError for a required entry that never came. */
   end(): void;
+  /**
+   * For a small file whose content restore parses (NATS `backup.json`): the most bytes it may
+   * have. The reader then refuses a bigger one and hands the bytes to `checkContent`.
+   */
+  contentLimit?(header: EntryHeader): number | undefined;
+  /** @throws IntegrityError when the content is not what restore accepts. */
+  checkContent?(header: EntryHeader, bytes: Buffer): void;
 }
 
 /** Source kinds whose archives this version can restore. */
@@ -31,7 +38,11 @@ export function payloadLayout(manifest: Manifest): PayloadLayout {
     case 'dir':
       return dirLayout();
     case 'nats':
-      return fixedFilesLayout('nats', [BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY]);
+      return {
+        ...fixedFilesLayout('nats', [BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY]),
+        contentLimit: (header) => (header.path === BACKUP_METADATA_ENTRY ? MAX_BACKUP_METADATA_BYTES : undefined),
+        checkContent: (_header, bytes) => void parseBackupMetadata(bytes),
+      };
     case 'sqlite':
       return sqliteLayout();
     default:

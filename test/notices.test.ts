@@ -7,7 +7,7 @@ import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { Job } from 'bullmq';
-import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
+import { snapshotRecordSchema, type SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { encodeJobIdToken } from '../shared/events/job-event-subject.js';
 import { EVENT_SCHEMA_PATH } from './helpers/observability.js';
 import { createTestEnvironment, eventually, PROJECT_ROOT, type TestEnvironment } from './helpers/worker-fixture.js';
@@ -99,6 +99,24 @@ describe('entries a snapshot cannot keep are named, never dropped in silence', (
     await nats?.close();
     await chmod(path.join(source, 'private'), 0o755).catch(() => {});
     await environment?.cleanup();
+  });
+
+  it('reads records written before notices existed as complete', () => {
+    const old = {
+      v: 1,
+      id: '20261101T000000000Z-0a1b2c3d',
+      formatVersion: 1,
+      source: { kind: 'dir', uri: 'dir:///srv/app', name: 'app' },
+      labels: {},
+      createdAt: '2026-11-01T00:00:00.000Z',
+      completedAt: '2026-11-01T00:00:01.000Z',
+      archive: { key: 'snapshots/20261101T000000000Z-0a1b2c3d/archive.tar.zst', compression: 'zstd', size: 1, sha256: '0'.repeat(64), checksum: 'sha-256=' },
+      stats: { entries: 0, files: 0, rawBytes: 0, storedBytes: 1, durationSeconds: 1 },
+      tool: { name: 'snapworker', version: '0.1.0' },
+    };
+    const parsed = snapshotRecordSchema.parse(old);
+    assert.equal(parsed.incomplete, undefined);
+    assert.equal(parsed.notices, undefined);
   });
 
   it('fails a snapshot with an unreadable file by default, naming the file (exit 1)', async () => {

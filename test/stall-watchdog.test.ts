@@ -11,12 +11,14 @@ import { nullProgress } from '../shared/progress.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { createTestEnvironment, eventually, startTestWorker } from './helpers/worker-fixture.js';
 
 describe('the stall watchdog', () => {
   let s3: S3rverHandle;
   let proxy: FaultProxy;
   let root: string;
   let runtime: JobRuntime;
+  let uri: string;
 
   before(async () => {
     s3 = await startS3rver('stalls');
@@ -28,7 +30,7 @@ describe('the stall watchdog', () => {
       eligible: (req) => req.method === 'GET' && (req.url ?? '').includes('archive.tar'),
     });
     root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-stall-'));
-    const uri = `s3://${s3.bucket}/main?endpoint=${proxy.endpoint}&forcePathStyle=true&checksum=when_required&region=us-east-1`;
+    uri = `s3://${s3.bucket}/main?endpoint=${proxy.endpoint}&forcePathStyle=true&checksum=when_required&region=us-east-1`;
     const config = loadConfig({
       SNAPWORKER_REPOSITORIES: JSON.stringify({ default: uri }),
       SNAPWORKER_ALLOWED_PATHS: root,
@@ -68,6 +70,27 @@ describe('the stall watchdog', () => {
       assert.ok(Date.now() - started < 5000, `${kind} stopped in ${Date.now() - started} ms`);
     }
     assert.ok(proxy.counts.stall >= 2, `the proxy held the reads: ${JSON.stringify(proxy.counts)}`);
+  });
+
+  it('fails a queued verify that stalls, instead of leaving it active with its lock renewed', async () => {
+    const environment = await createTestEnvironment({ SNAPWORKER_REPOSITORIES: JSON.stringify({ default: uri }), SNAPWORKER_STALL_TIMEOUT_SECONDS: '1' });
+    const { worker } = await startTestWorker(environment);
+    try {
+      proxy.setFaultRate(0);
+      const source = path.join(environment.root, 'queued');
+      await mkdir(source);
+      await writeFile(path.join(source, 'a.txt'), 'a');
+      const snapshot = await environment.queue.add('snapshot', { v: 1, source: `dir://${source}`, name: 'queued' });
+      const record = (await snapshot.waitUntilFinished(environment.events, 30_000)) as { id: string };
+      proxy.setFaultRate(1);
+      const verify = await environment.queue.add('verify', { v: 1, snapshot: record.id }, { attempts: 1 });
+      await assert.rejects(verify.waitUntilFinished(environment.events, 30_000), /^Error: verify: no progress for 1 s while (downloading|verifying); stopped/);
+      const failed = await eventually('the failed job', async () => ((await verify.getState()) === 'failed' ? verify : undefined));
+      assert.ok(failed);
+    } finally {
+      await worker.stop();
+      await environment.cleanup();
+    }
   });
 
   it('leaves a job that keeps making progress alone, and can be turned off with 0', async () => {

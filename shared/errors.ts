@@ -70,6 +70,17 @@ export class AbortedError extends SnapworkerError {
   }
 }
 
+/**
+ * A job's reads and writes made no progress for the configured stall timeout. Retried: a peer
+ * that stopped answering may answer the next attempt.
+ */
+export class StalledError extends SnapworkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StalledError';
+  }
+}
+
 /** True when another attempt of the same operation could succeed. */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof SnapworkerError) return err.retryable;

@@ -17,6 +17,12 @@ export interface WorkerConfig {
   natsUrl?: string;
   /** `SNAPWORKER_REPOSITORIES`: name → repository URI. Default `{"default": "file://<cwd>/.snapworker/repo"}`. */
   repositories: Record<string, string>;
+  /**
+   * `SNAPWORKER_AUTO_INIT`, default true: a snapshot into a repository that does not exist creates
+   * it. `false`: it fails ("does not exist", exit 10) until `snapworker init` created it, so a
+   * mistyped repository never silently starts a new one. Reads never create a repository.
+   */
+  autoInit: boolean;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
   defaultRepository: string;
   /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2. */
@@ -57,6 +63,7 @@ const envSchema = z.object({
   NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\//, 'must start with nats://').optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
+  SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
   SNAPWORKER_CONCURRENCY: positiveInt.max(64).default(2),
   SNAPWORKER_ALLOWED_PATHS: z.string().optional(),
   SNAPWORKER_STAGING_DIR: z.string().optional(),
@@ -138,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     natsUrl: e.NATS_URL,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
+    autoInit: e.SNAPWORKER_AUTO_INIT === 'true',
     concurrency: e.SNAPWORKER_CONCURRENCY,
     allowedPaths,
     stagingDir,

@@ -1,32 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
-import { PROJECT_ROOT, useTestWorker } from './helpers/worker-fixture.js';
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cli } from './helpers/cli.js';
+import { useTestWorker } from './helpers/worker-fixture.js';
 
 describe('the snapworker command line', () => {
   let root: string;
@@ -58,7 +37,10 @@ describe('the snapworker command line', () => {
     assert.deepEqual(JSON.parse(ls.stdout).map((r: { id: string }) => r.id), [record.id]);
 
     const human = await cli(['ls', '--repo', repo]);
-    assert.match(human.stdout, new RegExp(`${record.id}\\s+dir\\s+site`));
+    const [header, row, count] = human.stdout.trimEnd().split('\n');
+    assert.match(header!, /^ID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE$/);
+    assert.match(row!, new RegExp(`^${record.id.split('-')[1]}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+dir:site\\s+env=test\\s+\\d+(\\.\\d)? (B|KiB)$`));
+    assert.equal(count, '1 snapshot');
 
     const show = await cli(['show', 'latest', '--source', 'site', '--repo', repo]);
     assert.equal(JSON.parse(show.stdout).id, record.id);

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdir, open } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
+import { Queue } from 'bullmq';
 import { after, before, describe, it } from 'node:test';
 import { startRedisServer } from '../scripts/local-redis.js';
 import { cli } from './helpers/cli.js';
@@ -23,7 +26,7 @@ describe('the worker process and the command line under a missing Redis or a tak
     await environment.cleanup();
   });
 
-  it('a worker whose Redis went away exits soon after SIGTERM, logging the outage once per state, without stacks', async () => {
+  it('a worker whose Redis went away exits soon after SIGTERM, logging the outage once per state, without stacks', async (t) => {
     const redis = await startRedisServer();
     const worker = spawnWorker(environment, { REDIS_URL: redis.url, SNAPWORKER_SHUTDOWN_GRACE_SECONDS: '5' });
     try {
@@ -35,6 +38,7 @@ describe('the worker process and the command line under a missing Redis or a tak
       worker.child.kill('SIGTERM');
       const code = await Promise.race([worker.exited, new Promise((resolve) => setTimeout(() => resolve('still alive'), 20_000))]);
       assert.equal(code, 0, `exit code after SIGTERM; logs:\n${worker.logs()}`);
+      t.diagnostic(`exited ${(Date.now() - sent) / 1000} s after SIGTERM`);
       assert.ok(Date.now() - sent < 12_000, `exited ${Date.now() - sent} ms after SIGTERM`);
       const logs = worker.logs();
       assert.doesNotMatch(logs, /\\n\s+at /, 'no stack traces');
@@ -42,6 +46,36 @@ describe('the worker process and the command line under a missing Redis or a tak
       assert.ok(refusals.length >= 1 && refusals.length <= 3, `connection errors logged once per connection and state, got:\n${refusals.join('\n')}`);
     } finally {
       if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      await redis.stop();
+    }
+  });
+
+  it('a worker running a job when its Redis went away exits within the grace and a few seconds of SIGTERM', async (t) => {
+    const redis = await startRedisServer();
+    const worker = spawnWorker(environment, { REDIS_URL: redis.url, SNAPWORKER_SHUTDOWN_GRACE_SECONDS: '5' });
+    const queue = new Queue(environment.queueName, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) } });
+    try {
+      await eventually('the worker to start', () => worker.logs().includes('worker started'), 20_000);
+      const source = path.join(environment.root, 'sparse');
+      await mkdir(source);
+      const handle = await open(path.join(source, 'zeros.bin'), 'w');
+      await handle.truncate(64 * 1024 ** 3);
+      await handle.close();
+      const job = await queue.add('snapshot', { v: 1, source: `dir://${source}` });
+      await eventually('the job to run', async () => (await job.getState()) === 'active', 20_000);
+      await queue.close();
+      await redis.stop();
+      const sent = Date.now();
+      worker.child.kill('SIGTERM');
+      const code = await Promise.race([worker.exited, new Promise((resolve) => setTimeout(() => resolve('still alive'), 30_000))]);
+      const seconds = (Date.now() - sent) / 1000;
+      assert.equal(code, 0, `exit code after SIGTERM; logs:\n${worker.logs()}`);
+      t.diagnostic(`exited ${seconds} s after SIGTERM (grace 5 s)`);
+      assert.ok(seconds < 5 + 12, `exited ${seconds} s after SIGTERM`);
+      assert.match(worker.logs(), /shutdown grace over; returning running jobs to the queue/);
+    } finally {
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      await queue.close().catch(() => {});
       await redis.stop();
     }
   });

@@ -142,9 +142,8 @@ export class QueueWorker {
     this.deps.logger.warn('closing the queue worker did not finish (is Redis reachable?); dropping its connections');
     await settledWithin(
       Promise.allSettled([this.worker.disconnect(), this.worker.client.then((client) => client.disconnect())]),
-      FORCE_CLOSE_MS,
+      FORCE_CLOSE_MS / 2,
     );
-    await settledWithin(closing, FORCE_CLOSE_MS);
   }
 
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {

@@ -26,7 +26,7 @@ export interface RunningWorker {
 }
 
 /** How long each cleanup step after the queue worker may take before it is left behind. */
-const STEP_TIMEOUT_MS = 3000;
+const STEP_TIMEOUT_MS = 2000;
 
 /**
  * Wires a worker process together: the health server first (a port in use fails the start before
@@ -71,16 +71,18 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   const running: RunningWorker = {
     metricsPort: health.port,
     async stop() {
-      for (const [name, step] of steps) {
-        const done = step().catch((err: unknown) => logger.error({ err: errorMessage(err) }, `closing ${name} failed`));
-        // The queue worker bounds itself (grace, then forced); the others get a few seconds.
-        if (name !== 'queue worker' && !(await settledWithin(done, STEP_TIMEOUT_MS))) {
-          logger.warn(`closing ${name} did not finish in ${STEP_TIMEOUT_MS / 1000}s; left behind`);
-          if (name === 'queue') void queue.disconnect().catch(() => {});
-        } else {
-          await done;
-        }
-      }
+      const run = ([name, step]: [string, () => Promise<unknown>]) =>
+        step().catch((err: unknown) => logger.error({ err: errorMessage(err) }, `closing ${name} failed`));
+      // The queue worker first (running jobs still report progress and events); it bounds itself.
+      await run(steps[0]!);
+      // The rest are independent: together, a few seconds at most.
+      await Promise.all(
+        steps.slice(1).map(async (entry) => {
+          if (await settledWithin(run(entry), STEP_TIMEOUT_MS)) return;
+          logger.warn(`closing ${entry[0]} did not finish in ${STEP_TIMEOUT_MS / 1000}s; left behind`);
+          if (entry[0] === 'queue') await queue.disconnect().catch(() => {});
+        }),
+      );
     },
   };
 

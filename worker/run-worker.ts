@@ -80,7 +80,8 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
         steps.slice(1).map(async (entry) => {
           if (await settledWithin(run(entry), STEP_TIMEOUT_MS)) return;
           logger.warn(`closing ${entry[0]} did not finish in ${STEP_TIMEOUT_MS / 1000}s; left behind`);
-          if (entry[0] === 'queue') await queue.disconnect().catch(() => {});
+          // Dropping the connection is all that is left; waiting for it could hang too.
+          if (entry[0] === 'queue') void queue.disconnect().catch(() => {});
         }),
       );
     },

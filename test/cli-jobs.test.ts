@@ -49,7 +49,7 @@ describe('following and controlling queued jobs from the command line', () => {
     );
     const watched = await cli(['watch', 'slow-one'], env());
     assert.equal(watched.code, 1, 'watch of a failed job reports it at once');
-    assert.match(watched.stderr, /snapshot job slow-one failed: cancelled by request/);
+    assert.match(watched.stdout, /^\S+ snapshot slow-one failed: cancelled by request\n$/);
 
     const again = await cli(['job', 'cancel', 'slow-one'], env());
     assert.equal(again.code, 1);
@@ -82,7 +82,7 @@ describe('following and controlling queued jobs from the command line', () => {
     assert.equal(JSON.parse(second.stdout).source.name, 'small');
     const watched = await cli(['watch', 'small-one', '--json'], env());
     assert.equal(watched.code, 0, watched.stderr);
-    assert.equal(JSON.parse(watched.stdout).source.name, 'small');
+    assert.equal(JSON.parse(watched.stdout).result.source.name, 'small');
     // With NATS the live events would never come again: the stored end is reported.
     const onNats = await cli(['watch', 'small-one'], { ...env(), NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
     assert.equal(onNats.code, 0, onNats.stderr);

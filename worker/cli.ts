@@ -44,7 +44,11 @@ async function main(argv: string[]): Promise<number> {
   if (isCatalog) return runCatalogCommand(name as CatalogCommand, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
-  if (name === 'watch') return runWatchCommand(args[0], options, config);
+  if (name === 'watch') {
+    // Loaded only here: the NATS client is not needed by any other command.
+    const { runWatchCommand } = await import('./commands/watch-command.js');
+    return runWatchCommand(args[0], options, config);
+  }
   return runQueuedCommand(name, args, options, config, logger);
 }
 
@@ -104,33 +108,6 @@ async function expandSnapshotRef(ref: string, options: CliOptions, config: Worke
     return await (await runtime.existingRepository(options.repo)).expandPrefix(ref);
   } finally {
     await runtime.close();
-  }
-}
-
-/** `watch [jobId]`: NATS events; one job that already ended (or no NATS) goes through the queue. */
-async function runWatchCommand(jobId: string | undefined, options: CliOptions, config: WorkerConfig): Promise<number> {
-  const { runWatch } = await import('./commands/watch.js');
-  const { connectQueue, closeQueue } = await import('./commands/queue-connection.js');
-  const { endedJobEvent } = await import('./commands/job-control.js');
-  if (!config.natsUrl) {
-    if (jobId === undefined) throw new InvalidInputError('watch: NATS_URL is not set (watching one job works without it: watch <jobId>)');
-    const { followJob } = await import('./commands/job-commands.js');
-    const client = await connectQueue(config);
-    try {
-      const job = await client.queue.getJob(jobId);
-      if (!job) throw new InvalidInputError(`watch: job ${jobId}: not in queue ${config.queueName}`);
-      const result = await followJob(client, job, job.name, options);
-      process.stdout.write(JSON.stringify(result, null, options.json ? 2 : undefined) + '\n');
-      return 0;
-    } finally {
-      await closeQueue(client);
-    }
-  }
-  const client = jobId === undefined ? undefined : await connectQueue(config).catch(() => undefined);
-  try {
-    return await runWatch({ natsUrl: config.natsUrl, jobId, json: options.json, ended: client && (() => endedJobEvent(client, jobId!)) });
-  } finally {
-    if (client) await closeQueue(client);
   }
 }
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
-import { cli } from './helpers/cli.js';
-import { useTestWorker } from './helpers/worker-fixture.js';
+import { cli, spawnCli } from './helpers/cli.js';
+import { eventually, useTestWorker } from './helpers/worker-fixture.js';
 
 describe('the snapworker command line', () => {
   let root: string;
@@ -180,6 +180,25 @@ describe('the snapworker command line', () => {
     const rm_ = await cli(['rm', short, '--repo', prefixed]);
     assert.equal(rm_.code, 0, rm_.stderr);
     assert.equal(rm_.stdout, `removed ${first}\n`);
+  });
+
+  it('Ctrl-C stops a --local job: exit 130, one line, no snapshot recorded', async () => {
+    const slow = path.join(root, 'slow');
+    await mkdir(slow);
+    const handle = await open(path.join(slow, 'zeros.bin'), 'w');
+    await handle.truncate(64 * 1024 ** 3); // sparse: minutes of reading, no disk
+    await handle.close();
+    const interruptedRepo = path.join(root, 'interrupted');
+    const run = spawnCli(['snapshot', `dir://${slow}`, '--local', '--repo', `file://${interruptedRepo}`]);
+    // The repository is created (SNAPWORKER_AUTO_INIT) right before the source is read.
+    await eventually('the snapshot to start', () => stat(path.join(interruptedRepo, 'config.json')).then(() => true, () => false), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.equal(result.stderr, 'snapworker: snapshot interrupted\n');
+    const ls = await cli(['ls', '--repo', `file://${interruptedRepo}`, '--json']);
+    assert.deepEqual(JSON.parse(ls.stdout), []);
   });
 
   describe('with a worker', () => {

@@ -27,17 +27,15 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   const flagsTyped = tokens.filter((t): t is Extract<Token, { kind: 'option' }> => t.kind === 'option');
   const wantsHelp = flagsTyped.some((t) => t.name === 'help' || t.name === 'h');
 
-  if (positionals.length === 0) {
-    if (flagsTyped.some((t) => t.name === 'version' || t.name === 'V')) return { kind: 'version' };
-    return wantsHelp ? { kind: 'help' } : { kind: 'help', usage: true };
-  }
+  if (flagsTyped.some((t) => t.name === 'version' || t.name === 'V')) return { kind: 'version' };
+  if (positionals.length === 0) return wantsHelp ? { kind: 'help' } : { kind: 'help', usage: true };
   let identified: [CommandSpec, string[]];
   try {
     identified = identifyCommand(positionals);
   } catch (err) {
     // `--lable app=x snapshot ...`: the unknown flag took no value, so its value looks like the
     // command; the flag is the mistake to report.
-    const unknown = flagsTyped.find((t) => !(t.name in ALL_FLAGS));
+    const unknown = flagsTyped.find((t) => !Object.hasOwn(ALL_FLAGS, t.name));
     if (!unknown) throw err;
     const guess = closest(unknown.name, Object.keys(FLAGS));
     throw new InvalidInputError(`unknown flag ${unknown.rawName}${guess ? ` (did you mean --${guess}?)` : ''}`);
@@ -80,7 +78,7 @@ function identifyCommand(positionals: readonly string[]): [CommandSpec, string[]
 function checkFlag(token: Extract<Token, { kind: 'option' }>, command: CommandSpec): void {
   const typed = token.rawName;
   const name = token.name as FlagName;
-  if (!(token.name in ALL_FLAGS) || token.name === 'version') {
+  if (!Object.hasOwn(ALL_FLAGS, token.name)) {
     const guess = closest(token.name, command.flags.length ? command.flags : Object.keys(FLAGS));
     throw new InvalidInputError(`${command.name}: unknown flag ${typed}${guess ? ` (did you mean --${guess}?)` : ''}; "snapworker help ${command.name}" lists its flags`);
   }

@@ -56,8 +56,7 @@ export class JobRuntime {
    */
   async writableRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
     const repository = this.repositories.get(name);
-    if (this.config.autoInit && !(await repository.exists({ signal }))) {
-      await repository.init({ signal });
+    if (this.config.autoInit && (await repository.initIfMissing({ signal }))) {
       this.logger.info({ repository: repository.name }, 'created the repository (SNAPWORKER_AUTO_INIT)');
     }
     await repository.requireExists({ signal });

@@ -114,8 +114,10 @@ export class QueueWorker {
   }
 
   /**
-   * Graceful stop: no new jobs; running ones get `graceSeconds` to finish, then are aborted and
-   * moved back to waiting (not failed), so another worker picks them up.
+   * Graceful stop, bounded: no new jobs; running ones get `graceSeconds` to finish, then are
+   * aborted and moved back to waiting (not failed), so another worker picks them up. When BullMQ
+   * still has not closed 5 s later (2 s when no job ran), typically because Redis is gone, the
+   * connections are dropped. Resolves at most `graceSeconds` + 6 s after the call; never throws.
    */
   async close(graceSeconds: number): Promise<void> {
     this.shuttingDown = true;

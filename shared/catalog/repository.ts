@@ -97,8 +97,30 @@ export class Repository {
     return config;
   }
 
+  /**
+   * Creates the repository unless it exists (`SNAPWORKER_AUTO_INIT`). Concurrent callers in this
+   * process share one creation; one that lost a race with another process finds the repository
+   * there and goes on. Resolves true when this call created it.
+   */
+  initIfMissing(options?: SignalOptions): Promise<boolean> {
+    this.creating ??= (async () => {
+      if (await this.exists(options)) return false;
+      try {
+        await this.init(options);
+        return true;
+      } catch (err) {
+        if (await this.exists(options)) return false;
+        throw err;
+      }
+    })().finally(() => {
+      this.creating = undefined;
+    });
+    return this.creating;
+  }
+
   /** Set once the repository was seen to exist: it does not stop existing while we run. */
   private known = false;
+  private creating: Promise<boolean> | undefined;
 
   archiveKey(id: string, compression: Compression): string {
     return `${SNAPSHOTS}${checkedId(id)}/${archiveFileName(compression)}`;

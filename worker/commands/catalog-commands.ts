@@ -57,12 +57,13 @@ export async function runCatalogCommand(
 
 /**
  * `ls` for people: a header, then one line per snapshot: the short id (the hex part of the id,
- * usable wherever an id is), the time, the source, labels and the stored size; a count last.
+ * usable wherever an id is), when it was taken (its start, UTC), the source, labels and the
+ * stored size; a count last.
  */
 export function formatSnapshotTable(records: readonly SnapshotRecord[]): string {
   const rows = records.map((r) => [
     r.id.slice(r.id.indexOf('-') + 1),
-    r.completedAt.slice(0, 19).replace('T', ' '),
+    r.createdAt.slice(0, 19).replace('T', ' '),
     `${r.source.kind}:${r.source.name}`,
     Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
     formatBytes(r.archive.size),

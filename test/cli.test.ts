@@ -94,6 +94,9 @@ describe('the snapworker command line', () => {
       [['ls', '--repo'], /ls: --repo needs a value/],
       [['ls', '--json=yes', '--repo', repo], /ls: --json takes no value/],
       [['snapshto', `dir://${source}`], /unknown command "snapshto" \(did you mean "snapshot"\?\)/],
+      [['snapshot', `dir://${source}`, '--local', '--job-id', 'x'], /--job-id names a queued job; it does not apply to --local/],
+      [['snapshot', `dir://${source}`, '--local', '--wait'], /--wait and --local exclude each other/],
+      [['ls', '--constructor'], /ls: unknown flag --constructor/],
     ];
     for (const [args, message] of cases) {
       const run = await cli(args);

@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
   const { command, args, options } = line;
   const name = command.name;
   if (options.wait && options.local) throw new InvalidInputError(`${name}: --wait and --local exclude each other`);
+  if (options.local && options['job-id'] !== undefined) throw new InvalidInputError(`${name}: --job-id names a queued job; it does not apply to --local`);
   const isCatalog = (CATALOG_COMMANDS as readonly string[]).includes(name);
   const inProcess = options.local || isCatalog;
   const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);

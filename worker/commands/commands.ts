@@ -71,7 +71,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes: JOB_MODES,
   },
   { name: 'ls', args: '', minArgs: 0, maxArgs: 0, flags: ['repo', 'source', 'label', 'json'], summary: 'list snapshots (a table; --json for records)' },
-  { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: PICK_FLAGS, summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
+  // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
+  { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
   { name: 'rm', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: 'remove a snapshot', notes: SNAPSHOT_REF },
   {
     name: 'link',

@@ -45,6 +45,11 @@ export interface IncompleteSnapshot {
  * A snapshot without a record is incomplete: never listed, and removed by prune.
  */
 export class Repository {
+  /** Set once the repository was seen to exist: it does not stop existing while we run. */
+  private known = false;
+  /** The creation in flight, shared by concurrent `initIfMissing` calls. */
+  private creating: Promise<boolean> | undefined;
+
   constructor(
     readonly name: string,
     readonly driver: StorageDriver,
@@ -118,9 +123,6 @@ export class Repository {
     return this.creating;
   }
 
-  /** Set once the repository was seen to exist: it does not stop existing while we run. */
-  private known = false;
-  private creating: Promise<boolean> | undefined;
 
   archiveKey(id: string, compression: Compression): string {
     return `${SNAPSHOTS}${checkedId(id)}/${archiveFileName(compression)}`;

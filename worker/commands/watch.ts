@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../../shared/errors.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventFilter } from '../../shared/events/job-event-subject.js';
 import type { JobEvent } from '../../shared/events/job-events.js';
+import { formatBytes } from '../progress-bar.js';
 
 export interface WatchArgs {
   /** NATS server URL(s), comma-separated. */
@@ -119,16 +120,4 @@ export function formatEvent(event: JobEvent): string {
 function describeResult(result: unknown): string {
   if (result !== null && typeof result === 'object' && 'id' in result && typeof result.id === 'string') return ` ${result.id}`;
   return '';
-}
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} ${UNITS[unit]}` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }

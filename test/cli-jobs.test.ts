@@ -26,6 +26,8 @@ describe('following and controlling queued jobs from the command line', () => {
     const source = await slowSource(environment.root, 64);
     const waiting = spawnCli(['snapshot', `dir://${source}`, '--wait', '--job-id', 'slow-one'], env());
     await eventually('the job to run', async () => (await environment.queue.getJob('slow-one'))?.getState().then((s) => s === 'active'), 30_000);
+    // The command follows the job from the moment it is enqueued; leave it that moment.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     waiting.child.kill('SIGINT');
     const interrupted = await waiting.done;
     assert.equal(interrupted.code, 130, interrupted.stderr);

@@ -89,7 +89,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     minArgs: 0,
     maxArgs: 1,
     flags: ['json'],
-    summary: 'follow job events on NATS (one job: until it ends)',
+    summary: 'follow job events on NATS (one job: until it ends, also without NATS)',
     notes: 'A job that already ended is reported at once from the queue. Exit code: the job\'s outcome; 130 when interrupted.',
   },
   { name: 'job status', args: '<jobId>', minArgs: 1, maxArgs: 1, flags: ['json'], summary: "print a queued job's state, progress and result or failure" },

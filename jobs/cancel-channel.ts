@@ -8,5 +8,17 @@ export function cancelChannel(prefix: string, queueName: string): string {
   return `${prefix}:${queueName}:snapworker:cancel`;
 }
 
+/**
+ * The key a cancellation leaves behind (for a day), set before the request is published: a worker
+ * checks it when an attempt starts, so a request that no running worker heard (the job between
+ * two attempts, or its worker gone) still stops the job when it is taken up again.
+ */
+export function cancelKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}:snapworker:cancelled:${jobId}`;
+}
+
+/** How long a cancellation key lives, in seconds. */
+export const CANCEL_KEY_TTL_SECONDS = 24 * 3600;
+
 /** The reason a cancelled job's AbortSignal carries, and its failure message. */
 export const CANCELLED_REASON = 'cancelled by request';

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { cli, spawnCli } from './helpers/cli.js';
 import { makeTree } from './helpers/tree.js';
-import { eventually, useTestWorker } from './helpers/worker-fixture.js';
+import { Worker } from 'bullmq';
+import { createTestEnvironment, eventually, REDIS, startTestWorker, useTestWorker } from './helpers/worker-fixture.js';
 
 /** A directory holding one sparse file of `gib` GiB: snapshots of it run for a while, cost no disk. */
 async function slowSource(root: string, gib: number): Promise<string> {
@@ -56,6 +57,31 @@ describe('following and controlling queued jobs from the command line', () => {
     const again = await cli(['job', 'cancel', 'slow-one'], env());
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already failed; nothing to cancel/);
+  });
+
+  it('a cancellation no running worker heard stops the job when a worker takes it up again', async () => {
+    const other = await createTestEnvironment();
+    const holder = new Worker(other.queueName, null, { connection: REDIS, autorun: false });
+    try {
+      await other.queue.add('snapshot', { v: 1, source: `dir://${other.root}` }, { jobId: 'orphan-one' });
+      // Active under a worker that then goes quiet (as if it died).
+      const job = (await holder.getNextJob('holder-token'))!;
+      assert.equal(job.id, 'orphan-one');
+      const cancel = await cli(['job', 'cancel', 'orphan-one'], other.env);
+      assert.equal(cancel.code, 1, cancel.stderr);
+      assert.match(cancel.stderr, /no worker of queue \S+ is listening now; the job fails as cancelled when a worker takes it up again/);
+      await job.moveToWait('holder-token');
+      const { worker } = await startTestWorker(other);
+      try {
+        await eventually('the job to fail', async () => (await other.queue.getJob('orphan-one'))?.failedReason);
+        assert.equal((await other.queue.getJob('orphan-one'))!.failedReason, 'cancelled by request');
+      } finally {
+        await worker.stop();
+      }
+    } finally {
+      await holder.close();
+      await other.cleanup();
+    }
   });
 
   it('job cancel removes a job that has not started; an unknown job is named', async () => {

@@ -1,6 +1,6 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { CANCELLED_REASON, cancelChannel } from '../jobs/cancel-channel.js';
+import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { toConnection } from '../jobs/client.js';
 import { parseJob } from '../jobs/validate.js';
 import type { Compression } from '../shared/archive/manifest.js';
@@ -175,6 +175,11 @@ export class QueueWorker {
       throw unrecoverable(err);
     }
 
+    if (await this.cancelRequested(job.id!)) {
+      log.info('job cancelled before this attempt');
+      events.failed(ref, CANCELLED_REASON);
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
     metrics?.jobStarted(parsed.kind);
     events.started(ref);
     log.info('job started');
@@ -222,6 +227,13 @@ export class QueueWorker {
       if (!isRetryable(err)) throw unrecoverable(err);
       throw err;
     }
+  }
+
+  /** True when `snapworker job cancel` left its key for this job (see cancel-channel.ts). */
+  private async cancelRequested(jobId: string): Promise<boolean> {
+    // BullMQ types its client narrowly; it is an ioredis client (or cluster).
+    const redis = (await this.worker.client) as unknown as Pick<Redis, 'exists'>;
+    return (await redis.exists(cancelKey(this.config.prefix, this.config.queueName, jobId))) > 0;
   }
 
   /** Remembers an S3 multipart upload on the job so a later attempt can clean it up. */

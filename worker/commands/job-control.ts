@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { cancelChannel } from '../../jobs/cancel-channel.js';
+import { CANCEL_KEY_TTL_SECONDS, cancelChannel, cancelKey } from '../../jobs/cancel-channel.js';
 import type { SnapworkerClient } from '../../jobs/client.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { NotFoundError, SnapworkerError } from '../../shared/errors.js';
@@ -49,7 +49,8 @@ export async function runJobStatus(jobId: string, options: Pick<CliOptions, 'jso
 
 /**
  * `snapworker job cancel <id>`: removes a job that has not started; asks the worker running an
- * active one to abort it (through the queue's cancel channel) and waits until it has stopped.
+ * active one to abort it (a cancel key, then the queue's cancel channel, see cancel-channel.ts)
+ * and waits until it has stopped.
  * @throws NotFoundError for an unknown job; SnapworkerError when the job already ended, when no
  *   worker listens, or when it has not stopped within 15 s.
  */
@@ -73,10 +74,13 @@ export async function runJobCancel(jobId: string, options: Pick<CliOptions, 'jso
     }
     if (state === 'completed' || state === 'failed') throw new SnapworkerError(`job ${jobId}: already ${state}; nothing to cancel`);
 
-    // BullMQ types its client narrowly; it is an ioredis client (or cluster), which publishes.
-    const redis = (await client.queue.client) as unknown as Pick<Redis, 'publish'>;
+    // BullMQ types its client narrowly; it is an ioredis client (or cluster).
+    const redis = (await client.queue.client) as unknown as Pick<Redis, 'publish' | 'set'>;
+    await redis.set(cancelKey(config.prefix, config.queueName, jobId), '1', 'EX', CANCEL_KEY_TTL_SECONDS);
     const listeners = await redis.publish(cancelChannel(config.prefix, config.queueName), jobId);
-    if (listeners === 0) throw new SnapworkerError(`job ${jobId}: no worker of queue ${config.queueName} is listening; nothing was cancelled`);
+    if (listeners === 0) {
+      throw new SnapworkerError(`job ${jobId}: no worker of queue ${config.queueName} is listening now; the job fails as cancelled when a worker takes it up again`);
+    }
     const deadline = Date.now() + CANCEL_WAIT_MS;
     while (Date.now() < deadline) {
       const now = await job.getState();

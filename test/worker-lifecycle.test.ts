@@ -114,7 +114,7 @@ describe('the worker process and the command line under a missing Redis or a tak
     const run = await cli(['snapshot', `dir://${environment.root}`], { ...environment.env, REDIS_URL: url });
     assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stderr, /^snapworker: redis redis:\/\/\*\*\*:\*\*\*@127\.0\.0\.1:\d+: not reachable within 5s: .*ECONNREFUSED/);
+    assert.match(run.stderr, /^snapworker: redis redis:\/\/\*\*\*@127\.0\.0\.1:\d+: not reachable within 5s: .*ECONNREFUSED/);
     assert.doesNotMatch(run.stderr, /hunter2/);
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
   });

@@ -150,7 +150,7 @@ function exit(code: number): void {
 }
 
 main(process.argv.slice(2)).then(exit, (err: unknown) => {
-  process.stderr.write(`snapworker: ${errorMessage(err).split('\n').join('\n  ')}\n`);
+  process.stderr.write(`snapworker: ${errorMessage(err)}\n`);
   if (process.env.SNAPWORKER_DEBUG) console.error(err);
   exit(exitCodeForError(err));
 });

@@ -87,6 +87,9 @@ describe('packaging: Node versions, the AWS SDK warning, the bench command line'
     for (const flag of BENCH_FLAGS) assert.match(help.stdout, new RegExp(`${flag}\\b`), `help lists ${flag}`);
     assert.match(help.stdout, /Unless --no-write is given, it then REWRITES its\s+section of docs\/benchmarks\.md/);
     assert.equal(help.stderr, '');
+    const page = await readFile(path.join(PROJECT_ROOT, 'docs', 'benchmarks.md'), 'utf8');
+    assert.match(page, /rewrites its own section of this page[^.]*unless given `--no-write`/);
+    for (const flag of BENCH_FLAGS.filter((f) => f !== '--help')) assert.match(page, new RegExp(`\`${flag}\\b`), `docs/benchmarks.md lists ${flag}`);
   });
 
   it('npm run bench refuses an unknown flag, a positional argument and bad values with one line and exit 2', async () => {

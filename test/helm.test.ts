@@ -386,6 +386,23 @@ describe('helm chart helm/snapworker', () => {
     }
   });
 
+  it('renders the chart README quick start install command into valid values whose worker starts', async () => {
+    const readme = await readFile(path.join(CHART_DIR, 'README.md'), 'utf8');
+    const command = /helm install snap \.\/helm\/snapworker[^`]*?(?=\n\s*```)/.exec(readme)?.[0];
+    assert.ok(command, 'the README has a helm install command');
+    const values: Record<string, unknown> = {};
+    for (const [, flag, assignment] of command.matchAll(/--(set|set-json) ('[^']*'|\S+)/g)) {
+      const [key, ...rest] = assignment!.replace(/^'|'$/g, '').split('=');
+      const raw = rest.join('=');
+      setPath(values, key!, flag === 'set-json' ? JSON.parse(raw) : /^(true|false)$/.test(raw) ? raw === 'true' : /^\d+$/.test(raw) ? Number(raw) : raw);
+    }
+    assert.ok(Object.keys(values).length >= 4, JSON.stringify(values));
+    const validate = await compileValuesSchema();
+    const chart = await renderer.render(CHART_DIR, { values });
+    if (chart.values) assert.ok(validate(chart.values), JSON.stringify(validate.errors));
+    await runRenderedWorker('README quick start', chart.manifests);
+  });
+
   it('values.schema.json accepts the default and ci values and rejects a wrong type in each main value', async () => {
     const validate = await compileValuesSchema();
     const defaults = await defaultValues();

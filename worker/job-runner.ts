@@ -1,5 +1,6 @@
 import type { JobResultByKind } from '../jobs/results.js';
 import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { openSource, openTarget } from '../shared/endpoints.js';
@@ -8,6 +9,7 @@ import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
@@ -28,8 +30,11 @@ export class JobRuntime {
   ) {
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
     const paths = new PathPolicy(config.allowedPaths);
+    const natsServers = new NatsServerPolicy(config.natsAllowedServers);
     this.endpoints = {
-      checkPath: (p) => paths.check(p),
+      // Without a role (a caller outside openSource/openTarget) the stricter target rule applies.
+      checkPath: (p, role = 'target') => paths.check(p, role),
+      checkNatsServer: (server, role) => natsServers.check(server, role),
       stagingDir: config.stagingDir,
       natsProfiles: config.natsProfiles,
     };
@@ -134,7 +139,8 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 };
 
 /** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
-export function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+  assertJobKind(run.kind);
   return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
 }
 

@@ -34,8 +34,16 @@ export interface Source {
 
 /** Worker-side facts every source and target factory may need. Never from job data. */
 export interface EndpointContext {
-  /** Throws `UnsafePathError` unless `absPath` lies inside one of the worker's allowed roots. */
-  checkPath(absPath: string): void;
+  /**
+   * Throws `UnsafePathError` unless `absPath` lies inside one of the worker's allowed roots
+   * (strictly inside for a target). `openSource`/`openTarget` fill in `role`.
+   */
+  checkPath(absPath: string, role?: 'source' | 'target'): void;
+  /**
+   * Throws `InvalidInputError` unless jobs may name the NATS server `host:port`; called by
+   * `openSource`/`openTarget` before any connection. Absent: any server (tests, tools).
+   */
+  checkNatsServer?(server: string, role: 'source' | 'target'): void;
   /** Directory for staging files (temp copies, restore staging for non-directory targets). */
   stagingDir: string;
   /** Named NATS connection profiles from worker config (credentials live only here). */

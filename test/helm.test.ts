@@ -363,6 +363,13 @@ describe('helm chart helm/snapworker', () => {
     }
   });
 
+  it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
+    const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
+    assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
+    const minimal = configData(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests);
+    assert.equal(minimal.SNAPWORKER_NATS_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
+  });
+
   it('values.schema.json accepts exactly the repository names the worker accepts', async () => {
     const validate = await compileValuesSchema();
     const defaults = await defaultValues();
@@ -427,6 +434,9 @@ describe('helm chart helm/snapworker', () => {
       ['worker.metricsPort', '9464'],
       ['worker.logLevel', 'loud'],
       ['worker.extraEnv', ['A=1']],
+      ['worker.natsAllowedServers', 'nats:4222'],
+      ['worker.natsAllowedServers', ['nats.orders.svc']],
+      ['worker.natsAllowedServers', ['a:4222,b:4222']],
       ['staging.sizeLimit', true],
       ['terminationGracePeriodSeconds', '90'],
       ['redis.existingSecret', 42],

@@ -1,6 +1,6 @@
 /**
- * Node.js major versions this project supports and tests (README, "Supported Node.js versions").
- * CI and the container image run Node 20; the package's `engines` says the same.
+ * Node.js major versions this project supports (README, "Supported Node.js versions"): the
+ * package's `engines` starts at the first; CI and the container image run Node 20, the one tested.
  */
 export const SUPPORTED_NODE_MAJORS: readonly number[] = [20, 22, 24];
 

@@ -363,6 +363,38 @@ describe('helm chart helm/snapworker', () => {
     }
   });
 
+  it('values.schema.json accepts no worker value that the worker refuses at start', async () => {
+    const validate = await compileValuesSchema();
+    const defaults = await defaultValues();
+    // value path, the variable the ConfigMap renders it into, how it renders, values to try
+    const join = (separator: string) => (value: unknown) => (value as string[]).join(separator);
+    const cases: Array<[string, string, (value: unknown) => string, unknown[]]> = [
+      ['worker.queue', 'SNAPWORKER_QUEUE', String, ['snapworker', 'a-b_C9', 'a.b', 'a:b', 'a b', 'ü', 'x'.repeat(300)]],
+      ['worker.prefix', 'SNAPWORKER_PREFIX', String, ['bull', '{snapworker}', 'acme-{jobs}', 'a b', 'a:b', '\t']],
+      ['worker.concurrency', 'SNAPWORKER_CONCURRENCY', String, [0, 1, 64, 65, 2.5]],
+      ['worker.metricsPort', 'SNAPWORKER_METRICS_PORT', String, [0, 1, 9464, 65535, 65536]],
+      ['worker.shutdownGraceSeconds', 'SNAPWORKER_SHUTDOWN_GRACE_SECONDS', String, [0, 60, -1]],
+      ['worker.zstdThreads', 'SNAPWORKER_ZSTD_THREADS', String, [0, 4, 64, 65]],
+      ['worker.logLevel', 'LOG_LEVEL', String, ['info', 'silent', 'trace', 'loud']],
+      ['worker.allowedPaths', 'SNAPWORKER_ALLOWED_PATHS', join(':'), [['/data'], ['/data', '/restore'], ['relative'], ['/a:b']]],
+      ['worker.natsUrl', 'NATS_URL', String, ['nats://nats.messaging.svc:4222', 'tls://nats:4222', 'http://nats:4222', 'nats://']],
+      ['worker.natsAllowedServers', 'SNAPWORKER_NATS_ALLOWED_SERVERS', join(','), [['nats.orders.svc:4222'], ['*'], ['[::1]:4222'], ['nats'], ['a:4222,b:4222']]],
+    ];
+    let compared = 0;
+    for (const [valuePath, variable, render, candidates] of cases) {
+      for (const candidate of candidates) {
+        const values = structuredClone(defaults);
+        setPath(values, valuePath, candidate);
+        setPath(values, 'worker.repositories', { default: 'file:///srv/repository' });
+        if (!validate(values)) continue;
+        compared++;
+        const problem = workerConfigProblem({ [variable]: render(candidate) });
+        assert.equal(problem, undefined, `the schema accepts ${valuePath}=${JSON.stringify(candidate)}, which the worker refuses: ${problem}`);
+      }
+    }
+    assert.ok(compared >= 25, `compared ${compared} accepted values`);
+  });
+
   it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
     const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
     assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
@@ -498,17 +530,29 @@ async function defaultValues(): Promise<Record<string, unknown>> {
 
 /** The worker's own verdict (shared/config.ts) on a repository name, with nothing else wrong. */
 function workerAcceptsRepositoryName(name: string): boolean {
-  const env = {
-    SNAPWORKER_REPOSITORIES: JSON.stringify({ [name]: 'file:///srv/repository' }),
-    SNAPWORKER_DEFAULT_REPOSITORY: name,
-    SNAPWORKER_ALLOWED_PATHS: '/srv',
-    SNAPWORKER_STAGING_DIR: tmpdir(),
-  };
+  return (
+    workerConfigProblem({
+      SNAPWORKER_REPOSITORIES: JSON.stringify({ [name]: 'file:///srv/repository' }),
+      SNAPWORKER_DEFAULT_REPOSITORY: name,
+    }) === undefined
+  );
+}
+
+/** What the worker's configuration check (shared/config.ts) says about `env` over sound defaults; undefined when it accepts it. */
+function workerConfigProblem(env: Record<string, string>): string | undefined {
   try {
-    loadConfig(env, '/srv');
-    return true;
+    loadConfig(
+      {
+        SNAPWORKER_REPOSITORIES: JSON.stringify({ default: 'file:///srv/repository' }),
+        SNAPWORKER_ALLOWED_PATHS: '/srv',
+        SNAPWORKER_STAGING_DIR: tmpdir(),
+        ...env,
+      },
+      '/srv',
+    );
+    return undefined;
   } catch (error) {
-    if (error instanceof ConfigError) return false;
+    if (error instanceof ConfigError) return error.message;
     throw error;
   }
 }

@@ -442,6 +442,17 @@ describe('helm chart helm/snapworker', () => {
     await runRenderedWorker('README quick start', chart.manifests);
   });
 
+  it('renders the values file of docs/kubernetes.md (Install, step 2) into valid values whose worker starts', async () => {
+    const guide = await readFile(path.join(CHART_DIR, '..', '..', 'docs', 'kubernetes.md'), 'utf8');
+    const block = /Write a values file:\s*\n\s*```yaml\n([\s\S]*?)\n\s*```/.exec(guide)?.[1];
+    assert.ok(block, 'docs/kubernetes.md has the example values file');
+    const values = parseYaml(block.replace(/^ {3}/gm, '')) as Record<string, unknown>;
+    const chart = await renderer.render(CHART_DIR, { values });
+    const validate = await compileValuesSchema();
+    if (chart.values) assert.ok(validate(chart.values), JSON.stringify(validate.errors));
+    await runRenderedWorker('docs/kubernetes.md values', chart.manifests);
+  });
+
   it('values.schema.json accepts the default and ci values and rejects a wrong type in each main value', async () => {
     const validate = await compileValuesSchema();
     const defaults = await defaultValues();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { errorMessage, InvalidInputError } from './errors.js';
 import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/nats-servers.js';
 import { redactUrl } from './redact-url.js';
+import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
 
@@ -31,7 +32,7 @@ export interface WorkerConfig {
   concurrency: number;
   /** `SNAPWORKER_ALLOWED_PATHS`: colon-separated absolute roots jobs may read and write; default the working directory. */
   allowedPaths: string[];
-  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir. */
+  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir; must exist and be writable at start. */
   stagingDir: string;
   /** `SNAPWORKER_METRICS_PORT`, default 9464; `0` picks a free port. */
   metricsPort: number;
@@ -158,6 +159,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   for (const p of allowedPaths) if (!path.isAbsolute(p)) problems.push(`SNAPWORKER_ALLOWED_PATHS: ${quote(p)} is not an absolute path`);
   const stagingDir = e.SNAPWORKER_STAGING_DIR ?? os.tmpdir();
   if (!path.isAbsolute(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: not an absolute path`);
+  else {
+    const problem = writableDirProblem(stagingDir);
+    if (problem) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: ${problem}`);
+  }
 
   let seal: SealKey | undefined;
   if (e.SNAPWORKER_SEAL_KEY !== undefined) {

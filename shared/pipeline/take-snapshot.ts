@@ -32,19 +32,25 @@ export interface SnapshotRequest {
 
 /**
  * Takes a snapshot: source → archive writer → storage, then writes the record last. Nothing is
- * listed unless every step succeeded; a failure leaves at most an unlisted archive that a retry
- * of the same job overwrites and prune removes.
+ * listed unless every step succeeded; a failure removes what it stored (a crash leaves at most an
+ * unlisted archive, which a retry of the same job overwrites and prune removes).
  */
 export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
   const { source } = request;
+  const attempt = { archiveStored: false };
   try {
-    return await writeSnapshot(request);
+    return await writeSnapshot(request, attempt);
+  } catch (err) {
+    // A check or the record failed after the archive was stored: without a record it would be
+    // unlisted, seen only by prune. Only what this attempt stored is removed.
+    if (attempt.archiveStored) await request.repository.delete(request.id).catch(() => {});
+    throw err;
   } finally {
     await source.release?.();
   }
 }
 
-async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
+async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored: boolean }): Promise<SnapshotRecord> {
   const { id, source, repository, signal, progress } = request;
   const startedAt = Date.now();
   progress.setPhase('reading');
@@ -56,7 +62,8 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
     version: ARCHIVE_FORMAT_VERSION,
     snapshotId: id,
     createdAt: new Date(startedAt).toISOString(),
-    source: source.descriptor,
+    // A copy taken now: the record repeats what the manifest says, never a later state of the source.
+    source: structuredClone(source.descriptor),
     labels: request.labels,
     compression: request.compression,
     tool: TOOL,
@@ -78,6 +85,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
   });
   // Either side may fail first; wait for both so no stream or upload outlives the job.
   const [stored, stats] = await settleAll([upload, archive.done], () => archive.stream.destroy());
+  attempt.archiveStored = true;
 
   progress.setPhase('committing');
   await checkStored(repository, stored, signal);
@@ -85,7 +93,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
     v: 1,
     id,
     formatVersion: ARCHIVE_FORMAT_VERSION,
-    source: source.descriptor,
+    source: manifest.source,
     labels: request.labels,
     createdAt: manifest.createdAt,
     completedAt: new Date().toISOString(),

@@ -26,6 +26,12 @@ export interface WorkerConfig {
   natsAllowedServers: string[];
   /** `SNAPWORKER_REPOSITORIES`: name → repository URI. Default `{"default": "file://<cwd>/.snapworker/repo"}`. */
   repositories: Record<string, string>;
+  /**
+   * `SNAPWORKER_AUTO_INIT`, default true: a snapshot into a repository that does not exist creates
+   * it. `false`: it fails ("does not exist", exit 10) until `snapworker init` created it, so a
+   * mistyped repository never silently starts a new one. Reads never create a repository.
+   */
+  autoInit: boolean;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
   defaultRepository: string;
   /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2. */
@@ -40,6 +46,8 @@ export interface WorkerConfig {
   metricsHost: string;
   /** `SNAPWORKER_SHUTDOWN_GRACE_SECONDS`: how long running jobs may finish after SIGTERM, default 60. */
   shutdownGraceSeconds: number;
+  /** `SNAPWORKER_STALL_TIMEOUT_SECONDS`: a snapshot, restore or verify without progress this long fails, default 300; 0 never. */
+  stallTimeoutSeconds: number;
   /** `SNAPWORKER_LOCK_DURATION_MS`: BullMQ job lock, default 30000. */
   lockDurationMs: number;
   /** `SNAPWORKER_STALLED_INTERVAL_MS`: how often stalled jobs are looked for, default 30000. */
@@ -77,12 +85,14 @@ const envSchema = z.object({
   SNAPWORKER_NATS_ALLOWED_SERVERS: z.string().optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
+  SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
   SNAPWORKER_CONCURRENCY: wholeNumber(1, 64).default(2),
   SNAPWORKER_ALLOWED_PATHS: z.string().optional(),
   SNAPWORKER_STAGING_DIR: z.string().optional(),
   SNAPWORKER_METRICS_PORT: port.default(9464),
   SNAPWORKER_METRICS_HOST: z.string().default('0.0.0.0'),
   SNAPWORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(60),
+  SNAPWORKER_STALL_TIMEOUT_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(300),
   SNAPWORKER_LOCK_DURATION_MS: wholeNumber(1000, 2 ** 31 - 1).default(30000),
   SNAPWORKER_STALLED_INTERVAL_MS: wholeNumber(500, 2 ** 31 - 1).default(30000),
   SNAPWORKER_COMPRESSION_LEVEL: wholeNumber(-7, 22).default(3),
@@ -182,12 +192,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     natsAllowedServers,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
+    autoInit: e.SNAPWORKER_AUTO_INIT === 'true',
     concurrency: e.SNAPWORKER_CONCURRENCY,
     allowedPaths,
     stagingDir,
     metricsPort: e.SNAPWORKER_METRICS_PORT,
     metricsHost: e.SNAPWORKER_METRICS_HOST,
     shutdownGraceSeconds: e.SNAPWORKER_SHUTDOWN_GRACE_SECONDS,
+    stallTimeoutSeconds: e.SNAPWORKER_STALL_TIMEOUT_SECONDS,
     lockDurationMs: e.SNAPWORKER_LOCK_DURATION_MS,
     stalledIntervalMs: e.SNAPWORKER_STALLED_INTERVAL_MS,
     compressionLevel: e.SNAPWORKER_COMPRESSION_LEVEL,

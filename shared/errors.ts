@@ -62,11 +62,33 @@ export class NoSpaceError extends SnapworkerError {
   }
 }
 
+/**
+ * The repository itself does not exist (never initialized, or a mistyped URI), as opposed to a
+ * missing object inside it. Never retried; the command line exits 10 (restic's code).
+ */
+export class RepositoryMissingError extends NotFoundError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RepositoryMissingError';
+  }
+}
+
 /** The job's AbortSignal fired (cancellation, shutdown). */
 export class AbortedError extends SnapworkerError {
   constructor(message = 'aborted', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AbortedError';
+  }
+}
+
+/**
+ * A job's reads and writes made no progress for the configured stall timeout. Retried: a peer
+ * that stopped answering may answer the next attempt.
+ */
+export class StalledError extends SnapworkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StalledError';
   }
 }
 

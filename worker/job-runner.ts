@@ -12,9 +12,11 @@ import type { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
+import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { RepositoryRegistry } from './repositories.js';
 
@@ -44,6 +46,30 @@ export class JobRuntime {
     return this.repositories.get(name);
   }
 
+  /**
+   * The repository a job reads from.
+   * @throws RepositoryMissingError when it does not exist (reads never create one).
+   */
+  async existingRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
+  /**
+   * The repository a snapshot writes to, created first when it does not exist and the
+   * configuration allows it (`SNAPWORKER_AUTO_INIT`).
+   * @throws RepositoryMissingError when it does not exist and may not be created.
+   */
+  async writableRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    if (this.config.autoInit && (await repository.initIfMissing({ signal }))) {
+      this.logger.info({ repository: repository.name }, 'created the repository (SNAPWORKER_AUTO_INIT)');
+    }
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
   sealKeys(): Record<string, Buffer> {
     return this.config.seal ? { [this.config.seal.keyId]: this.config.seal.key } : {};
   }
@@ -63,17 +89,20 @@ export interface JobRun<K extends JobKind> {
   snapshotId?: string;
   job?: { id: string; queue: string };
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
-  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted }, runtime) {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
+    const repository = await runtime.writableRepository(data.repo, signal);
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
       source,
-      repository: runtime.repository(data.repo),
+      repository,
       labels: data.labels ?? {},
       compression: data.compression ?? 'zstd',
       level: runtime.config.compressionLevel,
@@ -83,13 +112,14 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,
       onUploadStarted,
+      onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
     return record;
   },
 
   async restore({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const target = await openTarget(toArray(data.target), data, runtime.endpoints);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
@@ -107,7 +137,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 
   async verify({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
       verifySnapshot({ repository, record, signal, progress, sealKeys: runtime.sealKeys() }),
@@ -125,7 +155,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
-      repository: runtime.repository(data.repo),
+      repository: await runtime.existingRepository(data.repo, signal),
       policy: {
         keepLast: data.keepLast,
         keepWithinSeconds: data.keepWithin ? durationSeconds(data.keepWithin) : undefined,
@@ -138,10 +168,28 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 };
 
-/** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
+/**
+ * Runs one job of any kind to its result. Errors keep their class (retryable or not). A
+ * snapshot, restore or verify that makes no progress for the configured stall timeout is
+ * aborted and fails with a StalledError naming the phase (prune reports no progress to watch).
+ */
 export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
   assertJobKind(run.kind);
-  return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
+  const handler = HANDLERS[run.kind] as Handler<K>;
+  if (run.kind === 'prune') return handler(run, runtime);
+  const watchdog = new StallWatchdog({
+    signal: run.signal,
+    progress: run.progress,
+    timeoutSeconds: runtime.config.stallTimeoutSeconds,
+    operation: run.kind,
+  });
+  try {
+    return await handler({ ...run, signal: watchdog.signal, progress: watchdog.progress }, runtime);
+  } catch (err) {
+    throw watchdog.error ?? err;
+  } finally {
+    watchdog.stop();
+  }
 }
 
 /** Counts integrity failures found while reading a stored snapshot. */

@@ -1,11 +1,12 @@
 import { writeArchive } from '../archive/archive-writer.js';
-import { nullNotices } from '../sources/notices.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../archive/manifest.js';
 import type { SealKey } from '../archive/seal.js';
 import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { Repository } from '../catalog/repository.js';
 import { IntegrityError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
+import { NoticeCollector } from '../sources/notice-collector.js';
+import type { EntryNotice } from '../sources/notices.js';
 import type { Source } from '../sources/source.js';
 import type { PutResult } from '../storage/storage-driver.js';
 import { TOOL } from '../tool.js';
@@ -28,12 +29,19 @@ export interface SnapshotRequest {
   job?: { id: string; queue: string };
   /** Passed to the storage driver: lets the caller record an S3 multipart upload id. */
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /**
+   * Called with each of the first NAMED_NOTICES entries the source could not keep exactly, as
+   * they come (for the job log and warning events). All of them are counted in the record.
+   */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 /**
  * Takes a snapshot: source → archive writer → storage, then writes the record last. Nothing is
  * listed unless every step succeeded; a failure removes what it stored (a crash leaves at most an
- * unlisted archive, which a retry of the same job overwrites and prune removes).
+ * unlisted archive, which a retry of the same job overwrites and prune removes). Entries the
+ * source could not keep exactly are counted and named in the record (`notices`;
+ * `incomplete: true` when data was left out).
  */
 export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
   const { source } = request;
@@ -56,7 +64,8 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored:
   progress.setPhase('reading');
   const estimatedBytes = await source.estimateBytes?.(signal);
   progress.setTotal(estimatedBytes);
-  await source.prepare?.({ signal, progress, notices: nullNotices });
+  const notices = new NoticeCollector(request.onNotice);
+  await source.prepare?.({ signal, progress, notices });
   const manifest: Manifest = {
     format: ARCHIVE_FORMAT,
     version: ARCHIVE_FORMAT_VERSION,
@@ -71,7 +80,7 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored:
 
   const archive = writeArchive({
     manifest,
-    entries: source.entries({ signal, progress, notices: nullNotices }),
+    entries: source.entries({ signal, progress, notices }),
     level: request.level,
     threads: compressionThreads(request.threads, estimatedBytes),
     seal: request.seal,
@@ -89,6 +98,7 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored:
 
   progress.setPhase('committing');
   await checkStored(repository, stored, signal);
+  const noticeSummary = notices.summary();
   const record: SnapshotRecord = {
     v: 1,
     id,
@@ -113,6 +123,8 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored:
       durationSeconds: (Date.now() - startedAt) / 1000,
     },
     ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
+    ...(noticeSummary ? { notices: noticeSummary } : {}),
+    ...(notices.incomplete ? { incomplete: true } : {}),
     tool: TOOL,
     ...(request.job ? { job: request.job } : {}),
   };

@@ -194,7 +194,7 @@ describe('helm chart helm/snapworker', () => {
       const settings = configData(chart.manifests);
       const mounts = workerContainer(chart.manifests).volumeMounts!.filter((mount) => mount.name === 'staging');
       assert.deepEqual(mounts.map((mount) => mount.mountPath).sort(), [settings.SNAPWORKER_STAGING_DIR, '/tmp'].sort(), label);
-      for (const name of ['SNAPWORKER_QUEUE', 'SNAPWORKER_PREFIX', 'SNAPWORKER_CONCURRENCY', 'SNAPWORKER_DEFAULT_REPOSITORY', 'LOG_LEVEL']) {
+      for (const name of ['SNAPWORKER_QUEUE', 'SNAPWORKER_PREFIX', 'SNAPWORKER_CONCURRENCY', 'SNAPWORKER_DEFAULT_REPOSITORY', 'SNAPWORKER_AUTO_INIT', 'LOG_LEVEL']) {
         assert.ok(settings[name], `${label}: ${name} set`);
       }
       assert.equal(typeof JSON.parse(settings.SNAPWORKER_REPOSITORIES!), 'object', label);
@@ -376,6 +376,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.shutdownGraceSeconds', 'SNAPWORKER_SHUTDOWN_GRACE_SECONDS', String, [0, 60, -1]],
       ['worker.zstdThreads', 'SNAPWORKER_ZSTD_THREADS', String, [0, 4, 64, 65]],
       ['worker.logLevel', 'LOG_LEVEL', String, ['info', 'silent', 'trace', 'loud']],
+      ['worker.autoInit', 'SNAPWORKER_AUTO_INIT', String, [true, false, 'yes', 1]],
       ['worker.allowedPaths', 'SNAPWORKER_ALLOWED_PATHS', join(':'), [['/data'], ['/data', '/restore'], ['relative'], ['/a:b']]],
       ['worker.natsUrl', 'NATS_URL', String, ['nats://nats.messaging.svc:4222', 'tls://nats:4222', 'http://nats:4222', 'nats://']],
       ['worker.natsAllowedServers', 'SNAPWORKER_NATS_ALLOWED_SERVERS', join(','), [['nats.orders.svc:4222'], ['*'], ['[::1]:4222'], ['nats'], ['a:4222,b:4222']]],
@@ -398,6 +399,7 @@ describe('helm chart helm/snapworker', () => {
   it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
     const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
     assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
+    assert.equal(keda.SNAPWORKER_AUTO_INIT, 'false', 'worker.autoInit: false reaches the worker');
     const minimal = configData(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests);
     assert.equal(minimal.SNAPWORKER_NATS_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
   });
@@ -477,6 +479,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.metricsPort', '9464'],
       ['worker.logLevel', 'loud'],
       ['worker.extraEnv', ['A=1']],
+      ['worker.autoInit', 'false'],
       ['worker.natsAllowedServers', 'nats:4222'],
       ['worker.natsAllowedServers', ['nats.orders.svc']],
       ['worker.natsAllowedServers', ['a:4222,b:4222']],

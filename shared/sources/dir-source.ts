@@ -2,7 +2,7 @@ import { readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { EntryType, SourceEntry } from '../archive/archive-entry.js';
+import { EntryVanishedError, type EntryType, type SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
@@ -256,7 +256,7 @@ export class DirSource implements Source {
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
         const { streamChunkBytes } = this.options;
-        entry.open = () => openForStreaming(absPath, size, streamChunkBytes);
+        entry.open = () => this.openForStreaming(relPath, absPath, size, streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -269,6 +269,23 @@ export class DirSource implements Source {
     }
   }
 
+  /**
+   * A big file's stream, opened when the writer reaches it.
+   * @throws EntryVanishedError (reported as `vanished` first) when the file is gone by then.
+   */
+  private async openForStreaming(relPath: string, absPath: string, size: number, chunkBytes: number): Promise<Readable> {
+    try {
+      return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') {
+        this.warnVanished(relPath);
+        throw new EntryVanishedError(`dir source: ${showName(absPath)} was removed before it was read`, { cause });
+      }
+      if (cause instanceof SnapworkerError) throw cause;
+      throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
+    }
+  }
+
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
     this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
@@ -276,14 +293,6 @@ export class DirSource implements Source {
   }
 }
 
-async function openForStreaming(absPath: string, size: number, chunkBytes: number): Promise<Readable> {
-  try {
-    return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
-  } catch (cause) {
-    if (cause instanceof SnapworkerError) throw cause;
-    throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
-  }
-}
 
 /** The entry type of what `lstat` found; undefined for a socket. */
 function entryType(stats: BigIntStats): EntryType | undefined {

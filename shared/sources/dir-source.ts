@@ -98,6 +98,9 @@ export class DirSource implements Source {
   private readonly options: typeof DIR_SOURCE_DEFAULTS & Pick<DirSourceOptions, 'onWarning'>;
   private readonly io: TreeIo;
   private notices: NoticeSink | undefined;
+  /** Entry paths found gone during this walk, and first names of hard-linked inodes replaced by a later name. */
+  private readonly vanishedPaths = new Set<string>();
+  private readonly promotedLinks = new Map<string, string>();
 
   /**
    * @param root absolute path of the directory (a symlink to a directory is followed; the caller
@@ -147,6 +150,8 @@ export class DirSource implements Source {
     this.skipped.special = 0;
     this.skipped.vanished = 0;
     this.notices = notices;
+    this.vanishedPaths.clear();
+    this.promotedLinks.clear();
     await this.checkRoot();
     const loaded = readAhead(this.plannedEntries(signal), {
       maxItems: this.options.readAheadFiles,
@@ -156,8 +161,38 @@ export class DirSource implements Source {
       signal,
     });
     for await (const entry of loaded) {
-      if (entry !== undefined) yield entry;
+      // Checked as the writer asks for the entry, so a first name it found gone is known by then.
+      const ready = entry?.type === 'hardlink' ? await this.resolveHardLink(entry) : entry;
+      if (ready !== undefined) yield ready;
     }
+  }
+
+  /**
+   * A hard link whose first name vanished before it was stored cannot point there: this name
+   * still reaches the data, so it becomes the stored entry (read now, as its own type) and later
+   * names of the inode point to it instead.
+   */
+  private async resolveHardLink(entry: SourceEntry): Promise<SourceEntry | undefined> {
+    let target = entry.linkTarget!;
+    for (let next = this.promotedLinks.get(target); next !== undefined; next = this.promotedLinks.get(target)) target = next;
+    if (!this.vanishedPaths.has(target)) {
+      entry.linkTarget = target;
+      return entry;
+    }
+    const relPath = entry.path.slice('data/'.length);
+    const absPath = path.join(this.root, relPath);
+    let stats: BigIntStats;
+    try {
+      stats = await this.io.lstat(absPath);
+    } catch (cause) {
+      if (errnoCode(cause) !== 'ENOENT') throw new SnapworkerError(`dir source: lstat ${showName(absPath)}: ${errorText(cause)}`, { cause });
+      this.warnVanished(relPath);
+      return undefined;
+    }
+    const type = entryType(stats);
+    const promoted = type && (await this.load({ node: { relPath, absPath, stats }, type, readAhead: false }));
+    if (promoted) this.promotedLinks.set(target, promoted.path);
+    return promoted;
   }
 
   private async checkRoot(): Promise<void> {
@@ -288,6 +323,7 @@ export class DirSource implements Source {
 
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
+    this.vanishedPaths.add(`data/${relPath}`);
     this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
     this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
   }

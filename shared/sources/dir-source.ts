@@ -136,12 +136,19 @@ export class DirSource implements Source {
     };
   }
 
-  /** Sum of the selected regular files' sizes, from a stat-only walk (no file is opened). */
+  /** Sum of the selected regular files' sizes (each hard-linked inode once), from a stat-only walk (no file is opened). */
   async estimateBytes(signal: AbortSignal): Promise<number | undefined> {
     await this.checkRoot();
     let total = 0;
-    for await (const node of this.selectedNodes(signal, false)) {
-      if (node.stats.isFile()) total += Number(node.stats.size);
+    const linked = new Set<string>(); // hard-linked inodes, counted once like the archive stores them
+    for await (const { stats } of this.selectedNodes(signal, false)) {
+      if (!stats.isFile()) continue;
+      if (stats.nlink > 1n) {
+        const inode = `${stats.dev}:${stats.ino}`;
+        if (linked.has(inode)) continue;
+        linked.add(inode);
+      }
+      total += Number(stats.size);
     }
     return total;
   }

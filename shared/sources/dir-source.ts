@@ -14,7 +14,7 @@ import { bufferStream, openRegularFile, streamFileExactly } from '../fsutil/read
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
 import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
-import type { NoticeSink } from './notices.js';
+import { nullNotices, type NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
 
 const MiB = 1024 * 1024;
@@ -97,7 +97,9 @@ export class DirSource implements Source {
   private readonly filter: PathFilter;
   private readonly options: typeof DIR_SOURCE_DEFAULTS & Pick<DirSourceOptions, 'onWarning'>;
   private readonly io: TreeIo;
-  private notices: NoticeSink | undefined;
+  private readonly skipUnreadable: boolean;
+  /** Where the running `entries()` walk reports what it leaves out. */
+  private notices: NoticeSink = nullNotices;
   /** Entry paths found gone during this walk, and first names of hard-linked inodes replaced by a later name. */
   private readonly vanishedPaths = new Set<string>();
   private readonly promotedLinks = new Map<string, string>();
@@ -128,6 +130,7 @@ export class DirSource implements Source {
     const include = params.include ?? [];
     const exclude = params.exclude ?? [];
     this.filter = new PathFilter(include, exclude);
+    this.skipUnreadable = params.skipUnreadable === true;
     this.descriptor = {
       kind: 'dir',
       uri,
@@ -227,6 +230,8 @@ export class DirSource implements Source {
       skip: (relPath) => filter.isExcluded(relPath),
       descend: (node) => filter.isIncluded(node.relPath) || filter.mayContainIncluded(node.relPath),
       onVanished: (relPath) => report && this.warnVanished(relPath),
+      // The estimate walks too: it leaves the same directories out, but only the real walk reports.
+      onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
     });
     // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
@@ -253,7 +258,7 @@ export class DirSource implements Source {
       const type = entryType(stats);
       if (type === undefined) {
         this.skipped.special += 1;
-        this.notices?.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
+        this.notices.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
         this.options.onWarning?.(`dir source: skipped ${showName(node.absPath)}: a socket cannot be stored`);
         continue;
       }
@@ -297,6 +302,8 @@ export class DirSource implements Source {
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
+        // Opened by the writer after it chose to write the entry: find out now whether it can be.
+        if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
         const { streamChunkBytes } = this.options;
         entry.open = () => this.openForStreaming(relPath, absPath, size, streamChunkBytes);
       }
@@ -306,6 +313,7 @@ export class DirSource implements Source {
         this.warnVanished(relPath);
         return undefined;
       }
+      if (this.leftOutUnreadable(relPath, cause)) return undefined;
       if (cause instanceof SnapworkerError) throw cause;
       throw new SnapworkerError(`dir source: read ${showName(absPath)}: ${errorText(cause)}`, { cause });
     }
@@ -331,11 +339,32 @@ export class DirSource implements Source {
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
     this.vanishedPaths.add(`data/${relPath}`);
-    this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
+    this.notices.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
     this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
+  }
+
+  /**
+   * The one place a read error may be forgiven: with `skipUnreadable`, an entry the worker may
+   * not read (or whose device fails) is reported as `unreadable` and left out (true); otherwise,
+   * or for any other error, the caller fails the snapshot (false).
+   */
+  private leftOutUnreadable(relPath: string, cause: unknown): boolean {
+    const code = unreadableCode(cause);
+    if (!this.skipUnreadable || code === undefined) return false;
+    this.notices.add({ kind: 'unreadable', path: showName(`data/${relPath}`), reason: errorText(cause) });
+    return true;
   }
 }
 
+
+/** Errors that mean "this entry cannot be read", as opposed to a broken source or worker. */
+const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']);
+
+/** The errno code when `cause` (or the error it wraps) is one of UNREADABLE_CODES. */
+function unreadableCode(cause: unknown): string | undefined {
+  const code = errnoCode(cause) ?? errnoCode((cause as { cause?: unknown } | undefined)?.cause);
+  return code !== undefined && UNREADABLE_CODES.has(code) ? code : undefined;
+}
 
 /** The entry type of what `lstat` found; undefined for a socket. */
 function entryType(stats: BigIntStats): EntryType | undefined {

@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { compareTrees, makeTortureTree, type TortureTree } from './helpers/torture-tree.js';
-import { PROJECT_ROOT, sh, useTestWorker } from './helpers/worker-fixture.js';
+import { runCli } from './helpers/cli-runner.js';
+import { sh, useTestWorker } from './helpers/worker-fixture.js';
 
-/** Runs the CLI; exit code and output. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args, { LOG_LEVEL: 'warn' });
+
 
 /** Exit 3 once notices reach the exit code (the socket is reported); 0 before. */
 function assertSnapshotExit(code: number | null, stderr: string): void {

@@ -62,6 +62,8 @@ export interface WorkerConfig {
   natsProfiles: Record<string, NatsProfile>;
   /** `LOG_LEVEL`, default `info`. */
   logLevel: string;
+  /** `SNAPWORKER_RESTORE_SETUID`: directory restores keep setuid, setgid and sticky bits; default false (cleared, as GNU tar does for non-root users). */
+  restoreSetuid: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -100,6 +102,7 @@ const envSchema = z.object({
   SNAPWORKER_SEAL_KEY: z.string().optional(),
   SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . and - only, at most 64').optional(),
   SNAPWORKER_NATS_PROFILES: z.string().optional(),
+  SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 });
 type Env = z.infer<typeof envSchema>;
@@ -207,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     seal,
     natsProfiles,
     logLevel: e.LOG_LEVEL,
+    restoreSetuid: e.SNAPWORKER_RESTORE_SETUID === 'true',
   };
 }
 

@@ -50,6 +50,12 @@ describe('worker configuration', () => {
     assert.match(captureConfigError({ SNAPWORKER_SEAL_KEY: 'short' }).message, /SNAPWORKER_SEAL_KEY/);
   });
 
+  it('keeps setuid, setgid and sticky bits on restore only when SNAPWORKER_RESTORE_SETUID is true', () => {
+    assert.equal(loadConfig({}, '/srv/app').restoreSetuid, false);
+    assert.equal(loadConfig({ SNAPWORKER_RESTORE_SETUID: 'true' }, '/srv/app').restoreSetuid, true);
+    assert.match(captureConfigError({ SNAPWORKER_RESTORE_SETUID: 'yes' }).message, /SNAPWORKER_RESTORE_SETUID="yes": must be true or false/);
+  });
+
   it('lists every bad value, one line each, however late it is checked', () => {
     const err = captureConfigError({
       SNAPWORKER_CONCURRENCY: 'lots',

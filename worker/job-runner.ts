@@ -39,6 +39,7 @@ export class JobRuntime {
       checkNatsServer: (server, role) => natsServers.check(server, role),
       stagingDir: config.stagingDir,
       natsProfiles: config.natsProfiles,
+      restoreSetuid: config.restoreSetuid,
     };
   }
 

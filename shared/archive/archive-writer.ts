@@ -2,12 +2,12 @@ import crypto, { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { AbortedError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import type { EntryHeader, SourceEntry } from './archive-entry.js';
+import { EntryVanishedError, entryMtimeNs, type EntryHeader, type SourceEntry } from './archive-entry.js';
 import { createCompressStream } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
-import { formatSumLine } from './sha256sums.js';
+import { encodeSumLines, formatSumLine } from './sha256sums.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 import { END_OF_ARCHIVE, TAR_BLOCK_BYTES, encodeTarHeader, paddingFor, type TarHeaderFields } from './tar-encoder.js';
 
@@ -34,8 +34,6 @@ export interface WriteArchiveOptions {
   progress: ProgressSink;
 }
 
-// Timestamps the ustar header holds (whole seconds through a 32-bit int, as tar-stream wrote them).
-const MAX_MTIME_MS = (2 ** 31 - 1) * 1000;
 /** Size of the chunks handed to the compressor. */
 const BATCH_BYTES = 1024 * 1024;
 /** Pieces at least this big go to the compressor as they are, not copied into a batch. */
@@ -130,13 +128,16 @@ class ArchiveWriter {
     for await (const entry of this.options.entries) {
       if (this.firstError) throw this.firstError;
       this.tracker.add(entry);
-      if (entry.type === 'file') await this.addFile(entry);
-      else await this.out.append(encodeTarHeader(tarHeader(entry)));
+      if (entry.type === 'file') {
+        if (!(await this.addFile(entry))) continue;
+      } else {
+        await this.out.append(encodeTarHeader(tarHeader(entry)));
+      }
       this.stats.entries += 1;
       this.options.progress.addEntries(1);
       await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
     }
-    const sums = Buffer.from(this.sumLines.join(''));
+    const sums = encodeSumLines(this.sumLines);
     await this.addBuffer(SUMS_ENTRY, sums, { listInSums: false });
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });
@@ -148,8 +149,8 @@ class ArchiveWriter {
 
   private async addBuffer(name: string, bytes: Buffer, { listInSums = true } = {}): Promise<void> {
     if (listInSums) this.sumLines.push(formatSumLine(sha256Hex(bytes), name));
-    const mtimeMs = new Date(this.manifest.createdAt).getTime();
-    await this.out.append(encodeTarHeader({ name, type: 'file', size: bytes.length, mode: 0o644, mtimeMs: Math.floor(mtimeMs / 1000) * 1000 }));
+    const seconds = Math.floor(new Date(this.manifest.createdAt).getTime() / 1000);
+    await this.out.append(encodeTarHeader({ name, type: 'file', size: bytes.length, mode: 0o644, mtimeNs: BigInt(seconds) * 1_000_000_000n }));
     await this.appendBody(bytes);
   }
 
@@ -158,7 +159,8 @@ class ArchiveWriter {
     await this.out.append(PADDING.subarray(0, paddingFor(bytes.length)));
   }
 
-  private async addFile(entry: SourceEntry): Promise<void> {
+  /** Writes a file entry; false when its source found it gone (then nothing was written). */
+  private async addFile(entry: SourceEntry): Promise<boolean> {
     const name = showPath(entry.path);
     if (entry.bytes !== undefined) {
       // Read ahead whole by the source: one hash call and one copy, no stream.
@@ -169,10 +171,18 @@ class ArchiveWriter {
       await this.appendBody(entry.bytes);
       if (!entry.progressCounted) this.options.progress.addBytes(entry.size);
       this.fileWritten(entry.path, sha256Hex(entry.bytes), entry.size);
-      return;
+      return true;
     }
     if (!entry.open) throw new InvalidInputError(`archive: entry ${name}: a file without open()`);
-    const body = await entry.open();
+    let body: Readable;
+    try {
+      body = await entry.open();
+    } catch (err) {
+      if (!(err instanceof EntryVanishedError)) throw err;
+      // A later hard link to it must now fail here, not produce an archive the reader refuses.
+      this.tracker.forget(entry.path);
+      return false;
+    }
     this.openBody = body;
     try {
       await this.out.append(encodeTarHeader(tarHeader(entry)));
@@ -189,6 +199,7 @@ class ArchiveWriter {
       if (bytes !== entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${entry.size} (file changed while reading?)`);
       await this.out.append(PADDING.subarray(0, paddingFor(bytes)));
       this.fileWritten(entry.path, hash.digest('hex'), bytes);
+      return true;
     } finally {
       this.openBody = undefined;
       body.destroy();
@@ -245,16 +256,14 @@ const sha256Hex: (bytes: Buffer) => string =
   typeof crypto.hash === 'function' ? (bytes) => crypto.hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 function tarHeader(entry: EntryHeader): TarHeaderFields {
-  const mtimeMs = Math.min(Math.max(entry.mtime.getTime() || 0, 0), MAX_MTIME_MS);
+  const device = entry.type === 'chardev' || entry.type === 'blockdev';
   return {
     name: entry.path,
     type: entry.type,
     mode: entry.mode & 0o7777,
-    mtimeMs,
+    mtimeNs: entryMtimeNs(entry),
     size: entry.type === 'file' ? entry.size : 0,
-    linkname: entry.type === 'symlink' ? entry.linkTarget : undefined,
-    // ustar keeps whole seconds; a pax `mtime` record keeps the milliseconds (GNU tar reads it).
-    // Only written when needed: it costs two 512-byte blocks per entry.
-    paxMtime: mtimeMs % 1000 !== 0 ? (mtimeMs / 1000).toFixed(3) : undefined,
+    linkname: entry.type === 'symlink' || entry.type === 'hardlink' ? entry.linkTarget : undefined,
+    ...(device ? { devMajor: entry.devMajor ?? 0, devMinor: entry.devMinor ?? 0 } : {}),
   };
 }

@@ -1,15 +1,18 @@
 import { readlink, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { EntryType, SourceEntry } from '../archive/archive-entry.js';
+import { EntryVanishedError, type EntryType, type SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
-import { errnoCode } from '../fsutil/errno.js';
+import { decodeName, fsPath, showName } from '../fsutil/byte-name.js';
+import { errnoCode, errorText } from '../fsutil/errno.js';
 import { PathFilter } from '../fsutil/path-filter.js';
 import { readAhead } from '../fsutil/read-ahead.js';
 import { bufferStream, openRegularFile, streamFileExactly } from '../fsutil/read-exact.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
+import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
 import { nullNotices, type NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
@@ -42,7 +45,7 @@ export interface DirSourceOptions {
   io?: 'sync' | 'async';
   /** With `io: 'sync'`, the longest stretch of blocking calls before the event loop gets a turn. Default 10 ms. */
   burstMs?: number;
-  /** Told about every path left out (special files, paths that vanished during the walk). */
+  /** Told about every path left out (sockets, paths that vanished during the walk), besides the job's notices. */
   onWarning?: (message: string) => void;
 }
 
@@ -60,7 +63,7 @@ type NumericOption = Exclude<keyof typeof DIR_SOURCE_DEFAULTS, 'io'>;
 
 /** Counts of what the last `entries()` walk left out. */
 export interface DirSourceSkips {
-  /** Sockets, FIFOs, character and block devices. */
+  /** Sockets (no archive format can hold one). */
   special: number;
   /** Paths listed but gone before they could be stat'ed or read. */
   vanished: number;
@@ -72,12 +75,16 @@ interface PlannedEntry {
   type: EntryType;
   /** Read whole ahead of the writer (small regular files). */
   readAhead: boolean;
+  /** Hard links: the path of the entry that stored the inode first. */
+  linkTarget?: string;
 }
 
 /**
  * A local directory tree as `data/<relative path>` entries: directories (before their children),
- * regular files and symlinks (target kept verbatim, never followed), with permission bits, mtime
- * and size, in sorted name order. The root itself is not an entry.
+ * regular files, symlinks (target kept verbatim, never followed), hard links (a later name of a
+ * file already stored: same device and inode), FIFOs and character/block devices, with name
+ * bytes, permission bits, nanosecond mtime and size, in sorted name order. Sockets are reported
+ * to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root itself is not an entry.
  *
  * Small files are read ahead concurrently into buffers so the writer never waits on one file at a
  * time; big files are streamed. Memory stays within the read-ahead limits plus one directory
@@ -93,6 +100,9 @@ export class DirSource implements Source {
   private readonly skipUnreadable: boolean;
   /** Where the running `entries()` walk reports what it leaves out. */
   private notices: NoticeSink = nullNotices;
+  /** Entry paths found gone during this walk, and first names of hard-linked inodes replaced by a later name. */
+  private readonly vanishedPaths = new Set<string>();
+  private readonly promotedLinks = new Map<string, string>();
 
   /**
    * @param root absolute path of the directory (a symlink to a directory is followed; the caller
@@ -129,31 +139,70 @@ export class DirSource implements Source {
     };
   }
 
-  /** Sum of the selected regular files' sizes, from a stat-only walk (no file is opened). */
+  /** Sum of the selected regular files' sizes (each hard-linked inode once), from a stat-only walk (no file is opened). */
   async estimateBytes(signal: AbortSignal): Promise<number | undefined> {
     await this.checkRoot();
     let total = 0;
-    for await (const node of this.selectedNodes(signal, false)) {
-      if (node.stats.isFile()) total += node.stats.size;
+    const linked = new Set<string>(); // hard-linked inodes, counted once like the archive stores them
+    for await (const { stats } of this.selectedNodes(signal, false)) {
+      if (!stats.isFile()) continue;
+      if (stats.nlink > 1n) {
+        const inode = `${stats.dev}:${stats.ino}`;
+        if (linked.has(inode)) continue;
+        linked.add(inode);
+      }
+      total += Number(stats.size);
     }
     return total;
   }
 
   async *entries({ signal, notices }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
-    this.notices = notices;
     this.skipped.special = 0;
     this.skipped.vanished = 0;
+    this.notices = notices;
+    this.vanishedPaths.clear();
+    this.promotedLinks.clear();
     await this.checkRoot();
     const loaded = readAhead(this.plannedEntries(signal), {
       maxItems: this.options.readAheadFiles,
       maxBytes: this.options.readAheadBytes,
-      weigh: (planned) => (planned.readAhead ? planned.node.stats.size : 0),
+      weigh: (planned) => (planned.readAhead ? Number(planned.node.stats.size) : 0),
       load: (planned) => this.load(planned),
       signal,
     });
     for await (const entry of loaded) {
-      if (entry !== undefined) yield entry;
+      // Checked as the writer asks for the entry, so a first name it found gone is known by then.
+      const ready = entry?.type === 'hardlink' ? await this.resolveHardLink(entry) : entry;
+      if (ready !== undefined) yield ready;
     }
+  }
+
+  /**
+   * A hard link whose first name vanished before it was stored cannot point there: this name
+   * still reaches the data, so it becomes the stored entry (read now, as its own type) and later
+   * names of the inode point to it instead.
+   */
+  private async resolveHardLink(entry: SourceEntry): Promise<SourceEntry | undefined> {
+    let target = entry.linkTarget!;
+    for (let next = this.promotedLinks.get(target); next !== undefined; next = this.promotedLinks.get(target)) target = next;
+    if (!this.vanishedPaths.has(target)) {
+      entry.linkTarget = target;
+      return entry;
+    }
+    const relPath = entry.path.slice('data/'.length);
+    const absPath = path.join(this.root, relPath);
+    let stats: BigIntStats;
+    try {
+      stats = await this.io.lstat(absPath);
+    } catch (cause) {
+      if (errnoCode(cause) !== 'ENOENT') throw new SnapworkerError(`dir source: lstat ${showName(absPath)}: ${errorText(cause)}`, { cause });
+      this.warnVanished(relPath);
+      return undefined;
+    }
+    const type = entryType(stats);
+    const promoted = type && (await this.load({ node: { relPath, absPath, stats }, type, readAhead: false }));
+    if (promoted) this.promotedLinks.set(target, promoted.path);
+    return promoted;
   }
 
   private async checkRoot(): Promise<void> {
@@ -161,10 +210,10 @@ export class DirSource implements Source {
     try {
       stats = await stat(this.root);
     } catch (cause) {
-      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${this.root} does not exist`, { cause });
-      throw new SnapworkerError(`dir source: stat ${this.root}: ${(cause as Error).message}`, { cause });
+      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist`, { cause });
+      throw new SnapworkerError(`dir source: stat ${showName(this.root)}: ${errorText(cause)}`, { cause });
     }
-    if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${this.root} is not a directory`);
+    if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${showName(this.root)} is not a directory`);
   }
 
   /**
@@ -201,41 +250,62 @@ export class DirSource implements Source {
   }
 
   private async *plannedEntries(signal: AbortSignal): AsyncGenerator<PlannedEntry> {
+    // First path of every inode seen with more links than one: later names become hard links.
+    // Grows with the number of multiply-linked inodes only.
+    const firstNames = new Map<string, string>();
     for await (const node of this.selectedNodes(signal, true)) {
-      const type = entryType(node);
+      const { stats } = node;
+      const type = entryType(stats);
       if (type === undefined) {
         this.skipped.special += 1;
-        this.options.onWarning?.(`dir source: skipped ${node.absPath}: sockets, FIFOs and devices are not captured`);
-        this.notices.add({ kind: 'unsupported', path: `data/${node.relPath}`, reason: specialFileKind(node) });
+        this.notices.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
+        this.options.onWarning?.(`dir source: skipped ${showName(node.absPath)}: a socket cannot be stored`);
         continue;
       }
-      yield { node, type, readAhead: type === 'file' && node.stats.size <= this.options.smallFileBytes };
+      if (type !== 'directory' && stats.nlink > 1n) {
+        const inode = `${stats.dev}:${stats.ino}`;
+        const first = firstNames.get(inode);
+        if (first !== undefined) {
+          yield { node, type: 'hardlink', readAhead: false, linkTarget: first };
+          continue;
+        }
+        firstNames.set(inode, `data/${node.relPath}`);
+      }
+      yield { node, type, readAhead: type === 'file' && stats.size <= BigInt(this.options.smallFileBytes) };
     }
   }
 
   /** Builds the entry, reading small files and link targets now; undefined when the path vanished. */
-  private async load({ node, type, readAhead: readNow }: PlannedEntry): Promise<SourceEntry | undefined> {
+  private async load({ node, type, readAhead: readNow, linkTarget }: PlannedEntry): Promise<SourceEntry | undefined> {
     const { relPath, absPath, stats } = node;
+    const size = type === 'file' ? Number(stats.size) : 0;
     // One object per entry, built in place: this runs for every node of the tree.
     const entry: SourceEntry = {
       path: `data/${relPath}`,
       type,
-      mode: stats.mode & 0o7777,
-      mtime: stats.mtime,
-      size: type === 'file' ? stats.size : 0,
+      mode: Number(stats.mode & 0o7777n),
+      mtime: new Date(Number(stats.mtimeMs)),
+      mtimeNs: stats.mtimeNs,
+      size,
     };
     try {
-      if (type === 'symlink') {
-        entry.linkTarget = await readlink(absPath);
+      if (type === 'hardlink') {
+        entry.linkTarget = linkTarget;
+      } else if (type === 'symlink') {
+        entry.linkTarget = decodeName(await readlink(fsPath(absPath), { encoding: 'buffer' }));
+      } else if (type === 'chardev' || type === 'blockdev') {
+        const { major, minor } = deviceNumbers(stats.rdev);
+        entry.devMajor = major;
+        entry.devMinor = minor;
       } else if (type === 'file' && readNow) {
-        const bytes = stats.size === 0 ? EMPTY : await this.io.readFile(absPath, stats.size);
+        const bytes = size === 0 ? EMPTY : await this.io.readFile(absPath, size);
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
         // Opened by the writer after it chose to write the entry: find out now whether it can be.
         if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
         const { streamChunkBytes } = this.options;
-        entry.open = () => openForStreaming(absPath, stats.size, streamChunkBytes);
+        entry.open = () => this.openForStreaming(relPath, absPath, size, streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -245,14 +315,32 @@ export class DirSource implements Source {
       }
       if (this.leftOutUnreadable(relPath, cause)) return undefined;
       if (cause instanceof SnapworkerError) throw cause;
-      throw new SnapworkerError(`dir source: read ${absPath}: ${(cause as Error).message}`, { cause });
+      throw new SnapworkerError(`dir source: read ${showName(absPath)}: ${errorText(cause)}`, { cause });
+    }
+  }
+
+  /**
+   * A big file's stream, opened when the writer reaches it.
+   * @throws EntryVanishedError (reported as `vanished` first) when the file is gone by then.
+   */
+  private async openForStreaming(relPath: string, absPath: string, size: number, chunkBytes: number): Promise<Readable> {
+    try {
+      return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') {
+        this.warnVanished(relPath);
+        throw new EntryVanishedError(`dir source: ${showName(absPath)} was removed before it was read`, { cause });
+      }
+      if (cause instanceof SnapworkerError) throw cause;
+      throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
     }
   }
 
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
-    this.options.onWarning?.(`dir source: skipped ${path.join(this.root, relPath)}: removed while the snapshot ran`);
-    this.notices.add({ kind: 'vanished', path: `data/${relPath}`, reason: 'removed while the snapshot ran' });
+    this.vanishedPaths.add(`data/${relPath}`);
+    this.notices.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
+    this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
   }
 
   /**
@@ -263,19 +351,11 @@ export class DirSource implements Source {
   private leftOutUnreadable(relPath: string, cause: unknown): boolean {
     const code = unreadableCode(cause);
     if (!this.skipUnreadable || code === undefined) return false;
-    this.notices.add({ kind: 'unreadable', path: `data/${relPath}`, reason: (cause as Error).message });
+    this.notices.add({ kind: 'unreadable', path: showName(`data/${relPath}`), reason: errorText(cause) });
     return true;
   }
 }
 
-async function openForStreaming(absPath: string, size: number, chunkBytes: number): Promise<Readable> {
-  try {
-    return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
-  } catch (cause) {
-    if (cause instanceof SnapworkerError) throw cause;
-    throw new SnapworkerError(`dir source: open ${absPath}: ${(cause as Error).message}`, { cause });
-  }
-}
 
 /** Errors that mean "this entry cannot be read", as opposed to a broken source or worker. */
 const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']);
@@ -286,19 +366,14 @@ function unreadableCode(cause: unknown): string | undefined {
   return code !== undefined && UNREADABLE_CODES.has(code) ? code : undefined;
 }
 
-function specialFileKind(node: WalkedNode): string {
-  const { stats } = node;
-  if (stats.isSocket()) return 'socket';
+/** The entry type of what `lstat` found; undefined for a socket. */
+function entryType(stats: BigIntStats): EntryType | undefined {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isFIFO()) return 'fifo';
-  if (stats.isCharacterDevice()) return 'character device';
-  if (stats.isBlockDevice()) return 'block device';
-  return 'special file';
-}
-
-function entryType(node: WalkedNode): EntryType | undefined {
-  if (node.stats.isFile()) return 'file';
-  if (node.stats.isDirectory()) return 'directory';
-  if (node.stats.isSymbolicLink()) return 'symlink';
+  if (stats.isCharacterDevice()) return 'chardev';
+  if (stats.isBlockDevice()) return 'blockdev';
   return undefined;
 }
 

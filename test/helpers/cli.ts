@@ -1,3 +1,4 @@
+/** Runs the `snapworker` command line as a child process, the way a user would. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from './worker-fixture.js';
@@ -8,13 +9,20 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Starts the real command line (`worker/cli.ts`) as a child with `env` added to ours. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<CliRun>; stderr(): string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Starts `worker/cli.ts` with `args` as a child, with `env` added to this process's environment.
+ * `wrap` runs it through another command that takes the command line as its last argument
+ * (e.g. `['capsh', '--drop=cap_mknod', '--', '-c']`).
+ */
+export function spawnCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd = PROJECT_ROOT,
+  wrap: string[] = [],
+): { child: ChildProcess; done: Promise<CliRun>; stderr(): string } {
+  const command = [process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args];
+  const [file, ...rest] = wrap.length > 0 ? [...wrap, command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')] : command;
+  const child = spawn(file!, rest, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -23,7 +31,7 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: 
   return { child, done, stderr: () => stderr };
 }
 
-/** Runs the command line to its end. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return spawnCli(args, env).done;
+/** Runs the command line to its end (arguments as for `spawnCli`). */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = PROJECT_ROOT, wrap: string[] = []): Promise<CliRun> {
+  return spawnCli(args, env, cwd, wrap).done;
 }

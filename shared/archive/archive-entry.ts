@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { DataSegment } from './pax-sparse.js';
+import type { Xattr } from './pax-xattrs.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink';
 
@@ -14,13 +16,23 @@ export interface EntryHeader {
   size: number;
   /** Link target, for symlinks only. */
   linkTarget?: string;
+  /**
+   * Files only: the file is sparse, and these are its data segments (in order, non-empty,
+   * within `size`); everything between them is a hole. `size` stays the logical size. A
+   * source's `open()` and a reader's body then yield only the segments' bytes, back to back.
+   * Stored in pax sparse format 1.0 (see pax-sparse.ts).
+   */
+  sparse?: readonly DataSegment[];
+  /** Extended attributes, sorted by name (see pax-xattrs.ts). */
+  xattrs?: readonly Xattr[];
 }
 
 /** An entry a source hands to the archive writer: the header, and for files a way to open the bytes. */
 export interface SourceEntry extends EntryHeader {
   /**
    * Opens the file's bytes. Called once, in entry order; the stream must yield exactly `size`
-   * bytes. Sources that read ahead may return an already-buffered stream.
+   * bytes (for a sparse file, exactly the data segments' bytes). Sources that read ahead may
+   * return an already-buffered stream.
    */
   open?: () => Readable | Promise<Readable>;
   /**

@@ -9,7 +9,11 @@ import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } fr
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
+import { sparseHeaderFromPax, readSparseMap } from './pax-sparse.js';
+import { xattrsFromPax } from './pax-xattrs.js';
 import { SumsParser } from './sha256sums.js';
+import { contentHash } from './sparse-content.js';
+import { keepRawPaxRecords, paxRecordsOf } from './tar-stream-pax.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 
 export interface ReadArchiveOptions {
@@ -109,7 +113,9 @@ class ArchiveReader {
   constructor(
     private readonly input: Readable,
     private readonly options: ReadArchiveOptions,
-  ) {}
+  ) {
+    keepRawPaxRecords(this.extract);
+  }
 
   async run(): Promise<ReadResult> {
     const { signal } = this.options;
@@ -229,7 +235,7 @@ class ArchiveReader {
           await this.readSums(body);
           this.state = 'after-sums';
         } else {
-          await this.readPayloadEntry(toEntryHeader(header, path), body);
+          await this.readPayloadEntry(header, path, body);
         }
         break;
       case 'after-sums':
@@ -279,10 +285,17 @@ class ArchiveReader {
     else if (requireSeal || !ignoreUnknownSealKey) throw new IntegrityError(`archive: sealed with unknown key ${JSON.stringify(keyId)}`);
   }
 
-  private async readPayloadEntry(header: EntryHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  private async readPayloadEntry(tarHeader: tar.Header, tarPath: string, body: AsyncIterable<Buffer>): Promise<void> {
+    const records = paxRecordsOf(tarHeader);
+    const sparse = sparseHeaderFromPax(records, showPath(tarPath));
+    if (sparse && tarHeader.type !== 'file') throw new IntegrityError(`archive: entry ${showPath(tarPath)}: a sparse ${tarHeader.type}`);
+    const header = toEntryHeader(tarHeader, sparse ? sparse.name.toString() : tarPath);
+    if (sparse) header.size = sparse.realSize;
+    const xattrs = xattrsFromPax(records, showPath(header.path));
+    if (xattrs) header.xattrs = xattrs;
     this.tracker.add(header);
     if (header.type === 'file') {
-      this.fileSums.set(header.path, await this.readFileBody(header, body));
+      this.fileSums.set(header.path, await this.readFileBody(header, body, sparse && tarHeader.size));
       this.files += 1;
       this.rawBytes += header.size;
     } else {
@@ -293,17 +306,31 @@ class ArchiveReader {
     this.options.progress?.addEntries(1);
   }
 
-  /** Hashes a file's bytes on their way to onEntry (or drains them); returns the hex SHA-256. */
-  private async readFileBody(header: EntryHeader, source: AsyncIterable<Buffer>): Promise<string> {
-    const hash = createHash('sha256');
+  /**
+   * Hashes a file's bytes on their way to onEntry (or drains them); returns the hex SHA-256 of
+   * its logical content. For a sparse file (`storedSize` set: map plus data), reads the map
+   * first, sets `header.sparse`, and passes on only the data segments' bytes.
+   */
+  private async readFileBody(header: EntryHeader, source: AsyncIterable<Buffer>, storedSize?: number): Promise<string> {
     const progress = this.options.progress;
     const chunks = source[Symbol.asyncIterator]();
+    let pending: Buffer | undefined;
+    if (storedSize !== undefined) {
+      const map = await readSparseMap(chunks, storedSize, header.size, showPath(header.path));
+      header.sparse = map.segments;
+      if (map.rest.length > 0) pending = map.rest;
+    }
+    const hash = contentHash(header.sparse, header.size, showPath(header.path), (n) => progress?.addBytes(n));
     const take = async (): Promise<Buffer | null> => {
-      const next = await chunks.next();
-      if (next.done) return null;
-      hash.update(next.value);
-      progress?.addBytes(next.value.length);
-      return next.value;
+      let chunk = pending;
+      pending = undefined;
+      if (chunk === undefined) {
+        const next = await chunks.next();
+        if (next.done) return null;
+        chunk = next.value;
+      }
+      await hash.update(chunk);
+      return chunk;
     };
     const { onEntry } = this.options;
     if (!onEntry) {
@@ -325,7 +352,7 @@ class ArchiveReader {
       }
       if (!body.readableEnded) throw new SnapworkerError(`archive: entry ${showPath(header.path)}: onEntry returned before reading the whole body`);
     }
-    return hash.digest('hex');
+    return hash.digest();
   }
 
   private async readSums(body: AsyncIterable<Buffer>): Promise<void> {

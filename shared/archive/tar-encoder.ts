@@ -1,4 +1,5 @@
 import type { EntryType } from './archive-entry.js';
+import { recordLength } from './pax-record.js';
 
 /** What one tar header holds (ownership is never written: uid/gid 0, no user or group names). */
 export interface TarHeaderFields {
@@ -13,6 +14,11 @@ export interface TarHeaderFields {
   linkname?: string;
   /** Value of a pax `mtime` record (seconds with a fraction), when the time has milliseconds. */
   paxMtime?: string;
+  /**
+   * Further pax records, already encoded (see pax-record.ts), appended after `path`, `linkpath`
+   * and `mtime`: sparse-file and extended-attribute records. Forces a pax header.
+   */
+  extraPax?: Buffer;
 }
 
 export const TAR_BLOCK_BYTES = 512;
@@ -33,7 +39,7 @@ const USTAR_MAGIC = Buffer.from('ustar\u000000', 'latin1');
  * header. Sizes too large for 11 octal digits use base-256, like tar-stream and GNU tar.
  */
 export function encodeTarHeader(fields: TarHeaderFields): Buffer {
-  if (fields.paxMtime === undefined) {
+  if (fields.paxMtime === undefined && fields.extraPax === undefined) {
     const plain = encodeUstar(fields.name, fields.type, fields.mode, fields.mtimeMs, fields.size, fields.linkname);
     if (plain) return plain;
   }
@@ -41,7 +47,7 @@ export function encodeTarHeader(fields: TarHeaderFields): Buffer {
   records += paxRecord('path', fields.name);
   if (fields.linkname) records += paxRecord('linkpath', fields.linkname);
   if (fields.paxMtime !== undefined) records += paxRecord('mtime', fields.paxMtime);
-  const pax = Buffer.from(records);
+  const pax = fields.extraPax ? Buffer.concat([Buffer.from(records), fields.extraPax]) : Buffer.from(records);
   const paxHeader = encodeUstar('PaxHeader', 'pax-header', fields.mode, fields.mtimeMs, pax.length, fields.linkname && 'PaxHeader')!;
   const entryHeader = encodeUstar('PaxHeader', fields.type, fields.mode, fields.mtimeMs, fields.size, fields.linkname && 'PaxHeader')!;
   const padding = paddingFor(pax.length);
@@ -124,8 +130,5 @@ function checksum(block: Buffer): number {
 /** `<length> <key>=<value>\n`, where the length counts itself. */
 function paxRecord(key: string, value: string): string {
   const body = ` ${key}=${value}\n`;
-  const length = Buffer.byteLength(body);
-  let digits = String(length).length;
-  if (length + digits >= 10 ** digits) digits += 1;
-  return `${length + digits}${body}`;
+  return `${recordLength(Buffer.byteLength(body))}${body}`;
 }

@@ -8,7 +8,10 @@ import { dirPathFromUris } from '../fsutil/dir-uri.js';
 import { errnoCode } from '../fsutil/errno.js';
 import { PathFilter } from '../fsutil/path-filter.js';
 import { readAhead } from '../fsutil/read-ahead.js';
-import { bufferStream, openRegularFile, streamFileExactly } from '../fsutil/read-exact.js';
+import { bufferStream, openRegularFile, streamFileSegments } from '../fsutil/read-exact.js';
+import { findDataSegments, mayHaveHoles } from '../fsutil/sparse-map.js';
+import { readXattrs } from '../fsutil/xattrs.js';
+import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../archive/pax-sparse.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
@@ -200,7 +203,9 @@ export class DirSource implements Source {
         this.options.onWarning?.(`dir source: skipped ${node.absPath}: sockets, FIFOs and devices are not captured`);
         continue;
       }
-      yield { node, type, readAhead: type === 'file' && node.stats.size <= this.options.smallFileBytes };
+      // Files that may have holes are streamed, so only their data segments are read.
+      const readAhead = type === 'file' && node.stats.size <= this.options.smallFileBytes && !mayHaveHoles(node.stats);
+      yield { node, type, readAhead };
     }
   }
 
@@ -216,6 +221,8 @@ export class DirSource implements Source {
       size: type === 'file' ? stats.size : 0,
     };
     try {
+      const xattrs = readXattrs(absPath);
+      if (xattrs) entry.xattrs = xattrs;
       if (type === 'symlink') {
         entry.linkTarget = await readlink(absPath);
       } else if (type === 'file' && readNow) {
@@ -224,7 +231,9 @@ export class DirSource implements Source {
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
         const { streamChunkBytes } = this.options;
-        entry.open = () => openForStreaming(absPath, stats.size, streamChunkBytes);
+        const sparse = mayHaveHoles(stats) ? findDataSegments(absPath, stats.size, MAX_SPARSE_SEGMENTS) : undefined;
+        if (sparse) entry.sparse = sparse;
+        entry.open = () => openForStreaming(absPath, sparse ?? [{ offset: 0, length: stats.size }], streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -243,9 +252,10 @@ export class DirSource implements Source {
   }
 }
 
-async function openForStreaming(absPath: string, size: number, chunkBytes: number): Promise<Readable> {
+/** Streams the file's bytes in `segments` (all of it, or a sparse file's data segments). */
+async function openForStreaming(absPath: string, segments: readonly DataSegment[], chunkBytes: number): Promise<Readable> {
   try {
-    return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
+    return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
   } catch (cause) {
     if (cause instanceof SnapworkerError) throw cause;
     throw new SnapworkerError(`dir source: open ${absPath}: ${(cause as Error).message}`, { cause });

@@ -45,6 +45,8 @@ export interface WorkerConfig {
   natsProfiles: Record<string, NatsProfile>;
   /** `LOG_LEVEL`, default `info`. */
   logLevel: string;
+  /** `SNAPWORKER_RESTORE_SETUID`: directory restores keep setuid, setgid and sticky bits; default false (cleared, as GNU tar does for non-root users). */
+  restoreSetuid: boolean;
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -70,6 +72,7 @@ const envSchema = z.object({
   SNAPWORKER_SEAL_KEY: z.string().optional(),
   SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
   SNAPWORKER_NATS_PROFILES: z.string().optional(),
+  SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -151,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     seal,
     natsProfiles,
     logLevel: e.LOG_LEVEL,
+    restoreSetuid: e.SNAPWORKER_RESTORE_SETUID === 'true',
   };
 }
 

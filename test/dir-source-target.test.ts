@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices, type EntryNotice } from '../shared/sources/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { open, mkdtemp, readdir, readFile, rm, stat, truncate, appendFile, writeFile, lstat, mkdir } from 'node:fs/promises';
@@ -18,6 +18,8 @@ import type { RestoreResult, RestoreSession } from '../shared/targets/restore-ta
 import { assertTreesEqual, describeTree, dir, file, makeTree, symlink } from './helpers/tree.js';
 
 const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
+/** The round trips compare modes exactly, setuid bits included. */
+const setuidContext: EndpointContext = { ...context, restoreSetuid: true };
 const OLD = new Date('2003-04-05T06:07:08.123Z');
 const OLDER = new Date('1999-12-31T23:59:59.500Z');
 
@@ -48,9 +50,9 @@ async function listEntries(source: Source): Promise<SourceEntry[]> {
 }
 
 /** Feeds every entry of `source` straight into a restore session at `targetPath` and commits. */
-async function restore(source: Source, targetPath: string, replace = false): Promise<RestoreResult> {
+async function restore(source: Source, targetPath: string, replace = false, endpoints = setuidContext): Promise<RestoreResult> {
   const signal = new AbortController().signal;
-  const target = createDirTarget([dirUri(targetPath)], {}, context);
+  const target = createDirTarget([dirUri(targetPath)], {}, endpoints);
   const session = await target.begin(manifestFor(source), { signal, progress: nullProgress, replace });
   try {
     for await (const entry of source.entries({ signal, progress: nullProgress, notices: nullNotices })) {
@@ -161,16 +163,32 @@ describe('directory source and directory target', () => {
     assert.equal(estimate, 3);
   });
 
-  it('skips sockets, FIFOs and devices and counts them as warnings', async () => {
+  it('stores FIFOs, reports sockets as unsupported notices and counts them', async () => {
     const root = fresh();
     await makeTree(root, { a: 'a' });
     execFileSync('mkfifo', [path.join(root, 'pipe')]);
+    execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.join(root, 'sock')]);
     const warnings: string[] = [];
+    const notices: EntryNotice[] = [];
     const source = createDirSourceFactory({ onWarning: (m) => warnings.push(m) })([dirUri(root)], {}, context) as DirSource;
-    const entries = await listEntries(source);
-    assert.deepEqual(entries.map((e) => e.path), ['data/a']);
+    const entries: SourceEntry[] = [];
+    for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress, notices: { add: (n) => notices.push(n) } })) entries.push(entry);
+    assert.deepEqual(entries.map((e) => [e.path, e.type]), [['data/a', 'file'], ['data/pipe', 'fifo']]);
+    assert.deepEqual(notices, [{ kind: 'unsupported', path: 'data/sock', reason: 'socket' }]);
     assert.equal(source.skipped.special, 1);
-    assert.match(warnings[0]!, /pipe/);
+    assert.match(warnings[0]!, /sock: a socket cannot be stored/);
+  });
+
+  it('clears setuid, setgid and sticky bits on restore unless the worker allows them', async () => {
+    const original = fresh();
+    await makeTree(original, { s: file('x', { mode: 0o4755 }), g: dir({}, { mode: 0o2750 }), t: dir({}, { mode: 0o1777 }) });
+    const cleared = fresh('cleared');
+    await restore(sourceOf(original), cleared, false, context);
+    const kept = fresh('kept');
+    await restore(sourceOf(original), kept, false, setuidContext);
+    const modes = async (root: string) => Promise.all(['s', 'g', 't'].map(async (name) => (await lstat(path.join(root, name))).mode & 0o7777));
+    assert.deepEqual(await modes(cleared), [0o755, 0o750, 0o777]);
+    assert.deepEqual(await modes(kept), [0o4755, 0o2750, 0o1777]);
   });
 
   it('refuses anything but exactly one absolute dir:// URI, and paths the context forbids', () => {

@@ -32,6 +32,7 @@ export class JobRuntime {
       checkPath: (p) => paths.check(p),
       stagingDir: config.stagingDir,
       natsProfiles: config.natsProfiles,
+      restoreSetuid: config.restoreSetuid,
     };
   }
 

@@ -2,19 +2,31 @@ import type { Readable } from 'node:stream';
 import type { DataSegment } from './pax-sparse.js';
 import type { Xattr } from './pax-xattrs.js';
 
-export type EntryType = 'file' | 'directory' | 'symlink';
+/**
+ * Kinds of payload entry (tar type flags 0, 1, 2, 3, 4, 5, 6). A `hardlink` is a further name of
+ * an earlier file entry of the same archive (`linkTarget` is that entry's path), as GNU tar
+ * writes them: the first name carries the data, the later ones none.
+ */
+export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'fifo' | 'chardev' | 'blockdev';
 
 /** The header of one payload entry, as written to and read from the tar stream. */
 export interface EntryHeader {
-  /** Relative POSIX path inside the archive, e.g. `data/etc/app.conf`. Never absolute, never `..`. */
+  /**
+   * Relative POSIX path inside the archive, e.g. `data/etc/app.conf`. Never absolute, never `..`.
+   * Names are bytes: this is their lossless string form (see `fsutil/byte-name.ts`), equal to
+   * the plain text for every UTF-8 name.
+   */
   path: string;
   type: EntryType;
   /** Permission bits (0o7777 at most). */
   mode: number;
+  /** Modification time, to the millisecond (for listings); `mtimeNs` is the exact value when set. */
   mtime: Date;
+  /** Modification time in nanoseconds since the epoch (negative before 1970); wins over `mtime`. */
+  mtimeNs?: bigint;
   /** Byte length; required for files, 0 for the others. */
   size: number;
-  /** Link target, for symlinks only. */
+  /** Symlinks: the target, any bytes, kept as is. Hard links: the path of the earlier entry. */
   linkTarget?: string;
   /**
    * Files only: the file is sparse, and these are its data segments (in order, non-empty,
@@ -25,6 +37,14 @@ export interface EntryHeader {
   sparse?: readonly DataSegment[];
   /** Extended attributes, sorted by name (see pax-xattrs.ts). */
   xattrs?: readonly Xattr[];
+  /** Character and block devices: the device numbers. */
+  devMajor?: number;
+  devMinor?: number;
+}
+
+/** The entry's exact mtime in nanoseconds. */
+export function entryMtimeNs(header: EntryHeader): bigint {
+  return header.mtimeNs ?? BigInt(header.mtime.getTime()) * 1_000_000n;
 }
 
 /** An entry a source hands to the archive writer: the header, and for files a way to open the bytes. */

@@ -4,7 +4,9 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { AbortedError, IntegrityError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import type { EntryHeader } from './archive-entry.js';
+import type { EntryHeader, EntryType } from './archive-entry.js';
+import { decodeName } from '../fsutil/byte-name.js';
+import { keepPaxNameBytes } from './pax-bytes.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
@@ -53,6 +55,8 @@ const END_OF_ARCHIVE_BYTES = 2 * TAR_BLOCK;
 const BODY_HIGH_WATER_MARK = 256 * 1024;
 const CHECKED = '';
 
+keepPaxNameBytes();
+
 /**
  * Reads and checks a whole archive (format v1, see docs/archive-format.md); the compression is
  * detected from the first bytes. Entries go to `onEntry` as they stream, each hashed on the way.
@@ -85,7 +89,8 @@ class TarTail {
 }
 
 class ArchiveReader {
-  private readonly extract = tar.extract();
+  // latin1 keeps the bytes of ustar and GNU long names; `entryName` turns them into the lossless form.
+  private readonly extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
   private readonly tracker = new EntryTracker();
   /** Regular file path -> hex SHA-256, or CHECKED once SHA256SUMS vouched for it. */
   private readonly fileSums = new Map<string, string>();
@@ -221,7 +226,7 @@ class ArchiveReader {
   }
 
   private async readEntry(header: tar.Header, body: AsyncIterable<Buffer>): Promise<void> {
-    const path = header.type === 'directory' ? header.name.replace(/\/$/, '') : header.name;
+    const path = entryName(header);
     const size = header.size;
     this.readingEntry = path;
     switch (this.state) {
@@ -289,7 +294,7 @@ class ArchiveReader {
     const records = paxRecordsOf(tarHeader);
     const sparse = sparseHeaderFromPax(records, showPath(tarPath));
     if (sparse && tarHeader.type !== 'file') throw new IntegrityError(`archive: entry ${showPath(tarPath)}: a sparse ${tarHeader.type}`);
-    const header = toEntryHeader(tarHeader, sparse ? sparse.name.toString() : tarPath);
+    const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
     if (sparse) header.size = sparse.realSize;
     const xattrs = xattrsFromPax(records, showPath(header.path));
     if (xattrs) header.xattrs = xattrs;
@@ -415,36 +420,59 @@ class ArchiveReader {
   }
 }
 
-/** The sub-second mtime of a pax `mtime` record, when there is a valid one. */
-function paxMtime(header: tar.Header): Date | undefined {
-  const value = (header.pax as Record<string, string> | undefined)?.mtime;
-  if (value === undefined || !/^\d{1,12}(\.\d{1,9})?$/.test(value)) return undefined;
-  return new Date(Math.round(Number(value) * 1000));
+/** Names taken from pax records are already in the lossless form (see pax-bytes.ts); ustar ones are latin1. */
+function nameOf(header: tar.Header, paxKey: 'path' | 'linkpath', ustarValue: string | null | undefined): string {
+  const pax = (header.pax as Record<string, string> | undefined)?.[paxKey];
+  if (pax !== undefined) return pax;
+  return ustarValue ? decodeName(Buffer.from(ustarValue, 'latin1')) : '';
 }
+
+/** The entry's path: its pax `path` or its ustar name, without the trailing `/` of directories. */
+function entryName(header: tar.Header): string {
+  const name = nameOf(header, 'path', header.name);
+  return header.type === 'directory' ? name.replace(/\/$/, '') : name;
+}
+
+/** A pax time (`[-]seconds[.fraction]`, as GNU tar writes it) in nanoseconds; undefined when malformed. */
+export function parsePaxTime(value: string): bigint | undefined {
+  const match = /^(-?)(\d{1,15})(?:\.(\d{1,30}))?$/.exec(value);
+  if (!match) return undefined;
+  const magnitude = BigInt(match[2]!) * 1_000_000_000n + BigInt((match[3] ?? '').slice(0, 9).padEnd(9, '0'));
+  return match[1] ? -magnitude : magnitude;
+}
+
+const TAR_TYPES: Partial<Record<NonNullable<tar.Header['type']>, EntryType>> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  directory: 'directory',
+  symlink: 'symlink',
+  link: 'hardlink',
+  fifo: 'fifo',
+  'character-device': 'chardev',
+  'block-device': 'blockdev',
+};
 
 /** Maps a tar header to an EntryHeader, refusing entry types an archive may not hold. */
 function toEntryHeader(header: tar.Header, path: string): EntryHeader {
-  const type = header.type;
-  switch (type) {
-    case 'file':
-    case 'directory':
-    case 'symlink':
-      return {
-        path,
-        type,
-        mode: header.mode & 0o7777,
-        mtime: paxMtime(header) ?? header.mtime,
-        size: header.size,
-        ...(type === 'symlink' ? { linkTarget: header.linkname ?? '' } : {}),
-      };
-    case 'link':
-    case 'character-device':
-    case 'block-device':
-    case 'fifo':
-      throw new IntegrityError(`archive: entry ${showPath(path)}: ${type} entries are not allowed`);
-    default:
-      throw new IntegrityError(`archive: entry ${showPath(path)}: unknown entry type ${String(type)}`);
+  const type = header.type ? TAR_TYPES[header.type] : undefined;
+  if (!type) throw new IntegrityError(`archive: entry ${showPath(path)}: unknown entry type ${String(header.type)}`);
+  const paxMtime = (header.pax as Record<string, string> | undefined)?.mtime;
+  const mtimeNs = (paxMtime === undefined ? undefined : parsePaxTime(paxMtime)) ?? BigInt(header.mtime?.getTime() ?? 0) * 1_000_000n;
+  const entry: EntryHeader = {
+    path,
+    type,
+    mode: header.mode! & 0o7777,
+    mtime: new Date(Number(mtimeNs / 1_000_000n)),
+    mtimeNs,
+    // GNU tar may give hard links the size of their target; they carry no body of their own.
+    size: type === 'file' ? header.size! : 0,
+  };
+  if (type === 'symlink' || type === 'hardlink') entry.linkTarget = nameOf(header, 'linkpath', header.linkname);
+  if (type === 'chardev' || type === 'blockdev') {
+    entry.devMajor = header.devmajor ?? 0;
+    entry.devMinor = header.devminor ?? 0;
   }
+  return entry;
 }
 
 /** Reads a small entry (manifest, seal, empty bodies) whose size was checked before. */

@@ -2,14 +2,15 @@ import crypto, { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { AbortedError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import type { EntryHeader, SourceEntry } from './archive-entry.js';
+import { entryMtimeNs, type EntryHeader, type SourceEntry } from './archive-entry.js';
 import { createCompressStream } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
 import { assertValidSegments, dataBytes, encodeSparseMap, sparseArchiveName, sparsePaxRecords } from './pax-sparse.js';
 import { encodeXattrRecords } from './pax-xattrs.js';
-import { formatSumLine } from './sha256sums.js';
+import { encodeName } from '../fsutil/byte-name.js';
+import { encodeSumLines, formatSumLine } from './sha256sums.js';
 import { contentHash } from './sparse-content.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 import { END_OF_ARCHIVE, TAR_BLOCK_BYTES, encodeTarHeader, paddingFor, type TarHeaderFields } from './tar-encoder.js';
@@ -37,8 +38,6 @@ export interface WriteArchiveOptions {
   progress: ProgressSink;
 }
 
-// Timestamps the ustar header holds (whole seconds through a 32-bit int, as tar-stream wrote them).
-const MAX_MTIME_MS = (2 ** 31 - 1) * 1000;
 /** Size of the chunks handed to the compressor. */
 const BATCH_BYTES = 1024 * 1024;
 /** Pieces at least this big go to the compressor as they are, not copied into a batch. */
@@ -139,7 +138,7 @@ class ArchiveWriter {
       this.options.progress.addEntries(1);
       await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
     }
-    const sums = Buffer.from(this.sumLines.join(''));
+    const sums = encodeSumLines(this.sumLines.join(''));
     await this.addBuffer(SUMS_ENTRY, sums, { listInSums: false });
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });
@@ -151,8 +150,8 @@ class ArchiveWriter {
 
   private async addBuffer(name: string, bytes: Buffer, { listInSums = true } = {}): Promise<void> {
     if (listInSums) this.sumLines.push(formatSumLine(sha256Hex(bytes), name));
-    const mtimeMs = new Date(this.manifest.createdAt).getTime();
-    await this.out.append(encodeTarHeader({ name, type: 'file', size: bytes.length, mode: 0o644, mtimeMs: Math.floor(mtimeMs / 1000) * 1000 }));
+    const seconds = Math.floor(new Date(this.manifest.createdAt).getTime() / 1000);
+    await this.out.append(encodeTarHeader({ name, type: 'file', size: bytes.length, mode: 0o644, mtimeNs: BigInt(seconds) * 1_000_000_000n }));
     await this.appendBody(bytes);
   }
 
@@ -254,23 +253,21 @@ const sha256Hex: (bytes: Buffer) => string =
 
 /** The tar header fields of an entry; for a sparse file (with its encoded map) those of the packed form. */
 function tarHeader(entry: EntryHeader, sparseMap?: Buffer): TarHeaderFields {
-  const mtimeMs = Math.min(Math.max(entry.mtime.getTime() || 0, 0), MAX_MTIME_MS);
+  const device = entry.type === 'chardev' || entry.type === 'blockdev';
   const fields: TarHeaderFields = {
     name: entry.path,
     type: entry.type,
     mode: entry.mode & 0o7777,
-    mtimeMs,
+    mtimeNs: entryMtimeNs(entry),
     size: entry.type === 'file' ? entry.size : 0,
-    linkname: entry.type === 'symlink' ? entry.linkTarget : undefined,
-    // ustar keeps whole seconds; a pax `mtime` record keeps the milliseconds (GNU tar reads it).
-    // Only written when needed: it costs two 512-byte blocks per entry.
-    paxMtime: mtimeMs % 1000 !== 0 ? (mtimeMs / 1000).toFixed(3) : undefined,
+    linkname: entry.type === 'symlink' || entry.type === 'hardlink' ? entry.linkTarget : undefined,
+    ...(device ? { devMajor: entry.devMajor ?? 0, devMinor: entry.devMinor ?? 0 } : {}),
   };
   const extra: Buffer[] = [];
   if (sparseMap && entry.sparse) {
     fields.name = sparseArchiveName(entry.path);
     fields.size = sparseMap.length + dataBytes(entry.sparse);
-    extra.push(sparsePaxRecords(entry.path, entry.size));
+    extra.push(sparsePaxRecords(encodeName(entry.path), entry.size));
   }
   if (entry.xattrs && entry.xattrs.length > 0) extra.push(encodeXattrRecords(entry.xattrs));
   if (extra.length > 0) fields.extraPax = Buffer.concat(extra);

@@ -1,4 +1,5 @@
 import { IntegrityError, UnsafePathError } from '../errors.js';
+import { nameByteLength, showName } from '../fsutil/byte-name.js';
 import type { EntryHeader, EntryType } from './archive-entry.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY } from './manifest.js';
 
@@ -6,21 +7,22 @@ import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY } from './manifest.js';
 export const MAX_PATH_BYTES = 4096;
 
 const RESERVED_NAMES = new Set([MANIFEST_ENTRY, SUMS_ENTRY, SEAL_ENTRY]);
+const ENTRY_TYPES: ReadonlySet<EntryType> = new Set(['file', 'directory', 'symlink', 'hardlink', 'fifo', 'chardev', 'blockdev']);
 
-// Control characters would break the one-line-per-file SHA256SUMS format (sha256sum escapes them
-// with a leading backslash, which we refuse to need) and have no business in a snapshot path.
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
-
-/** A path as it goes into an error message: plain when printable, JSON-quoted otherwise. */
+/**
+ * An entry path (or link target) as it goes into an error message: escaped when it holds
+ * control characters or bytes that are not UTF-8, shortened when long (see `showName`). Every
+ * message that names an entry uses this.
+ */
 export function showPath(path: string): string {
-  return CONTROL_CHARACTERS.test(path) || path === '' ? JSON.stringify(path) : path;
+  return showName(path);
 }
 
 /**
  * Throws UnsafePathError unless `path` is a normalized relative POSIX path: not empty, not
- * absolute, no `.`, `..` or empty components (so no trailing `/`), no backslash, NUL or other
- * control characters, at most MAX_PATH_BYTES.
+ * absolute, no `.`, `..` or empty components (so no trailing `/`), no NUL, at most
+ * MAX_PATH_BYTES. Any other byte is a valid name byte on Linux (newline, backslash, bytes that
+ * are not UTF-8) and is kept.
  */
 export function assertSafeEntryPath(path: string): void {
   const problem = pathProblem(path);
@@ -29,9 +31,8 @@ export function assertSafeEntryPath(path: string): void {
 
 function pathProblem(path: string): string | undefined {
   if (path === '') return 'empty path';
-  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`;
-  if (CONTROL_CHARACTERS.test(path)) return 'NUL or control character in path';
-  if (path.includes('\\')) return 'backslash in path';
+  if (path.length > MAX_PATH_BYTES / 4 && nameByteLength(path) > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`;
+  if (path.includes('\0')) return 'NUL in path';
   if (path.startsWith('/')) return 'absolute path';
   for (const component of path.split('/')) {
     if (component === '..') return '".." component in path';
@@ -41,49 +42,12 @@ function pathProblem(path: string): string | undefined {
 }
 
 /**
- * The directory a symlink must stay inside: the entry's top-level directory for nested entries
- * (`data/` for `data/a/link`), the archive root for top-level ones. Restore targets map such a
- * top-level directory onto their target, so a link reaching out of it reaches out of the target.
- */
-function payloadRootDepth(linkPath: string): number {
-  return linkPath.includes('/') ? 1 : 0;
-}
-
-/**
- * Throws UnsafePathError unless the symlink at `linkPath` pointing to `target` stays inside its
- * payload root. The target must be relative; `..` components are allowed only at its start
- * (they climb from the link's own directory, whose ancestors the archive guarantees are real
- * directories), because a `..` after a normal component could climb out through another symlink.
- */
-export function assertSafeLinkTarget(linkPath: string, target: string): void {
-  const refuse = (problem: string): never => {
-    throw new UnsafePathError(`archive: entry ${showPath(linkPath)}: symlink target ${showPath(target)}: ${problem}`);
-  };
-  if (target === '') refuse('empty target');
-  if (Buffer.byteLength(target) > MAX_PATH_BYTES) refuse(`longer than ${MAX_PATH_BYTES} bytes`);
-  if (CONTROL_CHARACTERS.test(target)) refuse('NUL or control character');
-  if (target.includes('\\')) refuse('backslash');
-  if (target.startsWith('/')) refuse('absolute target');
-  const rootDepth = payloadRootDepth(linkPath);
-  let depth = linkPath.split('/').length - 1; // the link's directory
-  let descended = false;
-  for (const component of target.split('/')) {
-    if (component === '' || component === '.') continue;
-    if (component !== '..') {
-      descended = true;
-      continue;
-    }
-    if (descended) refuse('".." after a normal component (could climb out through another link)');
-    depth -= 1;
-    if (depth < rootDepth) refuse(rootDepth === 0 ? 'points outside the archive' : 'points outside its top-level directory');
-  }
-}
-
-/**
  * Checks the structure of a sequence of payload entries as it is written or read: safe paths,
- * no reserved names, no duplicates, nothing stored "through" a symlink or under a file, no link
- * escaping its payload root, sizes that fit the type. Memory grows with the number of entries
- * (one map slot per path and per directory), never with their data.
+ * no reserved names, no duplicates, nothing stored "through" a symlink or under a non-directory,
+ * hard links only to earlier entries, sizes that fit the type. Symlink targets are data: any
+ * bytes but NUL (restore never follows a link, so where one points cannot matter).
+ * Memory grows with the number of entries (one map slot per path and per directory), never
+ * with their data.
  */
 export class EntryTracker {
   private readonly kinds = new Map<string, EntryType>();
@@ -95,9 +59,7 @@ export class EntryTracker {
     assertSafeEntryPath(path);
     const name = showPath(path);
     if (RESERVED_NAMES.has(path)) throw new IntegrityError(`archive: entry ${name}: name is reserved for the archive's own entries`);
-    if (type !== 'file' && type !== 'directory' && type !== 'symlink') {
-      throw new UnsafePathError(`archive: entry ${name}: unsupported entry type ${String(type)}`);
-    }
+    if (!ENTRY_TYPES.has(type)) throw new UnsafePathError(`archive: entry ${name}: unsupported entry type ${String(type)}`);
     if (this.kinds.has(path)) throw new IntegrityError(`archive: entry ${name}: duplicate path`);
     if (type !== 'directory' && this.impliedDirectories.has(path)) {
       throw new IntegrityError(`archive: entry ${name}: a ${type} where earlier entries need a directory`);
@@ -105,7 +67,8 @@ export class EntryTracker {
     if (type !== 'file' && header.size !== 0) throw new IntegrityError(`archive: entry ${name}: a ${type} with size ${header.size}`);
     if (!Number.isSafeInteger(header.size) || header.size < 0) throw new IntegrityError(`archive: entry ${name}: invalid size ${header.size}`);
     this.checkAncestors(path);
-    if (type === 'symlink') assertSafeLinkTarget(path, header.linkTarget ?? '');
+    if (type === 'symlink') checkSymlinkTarget(name, header.linkTarget ?? '');
+    if (type === 'hardlink') this.checkHardLinkTarget(name, header.linkTarget ?? '');
     this.kinds.set(path, type);
   }
 
@@ -114,12 +77,22 @@ export class EntryTracker {
     return this.kinds.get(path);
   }
 
+  /** A hard link names an earlier entry of this archive that is not a directory (so it lies inside the target). */
+  private checkHardLinkTarget(name: string, target: string): void {
+    const kind = this.kinds.get(target);
+    if (kind === undefined) {
+      assertSafeEntryPath(target);
+      throw new UnsafePathError(`archive: entry ${name}: hard link to ${showPath(target)}, which is not an earlier entry`);
+    }
+    if (kind === 'directory') throw new IntegrityError(`archive: entry ${name}: hard link to the directory ${showPath(target)}`);
+  }
+
   private checkAncestors(path: string): void {
     for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
       const ancestor = path.slice(0, slash);
       const kind = this.kinds.get(ancestor);
       if (kind === 'symlink') throw new UnsafePathError(`archive: entry ${showPath(path)}: path goes through the symlink ${showPath(ancestor)}`);
-      if (kind === 'file') throw new IntegrityError(`archive: entry ${showPath(path)}: path goes through the file ${showPath(ancestor)}`);
+      if (kind !== undefined && kind !== 'directory') throw new IntegrityError(`archive: entry ${showPath(path)}: path goes through the ${kind} ${showPath(ancestor)}`);
     }
     for (let slash = path.lastIndexOf('/'); slash !== -1; slash = path.lastIndexOf('/', slash - 1)) {
       const ancestor = path.slice(0, slash);
@@ -128,4 +101,14 @@ export class EntryTracker {
       if (slash === 0) break;
     }
   }
+}
+
+/** What Linux allows as a symlink target: 1 to PATH_MAX - 1 bytes, no NUL. */
+function checkSymlinkTarget(name: string, target: string): void {
+  const refuse = (problem: string): never => {
+    throw new IntegrityError(`archive: entry ${name}: symlink target ${showPath(target)}: ${problem}`);
+  };
+  if (target === '') refuse('empty target');
+  if (target.includes('\0')) refuse('NUL in target');
+  if (target.length >= MAX_PATH_BYTES / 4 && nameByteLength(target) >= MAX_PATH_BYTES) refuse(`${MAX_PATH_BYTES} bytes or longer`);
 }

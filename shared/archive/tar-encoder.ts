@@ -1,19 +1,23 @@
 import type { EntryType } from './archive-entry.js';
-import { recordLength } from './pax-record.js';
+import { encodeName, hasEscapedBytes } from '../fsutil/byte-name.js';
+import { encodePaxRecord } from './pax-record.js';
 
 /** What one tar header holds (ownership is never written: uid/gid 0, no user or group names). */
 export interface TarHeaderFields {
+  /** Entry path in the lossless string form of `byte-name.ts`; written as its original bytes. */
   name: string;
   type: EntryType;
   /** Permission bits (masked with 0o7777). */
   mode: number;
-  /** Milliseconds since the epoch; ustar keeps whole seconds, `paxMtime` the rest. */
-  mtimeMs: number;
-  /** Body bytes (0 for directories and symlinks). */
+  /** Nanoseconds since the epoch, negative before 1970. */
+  mtimeNs: bigint;
+  /** Body bytes (0 for everything but files). */
   size: number;
+  /** Symlink target, or the earlier entry a hard link points to (same string form as `name`). */
   linkname?: string;
-  /** Value of a pax `mtime` record (seconds with a fraction), when the time has milliseconds. */
-  paxMtime?: string;
+  /** Character and block devices. */
+  devMajor?: number;
+  devMinor?: number;
   /**
    * Further pax records, already encoded (see pax-record.ts), appended after `path`, `linkpath`
    * and `mtime`: sparse-file and extended-attribute records. Forces a pax header.
@@ -25,31 +29,54 @@ export const TAR_BLOCK_BYTES = 512;
 /** Two zero blocks end a tar stream. */
 export const END_OF_ARCHIVE = Buffer.alloc(2 * TAR_BLOCK_BYTES);
 
-const TYPE_FLAGS: Record<EntryType | 'pax-header', number> = { file: 0, symlink: 2, directory: 5, 'pax-header': 72 };
+const TYPE_FLAGS: Record<EntryType | 'pax-header', number> = {
+  file: 0,
+  hardlink: 1,
+  symlink: 2,
+  chardev: 3,
+  blockdev: 4,
+  directory: 5,
+  fifo: 6,
+  'pax-header': 72,
+};
 const ZERO = 0x30;
 const USTAR_MAGIC = Buffer.from('ustar\u000000', 'latin1');
+const NS_PER_SECOND = 1_000_000_000n;
+/** The largest time the 11 octal digits of a ustar header hold (year 2242); earlier than 1970 they cannot hold at all. */
+const MAX_USTAR_SECONDS = 8n ** 11n - 1n;
 
 /**
- * Encodes tar headers exactly as tar-stream's `pack` did (ustar; a pax `x` header carrying
- * `path`, `linkpath` and `mtime` when a name does not fit ustar, is not ASCII, or there is a
- * sub-second mtime), so archives stay byte-identical while skipping tar-stream's per-entry
- * stream objects, which dominated the writer's profile for trees of small files.
+ * Encodes the header blocks of one entry: a ustar block when everything fits ustar (ASCII names
+ * that fit its name and prefix fields, a whole-second mtime between 1970 and 2242), else a pax
+ * `x` header (POSIX.1-2001) with `path`, `linkpath` and `mtime` records followed by the ustar block.
+ * Ordinary trees' entries stay one block; the pax header costs two or more.
  *
- * Returns the header bytes to write before the entry's body: 512 bytes, or 1536+ with a pax
- * header. Sizes too large for 11 octal digits use base-256, like tar-stream and GNU tar.
+ * Names and link targets are written as their original bytes. When one is not valid UTF-8 the
+ * pax header also says `hdrcharset=BINARY`, as POSIX asks, so GNU tar and bsdtar take the bytes
+ * as they are. The pax `mtime` is decimal seconds with a 9-digit fraction, negative before 1970
+ * (`-1.500000000` is 1.5 s before the epoch), which is what GNU tar writes and reads (it trims
+ * the zeros). Sizes too large for 11 octal digits use base-256, like GNU tar.
  */
 export function encodeTarHeader(fields: TarHeaderFields): Buffer {
-  if (fields.paxMtime === undefined && fields.extraPax === undefined) {
-    const plain = encodeUstar(fields.name, fields.type, fields.mode, fields.mtimeMs, fields.size, fields.linkname);
+  const seconds = floorSeconds(fields.mtimeNs);
+  const wholeSecond = fields.mtimeNs === seconds * NS_PER_SECOND && seconds >= 0n && seconds <= MAX_USTAR_SECONDS;
+  if (wholeSecond && fields.extraPax === undefined) {
+    const plain = encodeUstar(fields.name, fields.type, fields, seconds, fields.size, fields.linkname);
     if (plain) return plain;
   }
-  let records = '';
-  records += paxRecord('path', fields.name);
-  if (fields.linkname) records += paxRecord('linkpath', fields.linkname);
-  if (fields.paxMtime !== undefined) records += paxRecord('mtime', fields.paxMtime);
-  const pax = fields.extraPax ? Buffer.concat([Buffer.from(records), fields.extraPax]) : Buffer.from(records);
-  const paxHeader = encodeUstar('PaxHeader', 'pax-header', fields.mode, fields.mtimeMs, pax.length, fields.linkname && 'PaxHeader')!;
-  const entryHeader = encodeUstar('PaxHeader', fields.type, fields.mode, fields.mtimeMs, fields.size, fields.linkname && 'PaxHeader')!;
+  const records: Buffer[] = [];
+  if (hasEscapedBytes(fields.name) || (fields.linkname !== undefined && hasEscapedBytes(fields.linkname))) {
+    records.push(paxRecord('hdrcharset', Buffer.from('BINARY')));
+  }
+  records.push(paxRecord('path', encodeName(fields.name)));
+  if (fields.linkname) records.push(paxRecord('linkpath', encodeName(fields.linkname)));
+  if (!wholeSecond) records.push(paxRecord('mtime', Buffer.from(paxTime(fields.mtimeNs))));
+  if (fields.extraPax) records.push(fields.extraPax);
+  const pax = Buffer.concat(records);
+  const ustarSeconds = seconds < 0n ? 0n : seconds > MAX_USTAR_SECONDS ? MAX_USTAR_SECONDS : seconds;
+  const paxLink = fields.linkname && 'PaxHeader';
+  const paxHeader = encodeUstar('PaxHeader', 'pax-header', fields, ustarSeconds, pax.length, paxLink)!;
+  const entryHeader = encodeUstar('PaxHeader', fields.type, fields, ustarSeconds, fields.size, paxLink)!;
   const padding = paddingFor(pax.length);
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding), entryHeader], 2 * TAR_BLOCK_BYTES + pax.length + padding);
 }
@@ -60,17 +87,30 @@ export function paddingFor(size: number): number {
   return rest === 0 ? 0 : TAR_BLOCK_BYTES - rest;
 }
 
+/** Seconds rounded down (BigInt division rounds toward zero, which is up for negative times). */
+function floorSeconds(ns: bigint): bigint {
+  const seconds = ns / NS_PER_SECOND;
+  return ns < 0n && seconds * NS_PER_SECOND !== ns ? seconds - 1n : seconds;
+}
+
+/** A pax time value: `[-]seconds.nnnnnnnnn`, the exact value of `ns` nanoseconds. */
+export function paxTime(ns: bigint): string {
+  const negative = ns < 0n;
+  const magnitude = negative ? -ns : ns;
+  const fraction = (magnitude % NS_PER_SECOND).toString().padStart(9, '0');
+  return `${negative ? '-' : ''}${magnitude / NS_PER_SECOND}.${fraction}`;
+}
+
 /** A ustar header block, or null when the name or link name does not fit (or is not ASCII). */
 function encodeUstar(
   fullName: string,
   type: EntryType | 'pax-header',
-  mode: number,
-  mtimeMs: number,
+  fields: TarHeaderFields,
+  seconds: bigint,
   size: number,
   linkname: string | undefined,
 ): Buffer | null {
-  // No trailing `/` on directory names: tar-stream never added one (its check looked at a
-  // `typeflag` field it is not given), and readers go by the type flag.
+  // No trailing `/` on directory names (tar-stream never added one); readers go by the type flag.
   let name = fullName;
   if (!isAscii(name)) return null;
   let prefix = '';
@@ -81,20 +121,22 @@ function encodeUstar(
     name = name.slice(slash + 1);
   }
   if (name.length > 100 || prefix.length > 155) return null;
-  if (linkname && Buffer.byteLength(linkname) > 100) return null;
+  if (linkname && (linkname.length > 100 || !isAscii(linkname))) return null;
 
   const block = Buffer.alloc(TAR_BLOCK_BYTES);
   block.write(name, 0, 'latin1');
-  block.write(octal(mode & 0o7777, 6), 100, 'latin1');
+  block.write(octal(fields.mode & 0o7777, 6), 100, 'latin1');
   block.write(octal(0, 6), 108, 'latin1');
   block.write(octal(0, 6), 116, 'latin1');
   writeSize(block, size, 124);
-  block.write(octal((mtimeMs / 1000) | 0, 11), 136, 'latin1');
+  block.write(octal(Number(seconds), 11), 136, 'latin1');
   block[156] = ZERO + TYPE_FLAGS[type];
-  if (linkname) block.write(linkname, 157);
+  if (linkname) block.write(linkname, 157, 'latin1');
   USTAR_MAGIC.copy(block, 257);
-  block.write(octal(0, 6), 329, 'latin1');
-  block.write(octal(0, 6), 337, 'latin1');
+  const device = type === 'chardev' || type === 'blockdev';
+  // Seven digits and a NUL: room for Linux's 20-bit minor numbers.
+  block.write(device ? octalField(fields.devMajor ?? 0) : octal(0, 6), 329, 'latin1');
+  block.write(device ? octalField(fields.devMinor ?? 0) : octal(0, 6), 337, 'latin1');
   if (prefix) block.write(prefix, 345, 'latin1');
   block.write(octal(checksum(block), 6), 148, 'latin1');
   return block;
@@ -109,6 +151,10 @@ function octal(value: number, digits: number): string {
   const text = value.toString(8);
   if (text.length > digits) return `${'7'.repeat(digits)} `;
   return `${'0'.repeat(digits - text.length)}${text} `;
+}
+
+function octalField(value: number): string {
+  return value.toString(8).padStart(7, '0');
 }
 
 function writeSize(block: Buffer, size: number, offset: number): void {
@@ -127,8 +173,7 @@ function checksum(block: Buffer): number {
   return sum;
 }
 
-/** `<length> <key>=<value>\n`, where the length counts itself. */
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  return `${recordLength(Buffer.byteLength(body))}${body}`;
+/** `<length> <key>=<value>\n`, where the length counts itself; the value is raw bytes. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  return encodePaxRecord(key, value);
 }

@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SnapworkerError } from '../errors.js';
+import { fsPath, showName } from './byte-name.js';
 import { fileShrank, READ_FLAGS } from './tree-io.js';
 
 /**
@@ -11,10 +12,10 @@ import { fileShrank, READ_FLAGS } from './tree-io.js';
  * @throws SnapworkerError when the path is no longer a regular file.
  */
 export async function openRegularFile(absPath: string): Promise<FileHandle> {
-  const handle = await open(absPath, READ_FLAGS);
+  const handle = await open(fsPath(absPath), READ_FLAGS);
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) throw new SnapworkerError(`read ${absPath}: no longer a regular file`);
+    if (!stats.isFile()) throw new SnapworkerError(`read ${showName(absPath)}: no longer a regular file`);
     return handle;
   } catch (err) {
     await handle.close();

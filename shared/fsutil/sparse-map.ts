@@ -8,8 +8,8 @@ import { READ_FLAGS } from './tree-io.js';
  * such files are scanned for holes, so ordinary files cost nothing extra. (A file whose blocks
  * hold compressed or inline data may pass too; the scan then finds it dense.)
  */
-export function mayHaveHoles(stats: { size: number; blocks: number }): boolean {
-  return stats.size > 0 && stats.blocks * 512 < stats.size;
+export function mayHaveHoles(stats: { size: number | bigint; blocks: number | bigint }): boolean {
+  return stats.size > 0 && BigInt(stats.blocks) * 512n < BigInt(stats.size);
 }
 
 /**

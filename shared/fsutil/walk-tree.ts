@@ -1,17 +1,19 @@
-import type { Stats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { SnapworkerError, throwIfAborted } from '../errors.js';
-import { errnoCode } from './errno.js';
+import { showName } from './byte-name.js';
+import { errnoCode, errorText } from './errno.js';
 import { mapOrdered } from './map-ordered.js';
 import { Pacer } from './pacer.js';
 import { asyncTreeIo, type TreeIo } from './tree-io.js';
 
 /** One thing found under the walked root. */
 export interface WalkedNode {
-  /** POSIX path relative to the root, e.g. `etc/app.conf`; never empty. */
+  /** POSIX path relative to the root, e.g. `etc/app.conf`; never empty. Lossless form of byte-name.ts. */
   relPath: string;
+  /** Same form; pass it to fs calls through `fsPath`. */
   absPath: string;
-  /** `lstat` result: symlinks are reported, never followed. */
-  stats: Stats;
+  /** `lstat` result (bigint: nanosecond times): symlinks are reported, never followed. */
+  stats: BigIntStats;
 }
 
 export interface WalkOptions {
@@ -92,7 +94,7 @@ async function statChild(absPath: string, relPath: string, options: ResolvedOpti
       options.onVanished?.(relPath);
       return undefined;
     }
-    throw new SnapworkerError(`walk: lstat ${absPath}: ${(err as Error).message}`, { cause: err });
+    throw new SnapworkerError(`walk: lstat ${showName(absPath)}: ${errorText(err)}`, { cause: err });
   }
   if (node.stats.isDirectory() && (options.descend?.(node) ?? true)) {
     node.listing = listDirectory(absPath, relPath, options);
@@ -111,6 +113,7 @@ async function listDirectory(absDir: string, relDir: string, options: ResolvedOp
       options.onVanished?.(relDir);
       return undefined;
     }
-    throw new SnapworkerError(`walk: list ${absDir}: ${(err as Error).message}`, { cause: err });
+    throw new SnapworkerError(`walk: list ${showName(absDir)}: ${errorText(err)}`, { cause: err });
   }
 }
+

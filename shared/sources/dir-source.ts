@@ -1,11 +1,13 @@
 import { readlink, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { EntryType, SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
-import { errnoCode } from '../fsutil/errno.js';
+import { decodeName, fsPath, showName } from '../fsutil/byte-name.js';
+import { errnoCode, errorText } from '../fsutil/errno.js';
 import { PathFilter } from '../fsutil/path-filter.js';
 import { readAhead } from '../fsutil/read-ahead.js';
 import { bufferStream, openRegularFile, streamFileSegments } from '../fsutil/read-exact.js';
@@ -13,7 +15,9 @@ import { findDataSegments, mayHaveHoles } from '../fsutil/sparse-map.js';
 import { readXattrs } from '../fsutil/xattrs.js';
 import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../archive/pax-sparse.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
+import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
+import type { NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
 
 const MiB = 1024 * 1024;
@@ -44,7 +48,7 @@ export interface DirSourceOptions {
   io?: 'sync' | 'async';
   /** With `io: 'sync'`, the longest stretch of blocking calls before the event loop gets a turn. Default 10 ms. */
   burstMs?: number;
-  /** Told about every path left out (special files, paths that vanished during the walk). */
+  /** Told about every path left out (sockets, paths that vanished during the walk), besides the job's notices. */
   onWarning?: (message: string) => void;
 }
 
@@ -62,7 +66,7 @@ type NumericOption = Exclude<keyof typeof DIR_SOURCE_DEFAULTS, 'io'>;
 
 /** Counts of what the last `entries()` walk left out. */
 export interface DirSourceSkips {
-  /** Sockets, FIFOs, character and block devices. */
+  /** Sockets (no archive format can hold one). */
   special: number;
   /** Paths listed but gone before they could be stat'ed or read. */
   vanished: number;
@@ -74,12 +78,16 @@ interface PlannedEntry {
   type: EntryType;
   /** Read whole ahead of the writer (small regular files). */
   readAhead: boolean;
+  /** Hard links: the path of the entry that stored the inode first. */
+  linkTarget?: string;
 }
 
 /**
  * A local directory tree as `data/<relative path>` entries: directories (before their children),
- * regular files and symlinks (target kept verbatim, never followed), with permission bits, mtime
- * and size, in sorted name order. The root itself is not an entry.
+ * regular files, symlinks (target kept verbatim, never followed), hard links (a later name of a
+ * file already stored: same device and inode), FIFOs and character/block devices, with name
+ * bytes, permission bits, nanosecond mtime and size, in sorted name order. Sockets are reported
+ * to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root itself is not an entry.
  *
  * Small files are read ahead concurrently into buffers so the writer never waits on one file at a
  * time; big files are streamed. Memory stays within the read-ahead limits plus one directory
@@ -92,6 +100,7 @@ export class DirSource implements Source {
   private readonly filter: PathFilter;
   private readonly options: typeof DIR_SOURCE_DEFAULTS & Pick<DirSourceOptions, 'onWarning'>;
   private readonly io: TreeIo;
+  private notices: NoticeSink | undefined;
 
   /**
    * @param root absolute path of the directory (a symlink to a directory is followed; the caller
@@ -132,19 +141,20 @@ export class DirSource implements Source {
     await this.checkRoot();
     let total = 0;
     for await (const node of this.selectedNodes(signal, false)) {
-      if (node.stats.isFile()) total += node.stats.size;
+      if (node.stats.isFile()) total += Number(node.stats.size);
     }
     return total;
   }
 
-  async *entries({ signal }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+  async *entries({ signal, notices }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
     this.skipped.special = 0;
     this.skipped.vanished = 0;
+    this.notices = notices;
     await this.checkRoot();
     const loaded = readAhead(this.plannedEntries(signal), {
       maxItems: this.options.readAheadFiles,
       maxBytes: this.options.readAheadBytes,
-      weigh: (planned) => (planned.readAhead ? planned.node.stats.size : 0),
+      weigh: (planned) => (planned.readAhead ? Number(planned.node.stats.size) : 0),
       load: (planned) => this.load(planned),
       signal,
     });
@@ -159,7 +169,7 @@ export class DirSource implements Source {
       stats = await stat(this.root);
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${this.root} does not exist`, { cause });
-      throw new SnapworkerError(`dir source: stat ${this.root}: ${(cause as Error).message}`, { cause });
+      throw new SnapworkerError(`dir source: stat ${showName(this.root)}: ${errorText(cause)}`, { cause });
     }
     if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${this.root} is not a directory`);
   }
@@ -196,44 +206,67 @@ export class DirSource implements Source {
   }
 
   private async *plannedEntries(signal: AbortSignal): AsyncGenerator<PlannedEntry> {
+    // First path of every inode seen with more links than one: later names become hard links.
+    // Grows with the number of multiply-linked inodes only.
+    const firstNames = new Map<string, string>();
     for await (const node of this.selectedNodes(signal, true)) {
-      const type = entryType(node);
+      const { stats } = node;
+      const type = entryType(stats);
       if (type === undefined) {
         this.skipped.special += 1;
-        this.options.onWarning?.(`dir source: skipped ${node.absPath}: sockets, FIFOs and devices are not captured`);
+        this.notices?.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
+        this.options.onWarning?.(`dir source: skipped ${showName(node.absPath)}: a socket cannot be stored`);
         continue;
       }
+      if (type !== 'directory' && stats.nlink > 1n) {
+        const inode = `${stats.dev}:${stats.ino}`;
+        const first = firstNames.get(inode);
+        if (first !== undefined) {
+          yield { node, type: 'hardlink', readAhead: false, linkTarget: first };
+          continue;
+        }
+        firstNames.set(inode, `data/${node.relPath}`);
+      }
       // Files that may have holes are streamed, so only their data segments are read.
-      const readAhead = type === 'file' && node.stats.size <= this.options.smallFileBytes && !mayHaveHoles(node.stats);
+      const readAhead = type === 'file' && stats.size <= BigInt(this.options.smallFileBytes) && !mayHaveHoles(stats);
       yield { node, type, readAhead };
     }
   }
 
   /** Builds the entry, reading small files and link targets now; undefined when the path vanished. */
-  private async load({ node, type, readAhead: readNow }: PlannedEntry): Promise<SourceEntry | undefined> {
+  private async load({ node, type, readAhead: readNow, linkTarget }: PlannedEntry): Promise<SourceEntry | undefined> {
     const { relPath, absPath, stats } = node;
+    const size = type === 'file' ? Number(stats.size) : 0;
     // One object per entry, built in place: this runs for every node of the tree.
     const entry: SourceEntry = {
       path: `data/${relPath}`,
       type,
-      mode: stats.mode & 0o7777,
-      mtime: stats.mtime,
-      size: type === 'file' ? stats.size : 0,
+      mode: Number(stats.mode & 0o7777n),
+      mtime: new Date(Number(stats.mtimeMs)),
+      mtimeNs: stats.mtimeNs,
+      size,
     };
     try {
-      const xattrs = readXattrs(absPath);
+      // A hard link's attributes are its inode's, stored with the first name.
+      const xattrs = type === 'hardlink' ? undefined : readXattrs(fsPath(absPath));
       if (xattrs) entry.xattrs = xattrs;
-      if (type === 'symlink') {
-        entry.linkTarget = await readlink(absPath);
+      if (type === 'hardlink') {
+        entry.linkTarget = linkTarget;
+      } else if (type === 'symlink') {
+        entry.linkTarget = decodeName(await readlink(fsPath(absPath), { encoding: 'buffer' }));
+      } else if (type === 'chardev' || type === 'blockdev') {
+        const { major, minor } = deviceNumbers(stats.rdev);
+        entry.devMajor = major;
+        entry.devMinor = minor;
       } else if (type === 'file' && readNow) {
-        const bytes = stats.size === 0 ? EMPTY : await this.io.readFile(absPath, stats.size);
+        const bytes = size === 0 ? EMPTY : await this.io.readFile(absPath, size);
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
         const { streamChunkBytes } = this.options;
-        const sparse = mayHaveHoles(stats) ? findDataSegments(absPath, stats.size, MAX_SPARSE_SEGMENTS) : undefined;
+        const sparse = mayHaveHoles(stats) ? findDataSegments(fsPath(absPath), size, MAX_SPARSE_SEGMENTS) : undefined;
         if (sparse) entry.sparse = sparse;
-        entry.open = () => openForStreaming(absPath, sparse ?? [{ offset: 0, length: stats.size }], streamChunkBytes);
+        entry.open = () => openForStreaming(absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -242,13 +275,14 @@ export class DirSource implements Source {
         return undefined;
       }
       if (cause instanceof SnapworkerError) throw cause;
-      throw new SnapworkerError(`dir source: read ${absPath}: ${(cause as Error).message}`, { cause });
+      throw new SnapworkerError(`dir source: read ${showName(absPath)}: ${errorText(cause)}`, { cause });
     }
   }
 
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
-    this.options.onWarning?.(`dir source: skipped ${path.join(this.root, relPath)}: removed while the snapshot ran`);
+    this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
+    this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
   }
 }
 
@@ -258,14 +292,18 @@ async function openForStreaming(absPath: string, segments: readonly DataSegment[
     return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
   } catch (cause) {
     if (cause instanceof SnapworkerError) throw cause;
-    throw new SnapworkerError(`dir source: open ${absPath}: ${(cause as Error).message}`, { cause });
+    throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
   }
 }
 
-function entryType(node: WalkedNode): EntryType | undefined {
-  if (node.stats.isFile()) return 'file';
-  if (node.stats.isDirectory()) return 'directory';
-  if (node.stats.isSymbolicLink()) return 'symlink';
+/** The entry type of what `lstat` found; undefined for a socket. */
+function entryType(stats: BigIntStats): EntryType | undefined {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isSymbolicLink()) return 'symlink';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isCharacterDevice()) return 'chardev';
+  if (stats.isBlockDevice()) return 'blockdev';
   return undefined;
 }
 

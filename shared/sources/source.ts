@@ -40,6 +40,8 @@ export interface EndpointContext {
   stagingDir: string;
   /** Named NATS connection profiles from worker config (credentials live only here). */
   natsProfiles: Record<string, NatsProfile>;
+  /** Directory restores keep setuid, setgid and sticky bits (config `SNAPWORKER_RESTORE_SETUID`). Default false. */
+  restoreSetuid?: boolean;
 }
 
 /** How to authenticate to a NATS server; referenced from a URI as `?profile=<name>`. */

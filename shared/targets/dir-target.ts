@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, ftruncateSync, futimesSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, ftruncateSync, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { EntryHeader } from '../archive/archive-entry.js';
+import { entryMtimeNs, type EntryHeader } from '../archive/archive-entry.js';
+import { showPath } from '../archive/safe-path.js';
 import type { Manifest } from '../archive/manifest.js';
 import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafePathError, throwIfAborted } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
-import { errnoCode } from '../fsutil/errno.js';
+import { fsPath } from '../fsutil/byte-name.js';
+import { errnoCode, errorText } from '../fsutil/errno.js';
 import { fsyncPath } from '../fsutil/fsync.js';
 import { safePathSegments } from '../fsutil/relative-path.js';
+import { makeNode, setTimesNs } from '../fsutil/native-fs.js';
 import { removeTree } from '../fsutil/remove-tree.js';
 import { writeXattrs } from '../fsutil/xattrs.js';
 import { dataBytes } from '../archive/pax-sparse.js';
@@ -30,11 +33,20 @@ export interface DirTargetOptions {
   fsyncFiles?: boolean;
   /** Staged directories given their metadata (and, without `fsyncFiles`, fsynced) at once during commit. Default 16. */
   syncConcurrency?: number;
+  /**
+   * Restore the setuid, setgid and sticky bits as archived. Default false: they are cleared, as
+   * GNU tar does when it does not run as root (an archive should not hand out setuid programs
+   * unless the operator chose so; config `SNAPWORKER_RESTORE_SETUID`).
+   */
+  restoreSetuid?: boolean;
   /** Told about problems that do not fail the restore (an old tree that could not be removed). */
   onWarning?: (message: string) => void;
 }
 
-export const DIR_TARGET_DEFAULTS = { fsyncFiles: true, syncConcurrency: 16 } as const;
+export const DIR_TARGET_DEFAULTS = { fsyncFiles: true, syncConcurrency: 16, restoreSetuid: false } as const;
+
+/** Permission bits kept when setuid, setgid and sticky bits are not restored. */
+const PERMISSION_BITS = 0o777;
 
 /** Mode of the restored root when the archive does not carry one and no old target lends its own. */
 const DEFAULT_ROOT_MODE = 0o755;
@@ -97,7 +109,7 @@ export class DirTarget implements RestoreTarget {
 }
 
 /** Metadata a staged directory gets at commit; undefined for parents created implicitly. */
-type DirectoryMeta = { mode: number; mtime: Date; xattrs?: readonly Xattr[] } | undefined;
+type DirectoryMeta = { mode: number; mtimeNs: bigint; xattrs?: readonly Xattr[] } | undefined;
 
 /** How many attributes that could not be restored are named in the result. */
 const MAX_NAMED_XATTRS_NOT_RESTORED = 100;
@@ -141,7 +153,7 @@ class DirRestoreSession implements RestoreSession {
   write(header: EntryHeader, body: Readable | undefined): Promise<void> {
     if (this.state !== 'open') {
       body?.resume();
-      return Promise.reject(new SnapworkerError(`restore: write ${header.path} after the restore was ${this.state}`));
+      return Promise.reject(new SnapworkerError(`restore: write ${showPath(header.path)} after the restore was ${this.state}`));
     }
     this.inFlightBody = body;
     const writing = this.stage(header, body)
@@ -184,8 +196,8 @@ class DirRestoreSession implements RestoreSession {
     checkHeader(header);
     const relPath = segments.join('/');
     if (relPath === '') {
-      if (header.type !== 'directory') throw new IntegrityError(`restore: entry ${header.path} must be a directory`);
-      this.directories.set('', { mode: header.mode, mtime: header.mtime, xattrs: header.xattrs });
+      if (header.type !== 'directory') throw new IntegrityError(`restore: entry ${showPath(header.path)} must be a directory`);
+      this.directories.set('', { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header), xattrs: header.xattrs });
       this.entries += 1;
       return;
     }
@@ -203,8 +215,18 @@ class DirRestoreSession implements RestoreSession {
       case 'file':
         await this.stageFile(absPath, header, body);
         break;
+      case 'hardlink':
+        this.stageHardLink(absPath, header);
+        body?.resume();
+        break;
+      case 'fifo':
+      case 'chardev':
+      case 'blockdev':
+        this.stageNode(absPath, header);
+        body?.resume();
+        break;
       default:
-        throw new IntegrityError(`restore: entry ${header.path} has unknown type ${String(header.type)}`);
+        throw new IntegrityError(`restore: entry ${showPath(header.path)} has unknown type ${String(header.type)}`);
     }
     this.entries += 1;
   }
@@ -220,12 +242,12 @@ class DirRestoreSession implements RestoreSession {
       if (this.directories.has(relDir)) continue;
       const absDir = path.join(this.staging, ...segments.slice(0, depth));
       try {
-        mkdirSync(absDir, STAGING_DIRECTORY_MODE);
+        mkdirSync(fsPath(absDir), STAGING_DIRECTORY_MODE);
       } catch (cause) {
         if (errnoCode(cause) === 'EEXIST') {
-          throw new UnsafePathError(`restore: entry ${entryPath} would be written through data/${relDir}, which is not a directory`, { cause });
+          throw new UnsafePathError(`restore: entry ${showPath(entryPath)} would be written through ${showPath(`data/${relDir}`)}, which is not a directory`, { cause });
         }
-        throw new SnapworkerError(`restore: create directory data/${relDir}: ${(cause as Error).message}`, { cause });
+        throw new SnapworkerError(`restore: create directory ${showPath(`data/${relDir}`)}: ${errorText(cause)}`, { cause });
       }
       this.directories.set(relDir, undefined);
     }
@@ -233,27 +255,79 @@ class DirRestoreSession implements RestoreSession {
 
   private async stageDirectory(relPath: string, absPath: string, header: EntryHeader): Promise<void> {
     try {
-      mkdirSync(absPath, STAGING_DIRECTORY_MODE);
+      mkdirSync(fsPath(absPath), STAGING_DIRECTORY_MODE);
     } catch (cause) {
       // A directory created earlier as an implicit parent gets its metadata now; anything else is a clash.
       const implicit = errnoCode(cause) === 'EEXIST' && this.directories.has(relPath) && this.directories.get(relPath) === undefined;
       if (!implicit) throw entryFailure(header, 'create directory', cause);
     }
     // Attributes only at commit: a default ACL set now would be inherited by the children.
-    this.directories.set(relPath, { mode: header.mode, mtime: header.mtime, xattrs: header.xattrs });
+    this.directories.set(relPath, { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header), xattrs: header.xattrs });
   }
 
+  /** The archived mode, without setuid, setgid and sticky unless the worker allows them. */
+  private modeOf(header: EntryHeader): number {
+    return this.tuning.restoreSetuid ? header.mode : header.mode & PERMISSION_BITS;
+  }
+
+  /**
+   * Creates the symlink exactly as archived, whatever it points to (absolute, out of the tree,
+   * dangling): a link is data. It is never followed while restoring: entries below it are
+   * refused (EntryTracker, ensureParentDirectories), files are created with O_EXCL|O_NOFOLLOW,
+   * and times are set on the link itself.
+   */
   private async stageSymlink(absPath: string, header: EntryHeader): Promise<void> {
     if (typeof header.linkTarget !== 'string' || header.linkTarget === '' || header.linkTarget.includes('\0')) {
-      throw new IntegrityError(`restore: symlink entry ${header.path} has no valid link target`);
+      throw new IntegrityError(`restore: symlink entry ${showPath(header.path)} has no valid link target`);
     }
     try {
       // symlink(2) never follows an existing path: it fails with EEXIST instead.
-      symlinkSync(header.linkTarget, absPath);
+      symlinkSync(fsPath(header.linkTarget), fsPath(absPath));
       this.restoreXattrs(absPath, header.path, header.xattrs);
-      lutimesSync(absPath, header.mtime, header.mtime);
+      const mtimeNs = entryMtimeNs(header);
+      setTimesNs(fsPath(absPath), mtimeNs, mtimeNs, true);
     } catch (cause) {
       throw entryFailure(header, 'create symlink', cause);
+    }
+  }
+
+  /** A further name of a file restored earlier (link(2) never follows a symlink at the old path). */
+  private stageHardLink(absPath: string, header: EntryHeader): void {
+    const targetSegments = restorableSegments(header.linkTarget ?? '');
+    if (targetSegments.length === 0) throw new IntegrityError(`restore: hard link entry ${showPath(header.path)} has no valid link target`);
+    try {
+      linkSync(fsPath(path.join(this.staging, ...targetSegments)), fsPath(absPath));
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') {
+        throw new IntegrityError(`restore: hard link entry ${showPath(header.path)}: ${showPath(header.linkTarget!)} was not restored before it`, { cause });
+      }
+      throw entryFailure(header, 'create hard link', cause);
+    }
+  }
+
+  /** A FIFO or device node. Devices need CAP_MKNOD (root); FIFOs need no privilege. */
+  private stageNode(absPath: string, header: EntryHeader): void {
+    const type = header.type as 'fifo' | 'chardev' | 'blockdev';
+    const target = fsPath(absPath);
+    try {
+      makeNode(target, type, 0o600, header.devMajor ?? 0, header.devMinor ?? 0);
+    } catch (cause) {
+      if (errnoCode(cause) === 'EPERM' && type !== 'fifo') {
+        const what = type === 'chardev' ? 'character device' : 'block device';
+        throw new SnapworkerError(
+          `restore: entry ${showPath(header.path)} is a ${what} (${header.devMajor}:${header.devMinor}); creating it needs the CAP_MKNOD capability: run the worker as root, or restore without this entry`,
+          { cause },
+        );
+      }
+      throw entryFailure(header, `create ${type}`, cause);
+    }
+    try {
+      // mknod applies the umask, so the mode is set afterwards; chmod and utimensat do not open the node.
+      chmodSync(target, this.modeOf(header));
+      const mtimeNs = entryMtimeNs(header);
+      setTimesNs(target, mtimeNs, mtimeNs, true);
+    } catch (cause) {
+      throw entryFailure(header, `set metadata of ${type}`, cause);
     }
   }
 
@@ -264,20 +338,24 @@ class DirRestoreSession implements RestoreSession {
    * A call blocks for one write of at most one decompressed chunk (1 MiB).
    */
   private async stageFile(absPath: string, header: EntryHeader, body: Readable | undefined): Promise<void> {
-    if (body === undefined && header.size > 0) throw new IntegrityError(`restore: file entry ${header.path} has no body`);
+    if (body === undefined && header.size > 0) throw new IntegrityError(`restore: file entry ${showPath(header.path)} has no body`);
     let fd: number;
+    const target = fsPath(absPath);
     try {
       // O_EXCL|O_NOFOLLOW: never reuse, and never follow, anything already at the path.
-      fd = openSync(absPath, CREATE_FILE_FLAGS, 0o600);
+      fd = openSync(target, CREATE_FILE_FLAGS, 0o600);
     } catch (cause) {
       throw entryFailure(header, 'create file', cause);
     }
     try {
       const written = body === undefined ? 0 : await writeBody(fd, body, header);
-      // Content first (writing clears security.capability), then attributes, mode and times.
+      // Content first (writing would change the mtime, and clears security.capability), then
+      // attributes, mode and times.
       this.restoreXattrs(absPath, header.path, header.xattrs);
-      fchmodSync(fd, header.mode);
-      futimesSync(fd, header.mtime, header.mtime);
+      fchmodSync(fd, this.modeOf(header));
+      // By path, since utimensat has no fd form here: the staging tree is private and the file was just created with O_EXCL.
+      const mtimeNs = entryMtimeNs(header);
+      setTimesNs(target, mtimeNs, mtimeNs, true);
       this.bytes += written;
     } catch (err) {
       if (err instanceof SnapworkerError) throw err;
@@ -329,8 +407,8 @@ class DirRestoreSession implements RestoreSession {
    */
   private restoreXattrs(absPath: string, entryPath: string, xattrs: readonly Xattr[] | undefined): void {
     if (!xattrs) return;
-    writeXattrs(absPath, xattrs, (name, reason) => {
-      const what = `${entryPath}: extended attribute ${name} not restored (${reason})`;
+    writeXattrs(fsPath(absPath), xattrs, (name, reason) => {
+      const what = `${showPath(entryPath)}: extended attribute ${name} not restored (${reason})`;
       this.xattrsNotRestored.count += 1;
       if (this.xattrsNotRestored.first.length < MAX_NAMED_XATTRS_NOT_RESTORED) this.xattrsNotRestored.first.push(what);
       this.tuning.onWarning?.(`restore: ${what}`);
@@ -374,15 +452,15 @@ class DirRestoreSession implements RestoreSession {
   private async finishDirectory(relDir: string, rootMode: number): Promise<void> {
     const absDir = relDir === '' ? this.staging : path.join(this.staging, relDir);
     const meta = this.directories.get(relDir);
-    const handle = await open(absDir, OPEN_DIRECTORY_FLAGS);
+    const handle = await open(fsPath(absDir), OPEN_DIRECTORY_FLAGS);
     try {
       this.restoreXattrs(absDir, relDir === '' ? 'data' : `data/${relDir}`, meta?.xattrs);
       await handle.chmod(meta?.mode ?? (relDir === '' ? rootMode : DEFAULT_ROOT_MODE));
-      if (meta) await handle.utimes(meta.mtime, meta.mtime);
+      if (meta) setTimesNs(fsPath(absDir), meta.mtimeNs, meta.mtimeNs, true);
       // With fsyncFiles the syncfs after this pass makes directories durable too.
       if (!this.tuning.fsyncFiles) await handle.sync();
     } catch (cause) {
-      throw new SnapworkerError(`restore: finish directory data/${relDir}: ${(cause as Error).message}`, { cause });
+      throw new SnapworkerError(`restore: finish directory ${showPath(`data/${relDir}`)}: ${errorText(cause)}`, { cause });
     } finally {
       await handle.close();
     }
@@ -397,12 +475,12 @@ class DirRestoreSession implements RestoreSession {
 /** The entry's path below `data/`, as safe segments. */
 function restorableSegments(entryPath: string): string[] {
   if (entryPath !== 'data' && !entryPath.startsWith('data/')) {
-    throw new IntegrityError(`restore: entry ${JSON.stringify(entryPath)} is not part of a directory payload (data/...)`);
+    throw new IntegrityError(`restore: entry ${showPath(entryPath)} is not part of a directory payload (data/...)`);
   }
   try {
     return safePathSegments(entryPath.slice('data/'.length));
   } catch (cause) {
-    throw new UnsafePathError(`restore: refused entry ${JSON.stringify(entryPath)}: absolute or leaves the target`, { cause });
+    throw new UnsafePathError(`restore: refused entry ${showPath(entryPath)}: absolute or leaves the target`, { cause });
   }
 }
 
@@ -411,7 +489,7 @@ function checkHeader(header: EntryHeader): void {
   const validTime = header.mtime instanceof Date && !Number.isNaN(header.mtime.getTime());
   const validSize = Number.isSafeInteger(header.size) && header.size >= 0;
   if (!validMode || !validTime || !validSize) {
-    throw new IntegrityError(`restore: entry ${header.path} has an invalid mode, mtime or size`);
+    throw new IntegrityError(`restore: entry ${showPath(header.path)} has an invalid mode, mtime or size`);
   }
 }
 
@@ -424,7 +502,7 @@ function checkHeader(header: EntryHeader): void {
  * than iterating: an async iterator per file costs more than the small file's write.
  */
 function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<number> {
-  const cursor = header.sparse && new SparseCursor(header.sparse, header.path);
+  const cursor = header.sparse && new SparseCursor(header.sparse, showPath(header.path));
   const expected = header.sparse ? dataBytes(header.sparse) : header.size;
   if (header.sparse) ftruncateSync(fd, header.size);
   return new Promise<number>((resolve, reject) => {
@@ -432,7 +510,7 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     const onData = (chunk: Buffer): void => {
       try {
         if (position + chunk.length > expected) {
-          throw new IntegrityError(`restore: file entry ${header.path} is longer than its header's ${expected} bytes`);
+          throw new IntegrityError(`restore: file entry ${showPath(header.path)} is longer than its header's ${expected} bytes`);
         }
         if (cursor) for (const piece of cursor.place(chunk)) writeAll(fd, piece.bytes, piece.position);
         else writeAll(fd, chunk, position);
@@ -443,7 +521,7 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     };
     const onEnd = (): void => {
       cleanup();
-      if (position !== expected) reject(new IntegrityError(`restore: file entry ${header.path} ended after ${position} of ${expected} bytes`));
+      if (position !== expected) reject(new IntegrityError(`restore: file entry ${showPath(header.path)} ended after ${position} of ${expected} bytes`));
       else resolve(header.size);
     };
     const onError = (err: Error): void => {
@@ -452,7 +530,7 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     };
     const onClose = (): void => {
       cleanup();
-      reject(new SnapworkerError(`restore: file entry ${header.path}: body closed after ${position} of ${expected} bytes`));
+      reject(new SnapworkerError(`restore: file entry ${showPath(header.path)}: body closed after ${position} of ${expected} bytes`));
     };
     const cleanup = (): void => {
       body.off('data', onData);
@@ -510,9 +588,9 @@ async function renameOrFail(from: string, to: string): Promise<void> {
 }
 
 function entryFailure(header: EntryHeader, operation: string, cause: unknown): SnapworkerError {
-  if (errnoCode(cause) === 'EEXIST') return new IntegrityError(`restore: entry ${header.path} appears twice in the archive`, { cause });
+  if (errnoCode(cause) === 'EEXIST') return new IntegrityError(`restore: entry ${showPath(header.path)} appears twice in the archive`, { cause });
   if (cause instanceof SnapworkerError) return cause;
-  return new SnapworkerError(`restore: ${operation} ${header.path}: ${(cause as Error).message}`, { cause });
+  return new SnapworkerError(`restore: ${operation} ${showPath(header.path)}: ${errorText(cause)}`, { cause });
 }
 
 /**
@@ -525,7 +603,7 @@ export function createDirTargetFactory(options: DirTargetOptions = {}): TargetFa
   return (uris: URL[], _params: TargetParams, context: EndpointContext): RestoreTarget => {
     const targetPath = dirPathFromUris(uris, 'dir target');
     context.checkPath(targetPath);
-    return new DirTarget(targetPath, uris[0]!.href, options);
+    return new DirTarget(targetPath, uris[0]!.href, { ...options, restoreSetuid: options.restoreSetuid ?? context.restoreSetuid ?? false });
   };
 }
 

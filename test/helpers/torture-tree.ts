@@ -1,0 +1,318 @@
+/**
+ * The "torture tree": one directory holding every kind of entry a Linux filesystem can hold
+ * that snapshots must keep exactly (issue 11), built at test time in a temp dir, and a
+ * comparer that walks two trees by name bytes.
+ *
+ *   const tree = await makeTortureTree(path.join(tmp, 'src'));
+ *   ... snapshot tree.root, restore it to `restored` ...
+ *   assert.deepEqual(await compareTrees(tree.root, restored, { ignore: tree.unsupported }), []);
+ *
+ * Cases are small builder functions in `TORTURE_CASES`; a new kind of entry is one more builder
+ * (sparse files and xattrs plug in through `addSparse` and `addXattrs`). Builders create entries
+ * with raw Buffer paths and register the nanosecond times to set in `ctx.times`: times are set
+ * last, deepest first, so creating children does not change them again.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  type BigIntStats,
+} from 'node:fs';
+import { deviceNumbers, makeNode, setTimesNs } from '../../shared/fsutil/native-fs.js';
+
+/** What a builder gets: where to build, and whether the process may create device nodes. */
+export interface TortureContext {
+  /** The tree's root as bytes. */
+  root: Buffer;
+  /** Running as root (devices can be created, modes need no care). */
+  isRoot: boolean;
+  /** Times to set once everything exists: [path, atimeNs, mtimeNs]. Applied deepest path first. */
+  times: Array<[Buffer, bigint]>;
+  /** Relative paths (bytes) of entries that no snapshot can keep (sockets): reported, never restored. */
+  unsupported: Buffer[];
+}
+
+export type CaseBuilder = (ctx: TortureContext) => void | Promise<void>;
+
+export interface TortureTree {
+  root: string;
+  /** Relative paths (bytes) a snapshot reports as unsupported instead of storing. */
+  unsupported: Buffer[];
+}
+
+/** `root/parts...` as bytes: parts may be Buffers holding any byte but `/` and NUL. */
+export function bytesPath(root: Buffer | string, ...parts: Array<Buffer | string>): Buffer {
+  const pieces: Buffer[] = [typeof root === 'string' ? Buffer.from(root) : root];
+  for (const part of parts) pieces.push(Buffer.from('/'), typeof part === 'string' ? Buffer.from(part) : part);
+  return Buffer.concat(pieces);
+}
+
+const ns = (iso: string, extraNs = 0n): bigint => BigInt(Date.parse(iso)) * 1_000_000n + extraNs;
+
+/** Names that are bytes, not text: non-UTF-8, control characters, backslash, dashes, spaces, UTF-8. */
+export const addNames: CaseBuilder = ({ root }) => {
+  mkdirSync(bytesPath(root, 'names'));
+  const names = [
+    Buffer.from('caf\xe9.txt', 'latin1'),
+    Buffer.from('new\nline'),
+    Buffer.from('back\\slash'),
+    Buffer.from('-leading-dash'),
+    Buffer.from(' spaces  around '),
+    Buffer.from('tab\there\r'),
+    Buffer.from('café-ü-日本.txt'),
+    Buffer.from([0xed, 0xa0, 0x80, 0x21]), // an encoded UTF-16 surrogate: not valid UTF-8
+    Buffer.from([0xef, 0xbf, 0xbd]), // U+FFFD itself, valid UTF-8
+    Buffer.from('*?[glob]'),
+  ];
+  names.forEach((name, i) => writeFileSync(bytesPath(root, 'names', name), `name ${i}\n`));
+  mkdirSync(bytesPath(root, 'names', Buffer.from('d\xff', 'latin1')));
+  writeFileSync(bytesPath(root, 'names', Buffer.from('d\xff', 'latin1'), 'x'), 'inside a non-UTF-8 directory\n');
+};
+
+/** Modification times outside 1970–2038 and with nanoseconds, on files, directories and symlinks. */
+export const addTimes: CaseBuilder = ({ root, times }) => {
+  const dir = bytesPath(root, 'times');
+  mkdirSync(dir);
+  const cases: Array<[string, bigint]> = [
+    ['1960-05-01', ns('1960-05-01T00:00:00Z')],
+    ['before-epoch-half', ns('1969-12-31T23:59:58.5Z')],
+    ['2040-01-01', ns('2040-01-01T00:00:00Z')],
+    ['2100-06-01.250', ns('2100-06-01T00:00:00.250Z')],
+    ['ms-1795961425.919', 1795961425_919_000_000n],
+    ['ns-123456789', 1_700_000_000_123_456_789n],
+    ['whole-second', 1_600_000_000_000_000_000n],
+  ];
+  for (const [name, mtimeNs] of cases) {
+    const filePath = bytesPath(dir, name);
+    writeFileSync(filePath, `${name}\n`);
+    times.push([filePath, mtimeNs]);
+  }
+  const oldDir = bytesPath(dir, 'dir-1960');
+  mkdirSync(oldDir);
+  writeFileSync(bytesPath(oldDir, 'child'), 'child\n');
+  times.push([oldDir, ns('1960-05-01T00:00:00Z', 7n)]);
+  const link = bytesPath(dir, 'link-2100');
+  symlinkSync('2040-01-01', link);
+  times.push([link, ns('2100-06-01T00:00:00.250Z', 1n)]);
+  times.push([dir, 1_234_567_890_987_654_321n]);
+};
+
+/** Symlinks are data: absolute, escaping, dangling, non-UTF-8 and to directories. */
+export const addSymlinks: CaseBuilder = ({ root }) => {
+  const dir = bytesPath(root, 'links');
+  mkdirSync(dir);
+  const links: Array<[string, Buffer | string]> = [
+    ['absolute', '/etc/passwd'],
+    ['escaping', '../../../outside/of/the/tree'],
+    ['dangling', 'does-not-exist'],
+    ['to-dir', '../names'],
+    ['non-utf8', Buffer.from('../names/caf\xe9.txt', 'latin1')],
+    ['dot', '.'],
+    ['newline-target', 'a\nb'],
+  ];
+  for (const [name, target] of links) symlinkSync(target, bytesPath(dir, name));
+};
+
+/** Hard links: groups within a directory, across directories, and one of three names. */
+export const addHardLinks: CaseBuilder = ({ root }) => {
+  const dir = bytesPath(root, 'hardlinks');
+  mkdirSync(dir);
+  mkdirSync(bytesPath(dir, 'sub'));
+  writeFileSync(bytesPath(dir, 'a'), 'shared bytes\n');
+  linkSync(bytesPath(dir, 'a'), bytesPath(dir, 'b'));
+  linkSync(bytesPath(dir, 'a'), bytesPath(dir, 'sub', Buffer.from('c\xe9', 'latin1')));
+  writeFileSync(bytesPath(dir, 'sub', 'first'), 'another group\n');
+  linkSync(bytesPath(dir, 'sub', 'first'), bytesPath(dir, 'z-second'));
+  writeFileSync(bytesPath(dir, 'empty'), '');
+  linkSync(bytesPath(dir, 'empty'), bytesPath(dir, 'empty-too'));
+};
+
+/** FIFOs always; character and block devices when root; a socket (reported, not stored). */
+export const addSpecialFiles: CaseBuilder = ({ root, isRoot, unsupported }) => {
+  const dir = bytesPath(root, 'special');
+  mkdirSync(dir);
+  makeNode(bytesPath(dir, 'fifo'), 'fifo', 0o640, 0, 0);
+  if (isRoot) {
+    const { major, minor } = deviceNumbers(lstatSync('/dev/null').rdev);
+    makeNode(bytesPath(dir, 'null-copy'), 'chardev', 0o666, major, minor);
+    makeNode(bytesPath(dir, 'loop-copy'), 'blockdev', 0o660, 7, 0);
+  }
+  // Python's bind leaves the socket file behind (Node's server.close() would unlink it).
+  const socketPath = bytesPath(dir, 'socket');
+  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', socketPath.toString()]);
+  unsupported.push(Buffer.from('special/socket'));
+};
+
+/** Long names: a 255-byte component (NAME_MAX), a path of about 1,800 bytes, odd modes. */
+export const addLongNames: CaseBuilder = ({ root }) => {
+  const dir = bytesPath(root, 'long');
+  mkdirSync(dir);
+  writeFileSync(bytesPath(dir, 'n'.repeat(255)), 'NAME_MAX\n');
+  writeFileSync(bytesPath(dir, Buffer.concat([Buffer.from('\xe9', 'latin1'), Buffer.alloc(254, 0x6d)])), 'NAME_MAX, non-UTF-8\n');
+  let deep = dir;
+  for (let i = 0; i < 9; i++) {
+    deep = bytesPath(deep, `${i}${'d'.repeat(199)}`);
+    mkdirSync(deep);
+  }
+  writeFileSync(bytesPath(deep, 'leaf'), 'deep\n');
+  const modes = bytesPath(root, 'modes');
+  mkdirSync(modes);
+  writeFileSync(bytesPath(modes, 'no-permissions'), 'x\n');
+  chmodSync(bytesPath(modes, 'no-permissions'), 0o000);
+  writeFileSync(bytesPath(modes, 'group-exec'), 'x\n');
+  chmodSync(bytesPath(modes, 'group-exec'), 0o710);
+  mkdirSync(bytesPath(modes, 'read-only-dir'));
+  writeFileSync(bytesPath(modes, 'read-only-dir', 'inside'), 'x\n');
+  chmodSync(bytesPath(modes, 'read-only-dir'), 0o555);
+  writeFileSync(bytesPath(modes, 'empty'), '');
+  mkdirSync(bytesPath(modes, 'empty-dir'));
+};
+
+/** Sparse files: filled in by the sparse-files work (branch fidelity-sparse-xattr). */
+export const addSparse: CaseBuilder = () => {};
+
+/** Extended attributes: filled in by the xattr work (branch fidelity-sparse-xattr). */
+export const addXattrs: CaseBuilder = () => {};
+
+/** Every case, in the order they are built. */
+export const TORTURE_CASES: readonly CaseBuilder[] = [addNames, addTimes, addSymlinks, addHardLinks, addSpecialFiles, addLongNames, addSparse, addXattrs];
+
+/** Builds the torture tree under `root` (created; must not exist). */
+export async function makeTortureTree(root: string, cases: readonly CaseBuilder[] = TORTURE_CASES): Promise<TortureTree> {
+  mkdirSync(root, { recursive: true });
+  const ctx: TortureContext = { root: Buffer.from(root), isRoot: process.getuid?.() === 0, times: [], unsupported: [] };
+  for (const build of cases) await build(ctx);
+  // Deepest first, so setting a child's time never changes a parent's afterwards.
+  const byDepth = [...ctx.times].sort((a, b) => slashes(b[0]) - slashes(a[0]));
+  for (const [target, mtimeNs] of byDepth) setTimesNs(target, mtimeNs, mtimeNs, true);
+  return { root, unsupported: ctx.unsupported };
+}
+
+function slashes(bytes: Buffer): number {
+  let count = 0;
+  for (const byte of bytes) if (byte === 0x2f) count += 1;
+  return count;
+}
+
+/** What the comparer records per entry. */
+export interface EntryFacts {
+  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
+  mode: number;
+  size: bigint;
+  mtimeNs: bigint;
+  /** Symlink target bytes (hex), file content SHA-256, device numbers. */
+  content: string;
+  /** Allocated 512-byte blocks (files only: directories' allocation depends on their history). */
+  blocks: bigint;
+  /** Relative paths of the other names of this inode (sorted), for files with nlink > 1. */
+  hardLinkGroup: string;
+  /** name → hex value, filled by `readXattrs`. */
+  xattrs: Record<string, string>;
+}
+
+/** Hook for the xattr work: the attributes to compare for one entry (none until then). */
+export let readXattrs: (absPath: Buffer) => Record<string, string> = () => ({});
+export function setXattrReader(reader: (absPath: Buffer) => Record<string, string>): void {
+  readXattrs = reader;
+}
+
+/**
+ * Every entry under `root` by relative path bytes (hex keys, for exactness), with the facts the
+ * comparer checks. The root's own mode and mtime are left out (a restore target's root is the
+ * caller's choice).
+ */
+export function describeTortureTree(root: string): Map<string, EntryFacts> {
+  const facts = new Map<string, EntryFacts>();
+  const inodes = new Map<bigint, string[]>();
+  const visit = (absDir: Buffer, relDir: Buffer | undefined): void => {
+    for (const name of readdirSync(absDir, { encoding: 'buffer' })) {
+      const rel = relDir ? Buffer.concat([relDir, Buffer.from('/'), name]) : name;
+      const abs = Buffer.concat([absDir, Buffer.from('/'), name]);
+      const stats = lstatSync(abs, { bigint: true });
+      const key = rel.toString('hex');
+      facts.set(key, describeEntry(abs, stats));
+      if (stats.isFile() && stats.nlink > 1n) inodes.set(stats.ino, [...(inodes.get(stats.ino) ?? []), key]);
+      if (stats.isDirectory()) visit(abs, rel);
+    }
+  };
+  visit(Buffer.from(root), undefined);
+  for (const group of inodes.values()) {
+    const sorted = group.sort().map((hex) => Buffer.from(hex, 'hex').toString('latin1'));
+    for (const key of group) facts.get(key)!.hardLinkGroup = sorted.join(' | ');
+  }
+  return facts;
+}
+
+function describeEntry(abs: Buffer, stats: BigIntStats): EntryFacts {
+  const base = { mode: Number(stats.mode & 0o7777n), mtimeNs: stats.mtimeNs, size: 0n, content: '', blocks: 0n, hardLinkGroup: '', xattrs: readXattrs(abs) };
+  if (stats.isFile()) return { ...base, type: 'file', size: stats.size, blocks: stats.blocks, content: sha256OfFile(abs) };
+  if (stats.isDirectory()) return { ...base, type: 'directory' };
+  if (stats.isSymbolicLink()) return { ...base, type: 'symlink', content: readlinkSync(abs, { encoding: 'buffer' }).toString('hex') };
+  if (stats.isFIFO()) return { ...base, type: 'fifo' };
+  const { major, minor } = deviceNumbers(stats.rdev);
+  if (stats.isCharacterDevice()) return { ...base, type: 'chardev', content: `${major}:${minor}` };
+  if (stats.isBlockDevice()) return { ...base, type: 'blockdev', content: `${major}:${minor}` };
+  return { ...base, type: 'socket' };
+}
+
+function sha256OfFile(abs: Buffer): string {
+  const hash = createHash('sha256');
+  const fd = openSync(abs, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(1024 * 1024);
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+export interface CompareTreesOptions {
+  /** Relative paths (bytes) expected in `expected` but not in `actual` (sockets). */
+  ignore?: readonly Buffer[];
+  /** Fields not compared (e.g. `blocks` after a tool that does not keep holes). */
+  skipFields?: ReadonlyArray<keyof EntryFacts>;
+}
+
+/**
+ * Compares two trees by name bytes, type, mode, size, content, link target, nanosecond mtime,
+ * hard-link groups, allocated blocks (files) and xattrs. Returns one readable line per
+ * difference (names shown with non-printable bytes escaped); [] when they match.
+ */
+export function compareTrees(expectedRoot: string, actualRoot: string, options: CompareTreesOptions = {}): string[] {
+  const expected = describeTortureTree(expectedRoot);
+  const actual = describeTortureTree(actualRoot);
+  const ignored = new Set((options.ignore ?? []).map((rel) => rel.toString('hex')));
+  const skip = new Set(options.skipFields ?? []);
+  const show = (hex: string): string => JSON.stringify(Buffer.from(hex, 'hex').toString('latin1'));
+  const problems: string[] = [];
+  for (const [key, facts] of expected) {
+    if (ignored.has(key)) {
+      if (actual.has(key)) problems.push(`${show(key)}: should have been left out`);
+      continue;
+    }
+    const other = actual.get(key);
+    if (!other) {
+      problems.push(`${show(key)}: missing`);
+      continue;
+    }
+    for (const field of Object.keys(facts) as Array<keyof EntryFacts>) {
+      if (skip.has(field)) continue;
+      const a = JSON.stringify(facts[field], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      const b = JSON.stringify(other[field], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      if (a !== b) problems.push(`${show(key)}: ${field} ${a} != ${b}`);
+    }
+  }
+  for (const key of actual.keys()) if (!expected.has(key)) problems.push(`${show(key)}: unexpected`);
+  return problems;
+}

@@ -322,7 +322,8 @@ class DirRestoreSession implements RestoreSession {
       throw entryFailure(header, `create ${type}`, cause);
     }
     try {
-      // mknod applies the umask, so the mode is set afterwards; chmod and utimensat do not open the node.
+      // mknod applies the umask, so the mode is set afterwards; chmod, setxattr and utimensat do not open the node.
+      this.restoreXattrs(absPath, header.path, header.xattrs);
       chmodSync(target, this.modeOf(header));
       const mtimeNs = entryMtimeNs(header);
       setTimesNs(target, mtimeNs, mtimeNs, true);

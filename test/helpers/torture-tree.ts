@@ -192,6 +192,20 @@ function writeSparseFile(file: Buffer, size: number, offsets: number[], blockByt
   }
 }
 
+const [ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER] = [0x01, 0x02, 0x04, 0x10, 0x20];
+
+/** A POSIX ACL as its xattr value (linux/posix_acl_xattr.h): version 2, then (tag, perm, id) entries, little-endian. */
+function posixAcl(entries: Array<[tag: number, perm: number, id?: number]>): Buffer {
+  const value = Buffer.alloc(4 + 8 * entries.length);
+  value.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id = 0xffffffff], i) => {
+    value.writeUInt16LE(tag, 4 + 8 * i);
+    value.writeUInt16LE(perm, 6 + 8 * i);
+    value.writeUInt32LE(id, 8 + 8 * i);
+  });
+  return value;
+}
+
 /**
  * Sparse files (holes must stay holes: the comparer checks allocated blocks): many data blocks
  * in a big hole, a file ending in a hole, one that is all hole, data at an unaligned offset
@@ -215,7 +229,7 @@ export const addSparse: CaseBuilder = ({ root }) => {
 /**
  * Extended attributes: `user.*` on files, directories, a non-UTF-8 name, a hard-linked file and
  * a sparse file; binary values (NUL, 0xff, newline, `=`), an empty value, a large value, names
- * holding `=` and `%`; as root also `trusted.*` on a symlink, a FIFO and a directory (user.* is
+ * holding `=` and `%`; POSIX access and default ACLs; as root also `trusted.*` on a symlink, a FIFO and a directory (user.* is
  * not allowed on those by Linux).
  */
 export const addXattrs: CaseBuilder = ({ root, isRoot }) => {
@@ -235,6 +249,15 @@ export const addXattrs: CaseBuilder = ({ root, isRoot }) => {
   setXattr(named, 'user.mime_type', Buffer.from('text/plain'), true);
   setXattr(bytesPath(root, 'hardlinks', 'a'), 'user.shared', Buffer.from('one inode'), true);
   setXattr(bytesPath(root, 'sparse', 'fifty-blocks'), 'user.sparse', Buffer.from('holes'), true);
+  // POSIX ACLs are the system.posix_acl_* attributes: an access ACL naming uid 1000, and a
+  // default ACL on a directory whose child was created before it (so inherits nothing).
+  const aclFile = bytesPath(dir, 'acl-file');
+  writeFileSync(aclFile, 'acl\n');
+  setXattr(aclFile, 'system.posix_acl_access', posixAcl([[ACL_USER_OBJ, 6], [ACL_USER, 4, 1000], [ACL_GROUP_OBJ, 4], [ACL_MASK, 4], [ACL_OTHER, 0]]), true);
+  const aclDir = bytesPath(dir, 'acl-dir');
+  mkdirSync(aclDir);
+  writeFileSync(bytesPath(aclDir, 'child'), 'no inherited ACL\n');
+  setXattr(aclDir, 'system.posix_acl_default', posixAcl([[ACL_USER_OBJ, 7], [ACL_GROUP_OBJ, 5], [ACL_OTHER, 0]]), true);
   if (isRoot) {
     symlinkSync('file', bytesPath(dir, 'link'));
     setXattr(bytesPath(dir, 'link'), 'trusted.link', Buffer.from([1, 2, 3]), true);

@@ -221,6 +221,31 @@ describe('archives with sparse files and extended attributes', () => {
     }
   });
 
+  it('are refused, naming the entry, when the sparse records or the map are tampered with', async () => {
+    const archive = await writeToBuffer([sparse]);
+    const tampered = (from: string, to: string): Buffer => {
+      const at = archive.indexOf(from);
+      assert.ok(at > 0, from);
+      const copy = Buffer.from(archive);
+      copy.write(to, at, 'latin1');
+      return copy;
+    };
+    const cases: Array<[string, string, RegExp]> = [
+      ['GNU.sparse.minor=0', 'GNU.sparse.minor=1', /data\/disk\.img.*sparse format 1\.1 is not supported/],
+      // The map is covered by the logical SHA-256: moving data within the file is a mismatch.
+      ['3\n4096\n4096\n', '3\n5096\n4096\n', /data\/disk\.img: sha256 mismatch/],
+      ['GNU.sparse.realsize=3145728', 'GNU.sparse.realsize=1045728', /data\/disk\.img.*beyond the size 1045728/],
+      ['1048576\n10\n', '1048576\n11\n', /data\/disk\.img: sparse map and data .* do not fill/],
+    ];
+    for (const [from, to, message] of cases) {
+      await assert.rejects(readBack(tampered(from, to)), (err: unknown) => {
+        assert.ok(err instanceof IntegrityError, String(err));
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+  });
+
   it('hold what GNU tar writes for a sparse file: our reader parses its pax records and map', async () => {
     const file = path.join(scratch, 'gnu-sparse');
     const fd = openSync(file, 'w');

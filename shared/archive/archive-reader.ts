@@ -292,7 +292,9 @@ class ArchiveReader {
 
   private async readPayloadEntry(tarHeader: tar.Header, tarPath: string, body: AsyncIterable<Buffer>): Promise<void> {
     const records = paxRecordsOf(tarHeader);
-    const sparse = sparseHeaderFromPax(records, showPath(tarPath));
+    // A sparse entry's tar name is GNU's stand-in (GNUSparseFile.0): messages name the real one.
+    const sparseName = records?.get('GNU.sparse.name');
+    const sparse = sparseHeaderFromPax(records, showPath(sparseName ? decodeName(sparseName) : tarPath));
     if (sparse && tarHeader.type !== 'file') throw new IntegrityError(`archive: entry ${showPath(tarPath)}: a sparse ${tarHeader.type}`);
     const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
     if (sparse) header.size = sparse.realSize;

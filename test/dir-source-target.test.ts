@@ -295,12 +295,16 @@ describe('directory source and directory target', () => {
     await assert.rejects(session.write(header('data/link/planted', 'file', { size: 1 }), Readable.from([Buffer.from('x')])), UnsafePathError);
     await assert.rejects(session.write(header('data/link/sub', 'directory'), undefined), UnsafePathError);
     await assert.rejects(session.write(header('data/link', 'file', { size: 1 }), Readable.from([Buffer.from('x')])), IntegrityError);
+    await writeFile(path.join(outside, 'victim'), 'v');
+    await assert.rejects(session.write(header('data/hard', 'hardlink', { linkTarget: 'data/link/victim' }), undefined), UnsafePathError);
+    await assert.rejects(session.write(header('data/link/fifo', 'fifo'), undefined), UnsafePathError);
     await session.write(header('data/f', 'file', { size: 1 }), Readable.from([Buffer.from('x')]));
     await assert.rejects(session.write(header('data/f/under-a-file', 'file'), Readable.from([])), UnsafePathError);
     await assert.rejects(session.write(header('data/short', 'file', { size: 5 }), Readable.from([Buffer.from('abc')])), IntegrityError);
     await assert.rejects(session.write(header('data/long', 'file', { size: 1 }), Readable.from([Buffer.from('abc')])), IntegrityError);
     await session.abort();
-    assert.deepEqual(await readdir(outside), []);
+    assert.deepEqual(await readdir(outside), ['victim']);
+    assert.equal((await lstat(path.join(outside, 'victim'))).nlink, 1);
     assert.deepEqual(await leftovers(scratch), []);
     await assert.rejects(lstat(path.join(scratch, 'escape')), { code: 'ENOENT' });
     await assert.rejects(lstat(targetPath), { code: 'ENOENT' });

@@ -138,7 +138,7 @@ class ArchiveWriter {
       this.options.progress.addEntries(1);
       await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
     }
-    const sums = encodeSumLines(this.sumLines.join(''));
+    const sums = encodeSumLines(this.sumLines);
     await this.addBuffer(SUMS_ENTRY, sums, { listInSums: false });
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });

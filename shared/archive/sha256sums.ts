@@ -16,9 +16,10 @@ export function formatSumLine(hexDigest: string, path: string): string {
   return `\\${hexDigest}  ${path.replace(/[\\\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : '\\r'))}\n`;
 }
 
-/** The bytes of joined `formatSumLine` lines: each path's original bytes, raw like sha256sum writes them. */
-export function encodeSumLines(text: string): Buffer {
-  return encodeName(text);
+/** The bytes of `formatSumLine` lines: each path's original bytes, raw like sha256sum writes them. */
+export function encodeSumLines(lines: readonly string[]): Buffer {
+  // Line by line: only lines with bytes that are not UTF-8 take encodeName's slow path.
+  return Buffer.concat(lines.map(encodeName));
 }
 
 const SUM_LINE = /^(\\?)([0-9a-f]{64}) {2}(.+)$/s;

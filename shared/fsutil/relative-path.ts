@@ -1,4 +1,5 @@
 import { UnsafePathError } from '../errors.js';
+import { showName } from './byte-name.js';
 
 /**
  * Splits a relative POSIX path from an archive into its segments, refusing anything that could
@@ -13,6 +14,6 @@ export function safePathSegments(relPath: string): string[] {
   if (trimmed === '') return [];
   const segments = trimmed.split('/');
   const unsafe = relPath.startsWith('/') || relPath.includes('\0') || segments.some((s) => s === '' || s === '.' || s === '..');
-  if (unsafe) throw new UnsafePathError(`path ${JSON.stringify(relPath)} is absolute or leaves its directory`);
+  if (unsafe) throw new UnsafePathError(`path ${showName(relPath)} is absolute or leaves its directory`);
   return segments;
 }

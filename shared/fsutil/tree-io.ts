@@ -44,14 +44,26 @@ const readFd = promisify(read);
 const closeFd = promisify(close);
 const lstatAsync = (path: string | Buffer, options: { bigint: true }) =>
   new Promise<BigIntStats>((resolve, reject) => lstat(path, options, (err, stats) => (err ? reject(err) : resolve(stats))));
-const readdirAsync = (path: string | Buffer, options: { encoding: 'buffer' }) =>
-  new Promise<Buffer[]>((resolve, reject) => readdir(path, options, (err, names) => (err ? reject(err) : resolve(names))));
+const readdirAsync = promisify(readdir);
+
+/**
+ * Whether a listing read as UTF-8 strings may have lost bytes: Node's decoder turns every invalid
+ * sequence into U+FFFD, so a listing without one is exact. Such directories are listed again as
+ * bytes; the rest skip a Buffer and a decode per name (most of the cost of byte listings).
+ */
+function hasInvalidName(names: string[]): boolean {
+  for (const name of names) if (name.includes('\uFFFD')) return true;
+  return false;
+}
 
 /** Thread-pool calls on plain descriptors (a FileHandle costs more than a small file's read). */
 export const asyncTreeIo: TreeIo = {
   kind: 'async',
   lstat: (absPath) => lstatAsync(fsPath(absPath), { bigint: true }),
-  readdir: async (absPath) => (await readdirAsync(fsPath(absPath), { encoding: 'buffer' })).map(decodeName),
+  async readdir(absPath) {
+    const names = await readdirAsync(fsPath(absPath));
+    return hasInvalidName(names) ? (await readdirAsync(fsPath(absPath), { encoding: 'buffer' })).map(decodeName) : names;
+  },
   async readFile(absPath, size) {
     const fd = await openFd(fsPath(absPath), READ_FLAGS);
     try {
@@ -73,7 +85,10 @@ export const asyncTreeIo: TreeIo = {
 export const syncTreeIo: TreeIo = {
   kind: 'sync',
   lstat: async (absPath) => lstatSync(fsPath(absPath), { bigint: true }),
-  readdir: async (absPath) => readdirSync(fsPath(absPath), { encoding: 'buffer' }).map(decodeName),
+  async readdir(absPath) {
+    const names = readdirSync(fsPath(absPath));
+    return hasInvalidName(names) ? readdirSync(fsPath(absPath), { encoding: 'buffer' }).map(decodeName) : names;
+  },
   async readFile(absPath, size) {
     const fd = openSync(fsPath(absPath), READ_FLAGS);
     try {

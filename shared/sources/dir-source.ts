@@ -168,10 +168,10 @@ export class DirSource implements Source {
     try {
       stats = await stat(this.root);
     } catch (cause) {
-      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${this.root} does not exist`, { cause });
+      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist`, { cause });
       throw new SnapworkerError(`dir source: stat ${showName(this.root)}: ${errorText(cause)}`, { cause });
     }
-    if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${this.root} is not a directory`);
+    if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${showName(this.root)} is not a directory`);
   }
 
   /**

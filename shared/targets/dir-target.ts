@@ -291,10 +291,20 @@ class DirRestoreSession implements RestoreSession {
     }
   }
 
-  /** A further name of a file restored earlier (link(2) never follows a symlink at the old path). */
+  /**
+   * A further name of a file restored earlier. link(2) does not follow a symlink in the last
+   * component of the old path, but would in the ones before it, so those must all be directories
+   * this restore created (the archive reader already allows only earlier entries; this holds for
+   * any caller).
+   */
   private stageHardLink(absPath: string, header: EntryHeader): void {
     const targetSegments = restorableSegments(header.linkTarget ?? '');
     if (targetSegments.length === 0) throw new IntegrityError(`restore: hard link entry ${showPath(header.path)} has no valid link target`);
+    for (let depth = 1; depth < targetSegments.length; depth++) {
+      if (!this.directories.has(targetSegments.slice(0, depth).join('/'))) {
+        throw new UnsafePathError(`restore: hard link entry ${showPath(header.path)}: target ${showPath(header.linkTarget!)} is not below directories of this restore`);
+      }
+    }
     try {
       linkSync(fsPath(path.join(this.staging, ...targetSegments)), fsPath(absPath));
     } catch (cause) {

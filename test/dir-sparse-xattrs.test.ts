@@ -162,6 +162,28 @@ describe('sparse files and extended attributes of directories', () => {
     await rm(target, { recursive: true });
   });
 
+  it('restores into a filesystem without xattr support (ramfs), naming every attribute it could not keep', async (t) => {
+    const mountPoint = path.join(environment.root, 'ramfs');
+    mkdirSync(mountPoint);
+    const mounted = await sh(`mount -t ramfs ramfs '${mountPoint}'`);
+    if (mounted.code !== 0) return t.skip(`cannot mount a ramfs here: ${mounted.output.trim()}`);
+    try {
+      const source = path.join(environment.root, 'xattr-src-ramfs');
+      makeXattrTree(source);
+      const { queue, events } = environment;
+      const record = (await (await queue.add('snapshot', { v: 1, source: `dir://${source}` })).waitUntilFinished(events, 60_000)) as SnapshotRecord;
+      const target = path.join(mountPoint, 'restored');
+      const result = (await (await queue.add('restore', { v: 1, snapshot: record.id, target: `dir://${target}` })).waitUntilFinished(events, 60_000)) as RestoreResult;
+      const expected = Object.entries(await xattrsOfTree(source)).flatMap(([rel, xattrs]) =>
+        Object.keys(xattrs).map((name) => `data/${rel}: extended attribute ${name} not restored (EOPNOTSUPP)`),
+      );
+      assert.deepEqual({ ...result.xattrsNotRestored, first: [...result.xattrsNotRestored!.first].sort() }, { count: expected.length, first: expected.sort() });
+      assert.deepEqual(readFileSync(path.join(target, 'dir', 'plain.txt'), 'utf8'), 'hello\n');
+    } finally {
+      await sh(`umount '${mountPoint}'`);
+    }
+  });
+
   it('restores what it can and names each attribute the target cannot keep (user.* on a symlink) in the result', async () => {
     const target = path.join(environment.root, 'not-kept');
     const signal = new AbortController().signal;

@@ -27,16 +27,16 @@ export function readXattrs(absPath: string | Buffer): Xattr[] | undefined {
 
 /**
  * Errors that mean the target cannot keep an attribute, rather than that the restore failed:
- * no xattr support (ENOTSUP), not allowed for this process or this file type (EPERM:
- * `trusted.*` without CAP_SYS_ADMIN, `user.*` on a symlink; EACCES), or no room for it on this
- * filesystem (E2BIG: ext4 keeps a file's attributes in one block).
+ * no xattr support (EOPNOTSUPP, the same number as ENOTSUP), not allowed for this process or
+ * this file type (EPERM: `trusted.*` without CAP_SYS_ADMIN, `user.*` on a symlink; EACCES), or
+ * no room for it on this filesystem (E2BIG: ext4 keeps a file's attributes in one block).
  */
 const NOT_KEPT = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EACCES', 'E2BIG']);
 
 /**
  * Sets each attribute on `absPath` itself (never followed). Attributes the filesystem or the
- * process cannot keep are passed to `notKept` with the reason (`ENOTSUP: ...`) and the others
- * still set.
+ * process cannot keep are passed to `notKept` with the errno name as the reason (`EOPNOTSUPP`),
+ * and the others still set.
  *
  * @throws the raw system error for any other failure (ENOSPC, EIO, ...).
  */

@@ -221,7 +221,7 @@ describe('archives with sparse files and extended attributes', () => {
     }
   });
 
-  it('are refused, naming the entry, when the sparse records or the map are tampered with', async () => {
+  it('are refused, naming the entry, when the sparse records, the map or a pax record are tampered with', async () => {
     const archive = await writeToBuffer([sparse]);
     const tampered = (from: string, to: string): Buffer => {
       const at = archive.indexOf(from);
@@ -236,6 +236,8 @@ describe('archives with sparse files and extended attributes', () => {
       ['3\n4096\n4096\n', '3\n5096\n4096\n', /data\/disk\.img: sha256 mismatch/],
       ['GNU.sparse.realsize=3145728', 'GNU.sparse.realsize=1045728', /data\/disk\.img.*beyond the size 1045728/],
       ['1048576\n10\n', '1048576\n11\n', /data\/disk\.img: sparse map and data .* do not fill/],
+      // A record whose length does not end at its newline.
+      ['user.text=h', 'user.text\nh', /malformed pax record|pax record without "="/],
     ];
     for (const [from, to, message] of cases) {
       await assert.rejects(readBack(tampered(from, to)), (err: unknown) => {

@@ -6,7 +6,7 @@ import { AbortedError, IntegrityError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { EntryHeader, EntryType } from './archive-entry.js';
 import { decodeName } from '../fsutil/byte-name.js';
-import { keepPaxNameBytes } from './pax-bytes.js';
+import { keepPaxNameBytes, paxRecordsOf } from './pax-bytes.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
@@ -15,7 +15,6 @@ import { sparseHeaderFromPax, readSparseMap } from './pax-sparse.js';
 import { xattrsFromPax } from './pax-xattrs.js';
 import { SumsParser } from './sha256sums.js';
 import { contentHash } from './sparse-content.js';
-import { keepRawPaxRecords, paxRecordsOf } from './tar-stream-pax.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 
 export interface ReadArchiveOptions {
@@ -118,9 +117,7 @@ class ArchiveReader {
   constructor(
     private readonly input: Readable,
     private readonly options: ReadArchiveOptions,
-  ) {
-    keepRawPaxRecords(this.extract);
-  }
+  ) {}
 
   async run(): Promise<ReadResult> {
     const { signal } = this.options;

@@ -1,7 +1,10 @@
 import { closeSync, openSync } from 'node:fs';
 import type { DataSegment } from '../archive/pax-sparse.js';
 import { seekData, seekHole } from './native-fs.js';
+import { errnoCode } from './errno.js';
 import { READ_FLAGS } from './tree-io.js';
+
+const NO_HOLE_MAP = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 /**
  * True when a file may have holes: fewer 512-byte blocks allocated than its size needs. Only
@@ -19,7 +22,8 @@ export function mayHaveHoles(stats: { size: number | bigint; blocks: number | bi
  * densely, as a plain file). Segments are in order, non-empty and within `size`; growth past
  * `size` is ignored, as the archive takes the size seen when the file was listed.
  *
- * Opened with the tree walk's flags (never follows a symlink, never blocks on a FIFO).
+ * Opened with the tree walk's flags (never follows a symlink, never blocks on a FIFO). A
+ * filesystem without SEEK_DATA support (EINVAL, EOPNOTSUPP) also gives undefined.
  *
  * @throws the raw system error (ENOENT when the file vanished, EACCES, ...).
  */
@@ -39,6 +43,11 @@ export function findDataSegments(absPath: string | Buffer, size: number, maxSegm
     }
     const dense = segments.length === 1 && segments[0]!.offset === 0 && segments[0]!.length === size;
     return dense ? undefined : segments;
+  } catch (err) {
+    // A filesystem that cannot tell (no SEEK_DATA, as some FUSE and network filesystems) gets the
+    // file read whole, like any other.
+    if (NO_HOLE_MAP.has(errnoCode(err) ?? '')) return undefined;
+    throw err;
   } finally {
     closeSync(fd);
   }

@@ -90,7 +90,8 @@ function summarize<K extends JobKind>(kind: K, result: JobResultByKind[K]): stri
     }
     case 'restore': {
       const r = result as JobResultByKind['restore'];
-      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}`;
+      const notKept = r.xattrsNotRestored ? `; ${r.xattrsNotRestored.count} extended attribute(s) not restored, e.g. ${r.xattrsNotRestored.first[0]}` : '';
+      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}${notKept}`;
     }
     case 'verify': {
       const r = result as JobResultByKind['verify'];

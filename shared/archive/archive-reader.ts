@@ -29,7 +29,11 @@ export interface ReadArchiveOptions {
   requireSeal?: boolean;
   /** Called once with the manifest, before any payload entry; may throw to refuse the archive. */
   onManifest?: (manifest: Manifest) => void | Promise<void>;
-  /** Called per payload entry in order; `body` (files only) must be consumed fully. Without it bodies are drained (verify). */
+  /**
+   * Called per payload entry in order; `body` (files only) must be consumed fully. For a sparse
+   * file (`header.sparse` set) `body` holds only its data segments' bytes, back to back. Without
+   * it bodies are drained (verify).
+   */
   onEntry?: (header: EntryHeader, body: Readable | undefined) => Promise<void>;
 }
 

@@ -86,11 +86,13 @@ interface PlannedEntry {
  * A local directory tree as `data/<relative path>` entries: directories (before their children),
  * regular files, symlinks (target kept verbatim, never followed), hard links (a later name of a
  * file already stored: same device and inode), FIFOs and character/block devices, with name
- * bytes, permission bits, nanosecond mtime and size, in sorted name order. Sockets are reported
- * to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root itself is not an entry.
+ * bytes, permission bits, nanosecond mtime, size and extended attributes, in sorted name order.
+ * Sockets are reported to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root
+ * itself is not an entry.
  *
  * Small files are read ahead concurrently into buffers so the writer never waits on one file at a
- * time; big files are streamed. Memory stays within the read-ahead limits plus one directory
+ * time; big files are streamed. Files with holes (fewer blocks than their size needs) are
+ * scanned with SEEK_DATA/SEEK_HOLE and only their data segments streamed (`entry.sparse`). Memory stays within the read-ahead limits plus one directory
  * listing per open level, whatever the size of the tree.
  */
 export class DirSource implements Source {

@@ -15,6 +15,7 @@ import { createDirSource, createDirSourceFactory, DirSource } from '../shared/so
 import type { EndpointContext, Source, SourceParams } from '../shared/sources/source.js';
 import { createDirTarget } from '../shared/targets/dir-target.js';
 import type { RestoreResult, RestoreSession } from '../shared/targets/restore-target.js';
+import { makeSocket } from './helpers/torture-tree.js';
 import { assertTreesEqual, describeTree, dir, file, makeTree, symlink } from './helpers/tree.js';
 
 const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
@@ -167,7 +168,7 @@ describe('directory source and directory target', () => {
     const root = fresh();
     await makeTree(root, { a: 'a' });
     execFileSync('mkfifo', [path.join(root, 'pipe')]);
-    execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.join(root, 'sock')]);
+    await makeSocket(path.join(root, 'sock'));
     const warnings: string[] = [];
     const notices: EntryNotice[] = [];
     const source = createDirSourceFactory({ onWarning: (m) => warnings.push(m) })([dirUri(root)], {}, context) as DirSource;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { decodeName, encodeName, showName } from '../shared/fsutil/byte-name.js'
 import { dirUri } from '../shared/fsutil/dir-uri.js';
 import { nullProgress } from '../shared/progress.js';
 import { createDirSourceFactory } from '../shared/sources/dir-source.js';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices, type EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { asAsync, craftArchive, testManifest } from './helpers/archive-fixtures.js';
 import { bytesPath } from './helpers/torture-tree.js';
@@ -48,8 +48,9 @@ function cli(args: string[], wrap: string[] = []): Promise<{ code: number | null
 }
 
 /** Writes `entries` into an archive and reads it back; the headers as read. */
-async function roundTrip(entries: SourceEntry[]): Promise<EntryHeader[]> {
-  const { stream, done } = writeArchive({ manifest: testManifest(), entries: asAsync(entries), signal: signal(), progress: nullProgress, threads: 0 });
+async function roundTrip(entries: Iterable<SourceEntry> | AsyncIterable<SourceEntry>): Promise<EntryHeader[]> {
+  const iterable = Symbol.asyncIterator in entries ? entries : asAsync(entries);
+  const { stream, done } = writeArchive({ manifest: testManifest(), entries: iterable, signal: signal(), progress: nullProgress, threads: 0 });
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   await done;
@@ -139,6 +140,43 @@ describe('timestamps', () => {
     assert.equal(header(1_700_000_000_000_000_000n).length, 512, 'a whole second fits ustar');
     assert.equal(header(1_700_000_000_000_000_001n).length, 1536, 'nanoseconds need a pax header');
     assert.equal(header(-1_000_000_000n).length, 1536, 'so do times before 1970');
+  });
+});
+
+describe('files that vanish while the snapshot runs', () => {
+  /** Snapshots `root` with big files streamed, deleting `victims` just before the writer opens them. */
+  async function snapshotDeleting(root: string, victims: string[]): Promise<{ headers: EntryHeader[] | Error; notices: EntryNotice[] }> {
+    const notices: EntryNotice[] = [];
+    const source = createDirSourceFactory({ smallFileBytes: 1 })([dirUri(root)], {}, context);
+    async function* deleting(): AsyncGenerator<SourceEntry> {
+      for await (const entry of source.entries({ signal: signal(), progress: nullProgress, notices: { add: (n) => notices.push(n) } })) {
+        if (victims.includes(entry.path)) unlinkSync(path.join(root, entry.path.slice('data/'.length)));
+        yield entry;
+      }
+    }
+    const headers = await roundTrip(deleting()).catch((err: Error) => err);
+    return { headers, notices };
+  }
+
+  it('leaves out a big file deleted before it was read, and reports it as vanished', async () => {
+    const root = path.join(scratch, 'rotating');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'app.log'), 'x'.repeat(5000));
+    writeFileSync(path.join(root, 'keep.txt'), 'keep');
+    const { headers, notices } = await snapshotDeleting(root, ['data/app.log']);
+    assert.ok(Array.isArray(headers), String(headers));
+    assert.deepEqual(headers.map((h) => h.path), ['data/keep.txt']);
+    assert.deepEqual(notices, [{ kind: 'vanished', path: 'data/app.log', reason: 'removed while the snapshot ran' }]);
+  });
+
+  it('fails with a clear error, not a broken archive, when the first name of a hard-linked file vanished', async () => {
+    const root = path.join(scratch, 'linked');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'a'), 'x'.repeat(5000));
+    linkSync(path.join(root, 'a'), path.join(root, 'b'));
+    const { headers } = await snapshotDeleting(root, ['data/a']);
+    assert.ok(headers instanceof UnsafePathError, String(headers));
+    assert.match(headers.message, /entry data\/b: hard link to data\/a, which is not an earlier entry/);
   });
 });
 

@@ -1,6 +1,19 @@
 import type { Readable } from 'node:stream';
 import type { DataSegment } from './pax-sparse.js';
 import type { Xattr } from './pax-xattrs.js';
+import { SnapworkerError } from '../errors.js';
+
+/**
+ * Thrown by `SourceEntry.open()` for a file deleted since it was listed. The archive writer
+ * leaves the entry out instead of failing; the source has already reported it (a notice), so
+ * nothing goes missing in silence. Any other error from `open()` fails the snapshot.
+ */
+export class EntryVanishedError extends SnapworkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EntryVanishedError';
+  }
+}
 
 /**
  * Kinds of payload entry (tar type flags 0, 1, 2, 3, 4, 5, 6). A `hardlink` is a further name of
@@ -52,7 +65,9 @@ export interface SourceEntry extends EntryHeader {
   /**
    * Opens the file's bytes. Called once, in entry order; the stream must yield exactly `size`
    * bytes (for a sparse file, exactly the data segments' bytes). Sources that read ahead may
-   * return an already-buffered stream.
+   * return an already-buffered stream. Throws `EntryVanishedError` when the file is gone since
+   * it was listed (deleted by its application, e.g. a rotated log): the entry is then left out
+   * of the archive, and the source, which threw it, has reported it as `vanished`.
    */
   open?: () => Readable | Promise<Readable>;
   /**

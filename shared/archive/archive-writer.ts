@@ -2,7 +2,7 @@ import crypto, { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { AbortedError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import { entryMtimeNs, type EntryHeader, type SourceEntry } from './archive-entry.js';
+import { EntryVanishedError, entryMtimeNs, type EntryHeader, type SourceEntry } from './archive-entry.js';
 import { createCompressStream } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
@@ -132,8 +132,11 @@ class ArchiveWriter {
     for await (const entry of this.options.entries) {
       if (this.firstError) throw this.firstError;
       this.tracker.add(entry);
-      if (entry.type === 'file') await this.addFile(entry);
-      else await this.out.append(encodeTarHeader(tarHeader(entry)));
+      if (entry.type === 'file') {
+        if (!(await this.addFile(entry))) continue;
+      } else {
+        await this.out.append(encodeTarHeader(tarHeader(entry)));
+      }
       this.stats.entries += 1;
       this.options.progress.addEntries(1);
       await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
@@ -160,7 +163,8 @@ class ArchiveWriter {
     await this.out.append(PADDING.subarray(0, paddingFor(bytes.length)));
   }
 
-  private async addFile(entry: SourceEntry): Promise<void> {
+  /** Writes a file entry; false when its source found it gone (then nothing was written). */
+  private async addFile(entry: SourceEntry): Promise<boolean> {
     const name = showPath(entry.path);
     if (entry.bytes !== undefined && !entry.sparse) {
       // Read ahead whole by the source: one hash call and one copy, no stream.
@@ -171,14 +175,22 @@ class ArchiveWriter {
       await this.appendBody(entry.bytes);
       if (!entry.progressCounted) this.options.progress.addBytes(entry.size);
       this.fileWritten(entry.path, sha256Hex(entry.bytes), entry.size);
-      return;
+      return true;
     }
     if (!entry.open) throw new InvalidInputError(`archive: entry ${name}: a file without open()`);
     if (entry.sparse) assertValidSegments(entry.sparse, entry.size, name);
     // A sparse file's data area is its map, then only the data segments (see pax-sparse.ts).
     const sparseMap = entry.sparse && encodeSparseMap(entry.sparse, entry.size);
     const stored = entry.sparse ? dataBytes(entry.sparse) : entry.size;
-    const body = await entry.open();
+    let body: Readable;
+    try {
+      body = await entry.open();
+    } catch (err) {
+      if (!(err instanceof EntryVanishedError)) throw err;
+      // A later hard link to it must now fail here, not produce an archive the reader refuses.
+      this.tracker.forget(entry.path);
+      return false;
+    }
     this.openBody = body;
     try {
       await this.out.append(encodeTarHeader(tarHeader(entry, sparseMap)));
@@ -196,6 +208,7 @@ class ArchiveWriter {
       if (bytes !== stored) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${stored} (file changed while reading?)`);
       await this.out.append(PADDING.subarray(0, paddingFor((sparseMap?.length ?? 0) + bytes)));
       this.fileWritten(entry.path, await hash.digest(), entry.size);
+      return true;
     } finally {
       this.openBody = undefined;
       body.destroy();

@@ -72,6 +72,11 @@ export class EntryTracker {
     this.kinds.set(path, type);
   }
 
+  /** Forgets an entry that was checked but then left out (its file vanished before it was read). */
+  forget(path: string): void {
+    this.kinds.delete(path);
+  }
+
   /** The type recorded for `path`, if an entry had that path. */
   typeOf(path: string): EntryType | undefined {
     return this.kinds.get(path);

@@ -2,7 +2,7 @@ import { readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { EntryType, SourceEntry } from '../archive/archive-entry.js';
+import { EntryVanishedError, type EntryType, type SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
@@ -268,7 +268,7 @@ export class DirSource implements Source {
         const { streamChunkBytes } = this.options;
         const sparse = mayHaveHoles(stats) ? findDataSegments(fsPath(absPath), size, MAX_SPARSE_SEGMENTS) : undefined;
         if (sparse) entry.sparse = sparse;
-        entry.open = () => openForStreaming(absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes);
+        entry.open = () => this.openForStreaming(relPath, absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -281,6 +281,24 @@ export class DirSource implements Source {
     }
   }
 
+  /**
+   * A big file's stream, opened when the writer reaches it.
+   * @throws EntryVanishedError (reported as `vanished` first) when the file is gone by then.
+   */
+  /** Streams the file's bytes in `segments` (all of it, or a sparse file's data segments). */
+  private async openForStreaming(relPath: string, absPath: string, segments: readonly DataSegment[], chunkBytes: number): Promise<Readable> {
+    try {
+      return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') {
+        this.warnVanished(relPath);
+        throw new EntryVanishedError(`dir source: ${showName(absPath)} was removed before it was read`, { cause });
+      }
+      if (cause instanceof SnapworkerError) throw cause;
+      throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
+    }
+  }
+
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
     this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
@@ -288,15 +306,6 @@ export class DirSource implements Source {
   }
 }
 
-/** Streams the file's bytes in `segments` (all of it, or a sparse file's data segments). */
-async function openForStreaming(absPath: string, segments: readonly DataSegment[], chunkBytes: number): Promise<Readable> {
-  try {
-    return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
-  } catch (cause) {
-    if (cause instanceof SnapworkerError) throw cause;
-    throw new SnapworkerError(`dir source: open ${showName(absPath)}: ${errorText(cause)}`, { cause });
-  }
-}
 
 /** The entry type of what `lstat` found; undefined for a socket. */
 function entryType(stats: BigIntStats): EntryType | undefined {

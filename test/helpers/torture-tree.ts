@@ -141,7 +141,7 @@ export const addHardLinks: CaseBuilder = ({ root }) => {
 };
 
 /** FIFOs always; character and block devices when root; a socket (reported, not stored). */
-export const addSpecialFiles: CaseBuilder = ({ root, isRoot, unsupported }) => {
+export const addSpecialFiles: CaseBuilder = async ({ root, isRoot, unsupported }) => {
   const dir = bytesPath(root, 'special');
   mkdirSync(dir);
   makeNode(bytesPath(dir, 'fifo'), 'fifo', 0o640, 0, 0);
@@ -150,11 +150,19 @@ export const addSpecialFiles: CaseBuilder = ({ root, isRoot, unsupported }) => {
     makeNode(bytesPath(dir, 'null-copy'), 'chardev', 0o666, major, minor);
     makeNode(bytesPath(dir, 'loop-copy'), 'blockdev', 0o660, 7, 0);
   }
-  // Python's bind leaves the socket file behind (Node's server.close() would unlink it).
-  const socketPath = bytesPath(dir, 'socket');
-  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', socketPath.toString()]);
+  await makeSocket(bytesPath(dir, 'socket').toString());
   unsupported.push(Buffer.from('special/socket'));
 };
+
+/**
+ * Leaves a UNIX socket file at `socketPath`: a child Node process binds it and exits at once,
+ * which leaves the file (closing the server would unlink it).
+ */
+export async function makeSocket(socketPath: string): Promise<void> {
+  const script = "require('net').createServer().listen(process.argv[1], () => process.exit(0))";
+  execFileSync(process.execPath, ['-e', script, socketPath]);
+  if (!lstatSync(socketPath).isSocket()) throw new Error(`makeSocket: ${socketPath} is not a socket`);
+}
 
 /** Long names: a 255-byte component (NAME_MAX), a path of about 1,800 bytes, odd modes. */
 export const addLongNames: CaseBuilder = ({ root }) => {

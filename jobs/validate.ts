@@ -11,6 +11,7 @@ export function isJobKind(name: string): name is JobKind {
  * @throws InvalidInputError naming the job kind, the field and what is wrong with it.
  */
 export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobDataByKind[K] {
+  assertJobKind(kind);
   const result = JOB_SCHEMAS[kind].safeParse(data);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
@@ -27,7 +28,7 @@ export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobData
  * @throws InvalidInputError for an unknown job name or bad data.
  */
 export function parseJob(name: string, data: unknown): { kind: JobKind; data: JobDataByKind[JobKind] } {
-  if (!isJobKind(name)) throw new InvalidInputError(`unknown job name "${name}" (expected ${JOB_KINDS.join(', ')})`);
+  assertJobKind(name);
   return { kind: name, data: parseJobData(name, data) };
 }
 
@@ -38,6 +39,15 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
     value = (value as Record<PropertyKey, unknown>)[key];
   }
   return value;
+}
+
+/**
+ * Checks a job name before it is used to look anything up: callers in plain JavaScript may pass
+ * any string, and "constructor" must not find a property of Object.
+ * @throws InvalidInputError (never retried) for a name that is not a job kind.
+ */
+export function assertJobKind(name: string): asserts name is JobKind {
+  if (!isJobKind(name)) throw new InvalidInputError(`unknown job name ${JSON.stringify(name)} (expected ${JOB_KINDS.join(', ')})`);
 }
 
 function failInvalid(kind: string, problems: string[]): never {

@@ -1,7 +1,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { InvalidInputError } from './errors.js';
+import { errorMessage, InvalidInputError } from './errors.js';
+import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/nats-servers.js';
+import { redactUrl } from './redact-url.js';
+import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
 
@@ -13,8 +16,14 @@ export interface WorkerConfig {
   queueName: string;
   /** `SNAPWORKER_PREFIX`, BullMQ key prefix, default `bull`; may be a Redis Cluster hash tag `{snapworker}`. */
   prefix: string;
-  /** `NATS_URL`: where progress events go; unset means no events. */
+  /** `NATS_URL`: where progress events go (comma-separated servers, `user:pass@` or `token@` allowed); unset or empty means no events. */
   natsUrl?: string;
+  /**
+   * `SNAPWORKER_NATS_ALLOWED_SERVERS`: comma-separated `host:port` of the NATS servers jobs may
+   * name in `nats://` sources and targets, `*` for any. Default `127.0.0.1:4222`,
+   * `localhost:4222` and the servers of `NATS_URL`.
+   */
+  natsAllowedServers: string[];
   /** `SNAPWORKER_REPOSITORIES`: name → repository URI. Default `{"default": "file://<cwd>/.snapworker/repo"}`. */
   repositories: Record<string, string>;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
@@ -23,7 +32,7 @@ export interface WorkerConfig {
   concurrency: number;
   /** `SNAPWORKER_ALLOWED_PATHS`: colon-separated absolute roots jobs may read and write; default the working directory. */
   allowedPaths: string[];
-  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir. */
+  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir; must exist and be writable at start. */
   stagingDir: string;
   /** `SNAPWORKER_METRICS_PORT`, default 9464; `0` picks a free port. */
   metricsPort: number;
@@ -31,6 +40,8 @@ export interface WorkerConfig {
   metricsHost: string;
   /** `SNAPWORKER_SHUTDOWN_GRACE_SECONDS`: how long running jobs may finish after SIGTERM, default 60. */
   shutdownGraceSeconds: number;
+  /** `SNAPWORKER_STALL_TIMEOUT_SECONDS`: a snapshot, restore or verify without progress this long fails, default 300; 0 never. */
+  stallTimeoutSeconds: number;
   /** `SNAPWORKER_LOCK_DURATION_MS`: BullMQ job lock, default 30000. */
   lockDurationMs: number;
   /** `SNAPWORKER_STALLED_INTERVAL_MS`: how often stalled jobs are looked for, default 30000. */
@@ -49,32 +60,48 @@ export interface WorkerConfig {
   restoreSetuid: boolean;
 }
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** NATS servers jobs may name when `SNAPWORKER_NATS_ALLOWED_SERVERS` is unset (plus those of `NATS_URL`). */
+export const DEFAULT_NATS_SERVERS = ['127.0.0.1:4222', 'localhost:4222'];
+
+const wholeNumber = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+const port = wholeNumber(0, 65535);
 
 const envSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
   SNAPWORKER_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('snapworker'),
   SNAPWORKER_PREFIX: z.string().regex(/^[^\s:]+$/, 'no spaces or colons').default('bull'),
-  NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\//, 'must start with nats://').optional(),
+  NATS_URL: z.string().optional(),
+  SNAPWORKER_NATS_ALLOWED_SERVERS: z.string().optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
-  SNAPWORKER_CONCURRENCY: positiveInt.max(64).default(2),
+  SNAPWORKER_CONCURRENCY: wholeNumber(1, 64).default(2),
   SNAPWORKER_ALLOWED_PATHS: z.string().optional(),
   SNAPWORKER_STAGING_DIR: z.string().optional(),
   SNAPWORKER_METRICS_PORT: port.default(9464),
   SNAPWORKER_METRICS_HOST: z.string().default('0.0.0.0'),
-  SNAPWORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(60),
-  SNAPWORKER_LOCK_DURATION_MS: positiveInt.min(1000).default(30000),
-  SNAPWORKER_STALLED_INTERVAL_MS: positiveInt.min(500).default(30000),
-  SNAPWORKER_COMPRESSION_LEVEL: z.coerce.number().int().min(-7).max(22).default(3),
-  SNAPWORKER_ZSTD_THREADS: z.coerce.number().int().min(0).max(64).optional(),
+  SNAPWORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(60),
+  SNAPWORKER_STALL_TIMEOUT_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(300),
+  SNAPWORKER_LOCK_DURATION_MS: wholeNumber(1000, 2 ** 31 - 1).default(30000),
+  SNAPWORKER_STALLED_INTERVAL_MS: wholeNumber(500, 2 ** 31 - 1).default(30000),
+  SNAPWORKER_COMPRESSION_LEVEL: wholeNumber(-7, 22).default(3),
+  SNAPWORKER_ZSTD_THREADS: wholeNumber(0, 64).optional(),
   SNAPWORKER_SEAL_KEY: z.string().optional(),
-  SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . and - only, at most 64').optional(),
   SNAPWORKER_NATS_PROFILES: z.string().optional(),
-  SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 });
+type Env = z.infer<typeof envSchema>;
+
+/** Variables whose values are secrets: a problem with them never prints the value. */
+const SECRET_VARIABLES = new Set(['SNAPWORKER_SEAL_KEY', 'SNAPWORKER_NATS_PROFILES']);
 
 const repositoryName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'repository names are letters, digits, _ and -');
 const repositoriesSchema = z.record(repositoryName, z.string().regex(/^(file|s3):\/\//, 'must be a file:// or s3:// URI'));
@@ -92,37 +119,56 @@ const natsProfilesSchema = z.record(z.string(), natsProfileSchema);
 /** Thrown at start when configuration is wrong; the message has one line per bad value. */
 export class ConfigError extends InvalidInputError {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(`invalid configuration (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}):\n${problems.map((p) => `  ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
 
 /**
  * Reads and validates the configuration from `env`. Collects every problem before failing, so an
- * operator fixes them in one go.
- * @throws ConfigError naming each bad variable and why.
+ * operator fixes them in one go: a bad value is reported and its default used to go on checking
+ * the rest. A variable set to the empty string (or only spaces) counts as unset, so
+ * `NATS_URL=` means no events, as with a variable left out of a Kubernetes manifest.
+ * @throws ConfigError naming each bad variable, its value (never a secret's) and why, one per line.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): WorkerConfig {
   const problems: string[] = [];
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(problems);
-  }
-  const e = parsed.data;
+  const e = readEnv(env, problems);
 
   const repositories = parseJsonSetting('SNAPWORKER_REPOSITORIES', e.SNAPWORKER_REPOSITORIES, repositoriesSchema, problems) ?? {
     default: `file://${path.join(cwd, '.snapworker', 'repo')}`,
   };
-  if (!(e.SNAPWORKER_DEFAULT_REPOSITORY in repositories)) {
-    problems.push(`SNAPWORKER_DEFAULT_REPOSITORY: "${e.SNAPWORKER_DEFAULT_REPOSITORY}" is not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
+  if (!Object.hasOwn(repositories, e.SNAPWORKER_DEFAULT_REPOSITORY)) {
+    problems.push(`SNAPWORKER_DEFAULT_REPOSITORY=${quote(e.SNAPWORKER_DEFAULT_REPOSITORY)}: not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
   }
   const natsProfiles = parseJsonSetting('SNAPWORKER_NATS_PROFILES', e.SNAPWORKER_NATS_PROFILES, natsProfilesSchema, problems) ?? {};
 
+  let natsServers: string[] = [];
+  if (e.NATS_URL !== undefined) {
+    try {
+      natsServers = parseNatsServerUrls(e.NATS_URL).servers;
+    } catch (err) {
+      problems.push(`NATS_URL=${quote(redactUrl(e.NATS_URL))}: ${errorMessage(err)}`);
+    }
+  }
+  const natsAllowedServers = e.SNAPWORKER_NATS_ALLOWED_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...DEFAULT_NATS_SERVERS, ...natsServers];
+  for (const server of natsAllowedServers) {
+    if (server === ANY_NATS_SERVER) continue;
+    try {
+      natsServerAddress(server);
+    } catch {
+      problems.push(`SNAPWORKER_NATS_ALLOWED_SERVERS: ${quote(server)} is not host:port`);
+    }
+  }
+
   const allowedPaths = (e.SNAPWORKER_ALLOWED_PATHS ?? cwd).split(':').filter(Boolean);
-  for (const p of allowedPaths) if (!path.isAbsolute(p)) problems.push(`SNAPWORKER_ALLOWED_PATHS: ${p} is not an absolute path`);
+  for (const p of allowedPaths) if (!path.isAbsolute(p)) problems.push(`SNAPWORKER_ALLOWED_PATHS: ${quote(p)} is not an absolute path`);
   const stagingDir = e.SNAPWORKER_STAGING_DIR ?? os.tmpdir();
-  if (!path.isAbsolute(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR: ${stagingDir} is not an absolute path`);
+  if (!path.isAbsolute(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: not an absolute path`);
+  else {
+    const problem = writableDirProblem(stagingDir);
+    if (problem) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: ${problem}`);
+  }
 
   let seal: SealKey | undefined;
   if (e.SNAPWORKER_SEAL_KEY !== undefined) {
@@ -139,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     queueName: e.SNAPWORKER_QUEUE,
     prefix: e.SNAPWORKER_PREFIX,
     natsUrl: e.NATS_URL,
+    natsAllowedServers,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
     concurrency: e.SNAPWORKER_CONCURRENCY,
@@ -147,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     metricsPort: e.SNAPWORKER_METRICS_PORT,
     metricsHost: e.SNAPWORKER_METRICS_HOST,
     shutdownGraceSeconds: e.SNAPWORKER_SHUTDOWN_GRACE_SECONDS,
+    stallTimeoutSeconds: e.SNAPWORKER_STALL_TIMEOUT_SECONDS,
     lockDurationMs: e.SNAPWORKER_LOCK_DURATION_MS,
     stalledIntervalMs: e.SNAPWORKER_STALLED_INTERVAL_MS,
     compressionLevel: e.SNAPWORKER_COMPRESSION_LEVEL,
@@ -158,18 +206,55 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
 }
 
+/**
+ * Each variable on its own, so one bad value never hides the next: a bad one is reported (with
+ * its value, unless secret) and replaced by its default.
+ */
+function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Env {
+  const values: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const raw = Object.hasOwn(env, name) ? env[name] : undefined;
+    const given = raw === undefined || raw.trim() === '' ? undefined : raw;
+    const parsed = schema.safeParse(given);
+    if (parsed.success) {
+      values[name] = parsed.data;
+      continue;
+    }
+    const shown = SECRET_VARIABLES.has(name) ? '' : `=${quote(redactUrl(given ?? ''))}`;
+    problems.push(`${name}${shown}: ${oneLine(parsed.error.issues[0]?.message ?? 'invalid')}`);
+    values[name] = schema.safeParse(undefined).data;
+  }
+  return values as Env;
+}
+
+/** A value for a one-line message: quoted, control characters escaped, long ones cut. */
+function quote(value: string): string {
+  const text = JSON.stringify(value);
+  return text.length > 82 ? `${text.slice(0, 80)}…"` : text;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ');
+}
+
 function parseJsonSetting<T>(name: string, raw: string | undefined, schema: z.ZodType<T>, problems: string[]): T | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    problems.push(`${name}: not valid JSON (${(err as Error).message})`);
+    problems.push(`${name}: not valid JSON (${oneLine(errorMessage(err))})`);
+    return undefined;
+  }
+  // JSON.parse keeps "__proto__" as an own key, but a record built from it would drop the
+  // entry silently (or change its prototype): refuse the name instead.
+  if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+    problems.push(`${name}: "__proto__" cannot be a name`);
     return undefined;
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${name}${issue.path.length ? '.' + issue.path.join('.') : ''}: ${issue.message}`);
+    for (const issue of parsed.error.issues) problems.push(`${name}${issue.path.length ? '.' + issue.path.join('.') : ''}: ${oneLine(issue.message)}`);
     return undefined;
   }
   return parsed.data;

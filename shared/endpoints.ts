@@ -1,22 +1,25 @@
 import { InvalidInputError } from './errors.js';
+import { parseNatsUri } from './nats/nats-endpoint.js';
 import type { EndpointContext, Source, SourceFactory, SourceParams } from './sources/source.js';
 import type { RestoreTarget, TargetFactory, TargetParams } from './targets/restore-target.js';
 
 /**
  * Where each URI scheme's source and target live. Loaded lazily so a worker that only ever
  * snapshots directories never loads the SQLite or NATS modules.
+ *
+ * Maps, not records: the scheme comes from job data, and no input may find a property of Object.
  */
-const SOURCES: Record<string, () => Promise<SourceFactory>> = {
-  'dir:': async () => (await import('./sources/dir-source.js')).createDirSource,
-  'sqlite:': async () => (await import('./sources/sqlite-source.js')).createSqliteSource,
-  'nats:': async () => (await import('./sources/nats-source.js')).createNatsSource,
-};
+const SOURCES = new Map<string, () => Promise<SourceFactory>>([
+  ['dir:', async () => (await import('./sources/dir-source.js')).createDirSource],
+  ['sqlite:', async () => (await import('./sources/sqlite-source.js')).createSqliteSource],
+  ['nats:', async () => (await import('./sources/nats-source.js')).createNatsSource],
+]);
 
-const TARGETS: Record<string, () => Promise<TargetFactory>> = {
-  'dir:': async () => (await import('./targets/dir-target.js')).createDirTarget,
-  'sqlite:': async () => (await import('./targets/sqlite-target.js')).createSqliteTarget,
-  'nats:': async () => (await import('./targets/nats-target.js')).createNatsTarget,
-};
+const TARGETS = new Map<string, () => Promise<TargetFactory>>([
+  ['dir:', async () => (await import('./targets/dir-target.js')).createDirTarget],
+  ['sqlite:', async () => (await import('./targets/sqlite-target.js')).createSqliteTarget],
+  ['nats:', async () => (await import('./targets/nats-target.js')).createNatsTarget],
+]);
 
 /** Supported source and target URI forms, for messages and docs. */
 export const ENDPOINT_FORMS = 'dir:///abs/path, sqlite:///abs/path/db.sqlite (several allowed), nats://host:4222/STREAM';
@@ -35,7 +38,7 @@ export function parseEndpointUris(field: string, uris: readonly string[]): URL[]
     } catch {
       throw new InvalidInputError(`${field}: "${text}" is not a URI (expected ${ENDPOINT_FORMS})`);
     }
-    if (!(url.protocol in SOURCES)) {
+    if (!SOURCES.has(url.protocol)) {
       throw new InvalidInputError(`${field}: unsupported scheme "${url.protocol}" in "${text}" (expected ${ENDPOINT_FORMS})`);
     }
     if (url.username || url.password) {
@@ -48,16 +51,34 @@ export function parseEndpointUris(field: string, uris: readonly string[]): URL[]
   return parsed;
 }
 
-/** Builds the source for `uris` (validated by `parseEndpointUris`). */
+/**
+ * Builds the source for `uris` (validated by `parseEndpointUris`, NATS servers checked against
+ * the worker's allow-list before anything connects).
+ */
 export async function openSource(uris: readonly string[], params: SourceParams, context: EndpointContext): Promise<Source> {
   const urls = parseEndpointUris('source', uris);
-  const factory = await SOURCES[urls[0]!.protocol]!();
-  return factory(urls, params, context);
+  admitServers(urls, 'source', context);
+  const factory = await SOURCES.get(urls[0]!.protocol)!();
+  return factory(urls, params, forRole(context, 'source'));
 }
 
-/** Builds the restore target for `uris` (validated by `parseEndpointUris`). */
+/** Builds the restore target for `uris` (validated and admitted as for `openSource`). */
 export async function openTarget(uris: readonly string[], params: TargetParams, context: EndpointContext): Promise<RestoreTarget> {
   const urls = parseEndpointUris('target', uris);
-  const factory = await TARGETS[urls[0]!.protocol]!();
-  return factory(urls, params, context);
+  admitServers(urls, 'target', context);
+  const factory = await TARGETS.get(urls[0]!.protocol)!();
+  return factory(urls, params, forRole(context, 'target'));
+}
+
+type Role = 'source' | 'target';
+
+/** The context with path checks that know whether they check a source or a target. */
+function forRole(context: EndpointContext, role: Role): EndpointContext {
+  return { ...context, checkPath: (absPath) => context.checkPath(absPath, role) };
+}
+
+/** Refuses, before any connection, a NATS server the worker does not allow jobs to name. */
+function admitServers(urls: readonly URL[], role: Role, context: EndpointContext): void {
+  if (context.checkNatsServer === undefined) return;
+  for (const url of urls) if (url.protocol === 'nats:') context.checkNatsServer(parseNatsUri(url).server, role);
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../shared/config.js';
+import { NatsServerPolicy, parseNatsServerUrls } from '../shared/nats/nats-servers.js';
 
 describe('worker configuration', () => {
   it('starts from embedded defaults: local Redis, a filesystem repository in the working directory', () => {
@@ -44,9 +45,88 @@ describe('worker configuration', () => {
   it('refuses repositories that are not JSON or not file/s3 URIs, and relative allowed paths', () => {
     assert.match(captureConfigError({ SNAPWORKER_REPOSITORIES: 'default=file:///x' }).message, /SNAPWORKER_REPOSITORIES: not valid JSON/);
     assert.match(captureConfigError({ SNAPWORKER_REPOSITORIES: '{"default":"ftp://x"}' }).message, /SNAPWORKER_REPOSITORIES.default: must be a file:\/\/ or s3:\/\/ URI/);
-    assert.match(captureConfigError({ SNAPWORKER_ALLOWED_PATHS: 'data' }).message, /SNAPWORKER_ALLOWED_PATHS: data is not an absolute path/);
-    assert.match(captureConfigError({ SNAPWORKER_DEFAULT_REPOSITORY: 'nope' }).message, /"nope" is not one of/);
+    assert.match(captureConfigError({ SNAPWORKER_ALLOWED_PATHS: 'data' }).message, /SNAPWORKER_ALLOWED_PATHS: "data" is not an absolute path/);
+    assert.match(captureConfigError({ SNAPWORKER_DEFAULT_REPOSITORY: 'nope' }).message, /"nope": not one of/);
     assert.match(captureConfigError({ SNAPWORKER_SEAL_KEY: 'short' }).message, /SNAPWORKER_SEAL_KEY/);
+  });
+
+  it('keeps setuid, setgid and sticky bits on restore only when SNAPWORKER_RESTORE_SETUID is true', () => {
+    assert.equal(loadConfig({}, '/srv/app').restoreSetuid, false);
+    assert.equal(loadConfig({ SNAPWORKER_RESTORE_SETUID: 'true' }, '/srv/app').restoreSetuid, true);
+    assert.match(captureConfigError({ SNAPWORKER_RESTORE_SETUID: 'yes' }).message, /SNAPWORKER_RESTORE_SETUID="yes": must be true or false/);
+  });
+
+  it('lists every bad value, one line each, however late it is checked', () => {
+    const err = captureConfigError({
+      SNAPWORKER_CONCURRENCY: 'lots',
+      LOG_LEVEL: 'loud',
+      SNAPWORKER_REPOSITORIES: '{"a":"ftp://x"}',
+      SNAPWORKER_ALLOWED_PATHS: 'relative',
+      SNAPWORKER_STAGING_DIR: 'tmp',
+      NATS_URL: 'http://events',
+      SNAPWORKER_NATS_ALLOWED_SERVERS: 'nats://[bad',
+    });
+    assert.equal(err.problems.length, 7, err.message);
+    const lines = err.message.split('\n');
+    assert.equal(lines.length, 1 + err.problems.length, 'one header line, then one line per problem');
+    for (const name of ['SNAPWORKER_CONCURRENCY="lots"', 'LOG_LEVEL="loud"', 'SNAPWORKER_REPOSITORIES.a', 'SNAPWORKER_ALLOWED_PATHS', 'SNAPWORKER_STAGING_DIR', 'NATS_URL', 'SNAPWORKER_NATS_ALLOWED_SERVERS']) {
+      assert.equal(lines.filter((line) => line.includes(name)).length, 1, `one line for ${name}:\n${err.message}`);
+    }
+  });
+
+  it('treats an empty or blank variable as unset', () => {
+    const config = loadConfig({ NATS_URL: '', SNAPWORKER_CONCURRENCY: ' ', LOG_LEVEL: '', SNAPWORKER_REPOSITORIES: '' }, '/srv/app');
+    assert.equal(config.natsUrl, undefined);
+    assert.equal(config.concurrency, 2);
+    assert.equal(config.logLevel, 'info');
+    assert.deepEqual(config.repositories, { default: 'file:///srv/app/.snapworker/repo' });
+  });
+
+  it('never prints a secret in a configuration problem', () => {
+    const message = captureConfigError({
+      NATS_URL: 'nats://events:hunter2@nats:4222,ftp://other',
+      SNAPWORKER_SEAL_KEY: 'hunter2',
+      SNAPWORKER_NATS_PROFILES: '{"p":{"pass":"hunter2","bogus":1}}',
+    }).message;
+    assert.doesNotMatch(message, /hunter2/);
+    assert.match(message, /NATS_URL="nats:\/\/\*\*\*@nats:4222,ftp:\/\/other"/);
+  });
+
+  it('finds no repository named after a property of Object', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      assert.match(captureConfigError({ SNAPWORKER_DEFAULT_REPOSITORY: name }).message, new RegExp(`SNAPWORKER_DEFAULT_REPOSITORY="${name}": not one of`));
+    }
+    assert.match(captureConfigError({ SNAPWORKER_REPOSITORIES: '{"__proto__":"file:///x","default":"file:///y"}' }).message, /"__proto__" cannot be a name/);
+    assert.match(captureConfigError({ SNAPWORKER_NATS_PROFILES: '{"__proto__":{}}' }).message, /"__proto__" cannot be a name/);
+  });
+
+  it('lets jobs name the local NATS server and those of NATS_URL unless told otherwise', () => {
+    assert.deepEqual(loadConfig({ NATS_URL: 'nats://u:p@events:4222' }, '/srv/app').natsAllowedServers, ['127.0.0.1:4222', 'localhost:4222', 'nats://events:4222']);
+    assert.deepEqual(loadConfig({ SNAPWORKER_NATS_ALLOWED_SERVERS: 'a:1, b:2' }, '/srv/app').natsAllowedServers, ['a:1', 'b:2']);
+  });
+
+  it('moves NATS_URL credentials into connection options, since the client ignores them in URLs', () => {
+    assert.deepEqual(parseNatsServerUrls('nats://snap:p%40ss@a:4222, nats://snap:p%40ss@b:4223'), {
+      servers: ['nats://a:4222', 'nats://b:4223'],
+      user: 'snap',
+      pass: 'p@ss',
+    });
+    assert.deepEqual(parseNatsServerUrls('tls://s3cr3t@a:4222'), { servers: ['tls://a:4222'], token: 's3cr3t' });
+    assert.deepEqual(parseNatsServerUrls('nats://a'), { servers: ['nats://a'] });
+    assert.throws(() => parseNatsServerUrls('nats://u:one@a:1,nats://u:two@b:2'), (err: Error) => /same credentials/.test(err.message) && !/one|two/.test(err.message));
+  });
+
+  it('compares the NATS servers jobs name as normalised host:port', () => {
+    const policy = new NatsServerPolicy(['Events.internal', '127.0.0.1:4222']);
+    policy.check('events.internal:4222', 'source');
+    policy.check('127.0.0.1:4222', 'target');
+    // Other spellings of an address (the resolver reads 0xA9FEA9FE and 127.1 as IPv4) are not
+    // what the list says, so they are refused rather than resolved.
+    for (const host of ['0xA9FEA9FE:4222', '127.1:4222', '169.254.169.254:80']) {
+      assert.throws(() => policy.check(host, 'source'), new RegExp(`source server ${host.replace(/\./g, '\\.')} is not one of the allowed servers`));
+    }
+    assert.throws(() => policy.check('127.0.0.1:4223', 'target'), /target server 127\.0\.0\.1:4223/);
+    new NatsServerPolicy(['*']).check('anywhere:1', 'source');
   });
 });
 

@@ -85,6 +85,7 @@ describe('worker metrics', () => {
       snapworker_storage_uploaded_bytes_total: ['driver'],
       snapworker_storage_downloaded_bytes_total: ['driver'],
       snapworker_events_dropped_total: [],
+      snapworker_cleanup_failures_total: ['kind'],
       snapworker_queue_jobs: ['state'],
       snapworker_queue_oldest_waiting_seconds: [],
       snapworker_process_cpu_seconds_total: [],

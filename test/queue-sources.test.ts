@@ -36,7 +36,8 @@ function makeDatabase(file: string, rows: number, tag: string): void {
 }
 
 describe('SQLite and NATS sources through the queue', () => {
-  const fixture = useTestWorker();
+  // Jobs here name private NATS servers on random ports, so the worker allows any server.
+  const fixture = useTestWorker({ SNAPWORKER_NATS_ALLOWED_SERVERS: '*' });
   let environment: TestEnvironment;
   let repository: Repository;
   before(() => {

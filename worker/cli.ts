@@ -3,15 +3,18 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type WorkerConfig } from '../shared/config.js';
 import { errorMessage, InvalidInputError } from '../shared/errors.js';
 import { createLogger } from '../shared/logging.js';
+import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { runJobCommand } from './commands/job-commands.js';
 import { CLI_OPTION_SPEC, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
+import { URI_REPOSITORY } from './repositories.js';
 import { startWorker } from './run-worker.js';
 
 const USAGE = `usage:
   snapworker worker                                   run a worker (config from env)
   snapworker snapshot <source>... [--repo R] [--label k=v]... [--name N] [--include G]... [--exclude G]...
-                                  [--compression zstd|gzip|none] [--wait|--local] [--json]
+                                  [--compression zstd|gzip|none] [--skip-unreadable] [--wait|--local] [--json]
   snapworker restore <snapshot> <target>... [--repo R] [--replace] [--wait|--local] [--json]
   snapworker verify <snapshot> [--repo R] [--wait|--local] [--json]
   snapworker prune <keep-last=N,keep-within=30d> [--source S] [--label k=v]... [--dry-run] [--wait|--local] [--json]
@@ -56,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
           exclude: options.exclude.length ? options.exclude : undefined,
           noConsumers: options['no-consumers'] || undefined,
           checkMessages: options['check-messages'] || undefined,
+          skipUnreadable: options['skip-unreadable'] || undefined,
         },
         options,
         config,
@@ -103,16 +107,15 @@ async function main(argv: string[]): Promise<number> {
 /**
  * The worker's config from the environment. Commands that only touch files (`--local`, `ls`,
  * ...) run with the user's own permissions, so unless SNAPWORKER_ALLOWED_PATHS says otherwise
- * they may read and write anywhere the user can; queued jobs stay limited by the worker's config.
+ * they may read and write anywhere the user can, and reach any NATS server; queued jobs stay
+ * limited by the worker's config.
  */
 function loadCliConfig(runsInProcess: boolean): WorkerConfig {
   const env = { ...process.env };
   if (runsInProcess && env.SNAPWORKER_ALLOWED_PATHS === undefined) env.SNAPWORKER_ALLOWED_PATHS = '/';
+  if (runsInProcess && env.SNAPWORKER_NATS_ALLOWED_SERVERS === undefined) env.SNAPWORKER_NATS_ALLOWED_SERVERS = ANY_NATS_SERVER;
   return loadConfig(env);
 }
-
-/** Name under which a `--repo` URI is registered for an in-process run. */
-const CLI_REPOSITORY = 'cli';
 
 /**
  * `--repo` is a configured repository name, or for in-process runs also a `file://` or `s3://`
@@ -121,10 +124,10 @@ const CLI_REPOSITORY = 'cli';
 function withRepoOption(config: WorkerConfig, repo: string | undefined, inProcess: boolean): { config: WorkerConfig; repo: string | undefined } {
   if (repo === undefined || !/^[a-z0-9]+:\/\//.test(repo)) return { config, repo };
   if (!inProcess) {
-    throw new InvalidInputError(`--repo ${repo}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
+    throw new InvalidInputError(`--repo ${redactUrl(repo)}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
   }
-  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${repo}: expected a file:// or s3:// URI`);
-  return { config: { ...config, repositories: { ...config.repositories, [CLI_REPOSITORY]: repo } }, repo: CLI_REPOSITORY };
+  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${redactUrl(repo)}: expected a file:// or s3:// URI`);
+  return { config: { ...config, repositories: { ...config.repositories, [URI_REPOSITORY]: repo } }, repo: URI_REPOSITORY };
 }
 
 function requireArgs(args: string[], count: number, usage: string): string[] {

@@ -1,5 +1,6 @@
 import type { JobResultByKind } from '../jobs/results.js';
 import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { openSource, openTarget } from '../shared/endpoints.js';
@@ -8,11 +9,14 @@ import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
+import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { RepositoryRegistry } from './repositories.js';
 
@@ -28,8 +32,11 @@ export class JobRuntime {
   ) {
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
     const paths = new PathPolicy(config.allowedPaths);
+    const natsServers = new NatsServerPolicy(config.natsAllowedServers);
     this.endpoints = {
-      checkPath: (p) => paths.check(p),
+      // Without a role (a caller outside openSource/openTarget) the stricter target rule applies.
+      checkPath: (p, role = 'target') => paths.check(p, role),
+      checkNatsServer: (server, role) => natsServers.check(server, role),
       stagingDir: config.stagingDir,
       natsProfiles: config.natsProfiles,
       restoreSetuid: config.restoreSetuid,
@@ -59,12 +66,14 @@ export interface JobRun<K extends JobKind> {
   snapshotId?: string;
   job?: { id: string; queue: string };
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
-  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted }, runtime) {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
@@ -79,6 +88,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,
       onUploadStarted,
+      onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
     return record;
@@ -134,9 +144,28 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 };
 
-/** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
-export function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
-  return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
+/**
+ * Runs one job of any kind to its result. Errors keep their class (retryable or not). A
+ * snapshot, restore or verify that makes no progress for the configured stall timeout is
+ * aborted and fails with a StalledError naming the phase (prune reports no progress to watch).
+ */
+export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
+  assertJobKind(run.kind);
+  const handler = HANDLERS[run.kind] as Handler<K>;
+  if (run.kind === 'prune') return handler(run, runtime);
+  const watchdog = new StallWatchdog({
+    signal: run.signal,
+    progress: run.progress,
+    timeoutSeconds: runtime.config.stallTimeoutSeconds,
+    operation: run.kind,
+  });
+  try {
+    return await handler({ ...run, signal: watchdog.signal, progress: watchdog.progress }, runtime);
+  } catch (err) {
+    throw watchdog.error ?? err;
+  } finally {
+    watchdog.stop();
+  }
 }
 
 /** Counts integrity failures found while reading a stored snapshot. */

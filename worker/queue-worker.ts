@@ -2,9 +2,11 @@ import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { toConnection } from '../jobs/client.js';
 import { parseJob } from '../jobs/validate.js';
 import type { Compression } from '../shared/archive/manifest.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { errorMessage, isRetryable } from '../shared/errors.js';
+import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
 import type { JobEventSink, JobRef } from '../shared/events/job-events.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { snapshotIdForJob } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
@@ -113,9 +115,10 @@ export class QueueWorker {
     try {
       parsed = parseJob(job.name, data);
     } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'invalid job');
-      events.failed(ref, errorMessage(err));
-      throw new UnrecoverableError(errorMessage(err));
+      const reason = publicReason(err);
+      log.warn({ err: reason }, 'invalid job');
+      events.failed(ref, reason);
+      throw new UnrecoverableError(reason);
     }
 
     metrics?.jobStarted(parsed.kind);
@@ -141,10 +144,15 @@ export class QueueWorker {
           job: { id: job.id!, queue: this.config.queueName },
           onUploadStarted: (uploadId) =>
             this.recordUpload(job, { repo, key: runtime.repository(repo).archiveKey(snapshotId, compression ?? 'zstd'), uploadId }),
+          onNotice: (notice) => {
+            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
+            events.warning(ref, notice);
+          },
         },
         runtime,
       );
       tracker.flush();
+      logUnnamedNotices(log, result);
       metrics?.jobFinished(parsed.kind, 'completed', (Date.now() - started) / 1000);
       events.completed(ref, result);
       log.info({ seconds: (Date.now() - started) / 1000 }, 'job completed');
@@ -156,8 +164,11 @@ export class QueueWorker {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      events.failed(ref, errorMessage(err));
-      if (!isRetryable(err)) throw new UnrecoverableError(errorMessage(err));
+      const reason = publicReason(err);
+      events.failed(ref, reason);
+      if (!isRetryable(err)) throw new UnrecoverableError(reason);
+      // BullMQ stores the message as the failed reason: no URL in it may carry a secret.
+      if (err instanceof Error) err.message = reason;
       throw err;
     }
   }
@@ -168,14 +179,44 @@ export class QueueWorker {
     await job.updateData({ ...(job.data as object), [BOOKKEEPING_KEY]: bookkeeping });
   }
 
-  /** A previous attempt died mid-upload: abort its multipart upload before starting again. */
+  /**
+   * A previous attempt died mid-upload: abort its multipart upload before starting again. Best
+   * effort: a server or IAM policy without AbortMultipartUpload (405 MethodNotAllowed, 403
+   * AccessDenied, 501 NotImplemented) would otherwise fail every retry of a job that can succeed.
+   * A failure is logged, counted in `snapworker_cleanup_failures_total{kind="multipart_upload"}`
+   * and left to the bucket's lifecycle rule (docs/storage.md); the bookkeeping is dropped either
+   * way so the next attempt does not try again. Only the job's own abort stops the job here.
+   */
   private async abortOrphanUpload(job: Job, bookkeeping: Bookkeeping | undefined, signal: AbortSignal): Promise<void> {
     const pending = bookkeeping?.pendingUpload;
     if (!pending) return;
-    const driver = this.deps.runtime.repository(pending.repo).driver;
-    await driver.abortUpload?.(pending.key, pending.uploadId, { signal });
-    this.deps.logger.info({ jobId: job.id, key: pending.key }, 'aborted the upload a crashed attempt left open');
+    const log = this.deps.logger.child({ jobId: job.id, key: pending.key, uploadId: pending.uploadId });
+    try {
+      const driver = this.deps.runtime.repository(pending.repo).driver;
+      await driver.abortUpload?.(pending.key, pending.uploadId, { signal });
+      log.info('aborted the upload a crashed attempt left open');
+    } catch (err) {
+      throwIfAborted(signal);
+      this.deps.metrics?.cleanupFailed('multipart_upload');
+      log.warn(
+        { err: errorMessage(err) },
+        'could not abort the upload a crashed attempt left open; going on (a bucket lifecycle rule AbortIncompleteMultipartUpload removes it)',
+      );
+    }
     const { [BOOKKEEPING_KEY]: _dropped, ...data } = job.data as Record<string, unknown>;
     await job.updateData(data);
   }
+}
+
+/** An error's message as it may go into events, the job's failed reason and logs: URLs redacted. */
+function publicReason(err: unknown): string {
+  return redactUrl(errorMessage(err));
+}
+
+/** After the named notices went to the log one by one: one line with the count of the rest. */
+function logUnnamedNotices(log: Logger, result: unknown): void {
+  const notices = (result as Partial<SnapshotRecord> | undefined)?.notices;
+  if (!notices?.truncated) return;
+  const total = Object.values(notices.counts).reduce((sum, n) => sum + (n ?? 0), 0);
+  log.warn({ counts: notices.counts }, `${total - notices.first.length} more entries not kept exactly (not named; counts per kind in the record)`);
 }

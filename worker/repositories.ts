@@ -1,7 +1,15 @@
 import { Repository } from '../shared/catalog/repository.js';
 import { InvalidInputError } from '../shared/errors.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { openDriver } from '../shared/storage/open-driver.js';
 import type { StorageObserver } from '../shared/storage/storage-driver.js';
+
+/**
+ * Key under which a one-off repository given as a URI (the CLI's `--repo file://…` for in-process
+ * runs) is registered: job data can only carry names, so the URI gets one. In messages such a
+ * repository is called by its URI without secrets, which is what the user typed.
+ */
+export const URI_REPOSITORY = '_uri';
 
 /**
  * The repositories a worker knows, by name, each opened once on first use. A name is all job
@@ -9,32 +17,38 @@ import type { StorageObserver } from '../shared/storage/storage-driver.js';
  */
 export class RepositoryRegistry {
   private readonly open = new Map<string, Repository>();
+  // A Map, not the config record: a name from job data or the command line such as
+  // "__proto__", "constructor" or "toString" must find nothing, not a property of Object.
+  private readonly uris: ReadonlyMap<string, string>;
 
   /**
-   * @param uris name → `file://` or `s3://` URI
+   * @param uris name → `file://` or `s3://` URI (own properties only)
    * @param defaultName used when a job names no repository
    * @param observerFor metrics hook per driver kind
    */
   constructor(
-    private readonly uris: Record<string, string>,
+    uris: Record<string, string>,
     private readonly defaultName: string,
     private readonly observerFor?: (driverKind: string) => StorageObserver,
-  ) {}
+  ) {
+    this.uris = new Map(Object.entries(uris));
+  }
 
   /**
    * The repository called `name` (default one when omitted).
-   * @throws InvalidInputError for an unknown name.
+   * @throws InvalidInputError (never retried) for a name that is not configured.
    */
   get(name: string | undefined): Repository {
     const key = name ?? this.defaultName;
     const existing = this.open.get(key);
     if (existing) return existing;
-    const uri = this.uris[key];
+    const uri = this.uris.get(key);
     if (uri === undefined) {
-      throw new InvalidInputError(`unknown repository "${key}" (configured: ${Object.keys(this.uris).join(', ') || 'none'})`);
+      throw new InvalidInputError(`unknown repository ${JSON.stringify(key)} (configured: ${[...this.uris.keys()].join(', ') || 'none'})`);
     }
     const kind = uri.startsWith('s3:') ? 's3' : 'fs';
-    const repository = new Repository(key, openDriver(uri, { observer: this.observerFor?.(kind) }));
+    const displayName = key === URI_REPOSITORY ? redactUrl(uri) : key;
+    const repository = new Repository(displayName, openDriver(uri, { observer: this.observerFor?.(kind) }));
     this.open.set(key, repository);
     return repository;
   }

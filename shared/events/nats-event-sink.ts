@@ -1,12 +1,18 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { parseNatsServerUrls, type NatsServerLogin } from '../nats/nats-servers.js';
+import { redactUrl } from '../redact-url.js';
 import type { ProgressReport } from '../progress.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventSubject } from './job-event-subject.js';
+import type { EntryNotice } from '../sources/notices.js';
 import { buildJobEvent, type JobEvent, type JobEventSink, type JobRef } from './job-events.js';
 
 export interface NatsEventSinkOptions {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`; several comma-separated. */
+  /**
+   * NATS server URL(s), e.g. `nats://127.0.0.1:4222`; several comma-separated. `user:pass@` or
+   * `token@` in them is used to log in (see `parseNatsServerUrls`) and never logged.
+   */
   url: string;
   /** Called once per event that could not be published (for `snapworker_events_dropped_total`). */
   onDropped?: () => void;
@@ -34,7 +40,8 @@ const DEFAULTS = {
  * (docs/schemas/event.schema.json; the job id is encoded into one subject token, see
  * `encodeJobIdToken`).
  *
- * Never throws, never blocks a job: it connects in the background and keeps trying forever,
+ * Throws only for a malformed `url` (InvalidInputError; the worker's config check refuses those
+ * first). Never blocks a job: it connects in the background and keeps trying forever,
  * publishes fire-and-forget (core NATS, no acknowledgement), and drops what cannot go out, calling
  * `onDropped` for each: events while not connected (before the first connect, while NATS is down
  * or reconnecting, after `close()`) and events that fail to serialize or publish. The client's
@@ -62,9 +69,15 @@ class NatsEventSink implements NatsJobEventSink {
   private readonly stopConnecting = new AbortController();
   private readonly running: Promise<void>;
 
+  private readonly login: NatsServerLogin;
+  /** The URL without secrets, for log lines. */
+  private readonly where: string;
+
   constructor(private readonly options: ResolvedOptions) {
+    this.where = redactUrl(options.url);
+    this.login = parseNatsServerUrls(options.url);
     this.running = this.run().catch((err: unknown) => {
-      this.options.logger?.error({ err }, `events: nats ${this.options.url}: ${errorMessage(err)}`);
+      this.options.logger?.error({ err }, `events: nats ${this.where}: ${redactUrl(errorMessage(err))}`);
     });
   }
 
@@ -78,6 +91,10 @@ class NatsEventSink implements NatsJobEventSink {
 
   progress(job: JobRef, report: ProgressReport): void {
     this.publish(() => buildJobEvent(job, 'progress', undefined, report));
+  }
+
+  warning(job: JobRef, notice: EntryNotice): void {
+    this.publish(() => buildJobEvent(job, 'warning', undefined, notice));
   }
 
   completed(job: JobRef, result: unknown): void {
@@ -134,19 +151,19 @@ class NatsEventSink implements NatsJobEventSink {
     if (!connection) return;
     this.connection = connection;
     this.isConnected = true;
-    this.options.logger?.info(`events: connected to nats ${this.options.url}`);
+    this.options.logger?.info(`events: connected to nats ${this.where}`);
     for await (const status of connection.status()) {
       switch (status.type) {
         case 'disconnect':
         case 'staleConnection':
         case 'forceReconnect':
         case 'reconnecting':
-          if (this.isConnected) this.options.logger?.warn(`events: lost nats ${this.options.url}; dropping events until it is back`);
+          if (this.isConnected) this.options.logger?.warn(`events: lost nats ${this.where}; dropping events until it is back`);
           this.isConnected = false;
           break;
         case 'reconnect':
           this.isConnected = !this.closed;
-          this.options.logger?.info(`events: reconnected to nats ${this.options.url}`);
+          this.options.logger?.info(`events: reconnected to nats ${this.where}`);
           break;
         case 'close':
           this.isConnected = false;
@@ -167,7 +184,7 @@ class NatsEventSink implements NatsJobEventSink {
       attempt += 1;
       try {
         const connection = await connect({
-          servers: this.options.url.split(',').map((server) => server.trim()),
+          ...this.login,
           name: 'snapworker-events',
           timeout: this.options.connectTimeoutMs,
           reconnect: true,
@@ -179,7 +196,7 @@ class NatsEventSink implements NatsJobEventSink {
         return undefined;
       } catch (err) {
         if (attempt === 1) {
-          this.options.logger?.warn({ err }, `events: connect to nats ${this.options.url}: ${errorMessage(err)}; retrying in the background`);
+          this.options.logger?.warn({ err }, `events: connect to nats ${this.where}: ${redactUrl(errorMessage(err))}; retrying in the background`);
         }
         await sleep(this.options.reconnectWaitMs, signal);
       }

@@ -13,3 +13,9 @@ export function errorText(err: unknown): string {
   if (typeof error?.code === 'string' && typeof error.syscall === 'string') return `${error.code}: ${error.message.split(',')[0]!.replace(/^[A-Z]+: /, '')}`;
   return (err as Error)?.message ?? String(err);
 }
+
+/** True for the errors of a full disk or an exhausted quota. */
+export function isNoSpaceError(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

@@ -26,6 +26,13 @@ export const STORAGE_OPERATIONS = [
 ] as const;
 const OTHER_OPERATION = 'other';
 
+/**
+ * Leftovers of failed attempts a worker cleans up on a best-effort basis, for
+ * `snapworker_cleanup_failures_total{kind}`: a bounded label set.
+ */
+export const CLEANUP_KINDS = ['multipart_upload'] as const;
+export type CleanupKind = (typeof CLEANUP_KINDS)[number];
+
 export type JobOutcome = 'completed' | 'failed';
 const JOB_OUTCOMES: readonly JobOutcome[] = ['completed', 'failed'];
 
@@ -73,6 +80,7 @@ export class WorkerMetrics {
   private readonly storageUploadedBytes: Counter<'driver'>;
   private readonly storageDownloadedBytes: Counter<'driver'>;
   private readonly eventsDropped: Counter;
+  private readonly cleanupFailures: Counter<'kind'>;
   private readonly queueJobs: Gauge<'state'>;
   private readonly queueOldestWaiting: Gauge;
   private readonly lastSuccessBySource = new Map<string, number>();
@@ -168,6 +176,12 @@ export class WorkerMetrics {
       help: 'Job events that could not be published (NATS unreachable or publish failed).',
       registers,
     });
+    this.cleanupFailures = new Counter({
+      name: `${METRIC_PREFIX}cleanup_failures_total`,
+      help: 'Leftovers of failed attempts that could not be removed (the job went on), by kind; multipart_upload: see the bucket lifecycle rule in docs/storage.md.',
+      labelNames: ['kind'],
+      registers,
+    });
     this.queueJobs = new Gauge({
       name: `${METRIC_PREFIX}queue_jobs`,
       help: 'Jobs in the queue by state, sampled periodically; queue-wide, so every worker reports the same value (aggregate with max).',
@@ -189,6 +203,7 @@ export class WorkerMetrics {
     }
     this.verificationFailures.inc(0);
     this.eventsDropped.inc(0);
+    for (const kind of CLEANUP_KINDS) this.cleanupFailures.inc({ kind }, 0);
   }
 
   /** The content type of `metrics()`, for the HTTP response. */
@@ -238,6 +253,11 @@ export class WorkerMetrics {
 
   eventDropped(): void {
     this.eventsDropped.inc();
+  }
+
+  /** A leftover of an earlier attempt could not be removed; the job went on without it. */
+  cleanupFailed(kind: CleanupKind): void {
+    this.cleanupFailures.inc({ kind });
   }
 
   /**

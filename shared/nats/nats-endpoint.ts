@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors.js';
+import { redactUrl } from '../redact-url.js';
 import type { NatsProfile } from '../sources/source.js';
 
 /** Port a `nats://` URI without one points at, as every NATS client assumes. */
@@ -36,16 +37,16 @@ export function parseNatsUri(url: URL): NatsEndpoint {
         'reference a worker-configured profile with ?profile=<name>',
     );
   }
-  if (url.hostname === '') throw new InvalidInputError(`nats: parse uri ${redacted(url)}: a host is required`);
+  if (url.hostname === '') throw new InvalidInputError(`nats: parse uri ${redactUrl(url.href)}: a host is required`);
   const port = url.port === '' ? DEFAULT_NATS_PORT : Number(url.port);
   const stream = parseStreamName(url);
   for (const key of url.searchParams.keys()) {
     if (key !== 'profile') {
-      throw new InvalidInputError(`nats: parse uri ${redacted(url)}: unknown query parameter ${JSON.stringify(key)}`);
+      throw new InvalidInputError(`nats: parse uri ${redactUrl(url.href)}: unknown query parameter ${JSON.stringify(key)}`);
     }
   }
   const profileName = url.searchParams.get('profile') ?? undefined;
-  if (profileName === '') throw new InvalidInputError(`nats: parse uri ${redacted(url)}: profile name is empty`);
+  if (profileName === '') throw new InvalidInputError(`nats: parse uri ${redactUrl(url.href)}: profile name is empty`);
   const server = `${url.hostname}:${port}`;
   const query = profileName === undefined ? '' : `?profile=${encodeURIComponent(profileName)}`;
   return { server, stream, profileName, uri: `nats://${server}/${encodeURIComponent(stream)}${query}` };
@@ -93,20 +94,16 @@ export function checkStreamName(name: string, where: string): void {
 function parseStreamName(url: URL): string {
   const segments = url.pathname.split('/').filter((segment) => segment !== '');
   if (segments.length !== 1) {
-    throw new InvalidInputError(`nats: parse uri ${redacted(url)}: expected nats://host:port/STREAM`);
+    throw new InvalidInputError(`nats: parse uri ${redactUrl(url.href)}: expected nats://host:port/STREAM`);
   }
   let stream: string;
   try {
     stream = decodeURIComponent(segments[0]!);
   } catch (err) {
-    throw new InvalidInputError(`nats: parse uri ${redacted(url)}: stream name is not valid percent-encoding`, {
+    throw new InvalidInputError(`nats: parse uri ${redactUrl(url.href)}: stream name is not valid percent-encoding`, {
       cause: err,
     });
   }
-  checkStreamName(stream, `parse uri ${redacted(url)}`);
+  checkStreamName(stream, `parse uri ${redactUrl(url.href)}`);
   return stream;
-}
-
-function redacted(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
 }

@@ -56,6 +56,8 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
 
   if (!dryRun) {
     for (const id of [...removed, ...removedIncomplete]) await repository.delete(id, { signal });
+    // Folders without any object are invisible to the scan above; a dry run does not list them.
+    removedIncomplete.push(...(await repository.sweepSnapshotLeftovers(new Date(now.getTime() - graceMs), { signal })));
   }
   return { dryRun, kept: records.filter((r) => keep.has(r.id)).map((r) => r.id), removed, removedIncomplete };
 }

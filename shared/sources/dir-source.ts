@@ -17,7 +17,7 @@ import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../archive/pax-sparse.js'
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
 import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
-import type { NoticeSink } from './notices.js';
+import { nullNotices, type NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
 
 const MiB = 1024 * 1024;
@@ -102,7 +102,12 @@ export class DirSource implements Source {
   private readonly filter: PathFilter;
   private readonly options: typeof DIR_SOURCE_DEFAULTS & Pick<DirSourceOptions, 'onWarning'>;
   private readonly io: TreeIo;
-  private notices: NoticeSink | undefined;
+  private readonly skipUnreadable: boolean;
+  /** Where the running `entries()` walk reports what it leaves out. */
+  private notices: NoticeSink = nullNotices;
+  /** Entry paths found gone during this walk, and first names of hard-linked inodes replaced by a later name. */
+  private readonly vanishedPaths = new Set<string>();
+  private readonly promotedLinks = new Map<string, string>();
 
   /**
    * @param root absolute path of the directory (a symlink to a directory is followed; the caller
@@ -130,6 +135,7 @@ export class DirSource implements Source {
     const include = params.include ?? [];
     const exclude = params.exclude ?? [];
     this.filter = new PathFilter(include, exclude);
+    this.skipUnreadable = params.skipUnreadable === true;
     this.descriptor = {
       kind: 'dir',
       uri,
@@ -138,12 +144,19 @@ export class DirSource implements Source {
     };
   }
 
-  /** Sum of the selected regular files' sizes, from a stat-only walk (no file is opened). */
+  /** Sum of the selected regular files' sizes (each hard-linked inode once), from a stat-only walk (no file is opened). */
   async estimateBytes(signal: AbortSignal): Promise<number | undefined> {
     await this.checkRoot();
     let total = 0;
-    for await (const node of this.selectedNodes(signal, false)) {
-      if (node.stats.isFile()) total += Number(node.stats.size);
+    const linked = new Set<string>(); // hard-linked inodes, counted once like the archive stores them
+    for await (const { stats } of this.selectedNodes(signal, false)) {
+      if (!stats.isFile()) continue;
+      if (stats.nlink > 1n) {
+        const inode = `${stats.dev}:${stats.ino}`;
+        if (linked.has(inode)) continue;
+        linked.add(inode);
+      }
+      total += Number(stats.size);
     }
     return total;
   }
@@ -152,6 +165,8 @@ export class DirSource implements Source {
     this.skipped.special = 0;
     this.skipped.vanished = 0;
     this.notices = notices;
+    this.vanishedPaths.clear();
+    this.promotedLinks.clear();
     await this.checkRoot();
     const loaded = readAhead(this.plannedEntries(signal), {
       maxItems: this.options.readAheadFiles,
@@ -161,8 +176,38 @@ export class DirSource implements Source {
       signal,
     });
     for await (const entry of loaded) {
-      if (entry !== undefined) yield entry;
+      // Checked as the writer asks for the entry, so a first name it found gone is known by then.
+      const ready = entry?.type === 'hardlink' ? await this.resolveHardLink(entry) : entry;
+      if (ready !== undefined) yield ready;
     }
+  }
+
+  /**
+   * A hard link whose first name vanished before it was stored cannot point there: this name
+   * still reaches the data, so it becomes the stored entry (read now, as its own type) and later
+   * names of the inode point to it instead.
+   */
+  private async resolveHardLink(entry: SourceEntry): Promise<SourceEntry | undefined> {
+    let target = entry.linkTarget!;
+    for (let next = this.promotedLinks.get(target); next !== undefined; next = this.promotedLinks.get(target)) target = next;
+    if (!this.vanishedPaths.has(target)) {
+      entry.linkTarget = target;
+      return entry;
+    }
+    const relPath = entry.path.slice('data/'.length);
+    const absPath = path.join(this.root, relPath);
+    let stats: BigIntStats;
+    try {
+      stats = await this.io.lstat(absPath);
+    } catch (cause) {
+      if (errnoCode(cause) !== 'ENOENT') throw new SnapworkerError(`dir source: lstat ${showName(absPath)}: ${errorText(cause)}`, { cause });
+      this.warnVanished(relPath);
+      return undefined;
+    }
+    const type = entryType(stats);
+    const promoted = type && (await this.load({ node: { relPath, absPath, stats }, type, readAhead: false }));
+    if (promoted) this.promotedLinks.set(target, promoted.path);
+    return promoted;
   }
 
   private async checkRoot(): Promise<void> {
@@ -190,6 +235,8 @@ export class DirSource implements Source {
       skip: (relPath) => filter.isExcluded(relPath),
       descend: (node) => filter.isIncluded(node.relPath) || filter.mayContainIncluded(node.relPath),
       onVanished: (relPath) => report && this.warnVanished(relPath),
+      // The estimate walks too: it leaves the same directories out, but only the real walk reports.
+      onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
     });
     // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
@@ -216,7 +263,7 @@ export class DirSource implements Source {
       const type = entryType(stats);
       if (type === undefined) {
         this.skipped.special += 1;
-        this.notices?.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
+        this.notices.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
         this.options.onWarning?.(`dir source: skipped ${showName(node.absPath)}: a socket cannot be stored`);
         continue;
       }
@@ -265,6 +312,8 @@ export class DirSource implements Source {
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
+        // Opened by the writer after it chose to write the entry: find out now whether it can be.
+        if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
         const { streamChunkBytes } = this.options;
         const sparse = mayHaveHoles(stats) ? findDataSegments(fsPath(absPath), size, MAX_SPARSE_SEGMENTS) : undefined;
         if (sparse) entry.sparse = sparse;
@@ -276,6 +325,7 @@ export class DirSource implements Source {
         this.warnVanished(relPath);
         return undefined;
       }
+      if (this.leftOutUnreadable(relPath, cause)) return undefined;
       if (cause instanceof SnapworkerError) throw cause;
       throw new SnapworkerError(`dir source: read ${showName(absPath)}: ${errorText(cause)}`, { cause });
     }
@@ -301,11 +351,33 @@ export class DirSource implements Source {
 
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
-    this.notices?.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
+    this.vanishedPaths.add(`data/${relPath}`);
+    this.notices.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
     this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
+  }
+
+  /**
+   * The one place a read error may be forgiven: with `skipUnreadable`, an entry the worker may
+   * not read (or whose device fails) is reported as `unreadable` and left out (true); otherwise,
+   * or for any other error, the caller fails the snapshot (false).
+   */
+  private leftOutUnreadable(relPath: string, cause: unknown): boolean {
+    const code = unreadableCode(cause);
+    if (!this.skipUnreadable || code === undefined) return false;
+    this.notices.add({ kind: 'unreadable', path: showName(`data/${relPath}`), reason: errorText(cause) });
+    return true;
   }
 }
 
+
+/** Errors that mean "this entry cannot be read", as opposed to a broken source or worker. */
+const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']);
+
+/** The errno code when `cause` (or the error it wraps) is one of UNREADABLE_CODES. */
+function unreadableCode(cause: unknown): string | undefined {
+  const code = errnoCode(cause) ?? errnoCode((cause as { cause?: unknown } | undefined)?.cause);
+  return code !== undefined && UNREADABLE_CODES.has(code) ? code : undefined;
+}
 
 /** The entry type of what `lstat` found; undefined for a socket. */
 function entryType(stats: BigIntStats): EntryType | undefined {

@@ -34,8 +34,16 @@ export interface Source {
 
 /** Worker-side facts every source and target factory may need. Never from job data. */
 export interface EndpointContext {
-  /** Throws `UnsafePathError` unless `absPath` lies inside one of the worker's allowed roots. */
-  checkPath(absPath: string): void;
+  /**
+   * Throws `UnsafePathError` unless `absPath` lies inside one of the worker's allowed roots
+   * (strictly inside for a target). `openSource`/`openTarget` fill in `role`.
+   */
+  checkPath(absPath: string, role?: 'source' | 'target'): void;
+  /**
+   * Throws `InvalidInputError` unless jobs may name the NATS server `host:port`; called by
+   * `openSource`/`openTarget` before any connection. Absent: any server (tests, tools).
+   */
+  checkNatsServer?(server: string, role: 'source' | 'target'): void;
   /** Directory for staging files (temp copies, restore staging for non-directory targets). */
   stagingDir: string;
   /** Named NATS connection profiles from worker config (credentials live only here). */
@@ -65,6 +73,12 @@ export interface SourceParams {
   noConsumers?: boolean;
   /** NATS sources: ask the server to check messages before the snapshot. */
   checkMessages?: boolean;
+  /**
+   * Directory sources: leave out an entry the worker cannot read (EACCES, EPERM, EIO on list,
+   * open or read ahead) and report it as an `unreadable` notice, making the snapshot incomplete,
+   * instead of failing the snapshot (the default). restic's default behaviour.
+   */
+  skipUnreadable?: boolean;
 }
 
 /** Builds a source for the URIs of one scheme (`dir:`, `nats:`, `sqlite:`). */

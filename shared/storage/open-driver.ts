@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 
 import { InvalidInputError } from '../errors.js';
+import { redactUrl } from '../redact-url.js';
 import { FsDriver } from './fs/fs-driver.js';
 import { S3Driver } from './s3/s3-driver.js';
 import type { S3DriverOptions } from './s3/s3-driver-options.js';
@@ -26,10 +27,10 @@ export function openDriver(uri: string, options: OpenDriverOptions = {}): Storag
   try {
     url = new URL(uri);
   } catch (err) {
-    throw new InvalidInputError(`repository URI ${JSON.stringify(uri)}: not a URI`, { cause: err });
+    throw new InvalidInputError(`repository URI ${JSON.stringify(redactUrl(uri))}: not a URI`, { cause: err });
   }
   const bad = (part: string, why: string): never => {
-    throw new InvalidInputError(`repository URI ${JSON.stringify(redact(url))}: ${part}: ${why}`);
+    throw new InvalidInputError(`repository URI ${JSON.stringify(redactUrl(url.href))}: ${part}: ${why}`);
   };
   if (url.username || url.password) bad('credentials', 'not allowed in URIs; use the AWS SDK default chain (env, shared files, web identity)');
   if (url.hash) bad('fragment', 'not allowed');
@@ -101,12 +102,4 @@ export function parseByteSize(text: string): number | undefined {
   const match = /^(\d+)\s*(b|kib|mib|gib)?$/i.exec(text.trim());
   if (!match) return undefined;
   return Number(match[1]) * UNITS[(match[2] ?? '').toLowerCase()]!;
-}
-
-function redact(url: URL): string {
-  if (!url.username && !url.password) return url.href;
-  const copy = new URL(url.href);
-  copy.username = copy.username ? '***' : '';
-  copy.password = copy.password ? '***' : '';
-  return copy.href;
 }

@@ -7,9 +7,11 @@ import type { AddressInfo, Socket } from 'node:net';
  * - `reset`: destroys the connection before answering;
  * - `truncate`: forwards the request, then cuts the answer off halfway through its body (for an
  *   empty body: after the server acted, so the client never learns it succeeded);
- * - `stall`: holds the request without a byte of answer until the client gives up.
+ * - `stall`: holds the request without a byte of answer until the client gives up;
+ * - `methodNotAllowed405`, `accessDenied403`: a server or an IAM policy that does not allow the
+ *   operation (S3-compatible servers without AbortMultipartUpload, a policy without the action).
  */
-export type FaultKind = 'error500' | 'slowdown503' | 'reset' | 'truncate' | 'stall';
+export type FaultKind = 'error500' | 'slowdown503' | 'reset' | 'truncate' | 'stall' | 'methodNotAllowed405' | 'accessDenied403';
 
 export interface FaultProxyOptions {
   /** Upstream base URL, e.g. s3rver's `http://127.0.0.1:port`. */
@@ -40,7 +42,16 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = mulberry32(options.seed ?? 1);
   const faults = options.faults ?? ['error500', 'slowdown503', 'reset'];
   let faultRate = options.faultRate;
-  const counts: FaultProxy['counts'] = { error500: 0, slowdown503: 0, reset: 0, truncate: 0, stall: 0, forwarded: 0 };
+  const counts: FaultProxy['counts'] = {
+    error500: 0,
+    slowdown503: 0,
+    reset: 0,
+    truncate: 0,
+    stall: 0,
+    methodNotAllowed405: 0,
+    accessDenied403: 0,
+    forwarded: 0,
+  };
   const sockets = new Set<Socket>();
 
   const forward = (req: IncomingMessage, res: ServerResponse, truncate: boolean) => {
@@ -91,6 +102,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return answerError(req, res, 500, 'InternalError');
       case 'slowdown503':
         return answerError(req, res, 503, 'SlowDown');
+      case 'methodNotAllowed405':
+        return answerError(req, res, 405, 'MethodNotAllowed');
+      case 'accessDenied403':
+        return answerError(req, res, 403, 'AccessDenied');
       case 'reset':
         return void req.socket.destroy();
       case 'stall':

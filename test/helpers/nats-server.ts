@@ -36,11 +36,14 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found on PATH nor at the Debian location');
 }
 
-/** Starts nats-server with JetStream on a free port of 127.0.0.1 and its own store directory. */
-export async function startNatsServer(): Promise<PrivateNatsServer> {
+/**
+ * Starts nats-server with JetStream on a free port of 127.0.0.1 and its own store directory.
+ * @param extraArgs more nats-server flags, e.g. `['--user', 'u', '--pass', 'p']`.
+ */
+export async function startNatsServer(extraArgs: readonly string[] = []): Promise<PrivateNatsServer> {
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), 'snapworker-nats-'));
-  const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
+  const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

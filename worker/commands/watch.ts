@@ -1,5 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../../shared/errors.js';
+import { parseNatsServerUrls } from '../../shared/nats/nats-servers.js';
+import { redactUrl } from '../../shared/redact-url.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventFilter } from '../../shared/events/job-event-subject.js';
 import type { JobEvent } from '../../shared/events/job-events.js';
 
@@ -45,13 +47,13 @@ export async function runWatch(args: WatchArgs): Promise<number> {
   let connection: NatsConnection;
   try {
     connection = await connect({
-      servers: args.natsUrl.split(',').map((server) => server.trim()),
+      ...parseNatsServerUrls(args.natsUrl),
       name: 'snapworker-watch',
       timeout: 5000,
       maxReconnectAttempts: -1,
     });
   } catch (cause) {
-    err.write(`snapworker watch: connect to nats ${args.natsUrl}: ${errorMessage(cause)}\n`);
+    err.write(`snapworker watch: connect to nats ${redactUrl(args.natsUrl)}: ${redactUrl(errorMessage(cause))}\n`);
     return WATCH_EXIT.failed;
   }
 
@@ -96,6 +98,8 @@ export function formatEvent(event: JobEvent): string {
       if (event.etaSeconds !== undefined) parts.push(`eta ${event.etaSeconds}s`);
       return `${head} ${parts.join(' ')}`;
     }
+    case 'warning':
+      return `${head} ${event.notice} ${event.path}: ${event.reason}`;
     case 'completed':
       return `${head}${describeResult(event.result)}`;
     case 'failed':

@@ -206,17 +206,19 @@ async function storedSize(target: UploadTarget, signal?: AbortSignal): Promise<n
   return head?.ContentLength;
 }
 
-/** Aborts the upload after a failure; returns the error to throw (noting a failed abort too). */
+/**
+ * Aborts the upload after a failure; returns the error to throw (noting a failed abort too).
+ * A failed abort is best effort (the bucket's lifecycle rule is the backstop, docs/storage.md):
+ * the failure keeps its class, so whether the job is retried depends on the failure alone.
+ */
 async function abortAfterFailure(target: UploadTarget, uploadId: string, failure: Error): Promise<Error> {
   try {
     // Not the caller's signal: it may be the reason we are here, and the abort must still happen.
     await abortMultipartUpload(target.requester, target.objectKey, target.key, uploadId);
-    return failure;
   } catch (abortErr) {
-    return new SnapworkerError(`${failure.message}; aborting upload ${uploadId} also failed: ${errorMessage(abortErr)}`, {
-      cause: failure,
-    });
+    failure.message = `${failure.message}; aborting upload ${uploadId} also failed: ${errorMessage(abortErr)}`;
   }
+  return failure;
 }
 
 async function nextPart(parts: AsyncGenerator<BodyPart>, key: string, signal?: AbortSignal): Promise<BodyPart | undefined> {

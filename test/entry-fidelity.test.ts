@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { linkSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +20,10 @@ import { nullNotices, type EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { asAsync, craftArchive, testManifest } from './helpers/archive-fixtures.js';
 import { bytesPath } from './helpers/torture-tree.js';
+import { runCli } from './helpers/cli-runner.js';
 import { PROJECT_ROOT } from './helpers/worker-fixture.js';
+
+const cli = (args: string[], wrap: string[] = []) => runCli(args, { LOG_LEVEL: 'warn' }, PROJECT_ROOT, wrap);
 
 const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
 const signal = () => new AbortController().signal;
@@ -34,18 +37,6 @@ after(() => {
   spawnSync('rm', ['-rf', scratch]);
 });
 
-function cli(args: string[], wrap: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const command = [process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args];
-    const [file, ...rest] = wrap.length > 0 ? [...wrap, command.map((a) => `'${a}'`).join(' ')] : command;
-    const child = spawn(file!, rest, { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Writes `entries` into an archive and reads it back; the headers as read. */
 async function roundTrip(entries: Iterable<SourceEntry> | AsyncIterable<SourceEntry>): Promise<EntryHeader[]> {

@@ -6,7 +6,6 @@
  * processes; the fault proxy answers what a restrictive S3 would.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,11 +15,12 @@ import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } f
 import { connect } from '@nats-io/transport-node';
 import type { Job } from 'bullmq';
 import { pino } from 'pino';
+import { runCli } from './helpers/cli-runner.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { startS3rver } from './helpers/s3rver.js';
 import { makeTree } from './helpers/tree.js';
-import { createTestEnvironment, eventually, PROJECT_ROOT, spawnWorker, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
+import { createTestEnvironment, eventually, spawnWorker, startTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
 import { parseJobData } from '../jobs/validate.js';
 import { loadConfig } from '../shared/config.js';
 import { InvalidInputError, isRetryable } from '../shared/errors.js';
@@ -33,21 +33,6 @@ import { BOOKKEEPING_KEY } from '../worker/queue-worker.js';
 /** Names that are properties of every object: a lookup by them must find nothing. */
 const OBJECT_PROPERTY_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
 
-/** Runs the CLI to its end: exit code, stdout, stderr. */
-function runCli(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Waits for a job to end and returns it as stored. */
 async function settled(environment: TestEnvironment, job: Job, timeoutMs = 30_000): Promise<Job> {

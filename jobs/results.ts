@@ -9,6 +9,8 @@ export interface RestoreJobResult {
   target: string;
   entries: number;
   bytes: number;
+  /** Directory targets: extended attributes the target could not keep, counted, the first 100 named. */
+  xattrsNotRestored?: { count: number; first: string[] };
 }
 
 export interface VerifyJobResult {

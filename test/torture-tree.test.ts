@@ -29,7 +29,7 @@ describe('the torture tree (every entry kind a Linux tree holds)', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('round-trips through --local snapshot and restore: name bytes, types, modes, ns mtimes, links, hard links, devices', async () => {
+  it('round-trips through --local snapshot and restore: name bytes, types, modes, ns mtimes, links, hard links, devices, holes, xattrs', async () => {
     const repo = `file://${path.join(root, 'repo-local')}`;
     const snap = await cli(['snapshot', `dir://${tree.root}`, '--repo', repo, '--local', '--json']);
     assertSnapshotExit(snap.code, snap.stderr);
@@ -45,7 +45,7 @@ describe('the torture tree (every entry kind a Linux tree holds)', () => {
     assert.equal(verify.code, 0, verify.stderr);
   });
 
-  it('extracts with GNU tar to the same tree, and sha256sum -c passes on it', async () => {
+  it('extracts with GNU tar (--xattrs) to the same tree, holes and attributes included, and sha256sum -c passes on it', async () => {
     const repoDir = path.join(root, 'repo-tar');
     const snap = await cli(['snapshot', `dir://${tree.root}`, '--repo', `file://${repoDir}`, '--local', '--json']);
     assertSnapshotExit(snap.code, snap.stderr);
@@ -53,7 +53,7 @@ describe('the torture tree (every entry kind a Linux tree holds)', () => {
     const archive = path.join(repoDir, 'snapshots', record.id, (await readdir(path.join(repoDir, 'snapshots', record.id))).find((n) => n.startsWith('archive'))!);
     const out = path.join(root, 'gnu-tar');
     await mkdir(out);
-    const extract = await sh(`zstd -dc '${archive}' | tar -x -C '${out}' 2>&1 | grep -v 'implausibly old time stamp' ; exit \${PIPESTATUS[1]}`);
+    const extract = await sh(`zstd -dc '${archive}' | tar --xattrs --xattrs-include='*' -x -C '${out}' 2>&1 | grep -v 'implausibly old time stamp' ; exit \${PIPESTATUS[1]}`);
     assert.equal(extract.code, 0, extract.output);
     assert.deepEqual(compareTrees(tree.root, path.join(out, 'data'), { ignore: tree.unsupported }), []);
     const sums = await sh(`cd '${out}' && sha256sum --quiet -c SHA256SUMS`);

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { DataSegment } from './pax-sparse.js';
+import type { Xattr } from './pax-xattrs.js';
 import { SnapworkerError } from '../errors.js';
 
 /**
@@ -39,6 +41,15 @@ export interface EntryHeader {
   size: number;
   /** Symlinks: the target, any bytes, kept as is. Hard links: the path of the earlier entry. */
   linkTarget?: string;
+  /**
+   * Files only: the file is sparse, and these are its data segments (in order, non-empty,
+   * within `size`); everything between them is a hole. `size` stays the logical size. A
+   * source's `open()` and a reader's body then yield only the segments' bytes, back to back.
+   * Stored in pax sparse format 1.0 (see pax-sparse.ts).
+   */
+  sparse?: readonly DataSegment[];
+  /** Extended attributes, sorted by name (see pax-xattrs.ts). */
+  xattrs?: readonly Xattr[];
   /** Character and block devices: the device numbers. */
   devMajor?: number;
   devMinor?: number;
@@ -53,10 +64,10 @@ export function entryMtimeNs(header: EntryHeader): bigint {
 export interface SourceEntry extends EntryHeader {
   /**
    * Opens the file's bytes. Called once, in entry order; the stream must yield exactly `size`
-   * bytes. Sources that read ahead may return an already-buffered stream. Throws
-   * `EntryVanishedError` when the file is gone since it was listed (deleted by its application,
-   * e.g. a rotated log): the entry is then left out of the archive, and the source, which threw
-   * it, has reported it as `vanished`.
+   * bytes (for a sparse file, exactly the data segments' bytes). Sources that read ahead may
+   * return an already-buffered stream. Throws `EntryVanishedError` when the file is gone since
+   * it was listed (deleted by its application, e.g. a rotated log): the entry is then left out
+   * of the archive, and the source, which threw it, has reported it as `vanished`.
    */
   open?: () => Readable | Promise<Readable>;
   /**

@@ -6,13 +6,16 @@ import { AbortedError, IntegrityError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { EntryHeader, EntryType } from './archive-entry.js';
 import { decodeName } from '../fsutil/byte-name.js';
-import { keepPaxNameBytes } from './pax-bytes.js';
+import { keepPaxNameBytes, paxRecordsOf } from './pax-bytes.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
 import { payloadLayout, type PayloadLayout } from './payload-layout.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
+import { sparseHeaderFromPax, readSparseMap } from './pax-sparse.js';
+import { xattrsFromPax } from './pax-xattrs.js';
 import { SumsParser } from './sha256sums.js';
+import { contentHash } from './sparse-content.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 
 export interface ReadArchiveOptions {
@@ -27,7 +30,11 @@ export interface ReadArchiveOptions {
   requireSeal?: boolean;
   /** Called once with the manifest, before any payload entry; may throw to refuse the archive. */
   onManifest?: (manifest: Manifest) => void | Promise<void>;
-  /** Called per payload entry in order; `body` (files only) must be consumed fully. Without it bodies are drained (verify). */
+  /**
+   * Called per payload entry in order; `body` (files only) must be consumed fully. For a sparse
+   * file (`header.sparse` set) `body` holds only its data segments' bytes, back to back. Without
+   * it bodies are drained (verify).
+   */
   onEntry?: (header: EntryHeader, body: Readable | undefined) => Promise<void>;
 }
 
@@ -238,7 +245,7 @@ class ArchiveReader {
           await this.readSums(body);
           this.state = 'after-sums';
         } else {
-          await this.readPayloadEntry(toEntryHeader(header, path), body);
+          await this.readPayloadEntry(header, path, body);
         }
         break;
       case 'after-sums':
@@ -289,11 +296,20 @@ class ArchiveReader {
     else if (requireSeal || !ignoreUnknownSealKey) throw new IntegrityError(`archive: sealed with unknown key ${JSON.stringify(keyId)}`);
   }
 
-  private async readPayloadEntry(header: EntryHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  private async readPayloadEntry(tarHeader: tar.Header, tarPath: string, body: AsyncIterable<Buffer>): Promise<void> {
+    const records = paxRecordsOf(tarHeader);
+    // A sparse entry's tar name is GNU's stand-in (GNUSparseFile.0): messages name the real one.
+    const sparseName = records?.get('GNU.sparse.name');
+    const sparse = sparseHeaderFromPax(records, showPath(sparseName ? decodeName(sparseName) : tarPath));
+    if (sparse && tarHeader.type !== 'file') throw new IntegrityError(`archive: entry ${showPath(tarPath)}: a sparse ${tarHeader.type}`);
+    const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
+    if (sparse) header.size = sparse.realSize;
+    const xattrs = xattrsFromPax(records, showPath(header.path));
+    if (xattrs) header.xattrs = xattrs;
     this.tracker.add(header);
     this.layout!.check(header);
     if (header.type === 'file') {
-      this.fileSums.set(header.path, await this.readFileBody(header, body));
+      this.fileSums.set(header.path, await this.readFileBody(header, body, sparse && tarHeader.size));
       this.files += 1;
       this.rawBytes += header.size;
     } else {
@@ -304,27 +320,43 @@ class ArchiveReader {
     this.options.progress?.addEntries(1);
   }
 
-  /** Hashes a file's bytes on their way to onEntry (or drains them); returns the hex SHA-256. */
-  private async readFileBody(header: EntryHeader, source: AsyncIterable<Buffer>): Promise<string> {
-    const hash = createHash('sha256');
+  /**
+   * Hashes a file's bytes on their way to onEntry (or drains them); returns the hex SHA-256 of
+   * its logical content. For a sparse file (`storedSize` set: map plus data), reads the map
+   * first, sets `header.sparse`, and passes on only the data segments' bytes.
+   */
+  private async readFileBody(header: EntryHeader, source: AsyncIterable<Buffer>, storedSize?: number): Promise<string> {
     const progress = this.options.progress;
     const chunks = source[Symbol.asyncIterator]();
+    let pending: Buffer | undefined;
+    if (storedSize !== undefined) {
+      const map = await readSparseMap(chunks, storedSize, header.size, showPath(header.path));
+      header.sparse = map.segments;
+      if (map.rest.length > 0) pending = map.rest;
+    }
+    const hash = contentHash(header.sparse, header.size, showPath(header.path), (n) => progress?.addBytes(n));
     // Small files whose content restore parses are kept (bounded) and checked the same way here.
     const limit = this.layout!.contentLimit?.(header);
     if (limit !== undefined && header.size > limit) {
       throw new IntegrityError(`archive: entry ${showPath(header.path)}: ${header.size} bytes, more than the ${limit} allowed`);
     }
+    // Such content is parsed as it is stored: a sparse form of it is not what any writer makes.
+    if (limit !== undefined && header.sparse) throw new IntegrityError(`archive: entry ${showPath(header.path)}: stored as a sparse file`);
     const content: Buffer[] | undefined = limit === undefined ? undefined : [];
     const take = async (): Promise<Buffer | null> => {
-      const next = await chunks.next();
-      if (next.done) {
-        if (content) this.layout!.checkContent?.(header, Buffer.concat(content));
-        return null;
+      let chunk = pending;
+      pending = undefined;
+      if (chunk === undefined) {
+        const next = await chunks.next();
+        if (next.done) {
+          if (content) this.layout!.checkContent?.(header, Buffer.concat(content));
+          return null;
+        }
+        chunk = next.value;
       }
-      hash.update(next.value);
-      content?.push(next.value);
-      progress?.addBytes(next.value.length);
-      return next.value;
+      await hash.update(chunk);
+      content?.push(chunk);
+      return chunk;
     };
     const { onEntry } = this.options;
     if (!onEntry) {
@@ -346,7 +378,7 @@ class ArchiveReader {
       }
       if (!body.readableEnded) throw new SnapworkerError(`archive: entry ${showPath(header.path)}: onEntry returned before reading the whole body`);
     }
-    return hash.digest('hex');
+    return hash.digest();
   }
 
   private async readSums(body: AsyncIterable<Buffer>): Promise<void> {

@@ -7,7 +7,11 @@ import { createCompressStream } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
+import { assertValidSegments, dataBytes, encodeSparseMap, sparseArchiveName, sparsePaxRecords } from './pax-sparse.js';
+import { encodeXattrRecords } from './pax-xattrs.js';
+import { encodeName } from '../fsutil/byte-name.js';
 import { encodeSumLines, formatSumLine } from './sha256sums.js';
+import { contentHash } from './sparse-content.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
 import { END_OF_ARCHIVE, TAR_BLOCK_BYTES, encodeTarHeader, paddingFor, type TarHeaderFields } from './tar-encoder.js';
 
@@ -162,7 +166,7 @@ class ArchiveWriter {
   /** Writes a file entry; false when its source found it gone (then nothing was written). */
   private async addFile(entry: SourceEntry): Promise<boolean> {
     const name = showPath(entry.path);
-    if (entry.bytes !== undefined) {
+    if (entry.bytes !== undefined && !entry.sparse) {
       // Read ahead whole by the source: one hash call and one copy, no stream.
       if (entry.bytes.length !== entry.size) {
         throw new SnapworkerError(`archive: entry ${name}: source yielded ${entry.bytes.length} bytes, announced ${entry.size} (file changed while reading?)`);
@@ -174,6 +178,10 @@ class ArchiveWriter {
       return true;
     }
     if (!entry.open) throw new InvalidInputError(`archive: entry ${name}: a file without open()`);
+    if (entry.sparse) assertValidSegments(entry.sparse, entry.size, name);
+    // A sparse file's data area is its map, then only the data segments (see pax-sparse.ts).
+    const sparseMap = entry.sparse && encodeSparseMap(entry.sparse, entry.size);
+    const stored = entry.sparse ? dataBytes(entry.sparse) : entry.size;
     let body: Readable;
     try {
       body = await entry.open();
@@ -185,20 +193,21 @@ class ArchiveWriter {
     }
     this.openBody = body;
     try {
-      await this.out.append(encodeTarHeader(tarHeader(entry)));
-      const hash = createHash('sha256');
+      await this.out.append(encodeTarHeader(tarHeader(entry, sparseMap)));
+      if (sparseMap) await this.out.append(sparseMap);
+      const progress = entry.progressCounted ? () => {} : (n: number) => this.options.progress.addBytes(n);
+      const hash = contentHash(entry.sparse, entry.size, name, progress);
       let bytes = 0;
       for await (const chunk of body as AsyncIterable<Buffer>) {
         bytes += chunk.length;
-        if (bytes > entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded more than the announced ${entry.size} bytes (file changed while reading?)`);
-        hash.update(chunk);
-        if (!entry.progressCounted) this.options.progress.addBytes(chunk.length);
+        if (bytes > stored) throw new SnapworkerError(`archive: entry ${name}: source yielded more than the announced ${stored} bytes (file changed while reading?)`);
+        await hash.update(chunk);
         await this.out.append(chunk);
         await this.yielder.add(chunk.length);
       }
-      if (bytes !== entry.size) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${entry.size} (file changed while reading?)`);
-      await this.out.append(PADDING.subarray(0, paddingFor(bytes)));
-      this.fileWritten(entry.path, hash.digest('hex'), bytes);
+      if (bytes !== stored) throw new SnapworkerError(`archive: entry ${name}: source yielded ${bytes} bytes, announced ${stored} (file changed while reading?)`);
+      await this.out.append(PADDING.subarray(0, paddingFor((sparseMap?.length ?? 0) + bytes)));
+      this.fileWritten(entry.path, await hash.digest(), entry.size);
       return true;
     } finally {
       this.openBody = undefined;
@@ -255,9 +264,10 @@ class BatchedOutput {
 const sha256Hex: (bytes: Buffer) => string =
   typeof crypto.hash === 'function' ? (bytes) => crypto.hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
 
-function tarHeader(entry: EntryHeader): TarHeaderFields {
+/** The tar header fields of an entry; for a sparse file (with its encoded map) those of the packed form. */
+function tarHeader(entry: EntryHeader, sparseMap?: Buffer): TarHeaderFields {
   const device = entry.type === 'chardev' || entry.type === 'blockdev';
-  return {
+  const fields: TarHeaderFields = {
     name: entry.path,
     type: entry.type,
     mode: entry.mode & 0o7777,
@@ -266,4 +276,13 @@ function tarHeader(entry: EntryHeader): TarHeaderFields {
     linkname: entry.type === 'symlink' || entry.type === 'hardlink' ? entry.linkTarget : undefined,
     ...(device ? { devMajor: entry.devMajor ?? 0, devMinor: entry.devMinor ?? 0 } : {}),
   };
+  const extra: Buffer[] = [];
+  if (sparseMap && entry.sparse) {
+    fields.name = sparseArchiveName(entry.path);
+    fields.size = sparseMap.length + dataBytes(entry.sparse);
+    extra.push(sparsePaxRecords(encodeName(entry.path), entry.size));
+  }
+  if (entry.xattrs && entry.xattrs.length > 0) extra.push(encodeXattrRecords(entry.xattrs));
+  if (extra.length > 0) fields.extraPax = Buffer.concat(extra);
+  return fields;
 }

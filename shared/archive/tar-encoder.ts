@@ -1,5 +1,6 @@
 import type { EntryType } from './archive-entry.js';
 import { encodeName, hasEscapedBytes } from '../fsutil/byte-name.js';
+import { encodePaxRecord } from './pax-record.js';
 
 /** What one tar header holds (ownership is never written: uid/gid 0, no user or group names). */
 export interface TarHeaderFields {
@@ -17,6 +18,11 @@ export interface TarHeaderFields {
   /** Character and block devices. */
   devMajor?: number;
   devMinor?: number;
+  /**
+   * Further pax records, already encoded (see pax-record.ts), appended after `path`, `linkpath`
+   * and `mtime`: sparse-file and extended-attribute records. Forces a pax header.
+   */
+  extraPax?: Buffer;
 }
 
 export const TAR_BLOCK_BYTES = 512;
@@ -54,7 +60,7 @@ const MAX_USTAR_SECONDS = 8n ** 11n - 1n;
 export function encodeTarHeader(fields: TarHeaderFields): Buffer {
   const seconds = floorSeconds(fields.mtimeNs);
   const wholeSecond = fields.mtimeNs === seconds * NS_PER_SECOND && seconds >= 0n && seconds <= MAX_USTAR_SECONDS;
-  if (wholeSecond) {
+  if (wholeSecond && fields.extraPax === undefined) {
     const plain = encodeUstar(fields.name, fields.type, fields, seconds, fields.size, fields.linkname);
     if (plain) return plain;
   }
@@ -65,6 +71,7 @@ export function encodeTarHeader(fields: TarHeaderFields): Buffer {
   records.push(paxRecord('path', encodeName(fields.name)));
   if (fields.linkname) records.push(paxRecord('linkpath', encodeName(fields.linkname)));
   if (!wholeSecond) records.push(paxRecord('mtime', Buffer.from(paxTime(fields.mtimeNs))));
+  if (fields.extraPax) records.push(fields.extraPax);
   const pax = Buffer.concat(records);
   const ustarSeconds = seconds < 0n ? 0n : seconds > MAX_USTAR_SECONDS ? MAX_USTAR_SECONDS : seconds;
   const paxLink = fields.linkname && 'PaxHeader';
@@ -168,8 +175,5 @@ function checksum(block: Buffer): number {
 
 /** `<length> <key>=<value>\n`, where the length counts itself; the value is raw bytes. */
 function paxRecord(key: string, value: Buffer): Buffer {
-  const bodyLength = 1 + key.length + 1 + value.length + 1;
-  let digits = String(bodyLength).length;
-  if (bodyLength + digits >= 10 ** digits) digits += 1;
-  return Buffer.concat([Buffer.from(`${bodyLength + digits} ${key}=`), value, Buffer.from('\n')]);
+  return encodePaxRecord(key, value);
 }

@@ -24,20 +24,23 @@ export async function openRegularFile(absPath: string): Promise<FileHandle> {
 }
 
 /**
- * Streams exactly `size` bytes of an open file in chunks of up to `chunkBytes`, then closes it
- * (also when the stream is destroyed early). Growth past `size` is ignored; a file that ends
- * early fails the stream with an error naming it.
+ * Streams the bytes of the given segments of an open file (`offset`, `length` in bytes, in
+ * order), back to back, in chunks of up to `chunkBytes`, then closes it (also when the stream
+ * is destroyed early). A sparse file's data segments are read this way, never its holes. A file
+ * that ends before a segment does fails the stream with an error naming it.
  */
-export function streamFileExactly(handle: FileHandle, absPath: string, size: number, chunkBytes: number): Readable {
+export function streamFileSegments(handle: FileHandle, absPath: string, segments: readonly { offset: number; length: number }[], chunkBytes: number): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
-      let position = 0;
-      while (position < size) {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
-        const filled = await readInto(handle, buffer, position);
-        position += filled;
-        if (filled < buffer.length) throw fileShrank(absPath, size, position);
-        yield buffer;
+      for (const { offset, length } of segments) {
+        const end = offset + length;
+        for (let position = offset; position < end; ) {
+          const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, end - position));
+          const filled = await readInto(handle, buffer, position);
+          position += filled;
+          if (filled < buffer.length) throw fileShrank(absPath, end, position);
+          yield buffer;
+        }
       }
     } finally {
       await handle.close();

@@ -10,7 +10,10 @@ import { decodeName, fsPath, showName } from '../fsutil/byte-name.js';
 import { errnoCode, errorText } from '../fsutil/errno.js';
 import { PathFilter } from '../fsutil/path-filter.js';
 import { readAhead } from '../fsutil/read-ahead.js';
-import { bufferStream, openRegularFile, streamFileExactly } from '../fsutil/read-exact.js';
+import { bufferStream, openRegularFile, streamFileSegments } from '../fsutil/read-exact.js';
+import { findDataSegments, mayHaveHoles } from '../fsutil/sparse-map.js';
+import { readXattrs } from '../fsutil/xattrs.js';
+import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../archive/pax-sparse.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
 import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
@@ -83,11 +86,13 @@ interface PlannedEntry {
  * A local directory tree as `data/<relative path>` entries: directories (before their children),
  * regular files, symlinks (target kept verbatim, never followed), hard links (a later name of a
  * file already stored: same device and inode), FIFOs and character/block devices, with name
- * bytes, permission bits, nanosecond mtime and size, in sorted name order. Sockets are reported
- * to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root itself is not an entry.
+ * bytes, permission bits, nanosecond mtime, size and extended attributes, in sorted name order.
+ * Sockets are reported to `notices` as `unsupported`, paths gone mid-walk as `vanished`. The root
+ * itself is not an entry.
  *
  * Small files are read ahead concurrently into buffers so the writer never waits on one file at a
- * time; big files are streamed. Memory stays within the read-ahead limits plus one directory
+ * time; big files are streamed. Files with holes (fewer blocks than their size needs) are
+ * scanned with SEEK_DATA/SEEK_HOLE and only their data segments streamed (`entry.sparse`). Memory stays within the read-ahead limits plus one directory
  * listing per open level, whatever the size of the tree.
  */
 export class DirSource implements Source {
@@ -271,7 +276,9 @@ export class DirSource implements Source {
         }
         firstNames.set(inode, `data/${node.relPath}`);
       }
-      yield { node, type, readAhead: type === 'file' && stats.size <= BigInt(this.options.smallFileBytes) };
+      // Files that may have holes are streamed, so only their data segments are read.
+      const readAhead = type === 'file' && stats.size <= BigInt(this.options.smallFileBytes) && !mayHaveHoles(stats);
+      yield { node, type, readAhead };
     }
   }
 
@@ -289,6 +296,9 @@ export class DirSource implements Source {
       size,
     };
     try {
+      // A hard link's attributes are its inode's, stored with the first name.
+      const xattrs = type === 'hardlink' ? undefined : readXattrs(fsPath(absPath));
+      if (xattrs) entry.xattrs = xattrs;
       if (type === 'hardlink') {
         entry.linkTarget = linkTarget;
       } else if (type === 'symlink') {
@@ -305,7 +315,9 @@ export class DirSource implements Source {
         // Opened by the writer after it chose to write the entry: find out now whether it can be.
         if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
         const { streamChunkBytes } = this.options;
-        entry.open = () => this.openForStreaming(relPath, absPath, size, streamChunkBytes);
+        const sparse = mayHaveHoles(stats) ? findDataSegments(fsPath(absPath), size, MAX_SPARSE_SEGMENTS) : undefined;
+        if (sparse) entry.sparse = sparse;
+        entry.open = () => this.openForStreaming(relPath, absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes);
       }
       return entry;
     } catch (cause) {
@@ -323,9 +335,10 @@ export class DirSource implements Source {
    * A big file's stream, opened when the writer reaches it.
    * @throws EntryVanishedError (reported as `vanished` first) when the file is gone by then.
    */
-  private async openForStreaming(relPath: string, absPath: string, size: number, chunkBytes: number): Promise<Readable> {
+  /** Streams the file's bytes in `segments` (all of it, or a sparse file's data segments). */
+  private async openForStreaming(relPath: string, absPath: string, segments: readonly DataSegment[], chunkBytes: number): Promise<Readable> {
     try {
-      return streamFileExactly(await openRegularFile(absPath), absPath, size, chunkBytes);
+      return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') {
         this.warnVanished(relPath);

@@ -14,6 +14,10 @@ import { fsyncPath } from '../fsutil/fsync.js';
 import { safePathSegments } from '../fsutil/relative-path.js';
 import { makeNode, setTimesNs } from '../fsutil/native-fs.js';
 import { removeTree } from '../fsutil/remove-tree.js';
+import { writeXattrs } from '../fsutil/xattrs.js';
+import { dataBytes } from '../archive/pax-sparse.js';
+import type { Xattr } from '../archive/pax-xattrs.js';
+import { SparseCursor } from '../archive/sparse-content.js';
 import { syncFilesystem } from '../fsutil/sync-filesystem.js';
 import type { EndpointContext } from '../sources/source.js';
 import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from './restore-target.js';
@@ -50,8 +54,6 @@ const DEFAULT_ROOT_MODE = 0o755;
 const STAGING_DIRECTORY_MODE = 0o700;
 const CREATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-/** Chunks of zeros at least this long become holes instead of writes (sparse files stay sparse). */
-const MIN_HOLE_BYTES = 4096;
 
 type TargetState = { kind: 'absent' } | { kind: 'empty-directory' | 'occupied'; mode: number };
 
@@ -107,7 +109,10 @@ export class DirTarget implements RestoreTarget {
 }
 
 /** Metadata a staged directory gets at commit; undefined for parents created implicitly. */
-type DirectoryMeta = { mode: number; mtimeNs: bigint } | undefined;
+type DirectoryMeta = { mode: number; mtimeNs: bigint; xattrs?: readonly Xattr[] } | undefined;
+
+/** How many attributes that could not be restored are named in the result. */
+const MAX_NAMED_XATTRS_NOT_RESTORED = 100;
 
 class DirRestoreSession implements RestoreSession {
   private state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
@@ -120,6 +125,8 @@ class DirRestoreSession implements RestoreSession {
   private inFlightBody: Readable | undefined;
   private committing: Promise<RestoreResult> | undefined;
   private aborting: Promise<void> | undefined;
+  /** Extended attributes the target could not keep (see `restoreXattrs`). */
+  private readonly xattrsNotRestored = { count: 0, first: [] as string[] };
 
   constructor(
     private readonly target: DirTarget,
@@ -190,7 +197,7 @@ class DirRestoreSession implements RestoreSession {
     const relPath = segments.join('/');
     if (relPath === '') {
       if (header.type !== 'directory') throw new IntegrityError(`restore: entry ${showPath(header.path)} must be a directory`);
-      this.directories.set('', { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header) });
+      this.directories.set('', { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header), xattrs: header.xattrs });
       this.entries += 1;
       return;
     }
@@ -254,7 +261,8 @@ class DirRestoreSession implements RestoreSession {
       const implicit = errnoCode(cause) === 'EEXIST' && this.directories.has(relPath) && this.directories.get(relPath) === undefined;
       if (!implicit) throw entryFailure(header, 'create directory', cause);
     }
-    this.directories.set(relPath, { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header) });
+    // Attributes only at commit: a default ACL set now would be inherited by the children.
+    this.directories.set(relPath, { mode: this.modeOf(header), mtimeNs: entryMtimeNs(header), xattrs: header.xattrs });
   }
 
   /** The archived mode, without setuid, setgid and sticky unless the worker allows them. */
@@ -275,6 +283,7 @@ class DirRestoreSession implements RestoreSession {
     try {
       // symlink(2) never follows an existing path: it fails with EEXIST instead.
       symlinkSync(fsPath(header.linkTarget), fsPath(absPath));
+      this.restoreXattrs(absPath, header.path, header.xattrs);
       const mtimeNs = entryMtimeNs(header);
       setTimesNs(fsPath(absPath), mtimeNs, mtimeNs, true);
     } catch (cause) {
@@ -323,7 +332,8 @@ class DirRestoreSession implements RestoreSession {
       throw entryFailure(header, `create ${type}`, cause);
     }
     try {
-      // mknod applies the umask, so the mode is set afterwards; chmod and utimensat do not open the node.
+      // mknod applies the umask, so the mode is set afterwards; chmod, setxattr and utimensat do not open the node.
+      this.restoreXattrs(absPath, header.path, header.xattrs);
       chmodSync(target, this.modeOf(header));
       const mtimeNs = entryMtimeNs(header);
       setTimesNs(target, mtimeNs, mtimeNs, true);
@@ -350,7 +360,9 @@ class DirRestoreSession implements RestoreSession {
     }
     try {
       const written = body === undefined ? 0 : await writeBody(fd, body, header);
-      // Content first, then mode and times: writing would change the mtime again.
+      // Content first (writing would change the mtime, and clears security.capability), then
+      // attributes, mode and times.
+      this.restoreXattrs(absPath, header.path, header.xattrs);
       fchmodSync(fd, this.modeOf(header));
       // By path, since utimensat has no fd form here: the staging tree is private and the file was just created with O_EXCL.
       const mtimeNs = entryMtimeNs(header);
@@ -394,7 +406,24 @@ class DirRestoreSession implements RestoreSession {
         this.tuning.onWarning?.(`restore: could not remove the replaced tree ${replaced}: ${(cause as Error).message}`);
       });
     }
-    return { target: this.target.uri, entries: this.entries, bytes: this.bytes };
+    const { xattrsNotRestored } = this;
+    return { target: this.target.uri, entries: this.entries, bytes: this.bytes, ...(xattrsNotRestored.count > 0 ? { xattrsNotRestored } : {}) };
+  }
+
+  /**
+   * Sets an entry's extended attributes. Those the target filesystem or the worker cannot keep
+   * (no xattr support, `trusted.*` without CAP_SYS_ADMIN, `user.*` on a symlink, no room) do not
+   * fail the restore: each is counted and named in the result (`xattrsNotRestored`) and told to
+   * `onWarning`.
+   */
+  private restoreXattrs(absPath: string, entryPath: string, xattrs: readonly Xattr[] | undefined): void {
+    if (!xattrs) return;
+    writeXattrs(fsPath(absPath), xattrs, (name, reason) => {
+      const what = `${showPath(entryPath)}: extended attribute ${name} not restored (${reason})`;
+      this.xattrsNotRestored.count += 1;
+      if (this.xattrsNotRestored.first.length < MAX_NAMED_XATTRS_NOT_RESTORED) this.xattrsNotRestored.first.push(what);
+      this.tuning.onWarning?.(`restore: ${what}`);
+    });
   }
 
   /** Moves the old target aside and the staged tree in; puts the old one back if the second rename fails. */
@@ -436,6 +465,7 @@ class DirRestoreSession implements RestoreSession {
     const meta = this.directories.get(relDir);
     const handle = await open(fsPath(absDir), OPEN_DIRECTORY_FLAGS);
     try {
+      this.restoreXattrs(absDir, relDir === '' ? 'data' : `data/${relDir}`, meta?.xattrs);
       await handle.chmod(meta?.mode ?? (relDir === '' ? rootMode : DEFAULT_ROOT_MODE));
       if (meta) setTimesNs(fsPath(absDir), meta.mtimeNs, meta.mtimeNs, true);
       // With fsyncFiles the syncfs after this pass makes directories durable too.
@@ -475,21 +505,26 @@ function checkHeader(header: EntryHeader): void {
 }
 
 /**
- * Writes the body at its offsets as its chunks arrive, leaving holes for long runs of zeros, and
- * checks it is exactly `header.size` bytes. Returns the byte count. Listens for `data` rather
+ * Writes the body at its offsets as its chunks arrive and checks it is exactly as long as the
+ * header says. A sparse file's body is only its data segments: the file is first given its
+ * full length (all hole), then each piece is written where the map puts it, so holes stay
+ * holes and nothing else is allocated. Zeros in a plain file are written like any other bytes,
+ * so allocation comes back as it was. Returns the logical size. Listens for `data` rather
  * than iterating: an async iterator per file costs more than the small file's write.
  */
 function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<number> {
+  const cursor = header.sparse && new SparseCursor(header.sparse, showPath(header.path));
+  const expected = header.sparse ? dataBytes(header.sparse) : header.size;
+  if (header.sparse) ftruncateSync(fd, header.size);
   return new Promise<number>((resolve, reject) => {
     let position = 0;
-    let holeAtEnd = false;
     const onData = (chunk: Buffer): void => {
       try {
-        if (position + chunk.length > header.size) {
-          throw new IntegrityError(`restore: file entry ${showPath(header.path)} is longer than its header's ${header.size} bytes`);
+        if (position + chunk.length > expected) {
+          throw new IntegrityError(`restore: file entry ${showPath(header.path)} is longer than its header's ${expected} bytes`);
         }
-        holeAtEnd = chunk.length >= MIN_HOLE_BYTES && isAllZeros(chunk);
-        if (!holeAtEnd) writeAll(fd, chunk, position);
+        if (cursor) for (const piece of cursor.place(chunk)) writeAll(fd, piece.bytes, piece.position);
+        else writeAll(fd, chunk, position);
         position += chunk.length;
       } catch (err) {
         body.destroy(err as Error);
@@ -497,16 +532,8 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     };
     const onEnd = (): void => {
       cleanup();
-      try {
-        if (position !== header.size) {
-          throw new IntegrityError(`restore: file entry ${showPath(header.path)} ended after ${position} of ${header.size} bytes`);
-        }
-        // A file ending in a hole needs its length set explicitly.
-        if (holeAtEnd) ftruncateSync(fd, position);
-        resolve(position);
-      } catch (err) {
-        reject(err);
-      }
+      if (position !== expected) reject(new IntegrityError(`restore: file entry ${showPath(header.path)} ended after ${position} of ${expected} bytes`));
+      else resolve(header.size);
     };
     const onError = (err: Error): void => {
       cleanup();
@@ -514,7 +541,7 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     };
     const onClose = (): void => {
       cleanup();
-      reject(new SnapworkerError(`restore: file entry ${showPath(header.path)}: body closed after ${position} of ${header.size} bytes`));
+      reject(new SnapworkerError(`restore: file entry ${showPath(header.path)}: body closed after ${position} of ${expected} bytes`));
     };
     const cleanup = (): void => {
       body.off('data', onData);
@@ -533,16 +560,6 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
 function writeAll(fd: number, chunk: Buffer, position: number): void {
   let done = 0;
   while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done, position + done);
-}
-
-const ZEROS = Buffer.alloc(1024 * 1024);
-
-function isAllZeros(chunk: Buffer): boolean {
-  for (let offset = 0; offset < chunk.length; offset += ZEROS.length) {
-    const part = chunk.subarray(offset, Math.min(chunk.length, offset + ZEROS.length));
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
-  }
-  return true;
 }
 
 async function inspectTarget(targetPath: string): Promise<TargetState> {

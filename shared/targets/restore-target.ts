@@ -16,7 +16,10 @@ export interface RestoreOptions {
  * every staged byte and leaves the target exactly as it was. Exactly one of commit/abort is called.
  */
 export interface RestoreSession {
-  /** Stages one entry; `body` is set for files and must be consumed fully. */
+  /**
+   * Stages one entry; `body` is set for files and must be consumed fully. For a sparse file
+   * (`header.sparse`), `body` holds only the data segments' bytes, back to back.
+   */
   write(header: EntryHeader, body: Readable | undefined): Promise<void>;
   commit(): Promise<RestoreResult>;
   abort(): Promise<void>;
@@ -27,6 +30,12 @@ export interface RestoreResult {
   target: string;
   entries: number;
   bytes: number;
+  /**
+   * Directory targets: extended attributes the target could not keep (filesystem without
+   * xattr support, a namespace the worker may not write), counted, and the first 100 named as
+   * `<entry>: extended attribute <name> not restored (<errno>)`. Absent when all were restored.
+   */
+  xattrsNotRestored?: { count: number; first: string[] };
 }
 
 /** Somewhere a snapshot can be restored to. */

@@ -8,7 +8,7 @@
  *   assert.deepEqual(await compareTrees(tree.root, restored, { ignore: tree.unsupported }), []);
  *
  * Cases are small builder functions in `TORTURE_CASES`; a new kind of entry is one more builder
- * (sparse files and xattrs plug in through `addSparse` and `addXattrs`). Builders create entries
+ * (`addSparse` and `addXattrs` hold sparse files and extended attributes). Builders create entries
  * with raw Buffer paths and register the nanosecond times to set in `ctx.times`: times are set
  * last, deepest first, so creating children does not change them again.
  */
@@ -26,9 +26,12 @@ import {
   symlinkSync,
   writeFileSync,
   chmodSync,
+  ftruncateSync,
+  writeSync,
   type BigIntStats,
 } from 'node:fs';
-import { deviceNumbers, makeNode, setTimesNs } from '../../shared/fsutil/native-fs.js';
+import { deviceNumbers, makeNode, setTimesNs, setXattr } from '../../shared/fsutil/native-fs.js';
+import { readXattrs as readEntryXattrs } from '../../shared/fsutil/xattrs.js';
 
 /** What a builder gets: where to build, and whether the process may create device nodes. */
 export interface TortureContext {
@@ -186,11 +189,90 @@ export const addLongNames: CaseBuilder = ({ root }) => {
   mkdirSync(bytesPath(modes, 'empty-dir'));
 };
 
-/** Sparse files: filled in by the sparse-files work (branch fidelity-sparse-xattr). */
-export const addSparse: CaseBuilder = () => {};
+/** Writes `blockBytes` bytes of `fill` at each offset of a file truncated to `size` (the rest stays hole). */
+function writeSparseFile(file: Buffer, size: number, offsets: number[], blockBytes = 4096, fill = 0x5a): void {
+  const fd = openSync(file, 'w');
+  try {
+    ftruncateSync(fd, size);
+    for (const offset of offsets) writeSync(fd, Buffer.alloc(blockBytes, fill), 0, blockBytes, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
 
-/** Extended attributes: filled in by the xattr work (branch fidelity-sparse-xattr). */
-export const addXattrs: CaseBuilder = () => {};
+const [ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER] = [0x01, 0x02, 0x04, 0x10, 0x20];
+
+/** A POSIX ACL as its xattr value (linux/posix_acl_xattr.h): version 2, then (tag, perm, id) entries, little-endian. */
+function posixAcl(entries: Array<[tag: number, perm: number, id?: number]>): Buffer {
+  const value = Buffer.alloc(4 + 8 * entries.length);
+  value.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id = 0xffffffff], i) => {
+    value.writeUInt16LE(tag, 4 + 8 * i);
+    value.writeUInt16LE(perm, 6 + 8 * i);
+    value.writeUInt32LE(id, 8 + 8 * i);
+  });
+  return value;
+}
+
+/**
+ * Sparse files (holes must stay holes: the comparer checks allocated blocks): many data blocks
+ * in a big hole, a file ending in a hole, one that is all hole, data at an unaligned offset
+ * after a hole, a hard-linked sparse file under a non-UTF-8 name, and a dense file of zeros
+ * (allocated, and must stay allocated).
+ */
+export const addSparse: CaseBuilder = ({ root }) => {
+  const dir = bytesPath(root, 'sparse');
+  mkdirSync(dir);
+  const MiB = 1024 * 1024;
+  writeSparseFile(bytesPath(dir, 'fifty-blocks'), 32 * MiB, Array.from({ length: 50 }, (_, i) => i * 640 * 1024));
+  writeSparseFile(bytesPath(dir, 'ends-in-hole'), 8 * MiB, [0, 4096]);
+  writeSparseFile(bytesPath(dir, 'all-hole'), 16 * MiB, []);
+  writeSparseFile(bytesPath(dir, 'tail-unaligned'), 5 * MiB + 100, [5 * MiB + 90], 10);
+  const named = bytesPath(dir, Buffer.from('spars\xe9', 'latin1'));
+  writeSparseFile(named, 4 * MiB, [MiB]);
+  linkSync(named, bytesPath(dir, 'sparse-hard-link'));
+  writeFileSync(bytesPath(dir, 'dense-zeros'), Buffer.alloc(256 * 1024));
+};
+
+/**
+ * Extended attributes: `user.*` on files, directories, a non-UTF-8 name, a hard-linked file and
+ * a sparse file; binary values (NUL, 0xff, newline, `=`), an empty value, a large value, names
+ * holding `=` and `%`; POSIX access and default ACLs; as root also `trusted.*` on a symlink, a FIFO and a directory (user.* is
+ * not allowed on those by Linux).
+ */
+export const addXattrs: CaseBuilder = ({ root, isRoot }) => {
+  const dir = bytesPath(root, 'xattrs');
+  mkdirSync(dir);
+  const file = bytesPath(dir, 'file');
+  writeFileSync(file, 'attributes\n');
+  setXattr(file, 'user.binary', Buffer.from([0, 0xff, 0x0a, 0x3d, 0x80, 0]), true);
+  setXattr(file, 'user.empty', Buffer.alloc(0), true);
+  setXattr(file, 'user.name=with%odd', Buffer.from('v'), true);
+  setXattr(file, 'user.large', Buffer.alloc(3000, 0x61), true);
+  const sub = bytesPath(dir, Buffer.from('d\xff', 'latin1'));
+  mkdirSync(sub);
+  setXattr(sub, 'user.dir', Buffer.from('directory'), true);
+  const named = bytesPath(sub, Buffer.from('caf\xe9', 'latin1'));
+  writeFileSync(named, 'x');
+  setXattr(named, 'user.mime_type', Buffer.from('text/plain'), true);
+  setXattr(bytesPath(root, 'hardlinks', 'a'), 'user.shared', Buffer.from('one inode'), true);
+  setXattr(bytesPath(root, 'sparse', 'fifty-blocks'), 'user.sparse', Buffer.from('holes'), true);
+  // POSIX ACLs are the system.posix_acl_* attributes: an access ACL naming uid 1000, and a
+  // default ACL on a directory whose child was created before it (so inherits nothing).
+  const aclFile = bytesPath(dir, 'acl-file');
+  writeFileSync(aclFile, 'acl\n');
+  setXattr(aclFile, 'system.posix_acl_access', posixAcl([[ACL_USER_OBJ, 6], [ACL_USER, 4, 1000], [ACL_GROUP_OBJ, 4], [ACL_MASK, 4], [ACL_OTHER, 0]]), true);
+  const aclDir = bytesPath(dir, 'acl-dir');
+  mkdirSync(aclDir);
+  writeFileSync(bytesPath(aclDir, 'child'), 'no inherited ACL\n');
+  setXattr(aclDir, 'system.posix_acl_default', posixAcl([[ACL_USER_OBJ, 7], [ACL_GROUP_OBJ, 5], [ACL_OTHER, 0]]), true);
+  if (isRoot) {
+    symlinkSync('file', bytesPath(dir, 'link'));
+    setXattr(bytesPath(dir, 'link'), 'trusted.link', Buffer.from([1, 2, 3]), true);
+    setXattr(bytesPath(root, 'special', 'fifo'), 'trusted.fifo', Buffer.from('f'), true);
+    setXattr(sub, 'trusted.dir', Buffer.from('t'), true);
+  }
+};
 
 /** Every case, in the order they are built. */
 export const TORTURE_CASES: readonly CaseBuilder[] = [addNames, addTimes, addSymlinks, addHardLinks, addSpecialFiles, addLongNames, addSparse, addXattrs];
@@ -228,8 +310,9 @@ export interface EntryFacts {
   xattrs: Record<string, string>;
 }
 
-/** Hook for the xattr work: the attributes to compare for one entry (none until then). */
-export let readXattrs: (absPath: Buffer) => Record<string, string> = () => ({});
+/** The attributes to compare for one entry: name → hex value, every namespace the process can read. */
+export let readXattrs: (absPath: Buffer) => Record<string, string> = (absPath) =>
+  Object.fromEntries((readEntryXattrs(absPath) ?? []).map(({ name, value }) => [name, value.toString('hex')]));
 export function setXattrReader(reader: (absPath: Buffer) => Record<string, string>): void {
   readXattrs = reader;
 }
@@ -298,6 +381,8 @@ export interface CompareTreesOptions {
  * difference (names shown with non-printable bytes escaped); [] when they match.
  */
 export function compareTrees(expectedRoot: string, actualRoot: string, options: CompareTreesOptions = {}): string[] {
+  // ext4's delayed allocation counts blocks differently until written back: settle both trees.
+  execFileSync('sync', ['-f', expectedRoot, actualRoot]);
   const expected = describeTortureTree(expectedRoot);
   const actual = describeTortureTree(actualRoot);
   const ignored = new Set((options.ignore ?? []).map((rel) => rel.toString('hex')));

@@ -11,7 +11,8 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
     }
     case 'restore': {
       const r = result as JobResultByKind['restore'];
-      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}`;
+      const notKept = r.xattrsNotRestored ? `; ${r.xattrsNotRestored.count} extended attribute(s) not restored, e.g. ${r.xattrsNotRestored.first[0]}` : '';
+      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}${notKept}`;
     }
     case 'verify': {
       const r = result as JobResultByKind['verify'];

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setXattr } from '../shared/fsutil/native-fs.js';
+import { readXattrs, writeXattrs } from '../shared/fsutil/xattrs.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'snapworker-xattrs-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const isRoot = process.getuid?.() === 0;
+
+describe('extended attributes of a node', () => {
+  it('reads every attribute sorted by name with exact bytes, and undefined when there are none', () => {
+    const file = path.join(dir, 'file');
+    writeFileSync(file, 'x');
+    assert.equal(readXattrs(file), undefined);
+    setXattr(file, 'user.z', Buffer.from([0xff, 0]), true);
+    setXattr(file, 'user.a', Buffer.alloc(0), true);
+    assert.deepEqual(readXattrs(file), [
+      { name: 'user.a', value: Buffer.alloc(0) },
+      { name: 'user.z', value: Buffer.from([0xff, 0]) },
+    ]);
+  });
+
+  it("reads a symlink's own attributes, never its target's", () => {
+    const target = path.join(dir, 'target');
+    writeFileSync(target, 'x');
+    setXattr(target, 'user.target', Buffer.from('t'), true);
+    const link = path.join(dir, 'link');
+    symlinkSync('target', link);
+    assert.equal(readXattrs(link), undefined);
+    if (isRoot) {
+      setXattr(link, 'trusted.own', Buffer.from('l'), true);
+      assert.deepEqual(readXattrs(link), [{ name: 'trusted.own', value: Buffer.from('l') }]);
+    }
+  });
+
+  it('writes what the node can keep, tells which it cannot and why, and throws for anything else', () => {
+    const link = path.join(dir, 'link2');
+    symlinkSync('target', link);
+    const refused: string[] = [];
+    writeXattrs(link, [{ name: 'user.no', value: Buffer.from('1') }, ...(isRoot ? [{ name: 'trusted.yes', value: Buffer.from('2') }] : [])], (name, reason) =>
+      refused.push(`${name} ${reason}`),
+    );
+    assert.deepEqual(refused, ['user.no EPERM']);
+    if (isRoot) assert.deepEqual(readXattrs(link), [{ name: 'trusted.yes', value: Buffer.from('2') }]);
+    assert.throws(() => writeXattrs(path.join(dir, 'missing'), [{ name: 'user.a', value: Buffer.from('1') }], () => {}), { code: 'ENOENT' });
+  });
+});

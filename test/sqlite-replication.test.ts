@@ -1,0 +1,270 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { InvalidInputError } from '../shared/errors.js';
+import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
+import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
+import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js';
+
+const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
+
+let root: string;
+let stagingDir: string;
+
+before(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-replication-'));
+  stagingDir = path.join(root, 'staging');
+  await mkdir(stagingDir);
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let counter = 0;
+async function freshCase(): Promise<{ dir: string; dbPath: string; store: ReplicaStore }> {
+  const dir = path.join(root, `case-${++counter}`);
+  await mkdir(dir);
+  const store = new ReplicaStore(new FsDriver({ root: path.join(dir, 'repo') }), 'app');
+  return { dir, dbPath: path.join(dir, 'app.db'), store };
+}
+
+async function startWriter(dbPath: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER_SCRIPT, dbPath, 'wal', 'timed'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  assert.equal(line.toString().trim(), 'ready');
+  return child;
+}
+
+async function stopWriter(child: ChildProcess): Promise<number> {
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+  return Number(/committed (\d+)/.exec(Buffer.concat(chunks).toString())?.[1]);
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Transaction ids in the database at `dbPath`, after checking every one is whole (n rows, seq 0..n-1). */
+function wholeTransactions(dbPath: string): { txns: number[]; times: Map<number, number> } {
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    const groups = db.prepare('SELECT txn, n, count(*) AS c, min(seq) AS lo, max(seq) AS hi FROM rows GROUP BY txn ORDER BY txn').all() as Array<{ txn: number; n: number; c: number; lo: number; hi: number }>;
+    for (const g of groups) assert.ok(g.c === g.n && g.lo === 0 && g.hi === g.n - 1, `transaction ${g.txn} is torn (${g.c} of ${g.n} rows)`);
+    const times = new Map<number, number>();
+    const hasCommits = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'commits'").get();
+    if (hasCommits) for (const row of db.prepare('SELECT txn, at_ms FROM commits').all() as Array<{ txn: number; at_ms: number }>) times.set(row.txn, row.at_ms);
+    return { txns: groups.map((g) => g.txn), times };
+  } finally {
+    db.close();
+  }
+}
+
+function assertPrefix(txns: number[], count: number): void {
+  assert.equal(txns.length, count, `expected transactions 1..${count}, got ${txns.length} (last ${txns.at(-1)})`);
+  txns.forEach((txn, i) => assert.equal(txn, i + 1, `transaction ${i + 1} missing`));
+}
+
+describe('SQLite replication', () => {
+  it('ships a writer’s numbered transactions through checkpoints and WAL restarts; the latest restore holds every one', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const writer = await startWriter(dbPath);
+    const events: ReplicationEvent[] = [];
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, intervalMs: 50, checkpointBytes: 256 * 1024, onEvent: (e) => events.push(e) });
+    const controller = new AbortController();
+    const running = replicator.run(controller.signal);
+    await pause(2500);
+    const committed = await stopWriter(writer);
+    await pause(300);
+    controller.abort();
+    await running;
+
+    const generations = events.filter((e) => e.type === 'generation');
+    assert.equal(generations.length, 1, `one generation, got: ${JSON.stringify(generations)}`);
+    const indexes = new Set(events.flatMap((e) => (e.type === 'segment' ? [e.position.index] : [])));
+    assert.ok(indexes.size >= 2, `the WAL restarted after our checkpoints (indexes ${[...indexes]}; ${JSON.stringify(events.filter((e) => e.type !== "segment"))})`);
+
+    const target = path.join(dir, 'restored.db');
+    const result = await restoreReplica(store, {}, target);
+    assert.ok(result.segments > 1);
+    assertPrefix(wholeTransactions(target).txns, committed);
+  });
+
+  it('restores to several timestamps, each holding the whole transactions committed before that time and none after', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const writer = await startWriter(dbPath);
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, intervalMs: 100, checkpointBytes: 512 * 1024 });
+    const controller = new AbortController();
+    const running = replicator.run(controller.signal);
+    const points: Date[] = [];
+    for (let i = 0; i < 3; i++) {
+      await pause(700);
+      points.push(new Date());
+    }
+    await pause(500);
+    await stopWriter(writer);
+    await pause(300);
+    controller.abort();
+    await running;
+
+    let previous = 0;
+    for (const [i, point] of points.entries()) {
+      const target = path.join(dir, `at-${i}.db`);
+      await restoreReplica(store, { timestamp: point }, target);
+      const { txns, times } = wholeTransactions(target);
+      assertPrefix(txns, txns.length);
+      for (const txn of txns) assert.ok(times.get(txn)! <= point.getTime(), `transaction ${txn} committed after ${point.toISOString()}`);
+      // Everything committed a replication interval (plus a loaded machine's delay) before the point is there.
+      const live = wholeTransactions(dbPath).times;
+      const due = [...live].filter(([, at]) => at <= point.getTime() - 1000).length;
+      assert.ok(txns.length >= due, `restore at ${point.toISOString()} holds ${txns.length} transactions, ${due} were due`);
+      assert.ok(txns.length > previous, 'each later point holds more');
+      previous = txns.length;
+    }
+  });
+
+  it('starts a new generation when another connection truncates the WAL while the replicator is stopped, and loses nothing', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    for (let v = 1; v <= 50; v++) insert.run(v);
+    const events: ReplicationEvent[] = [];
+    const first = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await first.sync();
+    await first.sync();
+    for (let v = 51; v <= 100; v++) insert.run(v);
+    await first.sync();
+    await first.close();
+
+    for (let v = 101; v <= 150; v++) insert.run(v);
+    app.pragma('wal_checkpoint(TRUNCATE)');
+    for (let v = 151; v <= 200; v++) insert.run(v);
+    const second = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await second.sync();
+    for (let v = 201; v <= 250; v++) insert.run(v);
+    await second.sync();
+    await second.close();
+    app.close();
+
+    const reasons = events.flatMap((e) => (e.type === 'generation' ? [e.reason] : []));
+    assert.equal(reasons.length, 2, JSON.stringify(reasons));
+    assert.match(reasons[1]!, /behind the replicator/);
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const restored = new Database(target, { readonly: true });
+    assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 250);
+    restored.close();
+    assert.equal((await store.generations()).length, 2);
+  });
+
+  it('keeps one generation when the application asks for a TRUNCATE checkpoint while the replicator runs', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath, { timeout: 50 });
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    const events: ReplicationEvent[] = [];
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await replicator.sync();
+    for (let v = 1; v <= 100; v++) insert.run(v);
+    // The replicator's read transaction holds the WAL: SQLite copies what it may and reports busy.
+    const [result] = app.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    assert.equal(result!.busy, 1);
+    for (let v = 101; v <= 200; v++) insert.run(v);
+    await replicator.sync();
+    await replicator.close();
+    app.close();
+    assert.equal(events.filter((e) => e.type === 'generation').length, 1);
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const restored = new Database(target, { readonly: true });
+    assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 200);
+    restored.close();
+  });
+
+  it('detects a database replaced under the replicator and starts a generation from the new file', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('old')");
+    const events: ReplicationEvent[] = [];
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await replicator.sync();
+    // As an operator restores a file: the application stops, the file and its side files are
+    // replaced, the application starts again and writes.
+    app.close();
+    const other = path.join(dir, 'other.db');
+    const replacement = new Database(other);
+    replacement.pragma('journal_mode = wal');
+    replacement.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('new'), ('new')");
+    replacement.close();
+    await rm(`${dbPath}-wal`, { force: true });
+    await rm(`${dbPath}-shm`, { force: true });
+    await rename(other, dbPath);
+    const restarted = new Database(dbPath);
+    restarted.exec("INSERT INTO t VALUES ('newer')");
+    await replicator.sync();
+    restarted.exec("INSERT INTO t VALUES ('newest')");
+    await replicator.sync();
+    await replicator.close();
+    // Closing the replicator's connections to the replaced file left the new database's WAL alone.
+    assert.deepEqual(restarted.prepare('SELECT v FROM t').all(), [{ v: 'new' }, { v: 'new' }, { v: 'newer' }, { v: 'newest' }]);
+    restarted.close();
+    const reasons = events.flatMap((e) => (e.type === 'generation' ? [e.reason] : []));
+    assert.deepEqual(reasons, ['start', 'the database file was replaced']);
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const restored = new Database(target, { readonly: true });
+    assert.deepEqual(restored.prepare('SELECT v FROM t').all(), [{ v: 'new' }, { v: 'new' }, { v: 'newer' }, { v: 'newest' }]);
+    restored.close();
+  });
+
+  it('resumes from the stored position when a new replicator takes over, without a new generation', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    const first = new SqliteReplicator(dbPath, store, { stagingDir });
+    await first.sync();
+    for (let v = 1; v <= 100; v++) insert.run(v);
+    await first.sync();
+    // The first one stops without a goodbye (its connections simply go), as when its worker dies.
+    (first as unknown as { closeConnections(): void }).closeConnections();
+    for (let v = 101; v <= 200; v++) insert.run(v);
+    const events: ReplicationEvent[] = [];
+    const second = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await second.sync();
+    await second.close();
+    app.close();
+    assert.equal(events[0]?.type, 'resumed');
+    assert.equal(events.filter((e) => e.type === 'generation').length, 0);
+    const target = path.join(dir, 'restored.db');
+    const result = await restoreReplica(store, {}, target);
+    assert.equal(result.segments, 2);
+    const restored = new Database(target, { readonly: true });
+    assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 200);
+    restored.close();
+  });
+
+  it('refuses a database not in WAL mode with one line', async () => {
+    const { dbPath, store } = await freshCase();
+    const db = new Database(dbPath);
+    db.exec('CREATE TABLE t (v INTEGER)');
+    db.close();
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir });
+    await assert.rejects(replicator.sync(), (err: Error) => err instanceof InvalidInputError && /delete journal mode; replication needs WAL mode/.test(err.message));
+    assert.deepEqual(await readdir(path.dirname(dbPath)), ['app.db']);
+  });
+});

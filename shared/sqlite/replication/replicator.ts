@@ -175,8 +175,9 @@ export class SqliteReplicator {
       const next = await this.continuation(handle);
       if ('broken' in next) return await this.startGeneration(next.broken, signal);
       if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
-      const walBytes = handle ? (await handle.stat()).size : 0;
-      if (walBytes >= this.opts.checkpointBytes) await this.checkpoint(signal);
+      // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
+      // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
+      if (this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
     } finally {
       await handle?.close();
     }

@@ -5,10 +5,13 @@ import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
 export type SnapshotJobResult = SnapshotRecord;
 
 export interface RestoreJobResult {
+  /** The snapshot restored; for a restore from a replica, the generation. */
   snapshotId: string;
   target: string;
   entries: number;
   bytes: number;
+  /** A restore from a replica: the position reached and when its last segment was read. */
+  replica?: { generation: string; index: number; offset: number; segments: number; upTo: string };
 }
 
 export interface VerifyJobResult {

@@ -12,6 +12,7 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
 import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
 import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js';
+import { useTestWorker } from './helpers/worker-fixture.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
 
@@ -266,5 +267,63 @@ describe('SQLite replication', () => {
     const replicator = new SqliteReplicator(dbPath, store, { stagingDir });
     await assert.rejects(replicator.sync(), (err: Error) => err instanceof InvalidInputError && /delete journal mode; replication needs WAL mode/.test(err.message));
     assert.deepEqual(await readdir(path.dirname(dbPath)), ['app.db']);
+  });
+});
+
+describe('SQLite replication: restore jobs through the queue', () => {
+  const fixture = useTestWorker();
+
+  it('restores a replica to a timestamp and to the newest state through a queued restore job', async () => {
+    const { environment } = fixture;
+    const dbPath = path.join(environment.root, 'orders.db');
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    const store = new ReplicaStore(new FsDriver({ root: environment.repoDir }), 'orders');
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir: environment.root });
+    await replicator.sync();
+    for (let v = 1; v <= 10; v++) insert.run(v);
+    await replicator.sync();
+    await pause(20);
+    const between = new Date();
+    await pause(20);
+    for (let v = 11; v <= 25; v++) insert.run(v);
+    await replicator.sync();
+    await replicator.close();
+    app.close();
+
+    const count = (file: string) => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c;
+      } finally {
+        db.close();
+      }
+    };
+    const earlier = path.join(environment.root, 'earlier.db');
+    const job = await environment.queue.add('restore', { v: 1, snapshot: 'latest', source: 'orders', target: `sqlite://${earlier}`, replica: { timestamp: between.toISOString() } });
+    const result = (await job.waitUntilFinished(environment.events, 60_000)) as { replica: { segments: number } };
+    assert.equal(result.replica.segments, 1);
+    assert.equal(count(earlier), 10);
+    const newest = path.join(environment.root, 'newest.db');
+    await (await environment.queue.add('restore', { v: 1, snapshot: 'latest', source: 'orders', target: `sqlite://${newest}`, replica: {} })).waitUntilFinished(environment.events, 60_000);
+    assert.equal(count(newest), 25);
+  });
+
+  it('fails a replica restore that names a snapshot at once, with one line naming the field', async () => {
+    const { environment } = fixture;
+    const job = await environment.queue.add(
+      'restore',
+      { v: 1, snapshot: '20261129T161500123Z-1a2b3c4d', source: 'orders', target: `sqlite://${path.join(environment.root, 'x.db')}`, replica: {} },
+      { attempts: 3 },
+    );
+    await job.waitUntilFinished(environment.events, 60_000).then(
+      () => assert.fail('should have failed'),
+      () => {},
+    );
+    const failed = (await environment.queue.getJob(job.id!))!;
+    assert.match(failed.failedReason, /with replica, snapshot must be "latest"/);
+    assert.equal(failed.attemptsMade, 1);
   });
 });

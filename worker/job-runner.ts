@@ -13,6 +13,7 @@ import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
+import { runReplicaRestore } from '../shared/sqlite/replication/restore-replica-job.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EndpointContext } from '../shared/sources/source.js';
@@ -90,6 +91,18 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async restore({ data, signal, progress }, runtime) {
     const repository = runtime.repository(data.repo);
+    if (data.replica) {
+      return runReplicaRestore({
+        driver: repository.driver,
+        source: data.source,
+        snapshot: data.snapshot,
+        target: toArray(data.target),
+        replica: data.replica,
+        replace: data.replace ?? false,
+        endpoints: runtime.endpoints,
+        signal,
+      });
+    }
     const target = await openTarget(toArray(data.target), data, runtime.endpoints);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>

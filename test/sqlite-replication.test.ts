@@ -15,6 +15,7 @@ import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js'
 import { useTestWorker } from './helpers/worker-fixture.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
+const REPLICATOR_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-replicator.ts', import.meta.url));
 
 let root: string;
 let stagingDir: string;
@@ -257,6 +258,61 @@ describe('SQLite replication', () => {
     const restored = new Database(target, { readonly: true });
     assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 200);
     restored.close();
+  });
+
+  it('continues without a gap when the replicating process is SIGKILLed mid-run and another takes over; a SIGKILLed writer loses no shipped commit', async (t) => {
+    const { dir, dbPath, store } = await freshCase();
+    const writer = await startWriter(dbPath);
+    const repoDir = path.join(dir, 'repo');
+    const startReplicator = () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', REPLICATOR_SCRIPT, dbPath, repoDir, stagingDir, '100'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const events: ReplicationEvent[] = [];
+      let buffered = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const line of lines) if (line) events.push(JSON.parse(line) as ReplicationEvent);
+      });
+      return { child, events };
+    };
+    const waitFor = async (events: ReplicationEvent[], count: number) => {
+      const deadline = Date.now() + 30_000;
+      while (events.filter((e) => e.type === 'segment').length < count) {
+        assert.ok(Date.now() < deadline, `only ${events.length} events: ${JSON.stringify(events.slice(-3))}`);
+        await pause(50);
+      }
+    };
+    const first = startReplicator();
+    await waitFor(first.events, 5);
+    first.child.kill('SIGKILL');
+    await once(first.child, 'exit');
+    const second = startReplicator();
+    await waitFor(second.events, 5);
+    // The writer's host dies: every commit it made is in the WAL, and the replicator ships it.
+    writer.kill('SIGKILL');
+    await once(writer, 'exit');
+    const lastCommitted = wholeTransactions(dbPath).txns.at(-1)!;
+    await pause(1000);
+    second.child.kill('SIGTERM');
+    const [code] = await once(second.child, 'exit');
+    assert.equal(code, 0);
+
+    assert.equal(second.events[0]?.type, 'resumed', `the second replicator continued: ${JSON.stringify(second.events[0])}`);
+    const generations = [...first.events, ...second.events].filter((e) => e.type === 'generation');
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    assertPrefix(wholeTransactions(target).txns, lastCommitted);
+    t.diagnostic(`generations: ${generations.length}, transactions: ${lastCommitted}`);
+    // A takeover needs no new generation unless the writer restarted the WAL while no replicator held it.
+    if (generations.length > 1) {
+      assert.match((generations[1] as { reason: string }).reason, /behind the replicator/);
+    } else {
+      const gen = (generations[0] as { generation: string }).generation;
+      const result = await restoreReplica(store, { generation: gen }, path.join(dir, 'whole-generation.db'));
+      assertPrefix(wholeTransactions(path.join(dir, 'whole-generation.db')).txns, lastCommitted);
+      assert.ok(result.segments >= 10);
+    }
   });
 
   it('refuses a database not in WAL mode with one line', async () => {

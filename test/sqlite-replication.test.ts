@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { InvalidInputError } from '../shared/errors.js';
+import { IntegrityError, InvalidInputError } from '../shared/errors.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
 import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
@@ -313,6 +313,43 @@ describe('SQLite replication', () => {
       assertPrefix(wholeTransactions(path.join(dir, 'whole-generation.db')).txns, lastCommitted);
       assert.ok(result.segments >= 10);
     }
+  });
+
+  it('refuses to restore from a damaged segment or across a missing one, leaving the target as it was', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir });
+    await replicator.sync();
+    for (let round = 0; round < 3; round++) {
+      for (let v = 0; v < 20; v++) insert.run(round * 100 + v);
+      await replicator.sync();
+    }
+    await replicator.close();
+    app.close();
+    const [generation] = await store.generations();
+    const segments = (await store.walObjects(generation!)).filter((o) => o.kind === 'segment');
+    assert.equal(segments.length, 3);
+    const target = path.join(dir, 'target.db');
+    await writeFile(target, 'the old target');
+    const repoDir = path.join(dir, 'repo');
+
+    const middle = path.join(repoDir, segments[1]!.key);
+    const original = await readFile(middle);
+    const damaged = Buffer.from(original);
+    damaged[damaged.length - 100] ^= 0xff;
+    await writeFile(middle, damaged);
+    await assert.rejects(restoreReplica(store, {}, target, { replace: true }), (err: Error) => err instanceof IntegrityError && /\.seg: frame \d+ fails its salt or checksum check/.test(err.message));
+
+    await rm(middle);
+    await assert.rejects(
+      restoreReplica(store, {}, target, { replace: true }),
+      (err: Error) => err instanceof IntegrityError && /does not continue the WAL chain/.test(err.message),
+    );
+    assert.equal(await readFile(target, 'utf8'), 'the old target');
+    assert.deepEqual((await readdir(dir)).sort(), ['app.db', 'repo', 'target.db']);
   });
 
   it('refuses a database not in WAL mode with one line', async () => {

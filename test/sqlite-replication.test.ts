@@ -7,11 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { IntegrityError, InvalidInputError } from '../shared/errors.js';
+import { IntegrityError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
 import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
 import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js';
+import { applyReplicaRetention } from '../shared/sqlite/replication/replica-retention.js';
 import { useTestWorker } from './helpers/worker-fixture.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
@@ -350,6 +351,50 @@ describe('SQLite replication', () => {
     );
     assert.equal(await readFile(target, 'utf8'), 'the old target');
     assert.deepEqual((await readdir(dir)).sort(), ['app.db', 'repo', 'target.db']);
+  });
+
+  it('retention removes the generations no point inside the window needs, and every point inside it stays restorable', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir });
+    const writeDatabase = async (value: number) => {
+      const next = path.join(dir, 'next.db');
+      const db = new Database(next);
+      db.pragma('journal_mode = wal');
+      db.exec(`CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (${value})`);
+      db.close();
+      await rm(`${dbPath}-wal`, { force: true });
+      await rm(`${dbPath}-shm`, { force: true });
+      await rename(next, dbPath);
+    };
+    const stamps: Date[] = [];
+    for (const value of [1, 2, 3]) {
+      await writeDatabase(value);
+      await replicator.sync();
+      await pause(30);
+      stamps.push(new Date());
+      await pause(30);
+    }
+    await replicator.close();
+    const before = await store.generations();
+    assert.equal(before.length, 3);
+
+    // The window starts between the second and the third generation: the second covers its start.
+    const removed = await applyReplicaRetention(store, new Date(stamps[1]!.getTime() + 10));
+    assert.deepEqual(removed, [before[0]]);
+    assert.deepEqual(await store.generations(), before.slice(1));
+    const valueAt = async (point: Date) => {
+      const target = path.join(dir, `at-${point.getTime()}.db`);
+      await restoreReplica(store, { timestamp: point }, target);
+      const db = new Database(target, { readonly: true });
+      try {
+        return (db.prepare('SELECT v FROM t').get() as { v: number }).v;
+      } finally {
+        db.close();
+      }
+    };
+    assert.equal(await valueAt(new Date(stamps[1]!.getTime() + 10)), 2);
+    assert.equal(await valueAt(stamps[2]!), 3);
+    await assert.rejects(valueAt(stamps[0]!), (err: Error) => err instanceof NotFoundError);
   });
 
   it('refuses a database not in WAL mode with one line', async () => {

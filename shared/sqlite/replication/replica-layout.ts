@@ -51,6 +51,11 @@ export function isGenerationId(value: string): boolean {
   return GENERATION.test(value);
 }
 
+/** When a generation began: the time its id starts with (`20261129T161500123Z-…`). */
+export function generationTime(generation: string): Date {
+  return parseCompactTime(generation.slice(0, 19));
+}
+
 export function generationsPrefix(db: string): string {
   return `${REPLICAS}${checkReplicaName(db)}/generations/`;
 }

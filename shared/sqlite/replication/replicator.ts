@@ -128,16 +128,16 @@ export class SqliteReplicator {
   }
 
   /**
-   * Syncs every `intervalMs` until `signal` fires, then ships what is committed and closes.
-   * Retryable failures (storage, a busy lock) are reported as `error` events and retried at the
+   * Syncs every `intervalMs` until `signal` fires, then ships what is committed and closes;
+   * resolves (does not throw) when it stops because `signal` fired. Retryable failures (storage,
+   * a busy lock, the file missing for a while) are reported as `error` events and retried at the
    * next interval; others end the run.
    * @throws InvalidInputError for a database that is missing, not SQLite or not in WAL mode.
    */
   async run(signal: AbortSignal): Promise<void> {
     try {
-      await this.sync(signal);
-      while (!signal.aborted) {
-        await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
+      for (let round = 0; !signal.aborted; round++) {
+        if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
         try {
           await this.sync(signal);
@@ -187,7 +187,8 @@ export class SqliteReplicator {
   async close(): Promise<void> {
     if (!this.control) return;
     try {
-      if (this.chain && (await this.replaced()) === false) await this.checkpoint(undefined).catch(() => undefined);
+      // Best effort: a failure here (storage down, the file gone) must not hide why the run ended.
+      if (this.chain && !(await this.replaced().catch(() => true))) await this.checkpoint(undefined).catch(() => undefined);
     } finally {
       this.closeConnections();
     }
@@ -386,8 +387,12 @@ export class SqliteReplicator {
     try {
       const copyPath = path.join(staging.path, 'snapshot.db');
       const pinned = this.pins[this.activePin]!;
-      await pinned.backup(copyPath, { progress: () => (signal?.aborted ? 0 : 4096) });
-      throwIfAborted(signal);
+      await pinned.backup(copyPath, {
+        progress: () => {
+          throwIfAborted(signal);
+          return 4096;
+        },
+      });
       const pageSize = pinned.pragma('page_size', { simple: true }) as number;
       const stored = await this.store.putSnapshot(generation, at, copyPath, { signal });
       const createdAt = new Date();

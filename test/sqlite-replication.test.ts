@@ -13,6 +13,7 @@ import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
 import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
 import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js';
 import { applyReplicaRetention } from '../shared/sqlite/replication/replica-retention.js';
+import { listGenerations } from '../shared/sqlite/replication/list-generations.js';
 import { useTestWorker } from './helpers/worker-fixture.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
@@ -85,7 +86,9 @@ describe('SQLite replication', () => {
     const replicator = new SqliteReplicator(dbPath, store, { stagingDir, intervalMs: 50, checkpointBytes: 256 * 1024, onEvent: (e) => events.push(e) });
     const controller = new AbortController();
     const running = replicator.run(controller.signal);
-    await pause(2500);
+    // Until the WAL has restarted after our checkpoints twice (a loaded machine takes longer).
+    const deadline = Date.now() + 30_000;
+    while (!events.some((e) => e.type === 'segment' && e.position.index >= 2) && Date.now() < deadline) await pause(100);
     const committed = await stopWriter(writer);
     await pause(300);
     controller.abort();
@@ -94,12 +97,17 @@ describe('SQLite replication', () => {
     const generations = events.filter((e) => e.type === 'generation');
     assert.equal(generations.length, 1, `one generation, got: ${JSON.stringify(generations)}`);
     const indexes = new Set(events.flatMap((e) => (e.type === 'segment' ? [e.position.index] : [])));
-    assert.ok(indexes.size >= 2, `the WAL restarted after our checkpoints (indexes ${[...indexes]}; ${JSON.stringify(events.filter((e) => e.type !== "segment"))})`);
+    assert.ok(indexes.size >= 3, `the WAL restarted after our checkpoints (indexes ${[...indexes]}; ${JSON.stringify(events.filter((e) => e.type !== "segment"))})`);
 
     const target = path.join(dir, 'restored.db');
     const result = await restoreReplica(store, {}, target);
     assert.ok(result.segments > 1);
     assertPrefix(wholeTransactions(target).txns, committed);
+    const [listed, ...more] = await listGenerations(store);
+    assert.equal(more.length, 0);
+    assert.equal(listed!.segments, events.filter((e) => e.type === 'segment').length);
+    assert.deepEqual(listed!.end, { index: result.index, offset: result.offset });
+    assert.equal(listed!.reason, 'start');
   });
 
   it('restores to several timestamps, each holding the whole transactions committed before that time and none after', async () => {

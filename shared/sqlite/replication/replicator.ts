@@ -177,7 +177,8 @@ export class SqliteReplicator {
       if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
       // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
       // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
-      if (this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
+      // Once moved into the database, the WAL waits for the application's next write to restart it.
+      if (!this.chain!.backfilled && this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
     } finally {
       await handle?.close();
     }

@@ -5,12 +5,15 @@ import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
 export type SnapshotJobResult = SnapshotRecord;
 
 export interface RestoreJobResult {
+  /** The snapshot restored; for a restore from a replica, the generation. */
   snapshotId: string;
   target: string;
   entries: number;
   bytes: number;
   /** Directory targets: extended attributes the target could not keep, counted, the first 100 named. */
   xattrsNotRestored?: { count: number; first: string[] };
+  /** A restore from a replica: the position reached and when its last segment was read. */
+  replica?: { generation: string; index: number; offset: number; segments: number; upTo: string };
 }
 
 export interface VerifyJobResult {

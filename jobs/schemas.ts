@@ -55,6 +55,18 @@ export const restoreJobSchema = z
     labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
     replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
     streamConfig: z.record(z.string(), z.unknown()).optional().describe('NATS targets: stream config fields to override (never the name)'),
+    replica: z
+      .object({
+        timestamp: z.iso.datetime({ offset: true }).optional().describe('The transactions committed before this time (ISO 8601)'),
+        generation: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/).optional().describe('This generation (its end, or the end of `index`)'),
+        index: z.number().int().min(0).max(0xffffffff).optional().describe('With `generation`: up to the end of this WAL index'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'SQLite targets: restore from the continuous replica named by `source` instead of a snapshot (`snapshot` must be "latest"); ' +
+          'the newest state when empty',
+      ),
   })
   .strict();
 

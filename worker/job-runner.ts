@@ -14,6 +14,7 @@ import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
+import { runReplicaRestore } from '../shared/sqlite/replication/restore-replica-job.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EntryNotice } from '../shared/sources/notices.js';
@@ -121,6 +122,18 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async restore({ data, signal, progress }, runtime) {
     const repository = await runtime.existingRepository(data.repo, signal);
+    if (data.replica) {
+      return runReplicaRestore({
+        driver: repository.driver,
+        source: data.source,
+        snapshot: data.snapshot,
+        target: toArray(data.target),
+        replica: data.replica,
+        replace: data.replace ?? false,
+        endpoints: runtime.endpoints,
+        signal,
+      });
+    }
     const target = await openTarget(toArray(data.target), data, runtime.endpoints);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>

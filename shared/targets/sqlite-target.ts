@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, open, rename, rm, stat } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { EntryHeader } from '../archive/archive-entry.js';
@@ -7,7 +7,8 @@ import type { Manifest } from '../archive/manifest.js';
 import { IntegrityError, InvalidInputError, SnapworkerError, throwIfAborted } from '../errors.js';
 import type { EndpointContext } from '../sources/source.js';
 import { checkDatabaseIntegrity } from '../sqlite/check-integrity.js';
-import { fsyncPath, removeSideFiles, SIDE_FILE_SUFFIXES } from '../sqlite/durable-fs.js';
+import { removeSideFiles } from '../sqlite/durable-fs.js';
+import { assertPlaceable, swapIn } from '../sqlite/swap-in.js';
 import { DATABASE_ENTRY_PREFIX, parseSqliteUris, type SqliteEndpoint } from '../sqlite/sqlite-uri.js';
 import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from './restore-target.js';
 
@@ -124,34 +125,6 @@ class SqliteRestoreSession implements RestoreSession {
   }
 }
 
-/**
- * Puts the staged copy at the target path. The old database's side files are renamed aside first
- * (not deleted), so neither a crash nor a failed rename can leave the new file paired with the old
- * WAL or journal, which SQLite would replay into it; on a failed rename they are put back.
- */
-async function swapIn(database: StagedDatabase): Promise<void> {
-  const { target, tempPath } = database;
-  const existing = await stat(target).catch(() => undefined);
-  if (existing) await chmod(tempPath, existing.mode & 0o7777);
-  const setAside: Array<[original: string, aside: string]> = [];
-  try {
-    for (const suffix of SIDE_FILE_SUFFIXES) {
-      const aside = `${tempPath}.old${suffix}`;
-      try {
-        await rename(target + suffix, aside);
-        setAside.push([target + suffix, aside]);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
-    await rename(tempPath, target);
-  } catch (cause) {
-    for (const [original, aside] of setAside) await rename(aside, original).catch(() => undefined);
-    throw new SnapworkerError(`sqlite target ${target}: rename staged copy into place: ${(cause as Error).message}`, { cause });
-  }
-  await Promise.all(setAside.map(([, aside]) => rm(aside, { force: true })));
-  await fsyncPath(path.dirname(target));
-}
 
 /** Streams `body` into a new file and fsyncs it; returns the byte count. Removes nothing on failure (abort does). */
 async function writeDurably(body: Readable, filePath: string, mode: number, signal: AbortSignal, what: string): Promise<number> {
@@ -190,12 +163,3 @@ function assertMapping(archived: number, targets: number, names?: string[]): voi
 
 const MAPPING_RULE = 'give one sqlite:///path URI per database, in archive order (a single URI for a one-database archive)';
 
-/** The parent directory must exist; an existing target must be a regular file and needs `replace`. */
-async function assertPlaceable(target: string, replace: boolean): Promise<void> {
-  const parent = await stat(path.dirname(target)).catch(() => undefined);
-  if (!parent?.isDirectory()) throw new InvalidInputError(`sqlite target ${target}: directory ${path.dirname(target)} does not exist`);
-  const existing = await stat(target).catch(() => undefined);
-  if (!existing) return;
-  if (!existing.isFile()) throw new InvalidInputError(`sqlite target ${target}: exists and is not a regular file`);
-  if (!replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; replace it with --replace (job field "replace": true)`);
-}

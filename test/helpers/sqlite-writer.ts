@@ -2,20 +2,22 @@
  * A separate process that writes to an SQLite database until it is told to stop, so tests can
  * snapshot a database under real concurrent writes.
  *
- *   node --import tsx test/helpers/sqlite-writer.ts <db path> <wal|delete>
+ *   node --import tsx test/helpers/sqlite-writer.ts <db path> <wal|delete> [timed]
  *
  * Each transaction inserts 3 to 9 rows into `rows(txn, seq, n, payload)`, all carrying the same
  * transaction id `txn` (1, 2, 3, ... in commit order) and the row count `n`, so a reader can tell
  * a whole transaction (n rows with seq 0..n-1) from a torn one. Commits about every millisecond,
  * like a busy service (a back-to-back loop would starve every reader of a rollback-journal
  * database, the snapshot included; see docs/sqlite.md). Prints `ready` once 20 transactions are
- * committed, and on SIGTERM prints `committed <count>` and exits.
+ * committed, and on SIGTERM prints `committed <count>` and exits. With `timed`, each transaction
+ * also inserts `commits(txn, at_ms)`, the wall-clock time just before its commit, so a test can
+ * tell which transactions a point-in-time restore must hold.
  */
 import Database from 'better-sqlite3';
 
-const [dbPath, journalMode] = process.argv.slice(2);
-if (!dbPath || (journalMode !== 'wal' && journalMode !== 'delete')) {
-  process.stderr.write('usage: sqlite-writer.ts <db path> <wal|delete>\n');
+const [dbPath, journalMode, timing] = process.argv.slice(2);
+if (!dbPath || (journalMode !== 'wal' && journalMode !== 'delete') || (timing !== undefined && timing !== 'timed')) {
+  process.stderr.write('usage: sqlite-writer.ts <db path> <wal|delete> [timed]\n');
   process.exit(2);
 }
 
@@ -28,10 +30,13 @@ db.pragma('synchronous = OFF');
 db.exec(`CREATE TABLE IF NOT EXISTS rows (
   id INTEGER PRIMARY KEY, txn INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, payload BLOB NOT NULL);
   CREATE INDEX IF NOT EXISTS rows_txn ON rows (txn)`);
+if (timing) db.exec('CREATE TABLE IF NOT EXISTS commits (txn INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL)');
+const recordTime = timing ? db.prepare('INSERT INTO commits (txn, at_ms) VALUES (?, ?)') : undefined;
 const insert = db.prepare('INSERT INTO rows (txn, seq, n, payload) VALUES (?, ?, ?, randomblob(?))');
 let committed = (db.prepare('SELECT coalesce(max(txn), 0) AS last FROM rows').get() as { last: number }).last;
 const writeTransaction = db.transaction((txn: number, rows: number) => {
   for (let seq = 0; seq < rows; seq++) insert.run(txn, seq, rows, 200 + ((txn * 7 + seq) % 300));
+  recordTime?.run(txn, Date.now());
 });
 
 let announced = false;

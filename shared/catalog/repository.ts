@@ -8,6 +8,8 @@ import { archiveFileName } from '../archive/compression.js';
 import type { Compression } from '../archive/manifest.js';
 
 const SNAPSHOTS = 'snapshots/';
+/** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/sqlite/replication`). */
+const CONTENT_PREFIXES = [SNAPSHOTS, 'replicas/'];
 const RECORD_FILE = 'snapshot.json';
 /** The repository's marker object, written by `init` (restic's `config`). */
 const CONFIG_FILE = 'config.json';
@@ -56,8 +58,8 @@ export class Repository {
   ) {}
 
   /**
-   * True when the repository exists: it has its `config.json`, or (made before `init` existed)
-   * snapshots. Reads only; never creates anything.
+   * True when the repository exists: it has its `config.json`, or (made before `init` existed, or
+   * written by a SQLite replicator) snapshots or replicas. Reads only; never creates anything.
    */
   async exists(options?: SignalOptions): Promise<boolean> {
     if (this.known) return true;
@@ -66,9 +68,12 @@ export class Repository {
       this.known = true;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
-      for await (const _object of this.driver.list(SNAPSHOTS, options)) {
-        this.known = true;
-        break;
+      for (const prefix of CONTENT_PREFIXES) {
+        for await (const _object of this.driver.list(prefix, options)) {
+          this.known = true;
+          break;
+        }
+        if (this.known) break;
       }
     }
     return this.known;

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { EntryHeader, SourceEntry } from '../shared/archive/archive-entry.js';
 import { IntegrityError, InvalidInputError, UnsafePathError } from '../shared/errors.js';
 import { dirUri } from '../shared/fsutil/dir-uri.js';
+import { asyncTreeIo, syncTreeIo } from '../shared/fsutil/tree-io.js';
 import { nullProgress } from '../shared/progress.js';
 import { createDirSource, createDirSourceFactory, DirSource } from '../shared/sources/dir-source.js';
 import type { EndpointContext, Source, SourceParams } from '../shared/sources/source.js';
@@ -322,19 +323,40 @@ describe('directory source and directory target', () => {
     assert.deepEqual(first.bytes, 2);
   });
 
-  it('streams a big file as exactly its listed size: growth is cut off, shrinking fails naming the file', async () => {
+  it('streams a big file as exactly its listed size: growth is cut off and named as changed, shrinking fails naming the file', async () => {
     const root = fresh();
     const content = Buffer.alloc(64 * 1024, 1);
-    await makeTree(root, { grows: content, shrinks: content });
+    await makeTree(root, { grows: content, rewritten: content, shrinks: content, steady: content });
     const source = createDirSourceFactory({ smallFileBytes: 1024 })([dirUri(root)], {}, context);
-    const entries = await listEntries(source);
+    const notices: EntryNotice[] = [];
+    const entries: SourceEntry[] = [];
+    for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress, notices: { add: (n) => notices.push(n) } })) entries.push(entry);
     await appendFile(path.join(root, 'grows'), 'more');
+    const rewritten = await open(path.join(root, 'rewritten'), 'r+');
+    await rewritten.write(Buffer.alloc(10, 2), 0, 10, 0);
+    await rewritten.utimes(new Date(), new Date(Date.now() + 5000));
+    await rewritten.close();
     await truncate(path.join(root, 'shrinks'), 100);
-    const grown = entries.find((e) => e.path === 'data/grows')!;
-    const read = Buffer.concat(await (await grown.open!()).toArray());
-    assert.deepEqual(read, content);
+    const readAll = async (name: string) => Buffer.concat(await (await entries.find((e) => e.path === `data/${name}`)!.open!()).toArray());
+    assert.deepEqual(await readAll('grows'), content);
+    assert.equal((await readAll('rewritten')).length, content.length);
+    assert.deepEqual(await readAll('steady'), content);
+    assert.deepEqual(notices, [
+      { kind: 'changed', path: 'data/grows', reason: `changed while read: size ${content.length} → ${content.length + 4} bytes` },
+      { kind: 'changed', path: 'data/rewritten', reason: 'changed while read: modified' },
+    ]);
     const shrunk = entries.find((e) => e.path === 'data/shrinks')!;
     await assert.rejects((await shrunk.open!()).toArray(), new RegExp(`${path.join(root, 'shrinks')}.*shrank`));
+  });
+
+  it('reads a small file as its listed size and tells whether it grew, with either kind of IO', async () => {
+    const root = fresh();
+    await makeTree(root, { small: 'hello world' });
+    for (const io of [syncTreeIo, asyncTreeIo]) {
+      assert.deepEqual(await io.readFile(path.join(root, 'small'), 11), { bytes: Buffer.from('hello world'), grew: false });
+      assert.deepEqual(await io.readFile(path.join(root, 'small'), 5), { bytes: Buffer.from('hello'), grew: true });
+      await assert.rejects(io.readFile(path.join(root, 'small'), 20), /shrank while being read \(listed with 20 bytes, only 11 there\)/);
+    }
   });
 
   it('round-trips a sparse file over 1 GiB, compared by hash', async () => {

@@ -29,7 +29,13 @@ export async function openRegularFile(absPath: string): Promise<FileHandle> {
  * is destroyed early). A sparse file's data segments are read this way, never its holes. A file
  * that ends before a segment does fails the stream with an error naming it.
  */
-export function streamFileSegments(handle: FileHandle, absPath: string, segments: readonly { offset: number; length: number }[], chunkBytes: number): Readable {
+export function streamFileSegments(
+  handle: FileHandle,
+  absPath: string,
+  segments: readonly { offset: number; length: number }[],
+  chunkBytes: number,
+  listed?: ListedFile,
+): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       for (const { offset, length } of segments) {
@@ -42,11 +48,31 @@ export function streamFileSegments(handle: FileHandle, absPath: string, segments
           yield buffer;
         }
       }
+      if (listed) await checkUnchanged(handle, listed);
     } finally {
       await handle.close();
     }
   }
   return Readable.from(chunks(), { objectMode: false, highWaterMark: chunkBytes });
+}
+
+/** A file as the walk listed it, and whom to tell when it changed while it was read. */
+export interface ListedFile {
+  size: number;
+  mtimeNs: bigint;
+  /** Told once, with a reason (`size 10 → 12 bytes`, `modified`), after the last byte was read. */
+  onChanged(reason: string): void;
+}
+
+/**
+ * After the last read: the file's size and mtime against what the walk listed. A file written
+ * to while it was read may be stored as a mix of two versions (tar's "file changed as we read
+ * it"); the snapshot keeps what it read and names the file.
+ */
+async function checkUnchanged(handle: FileHandle, listed: ListedFile): Promise<void> {
+  const now = await handle.stat({ bigint: true });
+  if (now.size !== BigInt(listed.size)) listed.onChanged(`changed while read: size ${listed.size} → ${now.size} bytes`);
+  else if (now.mtimeNs !== listed.mtimeNs) listed.onChanged('changed while read: modified');
 }
 
 /** Fills `buffer` from `position` on; returns how many bytes were read before end of file. */

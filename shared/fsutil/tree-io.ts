@@ -25,14 +25,16 @@ export interface TreeIo {
   /** Names in the directory (read as bytes, see byte-name.ts), unsorted. */
   readdir(absPath: string): Promise<string[]>;
   /**
-   * Exactly `size` bytes of the file (growth past `size` ignored, as tar does). Opened with
+   * Exactly `size` bytes of the file, and whether it had grown past `size` since it was listed
+   * (one byte more is asked for, so telling costs no extra call; the growth is not stored, as tar
+   * does, and the caller reports it as changed). Opened with
    * O_NOFOLLOW|O_NONBLOCK and no type check, to save a syscall per small file: a path swapped
    * for a directory fails the read (EISDIR), one swapped for a FIFO reads as empty and fails as
    * shrunk, a symlink fails to open (ELOOP).
    *
    * @throws SnapworkerError (retryable) naming the file when it shrank below `size`.
    */
-  readFile(absPath: string, size: number): Promise<Buffer>;
+  readFile(absPath: string, size: number): Promise<{ bytes: Buffer; grew: boolean }>;
 }
 
 // O_NOFOLLOW: a file swapped for a symlink after it was listed is not followed out of the tree.
@@ -67,14 +69,14 @@ export const asyncTreeIo: TreeIo = {
   async readFile(absPath, size) {
     const fd = await openFd(fsPath(absPath), READ_FLAGS);
     try {
-      const buffer = Buffer.allocUnsafe(size);
+      const buffer = Buffer.allocUnsafe(size + 1);
       let filled = 0;
-      while (filled < size) {
-        const { bytesRead } = await readFd(fd, buffer, filled, size - filled, filled);
-        if (bytesRead === 0) throw fileShrank(absPath, size, filled);
+      while (filled <= size) {
+        const { bytesRead } = await readFd(fd, buffer, filled, size + 1 - filled, filled);
+        if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      return buffer;
+      return readResult(absPath, buffer, size, filled);
     } finally {
       await closeFd(fd);
     }
@@ -92,19 +94,25 @@ export const syncTreeIo: TreeIo = {
   async readFile(absPath, size) {
     const fd = openSync(fsPath(absPath), READ_FLAGS);
     try {
-      const buffer = Buffer.allocUnsafe(size);
+      const buffer = Buffer.allocUnsafe(size + 1);
       let filled = 0;
-      while (filled < size) {
-        const bytesRead = readSync(fd, buffer, filled, size - filled, filled);
-        if (bytesRead === 0) throw fileShrank(absPath, size, filled);
+      while (filled <= size) {
+        const bytesRead = readSync(fd, buffer, filled, size + 1 - filled, filled);
+        if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      return buffer;
+      return readResult(absPath, buffer, size, filled);
     } finally {
       closeSync(fd);
     }
   },
 };
+
+/** A small read of `size + 1` bytes into `buffer` as `readFile` answers it. */
+function readResult(absPath: string, buffer: Buffer, size: number, filled: number): { bytes: Buffer; grew: boolean } {
+  if (filled < size) throw fileShrank(absPath, size, filled);
+  return { bytes: buffer.subarray(0, size), grew: filled > size };
+}
 
 /** The error for a file that ended before the size it was listed with. */
 export function fileShrank(absPath: string, expected: number, got: number): SnapworkerError {

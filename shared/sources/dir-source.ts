@@ -10,7 +10,7 @@ import { decodeName, fsPath, showName } from '../fsutil/byte-name.js';
 import { errnoCode, errorText } from '../fsutil/errno.js';
 import { PathFilter } from '../fsutil/path-filter.js';
 import { readAhead } from '../fsutil/read-ahead.js';
-import { bufferStream, openRegularFile, streamFileSegments } from '../fsutil/read-exact.js';
+import { bufferStream, openRegularFile, streamFileSegments, type ListedFile } from '../fsutil/read-exact.js';
 import { findDataSegments, mayHaveHoles } from '../fsutil/sparse-map.js';
 import { readXattrs } from '../fsutil/xattrs.js';
 import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../archive/pax-sparse.js';
@@ -308,7 +308,8 @@ export class DirSource implements Source {
         entry.devMajor = major;
         entry.devMinor = minor;
       } else if (type === 'file' && readNow) {
-        const bytes = size === 0 ? EMPTY : await this.io.readFile(absPath, size);
+        const { bytes, grew } = size === 0 ? { bytes: EMPTY, grew: false } : await this.io.readFile(absPath, size);
+        if (grew) this.warnChanged(relPath, `changed while read: grew past the listed ${size} bytes`);
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
@@ -317,7 +318,8 @@ export class DirSource implements Source {
         const { streamChunkBytes } = this.options;
         const sparse = mayHaveHoles(stats) ? findDataSegments(fsPath(absPath), size, MAX_SPARSE_SEGMENTS) : undefined;
         if (sparse) entry.sparse = sparse;
-        entry.open = () => this.openForStreaming(relPath, absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes);
+        const listed = { size, mtimeNs: stats.mtimeNs, onChanged: (reason: string) => this.warnChanged(relPath, reason) };
+        entry.open = () => this.openForStreaming(relPath, absPath, sparse ?? [{ offset: 0, length: size }], streamChunkBytes, listed);
       }
       return entry;
     } catch (cause) {
@@ -332,13 +334,13 @@ export class DirSource implements Source {
   }
 
   /**
-   * A big file's stream, opened when the writer reaches it.
+   * A big file's stream of its bytes in `segments` (all of it, or a sparse file's data segments),
+   * opened when the writer reaches it; a change while it is read is reported through `listed`.
    * @throws EntryVanishedError (reported as `vanished` first) when the file is gone by then.
    */
-  /** Streams the file's bytes in `segments` (all of it, or a sparse file's data segments). */
-  private async openForStreaming(relPath: string, absPath: string, segments: readonly DataSegment[], chunkBytes: number): Promise<Readable> {
+  private async openForStreaming(relPath: string, absPath: string, segments: readonly DataSegment[], chunkBytes: number, listed: ListedFile): Promise<Readable> {
     try {
-      return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes);
+      return streamFileSegments(await openRegularFile(absPath), absPath, segments, chunkBytes, listed);
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') {
         this.warnVanished(relPath);
@@ -354,6 +356,12 @@ export class DirSource implements Source {
     this.vanishedPaths.add(`data/${relPath}`);
     this.notices.add({ kind: 'vanished', path: showName(`data/${relPath}`), reason: 'removed while the snapshot ran' });
     this.options.onWarning?.(`dir source: skipped ${showName(path.join(this.root, relPath))}: removed while the snapshot ran`);
+  }
+
+  /** A file written to while it was read: stored as read, named as `changed`. */
+  private warnChanged(relPath: string, reason: string): void {
+    this.notices.add({ kind: 'changed', path: showName(`data/${relPath}`), reason });
+    this.options.onWarning?.(`dir source: ${showName(path.join(this.root, relPath))}: ${reason}`);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { toConnection } from '../jobs/client.js';
+import { closeConnection, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
@@ -44,13 +44,16 @@ export interface QueueWorkerDeps {
 export class QueueWorker {
   readonly worker: Worker;
   private shuttingDown = false;
+  /** A cluster connection is an instance BullMQ never closes: closed here after the worker. */
+  private readonly connection: ReturnType<typeof toConnection>;
 
   constructor(
     private readonly config: WorkerConfig,
     private readonly deps: QueueWorkerDeps,
   ) {
+    this.connection = toConnection(config.redisUrl);
     this.worker = new Worker(config.queueName, (job, token, signal) => this.process(job, token, signal), {
-      connection: toConnection(config.redisUrl),
+      connection: this.connection,
       prefix: config.prefix,
       concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,
@@ -99,6 +102,7 @@ export class QueueWorker {
       await closing;
     } finally {
       clearTimeout(timer);
+      await closeConnection(this.connection);
     }
   }
 

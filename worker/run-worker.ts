@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { toConnection } from '../jobs/client.js';
+import { checkServerMode, closeConnection, toConnection } from '../jobs/redis-connection.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage } from '../shared/errors.js';
 import { nullEventSink, type JobEventSink } from '../shared/events/job-events.js';
@@ -7,6 +7,7 @@ import { createNatsEventSink } from '../shared/events/nats-event-sink.js';
 import type { Logger } from '../shared/logging.js';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { startQueueSampler } from '../shared/metrics/queue-sampler.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
 import { JobRuntime } from './job-runner.js';
@@ -27,17 +28,31 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
   const runtime = new JobRuntime(config, logger, metrics);
   const queueWorker = new QueueWorker(config, { runtime, logger, metrics, events });
   // A separate Queue handle for sampling depth: it never takes jobs.
-  const queue = new Queue(config.queueName, { connection: toConnection(config.redisUrl), prefix: config.prefix });
-  const sampler = startQueueSampler(queue, metrics, { logger });
+  const connection = toConnection(config.redisUrl);
+  const queue = new Queue(config.queueName, { connection, prefix: config.prefix });
   const health = await startHealthServer({
     host: config.metricsHost,
     port: config.metricsPort,
     metrics: async () => ({ body: await metrics.metrics(), contentType: metrics.contentType }),
     ready: () => queueWorker.ready(),
   });
+  try {
+    await checkServerMode(await queue.client, config.redisUrl);
+  } catch (err) {
+    // A server of the wrong kind may refuse even QUIT (a Sentinel does): then drop the connection.
+    await Promise.allSettled([
+      queueWorker.worker.close(true),
+      queue.close().catch(() => queue.disconnect()),
+      closeConnection(connection),
+      events.close(),
+      health.close(),
+    ]);
+    throw err;
+  }
+  const sampler = startQueueSampler(queue, metrics, { logger });
   await queueWorker.start();
   logger.info(
-    { queue: config.queueName, prefix: config.prefix, concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
+    { queue: config.queueName, prefix: config.prefix, redis: redactUrl(config.redisUrl), concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
     'worker started',
   );
 
@@ -48,6 +63,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
         ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
         ['queue sampler', () => sampler.stop()],
         ['queue', () => queue.close()],
+        ['queue connection', () => closeConnection(connection)],
         ['events', () => events.close()],
         ['repositories', () => runtime.close()],
         ['health server', () => health.close()],

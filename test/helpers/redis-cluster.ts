@@ -55,13 +55,17 @@ export async function startRedisCluster(options: { masters?: number; replicasPer
       nodes.push(await startServer(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(FAILOVER_AFTER_MS)]));
     }
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+    // A replica that has not finished its first sync has no data to take over with, and refuses
+    // to fail over: wait for every link to be up too.
     await waitFor(async () => {
       for (const node of nodes) {
         const { stdout } = await run('redis-cli', ['-p', String(node.port), 'cluster', 'info']);
         if (!stdout.includes('cluster_state:ok')) return false;
+        const replication = (await run('redis-cli', ['-p', String(node.port), 'info', 'replication'])).stdout;
+        if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
       }
       return true;
-    }, 'cluster_state:ok on every node');
+    }, 'cluster_state:ok and replicas in sync on every node');
   } catch (err) {
     await stop();
     throw err;

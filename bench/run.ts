@@ -7,6 +7,7 @@
  *   npm run bench -- --rounds 5       more rounds
  *   npm run bench -- --memory 10      also snapshot a generated 10 GiB source and report peak RSS
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
+ *   npm run bench -- --help           every flag (bench-args.ts)
  *
  * Our side runs the compiled CLI (`node dist/worker/cli.js … --local`), as a user would; peak
  * memory is the child's VmHWM. Benchmarks are not tests: nothing here asserts a time.
@@ -16,25 +17,16 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Queue, QueueEvents } from 'bullmq';
+import { benchArgsOrExit } from './bench-args.js';
 
 const PROJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(PROJECT, 'dist', 'worker', 'cli.js');
-const { values: args } = parseArgs({
-  options: {
-    full: { type: 'boolean', default: false },
-    rounds: { type: 'string', default: '3' },
-    memory: { type: 'string' },
-    'no-write': { type: 'boolean', default: false },
-    'skip-queue': { type: 'boolean', default: false },
-    'skip-scaling': { type: 'boolean', default: false },
-    work: { type: 'string', default: path.join(os.tmpdir(), 'snapworker-bench') },
-  },
-});
-const ROUNDS = Number(args.rounds);
-const WORK = args.work!;
+// Before anything else: --help and bad flags answer at once, without building or generating.
+const args = benchArgsOrExit(process.argv.slice(2));
+const ROUNDS = args.rounds;
+const WORK = args.work;
 
 interface Run {
   seconds: number;
@@ -249,7 +241,7 @@ async function queueOverhead(): Promise<Row[]> {
  * so a default run does not erase the figures of the last full run.
  */
 function writeSection(file: string, key: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source).\n';
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
   const block = `${begin}\n## ${key === 'full' ? 'Full corpus' : 'Default corpus'}\n\n${body}\n${end}`;
@@ -276,7 +268,7 @@ async function main(): Promise<void> {
   console.log(`corpus: ${label}, ${ROUNDS} rounds`);
   rows.push(...(await compareSnapshotRestore(label, corpus)).rows);
 
-  if (!args['skip-scaling']) {
+  if (!args.skipScaling) {
     console.log('scaling: 3 sizes');
     for (const factor of [1, 2, 4]) {
       const dir = path.join(WORK, `scale-${factor}`);
@@ -294,8 +286,8 @@ async function main(): Promise<void> {
     }
   }
 
-  if (args.memory) {
-    const gib = Number(args.memory);
+  if (args.memoryGiB !== undefined) {
+    const gib = args.memoryGiB;
     console.log(`memory: generating a ${gib} GiB source`);
     const dir = path.join(WORK, 'memory');
     generateTree(dir, Math.max(1, Math.round(gib * 2)), 512 << 20, 20_000);
@@ -305,7 +297,7 @@ async function main(): Promise<void> {
     rmSync(path.join(WORK, 'memory-repo'), { recursive: true, force: true });
   }
 
-  if (!args['skip-queue']) {
+  if (!args.skipQueue) {
     console.log('queue overhead');
     rows.push(...(await queueOverhead()));
   }
@@ -319,7 +311,7 @@ async function main(): Promise<void> {
   const command = `npm run bench${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   const section = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`${command}\` (${ROUNDS} rounds, medians; runs alternate with the peer).\n\n${table}`;
   console.log('\n' + table);
-  if (!args['no-write']) {
+  if (!args.noWrite) {
     writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), args.full ? 'full' : 'default', section);
     console.log('\nwrote docs/benchmarks.md');
   }

@@ -1,10 +1,10 @@
 import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import { InvalidInputError } from '../shared/errors.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { ProgressReport } from '../shared/progress.js';
 import type { JobResultByKind } from './results.js';
 import { JOB_PRIORITY, type JobDataByKind } from './schemas.js';
 import { parseJobData } from './validate.js';
-import { InvalidInputError } from '../shared/errors.js';
 import { checkServerMode, closeConnection, clusterPrefixProblem, toConnection } from './redis-connection.js';
 import { Cluster } from 'ioredis';
 
@@ -61,7 +61,6 @@ export class SnapworkerClient {
   /** Connections this client made from a URL and closes: a cluster is one instance per user. */
   private readonly owned: ConnectionOptions[] = [];
   private source: string | ConnectionOptions = '';
-
   /** Resolves once the server has been found to be of the kind the URL names (`checkServerMode`). */
   private serverChecked: Promise<void> | undefined;
 
@@ -82,10 +81,12 @@ export class SnapworkerClient {
 
   /**
    * Validates `data` and adds a job.
-   * @throws InvalidInputError naming the field when the data does not match the schema.
+   * @throws InvalidInputError naming the field when the data does not match the schema, or
+   *   when `options.jobId` is one BullMQ would refuse (see `checkJobId`).
    */
   async enqueue<K extends JobKind>(kind: K, data: JobDataByKind[K], options: EnqueueOptions = {}): Promise<Job> {
     const valid = parseJobData(kind, data);
+    if (options.jobId !== undefined) checkJobId(options.jobId);
     await this.checkServer();
     return this.queue.add(kind, valid, {
       ...DEFAULT_JOB_OPTIONS,
@@ -142,4 +143,16 @@ export class SnapworkerClient {
     if (made !== connection) this.owned.push(made);
     return made;
   }
+}
+
+/**
+ * Refuses a custom job id BullMQ would refuse with its own words ("Custom Id cannot contain :"),
+ * before anything reaches Redis: BullMQ builds Redis keys from ids with `:` as the separator, and
+ * reads an all-digits id as one of its own counters.
+ * @throws InvalidInputError naming the id.
+ */
+export function checkJobId(jobId: string): void {
+  if (jobId === '') throw new InvalidInputError('job id is empty');
+  if (jobId.includes(':')) throw new InvalidInputError(`job id "${jobId}": must not contain ":" (BullMQ uses it to build Redis keys)`);
+  if (String(Number.parseInt(jobId, 10)) === jobId) throw new InvalidInputError(`job id "${jobId}": must not be an integer (BullMQ numbers its own jobs); add a letter`);
 }

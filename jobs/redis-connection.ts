@@ -124,10 +124,14 @@ export function toConnection(connection: string | ConnectionOptions): Connection
       ...(settings.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     };
   }
+  return clusterClient(settings);
+}
+
+/** An ioredis Cluster for the seed nodes, each connection made with `extra` options. */
+function clusterClient(settings: Extract<RedisSettings, { mode: 'cluster' }>, extra: RedisOptions = {}): Cluster {
   return new Cluster(settings.nodes, {
-    redisOptions: { ...settings.auth, ...(settings.tls ? { tls: {} } : {}) },
-    // BullMQ's blocking commands need requests to wait through a failover, not fail.
-    maxRedirections: 32,
+    redisOptions: { ...settings.auth, ...(settings.tls ? { tls: {} } : {}), ...extra },
+    ...(extra.lazyConnect ? { lazyConnect: true } : {}),
   });
 }
 
@@ -205,4 +209,15 @@ export async function checkServerMode(client: { info(section: string): Promise<s
     throw new InvalidInputError(`redis ${shown}: this server is a Sentinel, not a data node; connect with redis+sentinel://host:port,…/<master>`);
   }
   throw new InvalidInputError(`redis ${shown}: this server is not a Redis Cluster node (redis_mode:${mode}); connect with redis:// or rediss://`);
+}
+
+/**
+ * A plain ioredis client (not for BullMQ) for the server or cluster a URL names, with `extra`
+ * options for each connection: for side channels such as a pub/sub subscriber. The caller closes it.
+ * @throws InvalidInputError when the URL is not one of the accepted forms.
+ */
+export function createRedisClient(url: string, extra: RedisOptions = {}): Redis | Cluster {
+  const settings = parseRedisUrl(url);
+  if (settings.mode === 'cluster') return clusterClient(settings, extra);
+  return new Redis({ ...(toConnection(url) as RedisOptions), ...extra });
 }

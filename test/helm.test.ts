@@ -1,20 +1,30 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
+import { Queue } from 'bullmq';
 import { ConfigMap, Service, ServiceAccount, type IContainer, type IEnvVar } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { ChartRenderer, ChartRenderError, type Manifest, type RenderedChart } from './helpers/helm-render/render-chart.js';
+import { workerEnvironment, type SecretStubs } from './helpers/helm-render/worker-environment.js';
+import { freePort, waitFor } from './helpers/observability.js';
+import { PROJECT_ROOT, REDIS, REDIS_URL } from './helpers/worker-fixture.js';
+import { ConfigError, loadConfig } from '../shared/config.js';
 
 const CHART_DIR = fileURLToPath(new URL('../helm/snapworker/', import.meta.url));
 const CI_DIR = path.join(CHART_DIR, 'ci');
+/** The one value a user must set (a repository); other renderings layer their values over it. */
+const MINIMAL_VALUES = path.join(CI_DIR, 'minimal-values.yaml');
 
 /** Validators for every kind the chart may render; an unknown kind fails the test. */
 const K8S_MODELS: Record<string, (data: unknown) => { validate(): void }> = {
@@ -80,12 +90,16 @@ function configData(manifests: Manifest[]): Record<string, string> {
 describe('helm chart helm/snapworker', () => {
   let renderer: ChartRenderer;
   const renderings: Rendering[] = [];
+  let defaultsRefusal: unknown;
 
   before(async () => {
     renderer = await ChartRenderer.create();
     const ciFiles = (await readdir(CI_DIR)).filter((name) => name.endsWith('values.yaml')).sort();
-    assert.ok(ciFiles.length >= 3, 'ci/*values.yaml files exist');
-    renderings.push({ label: 'default values', valuesFiles: [], chart: await renderer.render(CHART_DIR) });
+    assert.ok(ciFiles.includes('minimal-values.yaml') && ciFiles.length >= 4, 'ci/*values.yaml files exist');
+    defaultsRefusal = await renderer.render(CHART_DIR).then(
+      () => null,
+      (error: unknown) => error,
+    );
     for (const name of ciFiles) {
       const file = path.join(CI_DIR, name);
       renderings.push({ label: `ci/${name}`, valuesFiles: [file], chart: await renderer.render(CHART_DIR, { valuesFiles: [file] }) });
@@ -96,7 +110,7 @@ describe('helm chart helm/snapworker', () => {
     await renderer?.close();
   });
 
-  it('renders with the default values and every ci/*values.yaml into documents valid against the Kubernetes and KEDA schemas', () => {
+  it('renders with every ci/*values.yaml into documents valid against the Kubernetes and KEDA schemas', () => {
     for (const { label, chart } of renderings) {
       for (const kind of ['ConfigMap', 'Deployment', 'Service']) assert.ok(find(chart.manifests, kind).length > 0, `${label}: renders a ${kind}`);
       for (const manifest of chart.manifests) {
@@ -159,16 +173,16 @@ describe('helm chart helm/snapworker', () => {
       assert.ok(shutdownGrace > 0, label);
       assert.ok(podSpec(chart.manifests).terminationGracePeriodSeconds > shutdownGrace, label);
     }
-    const defaults = renderings[0]!.chart.manifests;
+    const defaults = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests;
     assert.equal(podSpec(defaults).terminationGracePeriodSeconds, 60 + 30);
   });
 
   it('refuses an explicit termination grace that is not longer than the shutdown grace', async () => {
     await assert.rejects(
-      renderer.render(CHART_DIR, { values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 120 } }),
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 120 } }),
       (error: unknown) => error instanceof ChartRenderError && /terminationGracePeriodSeconds \(120\) must be greater/.test(error.message),
     );
-    const longer = await renderer.render(CHART_DIR, { values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 121 } });
+    const longer = await renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { worker: { shutdownGraceSeconds: 120 }, terminationGracePeriodSeconds: 121 } });
     assert.equal(podSpec(longer.manifests).terminationGracePeriodSeconds, 121);
   });
 
@@ -180,11 +194,11 @@ describe('helm chart helm/snapworker', () => {
       const settings = configData(chart.manifests);
       const mounts = workerContainer(chart.manifests).volumeMounts!.filter((mount) => mount.name === 'staging');
       assert.deepEqual(mounts.map((mount) => mount.mountPath).sort(), [settings.SNAPWORKER_STAGING_DIR, '/tmp'].sort(), label);
-      for (const name of ['SNAPWORKER_QUEUE', 'SNAPWORKER_PREFIX', 'SNAPWORKER_CONCURRENCY', 'SNAPWORKER_DEFAULT_REPOSITORY', 'LOG_LEVEL']) {
+      for (const name of ['SNAPWORKER_QUEUE', 'SNAPWORKER_PREFIX', 'SNAPWORKER_CONCURRENCY', 'SNAPWORKER_DEFAULT_REPOSITORY', 'SNAPWORKER_AUTO_INIT', 'LOG_LEVEL']) {
         assert.ok(settings[name], `${label}: ${name} set`);
       }
       assert.equal(typeof JSON.parse(settings.SNAPWORKER_REPOSITORIES!), 'object', label);
-      for (const root of settings.SNAPWORKER_ALLOWED_PATHS!.split(':').filter(Boolean)) assert.ok(path.isAbsolute(root), label);
+      for (const root of (settings.SNAPWORKER_ALLOWED_PATHS ?? '').split(':').filter(Boolean)) assert.ok(path.isAbsolute(root), label);
     }
   });
 
@@ -192,6 +206,7 @@ describe('helm chart helm/snapworker', () => {
     const prefixes = ['bull', '{snapworker}', 'acme-{jobs}'];
     for (const prefix of prefixes) {
       const { manifests } = await renderer.render(CHART_DIR, {
+        valuesFiles: [MINIMAL_VALUES],
         values: {
           worker: { queue: 'snapshots', prefix, concurrency: 3 },
           redis: { existingSecret: 'redis-conn' },
@@ -243,13 +258,13 @@ describe('helm chart helm/snapworker', () => {
   });
 
   it('falls back to a CPU HPA without KEDA, and refuses scale to zero there', async () => {
-    const { manifests } = renderings[0]!.chart;
+    const { manifests } = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart;
     assert.equal(find(manifests, 'ScaledObject').length, 0);
     const hpa = only<HorizontalPodAutoscaler>(manifests, 'HorizontalPodAutoscaler');
     assert.equal(hpa.spec?.scaleTargetRef.name, only<Deployment>(manifests, 'Deployment').metadata?.name);
     assert.equal(hpa.spec?.metrics?.[0]?.resource?.name, 'cpu');
     await assert.rejects(
-      renderer.render(CHART_DIR, { values: { autoscaling: { minReplicas: 0 } } }),
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { autoscaling: { minReplicas: 0 } } }),
       (error: unknown) => error instanceof ChartRenderError && /scale to zero\) needs KEDA/.test(error.message),
     );
     const fixed = renderings.find((r) => r.label === 'ci/static-values.yaml')!.chart.manifests;
@@ -300,7 +315,7 @@ describe('helm chart helm/snapworker', () => {
       [{ worker: { repositories: { default: 's3://bucket/p?secretAccessKey=abc' } } }, /carries a credential parameter/],
     ];
     for (const [values, message] of refusals) {
-      await assert.rejects(renderer.render(CHART_DIR, { values }), (error: unknown) => error instanceof ChartRenderError && message.test(error.message));
+      await assert.rejects(renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values }), (error: unknown) => error instanceof ChartRenderError && message.test(error.message));
     }
   });
 
@@ -329,15 +344,120 @@ describe('helm chart helm/snapworker', () => {
     const fileText = await readFile(path.join(CHART_DIR, 'dashboards/snapworker.json'), 'utf8');
     assert.deepEqual(JSON.parse(dashboard.data['snapworker.json']!), JSON.parse(fileText));
 
-    for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.equal(find(renderings[0]!.chart.manifests, kind).length, 0, `${kind} is optional`);
+    for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.equal(find(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests, kind).length, 0, `${kind} is optional`);
+  });
+
+  it('refuses to render with the default values alone, naming worker.repositories, and refuses a default repository that is not configured', async () => {
+    assert.ok(
+      defaultsRefusal instanceof ChartRenderError && /worker\.repositories is empty: set at least one repository/.test(defaultsRefusal.message),
+      `defaults render: ${String(defaultsRefusal)}`,
+    );
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { worker: { defaultRepository: 'backups' } } }),
+      (error: unknown) => error instanceof ChartRenderError && /worker\.defaultRepository "backups" is not one of worker\.repositories \(default\)/.test(error.message),
+    );
+    const minimal = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart;
+    if (minimal.notes !== null) {
+      assert.match(minimal.notes, /Repositories jobs may name \(field "repo"\): default; default "default"/);
+      assert.match(minimal.notes, /Jobs cannot name a repository by URI/);
+    }
+  });
+
+  it('values.schema.json accepts no worker value that the worker refuses at start', async () => {
+    const validate = await compileValuesSchema();
+    const defaults = await defaultValues();
+    // value path, the variable the ConfigMap renders it into, how it renders, values to try
+    const join = (separator: string) => (value: unknown) => (value as string[]).join(separator);
+    const cases: Array<[string, string, (value: unknown) => string, unknown[]]> = [
+      ['worker.queue', 'SNAPWORKER_QUEUE', String, ['snapworker', 'a-b_C9', 'a.b', 'a:b', 'a b', 'ü', 'x'.repeat(300)]],
+      ['worker.prefix', 'SNAPWORKER_PREFIX', String, ['bull', '{snapworker}', 'acme-{jobs}', 'a b', 'a:b', '\t']],
+      ['worker.concurrency', 'SNAPWORKER_CONCURRENCY', String, [0, 1, 64, 65, 2.5]],
+      ['worker.metricsPort', 'SNAPWORKER_METRICS_PORT', String, [0, 1, 9464, 65535, 65536]],
+      ['worker.shutdownGraceSeconds', 'SNAPWORKER_SHUTDOWN_GRACE_SECONDS', String, [0, 60, -1]],
+      ['worker.zstdThreads', 'SNAPWORKER_ZSTD_THREADS', String, [0, 4, 64, 65]],
+      ['worker.logLevel', 'LOG_LEVEL', String, ['info', 'silent', 'trace', 'loud']],
+      ['worker.autoInit', 'SNAPWORKER_AUTO_INIT', String, [true, false, 'yes', 1]],
+      ['worker.allowedPaths', 'SNAPWORKER_ALLOWED_PATHS', join(':'), [['/data'], ['/data', '/restore'], ['relative'], ['/a:b']]],
+      ['worker.natsUrl', 'NATS_URL', String, ['nats://nats.messaging.svc:4222', 'tls://nats:4222', 'http://nats:4222', 'nats://']],
+      ['worker.natsAllowedServers', 'SNAPWORKER_NATS_ALLOWED_SERVERS', join(','), [['nats.orders.svc:4222'], ['*'], ['[::1]:4222'], ['nats'], ['a:4222,b:4222']]],
+    ];
+    let compared = 0;
+    for (const [valuePath, variable, render, candidates] of cases) {
+      for (const candidate of candidates) {
+        const values = structuredClone(defaults);
+        setPath(values, valuePath, candidate);
+        setPath(values, 'worker.repositories', { default: 'file:///srv/repository' });
+        if (!validate(values)) continue;
+        compared++;
+        const problem = workerConfigProblem({ [variable]: render(candidate) });
+        assert.equal(problem, undefined, `the schema accepts ${valuePath}=${JSON.stringify(candidate)}, which the worker refuses: ${problem}`);
+      }
+    }
+    assert.ok(compared >= 25, `compared ${compared} accepted values`);
+  });
+
+  it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
+    const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
+    assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
+    assert.equal(keda.SNAPWORKER_AUTO_INIT, 'false', 'worker.autoInit: false reaches the worker');
+    const minimal = configData(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests);
+    assert.equal(minimal.SNAPWORKER_NATS_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
+  });
+
+  it('values.schema.json accepts exactly the repository names the worker accepts', async () => {
+    const validate = await compileValuesSchema();
+    const defaults = await defaultValues();
+    const names = ['default', 'prod-eu', 'prod_eu', 'A1', '0', 'x'.repeat(64), 'x'.repeat(65), 'prod.eu', '', 'with space', 'a/b', 'a:b', 'ümlaut', '-lead', 'tab\t'];
+    for (const name of names) {
+      const values = structuredClone(defaults);
+      setPath(values, 'worker.repositories', { [name]: 'file:///srv/repository' });
+      setPath(values, 'worker.defaultRepository', name);
+      const schemaAccepts = validate(values);
+      const workerAccepts = workerAcceptsRepositoryName(name);
+      assert.equal(schemaAccepts, workerAccepts, `repository name ${JSON.stringify(name)}: the worker ${workerAccepts ? 'accepts' : 'refuses'} it, the schema does not agree`);
+    }
+    assert.ok(workerAcceptsRepositoryName('default') && !workerAcceptsRepositoryName('prod.eu'), 'the cases above span both answers');
+  });
+
+  it('gives a real worker process, started with the environment each ci values file renders, what it needs to stay up and answer /readyz', async (t) => {
+    for (const { label, chart } of renderings) {
+      const started = Date.now();
+      await runRenderedWorker(label, chart.manifests);
+      t.diagnostic(`${label}: ready, stayed up and stopped in ${Date.now() - started} ms`);
+    }
+  });
+
+  it('renders the chart README quick start install command into valid values whose worker starts', async () => {
+    const readme = await readFile(path.join(CHART_DIR, 'README.md'), 'utf8');
+    const command = /helm install snap \.\/helm\/snapworker[^`]*?(?=\n\s*```)/.exec(readme)?.[0];
+    assert.ok(command, 'the README has a helm install command');
+    const values: Record<string, unknown> = {};
+    for (const [, flag, assignment] of command.matchAll(/--(set|set-json) ('[^']*'|\S+)/g)) {
+      const [key, ...rest] = assignment!.replace(/^'|'$/g, '').split('=');
+      const raw = rest.join('=');
+      setPath(values, key!, flag === 'set-json' ? JSON.parse(raw) : /^(true|false)$/.test(raw) ? raw === 'true' : /^\d+$/.test(raw) ? Number(raw) : raw);
+    }
+    assert.ok(Object.keys(values).length >= 4, JSON.stringify(values));
+    const validate = await compileValuesSchema();
+    const chart = await renderer.render(CHART_DIR, { values });
+    if (chart.values) assert.ok(validate(chart.values), JSON.stringify(validate.errors));
+    await runRenderedWorker('README quick start', chart.manifests);
+  });
+
+  it('renders the values file of docs/kubernetes.md (Install, step 2) into valid values whose worker starts', async () => {
+    const guide = await readFile(path.join(CHART_DIR, '..', '..', 'docs', 'kubernetes.md'), 'utf8');
+    const block = /Write a values file:\s*\n\s*```yaml\n([\s\S]*?)\n\s*```/.exec(guide)?.[1];
+    assert.ok(block, 'docs/kubernetes.md has the example values file');
+    const values = parseYaml(block.replace(/^ {3}/gm, '')) as Record<string, unknown>;
+    const chart = await renderer.render(CHART_DIR, { values });
+    const validate = await compileValuesSchema();
+    if (chart.values) assert.ok(validate(chart.values), JSON.stringify(validate.errors));
+    await runRenderedWorker('docs/kubernetes.md values', chart.manifests);
   });
 
   it('values.schema.json accepts the default and ci values and rejects a wrong type in each main value', async () => {
-    const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as object;
-    const ajv = new Ajv({ allErrors: true, strict: false });
-    addFormats.default(ajv);
-    const validate = ajv.compile(schema);
-    const defaults = parseYaml(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const validate = await compileValuesSchema();
+    const defaults = await defaultValues();
     assert.ok(validate(defaults), JSON.stringify(validate.errors));
     for (const { label, chart } of renderings) {
       if (chart.values) assert.ok(validate(chart.values), `${label}: ${JSON.stringify(validate.errors)}`);
@@ -359,6 +479,10 @@ describe('helm chart helm/snapworker', () => {
       ['worker.metricsPort', '9464'],
       ['worker.logLevel', 'loud'],
       ['worker.extraEnv', ['A=1']],
+      ['worker.autoInit', 'false'],
+      ['worker.natsAllowedServers', 'nats:4222'],
+      ['worker.natsAllowedServers', ['nats.orders.svc']],
+      ['worker.natsAllowedServers', ['a:4222,b:4222']],
       ['staging.sizeLimit', true],
       ['terminationGracePeriodSeconds', '90'],
       ['redis.existingSecret', 42],
@@ -405,4 +529,109 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
     node = node[key] as Record<string, unknown>;
   }
   node[keys.at(-1)!] = value;
+}
+
+async function compileValuesSchema() {
+  const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as object;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats.default(ajv);
+  return ajv.compile(schema);
+}
+
+async function defaultValues(): Promise<Record<string, unknown>> {
+  return parseYaml(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+}
+
+/** The worker's own verdict (shared/config.ts) on a repository name, with nothing else wrong. */
+function workerAcceptsRepositoryName(name: string): boolean {
+  return (
+    workerConfigProblem({
+      SNAPWORKER_REPOSITORIES: JSON.stringify({ [name]: 'file:///srv/repository' }),
+      SNAPWORKER_DEFAULT_REPOSITORY: name,
+    }) === undefined
+  );
+}
+
+/** What the worker's configuration check (shared/config.ts) says about `env` over sound defaults; undefined when it accepts it. */
+function workerConfigProblem(env: Record<string, string>): string | undefined {
+  try {
+    loadConfig(
+      {
+        SNAPWORKER_REPOSITORIES: JSON.stringify({ default: 'file:///srv/repository' }),
+        SNAPWORKER_ALLOWED_PATHS: '/srv',
+        SNAPWORKER_STAGING_DIR: tmpdir(),
+        ...env,
+      },
+      '/srv',
+    );
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+}
+
+/**
+ * Secrets as a user creates them before installing (the chart's README and the ci files name
+ * them), pointing at this machine's test Redis and NATS. S3 keys are placeholders: a worker only
+ * talks to S3 when a job reaches a repository.
+ */
+const USER_SECRETS: SecretStubs = {
+  'snap-snapworker-redis': { url: REDIS_URL, address: `${REDIS.host}:${REDIS.port}` },
+  'snapworker-redis': { url: REDIS_URL, address: `${REDIS.host}:${REDIS.port}`, username: 'default', password: '' },
+  'snapworker-nats': { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
+  'snapworker-nats-profiles': { profiles: '{}' },
+  'snapworker-seal': { key: 'a5'.repeat(32), keyId: 'seal-2026' },
+  'snapworker-s3': { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example-secret', AWS_SESSION_TOKEN: 'example-token' },
+  'snapworker-extra': {},
+};
+
+/**
+ * Starts `snapworker worker` with the environment a rendered pod would get (volume mounts mapped
+ * to temp dirs, metrics on a free port, a random queue name on the test Redis), checks that it
+ * becomes ready, stays up and ready, and exits 0 on SIGTERM.
+ */
+async function runRenderedWorker(label: string, manifests: Manifest[]): Promise<void> {
+  const root = await mkdtemp(path.join(tmpdir(), 'snapworker-chart-worker-'));
+  try {
+    const { env, mounts } = await workerEnvironment(manifests, USER_SECRETS, root);
+    const port = await freePort();
+    const queueName = `${env.SNAPWORKER_QUEUE}-${randomBytes(4).toString('hex')}`;
+    const tmp = mounts.get('/tmp');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker'], {
+      cwd: PROJECT_ROOT,
+      // Only what the pod would see, so a developer's own SNAPWORKER_* settings cannot leak in.
+      env: { PATH: process.env.PATH, ...env, SNAPWORKER_METRICS_PORT: String(port), SNAPWORKER_QUEUE: queueName, ...(tmp ? { TMPDIR: tmp } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const status = (route: string) => fetch(`http://127.0.0.1:${port}${route}`).then((r) => r.status, () => 0);
+    let failure: unknown;
+    try {
+      await waitFor(`${label}: the worker answers /readyz with 200`, async () => {
+        if (child.exitCode !== null) assert.fail(`${label}: the worker exited with ${child.exitCode}:\n${output}`);
+        return (await status('/readyz')) === 200;
+      }, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(child.exitCode, null, `${label}: the worker stays up:\n${output}`);
+      assert.equal(await status('/readyz'), 200, `${label}: still ready`);
+      assert.equal(await status('/healthz'), 200, `${label}: healthy`);
+    } catch (error) {
+      failure = error;
+    }
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    const queue = new Queue(queueName, { connection: REDIS, prefix: env.SNAPWORKER_PREFIX });
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+    if (failure) throw failure;
+    assert.equal(code, 0, `${label}: the worker exits 0 on SIGTERM:\n${output}`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }

@@ -46,6 +46,30 @@ export class JobRuntime {
     return this.repositories.get(name);
   }
 
+  /**
+   * The repository a job reads from.
+   * @throws RepositoryMissingError when it does not exist (reads never create one).
+   */
+  async existingRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
+  /**
+   * The repository a snapshot writes to, created first when it does not exist and the
+   * configuration allows it (`SNAPWORKER_AUTO_INIT`).
+   * @throws RepositoryMissingError when it does not exist and may not be created.
+   */
+  async writableRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    if (this.config.autoInit && (await repository.initIfMissing({ signal }))) {
+      this.logger.info({ repository: repository.name }, 'created the repository (SNAPWORKER_AUTO_INIT)');
+    }
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
   sealKeys(): Record<string, Buffer> {
     return this.config.seal ? { [this.config.seal.keyId]: this.config.seal.key } : {};
   }
@@ -73,11 +97,12 @@ type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promi
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
   async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
+    const repository = await runtime.writableRepository(data.repo, signal);
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
       source,
-      repository: runtime.repository(data.repo),
+      repository,
       labels: data.labels ?? {},
       compression: data.compression ?? 'zstd',
       level: runtime.config.compressionLevel,
@@ -94,7 +119,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 
   async restore({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const target = await openTarget(toArray(data.target), data, runtime.endpoints);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
@@ -112,7 +137,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 
   async verify({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
       verifySnapshot({ repository, record, signal, progress, sealKeys: runtime.sealKeys() }),
@@ -130,7 +155,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
-      repository: runtime.repository(data.repo),
+      repository: await runtime.existingRepository(data.repo, signal),
       policy: {
         keepLast: data.keepLast,
         keepWithinSeconds: data.keepWithin ? durationSeconds(data.keepWithin) : undefined,

@@ -1,49 +1,4 @@
-import type { ParseArgsConfig } from 'node:util';
 import { InvalidInputError } from '../../shared/errors.js';
-
-/** Options every command understands; each command reads the ones it needs. */
-export interface CliOptions {
-  repo?: string;
-  label: string[];
-  name?: string;
-  source?: string;
-  wait: boolean;
-  local: boolean;
-  json: boolean;
-  replace: boolean;
-  include: string[];
-  exclude: string[];
-  compression?: string;
-  'dry-run': boolean;
-  expires?: string;
-  'job-id'?: string;
-  'no-consumers': boolean;
-  'check-messages': boolean;
-  'skip-unreadable': boolean;
-  help: boolean;
-}
-
-/** `parseArgs` option table for the options above. */
-export const CLI_OPTION_SPEC: NonNullable<ParseArgsConfig['options']> = {
-  repo: { type: 'string' },
-  label: { type: 'string', multiple: true, default: [] as string[] },
-  name: { type: 'string' },
-  source: { type: 'string' },
-  wait: { type: 'boolean', default: false },
-  local: { type: 'boolean', default: false },
-  json: { type: 'boolean', default: false },
-  replace: { type: 'boolean', default: false },
-  include: { type: 'string', multiple: true, default: [] as string[] },
-  exclude: { type: 'string', multiple: true, default: [] as string[] },
-  compression: { type: 'string' },
-  'dry-run': { type: 'boolean', default: false },
-  expires: { type: 'string' },
-  'job-id': { type: 'string' },
-  'skip-unreadable': { type: 'boolean', default: false },
-  'no-consumers': { type: 'boolean', default: false },
-  'check-messages': { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-};
 
 /** `--label k=v` options as a record. */
 export function parseLabels(labels: readonly string[]): Record<string, string> | undefined {

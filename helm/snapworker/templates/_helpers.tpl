@@ -115,6 +115,23 @@ Refuses values that would put a credential into a ConfigMap or a plain env value
 {{- end }}
 {{- end }}
 
+{{/*
+The worker refuses to start unless SNAPWORKER_DEFAULT_REPOSITORY names one of
+SNAPWORKER_REPOSITORIES (shared/config.ts), and jobs can only name repositories configured there.
+Failing here names the value to set instead of rendering pods that crash-loop. The name rule
+itself lives in values.schema.json (the same pattern as the worker's; test/helm.test.ts checks
+that they agree).
+*/}}
+{{- define "snapworker.requireRepositories" -}}
+{{- $repositories := .Values.worker.repositories | default dict }}
+{{- if not $repositories }}
+{{- fail "worker.repositories is empty: set at least one repository, e.g. --set worker.repositories.default=s3://BUCKET/PREFIX?region=REGION (or file:///PATH on a volume); workers refuse to start without one" }}
+{{- end }}
+{{- if not (hasKey $repositories .Values.worker.defaultRepository) }}
+{{- fail (printf "worker.defaultRepository %q is not one of worker.repositories (%s): set worker.defaultRepository to one of them or add it" .Values.worker.defaultRepository (keys $repositories | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+
 {{/* An IntOrString value: numbers as integers (YAML numbers arrive as floats), strings quoted. */}}
 {{- define "snapworker.intOrString" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int . }}{{ end }}

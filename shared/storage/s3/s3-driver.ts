@@ -16,6 +16,7 @@ import {
 } from '../storage-driver.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
 import { abortMultipartUpload, uploadObject } from './multipart-upload.js';
+import { quietSdkNodeVersionWarning } from './node-version-warning.js';
 import { openRangedDownload } from './ranged-download.js';
 import { resolveS3DriverOptions, type ResolvedS3DriverOptions, type S3DriverOptions } from './s3-driver-options.js';
 import { S3Requester } from './s3-requester.js';
@@ -47,6 +48,7 @@ export class S3Driver implements StorageDriver {
     const o = this.options;
     this.observer = o.observer ?? nullStorageObserver;
     const agent = { keepAlive: true, maxSockets: Math.max(16, o.queueSize * 2) };
+    quietSdkNodeVersionWarning();
     this.client = new S3Client({
       region: o.region,
       endpoint: o.endpoint,

@@ -1,0 +1,99 @@
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { errorMessage, InvalidInputError } from '../shared/errors.js';
+
+/** What `npm run bench` was asked to do. */
+export interface BenchArgs {
+  /** `--full`: Debian's linux-source-6.1 tree instead of the generated corpus. Default false. */
+  full: boolean;
+  /** `--rounds N`: rounds per comparison, medians reported. Default 3. */
+  rounds: number;
+  /** `--memory GIB`: also snapshot a generated source of this many GiB and report peak RSS. */
+  memoryGiB?: number;
+  /** `--no-write`: print only; without it the run rewrites its section of docs/benchmarks.md. */
+  noWrite: boolean;
+  /** `--skip-queue`: leave out the queue-overhead figures. */
+  skipQueue: boolean;
+  /** `--skip-scaling`: leave out the scaling figures. */
+  skipScaling: boolean;
+  /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
+  work: string;
+}
+
+const OPTIONS = {
+  full: { type: 'boolean', default: false },
+  rounds: { type: 'string', default: '3' },
+  memory: { type: 'string' },
+  'no-write': { type: 'boolean', default: false },
+  'skip-queue': { type: 'boolean', default: false },
+  'skip-scaling': { type: 'boolean', default: false },
+  work: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Every flag `npm run bench` takes, as the help text lists them. */
+export const BENCH_FLAGS = Object.keys(OPTIONS).map((name) => `--${name}`);
+
+export const BENCH_HELP = `usage: npm run bench [-- FLAGS]
+
+Measures snapshot and restore against the peers (tar | zstd, zstd | tar) in the same run,
+alternating, and prints medians and ratios. Unless --no-write is given, it then REWRITES its
+section of docs/benchmarks.md (the default corpus or, with --full, the full one).
+
+  --full            corpus: Debian's linux-source-6.1 tree (1.3 GB, 78k files; needs the
+                    linux-source-6.1 package) instead of the generated one (~300 MB mixed)
+  --rounds N        rounds per comparison, medians reported (default 3)
+  --memory GIB      also snapshot a generated source of GIB GiB and report peak RSS
+  --no-write        print the table only; leave docs/benchmarks.md alone
+  --skip-queue      leave out the queue-overhead figures (needs Redis otherwise)
+  --skip-scaling    leave out the scaling figures (3 generated sizes)
+  --work DIR        scratch directory for corpora, repositories and restores
+                    (default ${path.join(os.tmpdir(), 'snapworker-bench')})
+  -h, --help        this text
+`;
+
+/**
+ * Parses the bench's command line.
+ * @returns the arguments, or `'help'` when help was asked for.
+ * @throws InvalidInputError with one line naming the bad flag or value (unknown flags, positional
+ *   arguments, a non-numeric --rounds or --memory).
+ */
+export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    // Node's text goes on over several lines with advice about '--' that does not fit a run
+    // through npm; its first sentence names the flag and the problem.
+    const firstSentence = errorMessage(error).split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '');
+    throw new InvalidInputError(`bench: ${firstSentence}`, { cause: error });
+  }
+  if (values.help) return 'help';
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
+  const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
+  if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
+  return {
+    full: values.full,
+    rounds,
+    memoryGiB,
+    noWrite: values['no-write'],
+    skipQueue: values['skip-queue'],
+    skipScaling: values['skip-scaling'],
+    work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
+  };
+}
+
+/** `parseBenchArgs` for a process: prints help and exits 0, or prints the one-line problem and exits 2. */
+export function benchArgsOrExit(argv: string[]): BenchArgs {
+  try {
+    const parsed = parseBenchArgs(argv);
+    if (parsed !== 'help') return parsed;
+    process.stdout.write(BENCH_HELP);
+    process.exit(0);
+  } catch (error) {
+    process.stderr.write(`${errorMessage(error)} (see npm run bench -- --help)\n`);
+    process.exit(2);
+  }
+}

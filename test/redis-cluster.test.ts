@@ -8,6 +8,7 @@ import { Cluster } from 'ioredis';
 import { SnapworkerClient } from '../jobs/client.js';
 import { parseRedisUrl, toConnection } from '../jobs/redis-connection.js';
 import type { ProgressReport } from '../shared/progress.js';
+import { cli } from './helpers/cli.js';
 import { masterOfKey, startRedisCluster, startRedisSentinels, type TestRedisCluster, type TestRedisSentinels } from './helpers/redis-cluster.js';
 import { eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
@@ -60,7 +61,7 @@ describe('the queue on a Redis Cluster', () => {
     await cluster?.stop();
   });
 
-  it('refuses at start a prefix without a hash tag, and a redis:// URL naming one node, each with one line', async () => {
+  it('refuses at start a prefix without a hash tag, and a redis:// URL naming one node (worker and command line), each with one line', async () => {
     environment = await clusterEnvironment(cluster.url);
     const noTag = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_PREFIX: 'bull' });
     assert.equal(await noTag.exited, 2);
@@ -73,6 +74,11 @@ describe('the queue on a Redis Cluster', () => {
     assert.match(lines[0]!, /this server is a node of a Redis Cluster; connect with redis\+cluster:\/\//);
 
     assert.throws(() => new SnapworkerClient({ connection: cluster.url, prefix: 'bull' }), /hash tag/);
+
+    // The command line too: it used to print `MOVED 13411 …` and exit 0.
+    const enqueued = await cli(['snapshot', `dir://${environment.root}`], { ...environment.env, REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}` });
+    assert.equal(enqueued.code, 2, enqueued.stderr);
+    assert.match(enqueued.stderr.trim(), /^snapworker: redis redis:\/\/127\.0\.0\.1:\d+: this server is a node of a Redis Cluster; connect with redis\+cluster:\/\/[^\n]*$/);
   });
 
   it('snapshots, verifies, restores and prunes through a worker process, with progress', async () => {

@@ -201,6 +201,32 @@ describe('the queue through Sentinel', () => {
       await stopWorker(worker);
     }
   });
+
+  it('completes every job once when the master dies and the Sentinel promotes the replica', async () => {
+    const environment = await clusterEnvironment(sentinels.url);
+    const worker = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
+    const client = environment.client();
+    try {
+      const source = path.join(environment.root, 'small');
+      await mkdir(source, { recursive: true });
+      await writeFile(path.join(source, 'f'), 'x');
+      const jobs = [];
+      for (let i = 0; i < 30; i++) jobs.push(await client.enqueue('snapshot', { v: 1, source: `dir://${source}`, name: `job-${i}`, compression: 'none' }));
+      await eventually('some jobs done', async () => (await client.queue.getCompletedCount()) >= 5);
+      const doneBeforeKill = await client.queue.getCompletedCount();
+      await sentinels.master.kill();
+      assert.ok(doneBeforeKill < jobs.length, 'the master died while jobs were still to run');
+      await eventually('every job completed', async () => (await client.queue.getCompletedCount().catch(() => 0)) === jobs.length, 60_000);
+      assert.equal(await client.queue.getFailedCount(), 0);
+      const results = await Promise.all(jobs.map(async (job) => (await client.queue.getJob(job.id!))?.returnvalue as { id: string } | undefined));
+      const stored = (await readdir(path.join(environment.root, 'repo', 'snapshots'))).sort();
+      assert.deepEqual(stored, results.map((r) => r!.id).sort(), 'one snapshot per job');
+    } finally {
+      await client.close();
+      await stopWorker(worker);
+      await environment.cleanup();
+    }
+  });
 });
 
 /** The environment `spawnWorker` reads (`env`), for a queue on the given Redis URL. */

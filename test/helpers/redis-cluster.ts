@@ -119,8 +119,9 @@ export async function startRedisSentinels(): Promise<TestRedisSentinels> {
     started.push(await startProcess(sentinelPort, [conf, '--sentinel']));
     await waitFor(async () => {
       const { stdout } = await run('redis-cli', ['-p', String(sentinelPort), 'sentinel', 'replicas', 'snapmaster']);
-      return stdout.includes(String(replica.port));
-    }, 'the Sentinel to see the replica');
+      const link = (await run('redis-cli', ['-p', String(replica.port), 'info', 'replication'])).stdout;
+      return stdout.includes(String(replica.port)) && link.includes('master_link_status:up');
+    }, 'the Sentinel to see the replica, in sync');
     return { url: `redis+sentinel://127.0.0.1:${sentinelPort}/snapmaster`, master, replica, stop };
   } catch (err) {
     await stop();

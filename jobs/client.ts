@@ -5,9 +5,18 @@ import type { ProgressReport } from '../shared/progress.js';
 import type { JobResultByKind } from './results.js';
 import { JOB_PRIORITY, type JobDataByKind } from './schemas.js';
 import { parseJobData } from './validate.js';
+import { checkServerMode, closeConnection, clusterPrefixProblem, toConnection } from './redis-connection.js';
+import { Cluster } from 'ioredis';
+
+export { toConnection } from './redis-connection.js';
 
 export interface SnapworkerClientOptions {
-  /** Redis connection: a `redis://` URL or ioredis options. Default `redis://127.0.0.1:6379`. */
+  /**
+   * Redis connection: a URL as the workers' `REDIS_URL` (`redis://`, `rediss://`,
+   * `redis+cluster://` seed nodes, `redis+sentinel://` Sentinels and master; see
+   * `RedisSettings`), ioredis options, or an ioredis `Redis`/`Cluster` instance (which the client
+   * uses but never closes). Default `redis://127.0.0.1:6379`.
+   */
   connection?: string | ConnectionOptions;
   /** Queue name, default `snapworker`. Must match the workers' `SNAPWORKER_QUEUE`. */
   queueName?: string;
@@ -49,13 +58,25 @@ export class SnapworkerClient {
   readonly queue: Queue;
   private events: QueueEvents | undefined;
   private readonly connection: ConnectionOptions;
+  /** Connections this client made from a URL and closes: a cluster is one instance per user. */
+  private readonly owned: ConnectionOptions[] = [];
+  private source: string | ConnectionOptions = '';
+  /** Resolves once the server has been found to be of the kind the URL names (`checkServerMode`). */
+  private serverChecked: Promise<void> | undefined;
 
+  /**
+   * @throws InvalidInputError when `connection` is a URL of none of the accepted forms, or names
+   * a cluster and the prefix has no hash tag.
+   */
   constructor(options: SnapworkerClientOptions = {}) {
-    this.connection = toConnection(options.connection ?? 'redis://127.0.0.1:6379');
-    this.queue = new Queue(options.queueName ?? 'snapworker', {
-      connection: this.connection,
-      prefix: options.prefix ?? 'bull',
-    });
+    const prefix = options.prefix ?? 'bull';
+    this.connection = this.connect(options.connection ?? 'redis://127.0.0.1:6379');
+    const problem = this.connection instanceof Cluster ? clusterPrefixProblem(prefix) : undefined;
+    if (problem) {
+      void closeConnection(this.connection);
+      throw new InvalidInputError(`prefix ${JSON.stringify(prefix)}: ${problem}`);
+    }
+    this.queue = new Queue(options.queueName ?? 'snapworker', { connection: this.connection, prefix });
   }
 
   /**
@@ -66,6 +87,7 @@ export class SnapworkerClient {
   async enqueue<K extends JobKind>(kind: K, data: JobDataByKind[K], options: EnqueueOptions = {}): Promise<Job> {
     const valid = parseJobData(kind, data);
     if (options.jobId !== undefined) checkJobId(options.jobId);
+    await this.checkServer();
     return this.queue.add(kind, valid, {
       ...DEFAULT_JOB_OPTIONS,
       priority: options.priority ?? JOB_PRIORITY[kind],
@@ -93,16 +115,33 @@ export class SnapworkerClient {
 
   async close(): Promise<void> {
     const results = await Promise.allSettled([this.events?.close(), this.queue.close()]);
+    await Promise.all(this.owned.map((connection) => closeConnection(connection)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
   private async queueEvents(): Promise<QueueEvents> {
     if (!this.events) {
-      this.events = new QueueEvents(this.queue.name, { connection: this.connection, prefix: this.queue.opts.prefix });
+      // QueueEvents blocks on XREAD: it needs a connection of its own, not the queue's instance.
+      this.events = new QueueEvents(this.queue.name, { connection: this.connect(this.source), prefix: this.queue.opts.prefix });
       await this.events.waitUntilReady();
     }
     return this.events;
+  }
+
+  /** Only a URL says what kind of server it expects; options and instances are taken as they are. */
+  private checkServer(): Promise<void> {
+    if (typeof this.source !== 'string') return Promise.resolve();
+    const url = this.source;
+    this.serverChecked ??= this.queue.client.then((client) => checkServerMode(client, url));
+    return this.serverChecked;
+  }
+
+  private connect(connection: string | ConnectionOptions): ConnectionOptions {
+    this.source = connection;
+    const made = toConnection(connection);
+    if (made !== connection) this.owned.push(made);
+    return made;
   }
 }
 
@@ -116,18 +155,4 @@ export function checkJobId(jobId: string): void {
   if (jobId === '') throw new InvalidInputError('job id is empty');
   if (jobId.includes(':')) throw new InvalidInputError(`job id "${jobId}": must not contain ":" (BullMQ uses it to build Redis keys)`);
   if (String(Number.parseInt(jobId, 10)) === jobId) throw new InvalidInputError(`job id "${jobId}": must not be an integer (BullMQ numbers its own jobs); add a letter`);
-}
-
-/** ioredis options from a `redis://` URL (BullMQ takes options, not URLs). */
-export function toConnection(connection: string | ConnectionOptions): ConnectionOptions {
-  if (typeof connection !== 'string') return connection;
-  const url = new URL(connection);
-  return {
-    host: url.hostname || '127.0.0.1',
-    port: url.port ? Number(url.port) : 6379,
-    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-    ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
-    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
 }

@@ -4,6 +4,7 @@
  */
 export { SnapworkerClient, DEFAULT_JOB_OPTIONS, toConnection } from './client.js';
 export type { SnapworkerClientOptions, EnqueueOptions, WaitOptions } from './client.js';
+export { parseRedisUrl, type RedisSettings } from './redis-connection.js';
 export {
   snapshotJobSchema,
   restoreJobSchema,

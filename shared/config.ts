@@ -4,13 +4,18 @@ import { z } from 'zod';
 import { errorMessage, InvalidInputError } from './errors.js';
 import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/nats-servers.js';
 import { redactUrl } from './redact-url.js';
+import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/redis-connection.js';
 import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
 
 /** Everything a worker (or a `--local` run) is configured with. Read from the environment only. */
 export interface WorkerConfig {
-  /** `REDIS_URL`, default `redis://127.0.0.1:6379`. */
+  /**
+   * `REDIS_URL`, default `redis://127.0.0.1:6379`: one server (`redis://`, `rediss://` for TLS), a
+   * Redis Cluster's seed nodes (`redis+cluster://host:port,host:port`) or Sentinels and their
+   * master (`redis+sentinel://host:26379,host:26379/mymaster`); see `RedisSettings`.
+   */
   redisUrl: string;
   /** `SNAPWORKER_QUEUE`, default `snapworker`. */
   queueName: string;
@@ -80,7 +85,13 @@ const wholeNumber = (min: number, max: number) =>
 const port = wholeNumber(0, 65535);
 
 const envSchema = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .superRefine((url, ctx) => {
+      const problem = redisUrlProblem(url);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default('redis://127.0.0.1:6379'),
   SNAPWORKER_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('snapworker'),
   SNAPWORKER_PREFIX: z.string().regex(/^[^\s:]+$/, 'no spaces or colons').default('bull'),
   NATS_URL: z.string().optional(),
@@ -147,6 +158,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
   if (!Object.hasOwn(repositories, e.SNAPWORKER_DEFAULT_REPOSITORY)) {
     problems.push(`SNAPWORKER_DEFAULT_REPOSITORY=${quote(e.SNAPWORKER_DEFAULT_REPOSITORY)}: not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
+  }
+  if (isClusterUrl(e.REDIS_URL)) {
+    const problem = clusterPrefixProblem(e.SNAPWORKER_PREFIX);
+    if (problem) problems.push(`SNAPWORKER_PREFIX=${quote(e.SNAPWORKER_PREFIX)}: ${problem}`);
   }
   const natsProfiles = parseJsonSetting('SNAPWORKER_NATS_PROFILES', e.SNAPWORKER_NATS_PROFILES, natsProfilesSchema, problems) ?? {};
 

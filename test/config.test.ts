@@ -31,6 +31,18 @@ describe('worker configuration', () => {
     assert.equal(config.seal?.key.length, 32);
   });
 
+  it('takes cluster and Sentinel URLs, and refuses a cluster prefix without a hash tag, never printing the password', () => {
+    assert.equal(loadConfig({ REDIS_URL: 'redis+cluster://:pw@a:7000,b:7001', SNAPWORKER_PREFIX: '{snap}' }).redisUrl, 'redis+cluster://:pw@a:7000,b:7001');
+    assert.equal(loadConfig({ REDIS_URL: 'rediss+sentinel://s1,s2/mymaster' }).redisUrl, 'rediss+sentinel://s1,s2/mymaster');
+    const noTag = captureConfigError({ REDIS_URL: 'redis+cluster://:hunter2@a:7000', SNAPWORKER_PREFIX: 'snap' });
+    assert.match(noTag.message, /SNAPWORKER_PREFIX="snap": on a Redis Cluster the prefix needs a hash tag such as \{snapworker\}/);
+    // `{}` is no hash tag: Redis then hashes the whole key.
+    assert.match(captureConfigError({ REDIS_URL: 'redis+cluster://a:7000', SNAPWORKER_PREFIX: '{}x' }).message, /needs a hash tag/);
+    const badUrl = captureConfigError({ REDIS_URL: 'redis://:hunter2@a:1,b:2' });
+    assert.match(badUrl.message, /REDIS_URL="redis:\/\/\*\*\*@a:1,b:2": a redis:\/\/ URL names exactly one server; use redis\+cluster:\/\//);
+    assert.doesNotMatch(noTag.message + badUrl.message, /hunter2/);
+  });
+
   it('names every bad value in one error', () => {
     const err = captureConfigError({
       SNAPWORKER_CONCURRENCY: 'lots',

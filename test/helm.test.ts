@@ -257,6 +257,13 @@ describe('helm chart helm/snapworker', () => {
     assert.equal((full.spec.advanced as { scalingModifiers: { formula: string } }).scalingModifiers.formula, 'waiting + prioritized + active + delayed');
   });
 
+  it('refuses a prefix without a hash tag when KEDA watches a Redis Cluster', async () => {
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [path.join(CI_DIR, 'keda-cluster-values.yaml')], values: { worker: { prefix: 'bull' } } }),
+      (error: unknown) => error instanceof ChartRenderError && /worker\.prefix "bull" has no hash tag: on a Redis Cluster/.test(error.message),
+    );
+  });
+
   it('falls back to a CPU HPA without KEDA, and refuses scale to zero there', async () => {
     const { manifests } = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart;
     assert.equal(find(manifests, 'ScaledObject').length, 0);

@@ -1,7 +1,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
-import { toConnection } from '../jobs/client.js';
+import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
@@ -56,7 +56,9 @@ export interface QueueWorkerDeps {
 export class QueueWorker {
   readonly worker: Worker;
   /** Subscribed to the queue's cancel channel: `snapworker job cancel` reaches running jobs. */
-  private readonly cancelListener: Redis;
+  private readonly cancelListener: Redis | Cluster;
+  /** A cluster connection is an instance BullMQ never closes: closed here after the worker. */
+  private readonly connection: ReturnType<typeof toConnection>;
   private shuttingDown = false;
   /** Jobs in `process` right now: with none, shutdown has nothing to give a grace to. */
   private active = 0;
@@ -65,8 +67,9 @@ export class QueueWorker {
     private readonly config: WorkerConfig,
     private readonly deps: QueueWorkerDeps,
   ) {
+    this.connection = toConnection(config.redisUrl);
     this.worker = new Worker(config.queueName, (job, token, signal) => this.process(job, token, signal), {
-      connection: toConnection(config.redisUrl),
+      connection: this.connection,
       prefix: config.prefix,
       concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,
@@ -77,7 +80,7 @@ export class QueueWorker {
     // log the state, not every retry.
     const errors = new RepeatingErrorLog(deps.logger, `queue ${config.queueName} on ${redactUrl(config.redisUrl)}`);
     this.worker.on('error', (err) => errors.error(err));
-    this.cancelListener = new Redis({ ...(toConnection(config.redisUrl) as RedisOptions), lazyConnect: true, maxRetriesPerRequest: null });
+    this.cancelListener = createRedisClient(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
     this.cancelListener.on('error', (err) => errors.error(err));
     this.cancelListener.on('message', (_channel: string, jobId: string) => {
       // Every worker of the queue hears the request; only the one running the job acts on it.
@@ -126,6 +129,7 @@ export class QueueWorker {
       await this.closeWorker(graceSeconds);
     } finally {
       this.cancelListener.disconnect();
+      await settledWithin(closeConnection(this.connection), FORCE_CLOSE_MS / 2);
     }
   }
 

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { toConnection } from '../jobs/client.js';
+import { checkServerMode, closeConnection, toConnection } from '../jobs/redis-connection.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { AbortedError, errorMessage, SnapworkerError } from '../shared/errors.js';
 import { nullEventSink, type JobEventSink } from '../shared/events/job-events.js';
@@ -8,7 +8,7 @@ import { RepeatingErrorLog } from '../shared/lifecycle/repeating-error-log.js';
 import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import type { Logger } from '../shared/logging.js';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
-import { startQueueSampler } from '../shared/metrics/queue-sampler.js';
+import { startQueueSampler, type QueueSampler } from '../shared/metrics/queue-sampler.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
@@ -54,16 +54,19 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   const runtime = new JobRuntime(config, logger, metrics);
   queueWorker = new QueueWorker(config, { runtime, logger, metrics, events });
   // A separate Queue handle for sampling depth: it never takes jobs.
-  const queue = new Queue(config.queueName, { connection: toConnection(config.redisUrl), prefix: config.prefix });
+  const connection = toConnection(config.redisUrl);
+  const queue = new Queue(config.queueName, { connection, prefix: config.prefix });
   // Without a listener BullMQ prints every connection error with its stack; one line per state.
   const queueErrors = new RepeatingErrorLog(logger, `queue sampler on ${redactUrl(config.redisUrl)}`);
   queue.on('error', (err) => queueErrors.error(err));
-  const sampler = startQueueSampler(queue, metrics, { logger });
+  // Started once the server is known to be of the right kind (below).
+  let sampler: QueueSampler | undefined;
 
   const steps: Array<[string, () => Promise<unknown>]> = [
     ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
-    ['queue sampler', () => sampler.stop()],
-    ['queue', () => queue.close()],
+    ['queue sampler', async () => sampler?.stop()],
+    // A cluster connection is an instance BullMQ never closes.
+    ['queue', () => queue.close().then(() => closeConnection(connection))],
     ['events', () => events.close()],
     ['repositories', () => runtime.close()],
     ['health server', () => health.close()],
@@ -88,13 +91,18 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   };
 
   try {
-    await untilAborted(queueWorker.start(), signal);
+    const start = async () => {
+      await checkServerMode(await queue.client, config.redisUrl);
+      sampler = startQueueSampler(queue, metrics, { logger });
+      await queueWorker.start();
+    };
+    await untilAborted(start(), signal);
   } catch (err) {
     await running.stop();
     throw err;
   }
   logger.info(
-    { queue: config.queueName, prefix: config.prefix, concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
+    { queue: config.queueName, prefix: config.prefix, redis: redactUrl(config.redisUrl), concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
     'worker started',
   );
   return running;

@@ -132,6 +132,17 @@ that they agree).
 {{- end }}
 {{- end }}
 
+{{/*
+On a Redis Cluster the workers refuse a prefix without a hash tag (jobs/redis-connection.ts,
+clusterPrefixProblem): failing here says so before pods crash-loop. The chart knows the queue is
+on a cluster when KEDA's redis-cluster scaler is chosen; the URL itself is in a Secret.
+*/}}
+{{- define "snapworker.requireClusterHashTag" -}}
+{{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.keda.redis.cluster (not (regexMatch "\\{[^}]+\\}" .Values.worker.prefix)) }}
+{{- fail (printf "worker.prefix %q has no hash tag: on a Redis Cluster (autoscaling.keda.redis.cluster) set it to one such as \"{snapworker}\", so that all of the queue's keys live in one slot (BullMQ's scripts touch several keys at once; a cluster refuses that across slots)" .Values.worker.prefix) }}
+{{- end }}
+{{- end }}
+
 {{/* An IntOrString value: numbers as integers (YAML numbers arrive as floats), strings quoted. */}}
 {{- define "snapworker.intOrString" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int . }}{{ end }}

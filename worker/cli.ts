@@ -7,7 +7,7 @@ import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { runJobCommand } from './commands/job-commands.js';
-import { CLI_OPTION_SPEC, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
+import { CLI_OPTION_SPEC, parseGroupBy, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
 import { URI_REPOSITORY } from './repositories.js';
 import { startWorker } from './run-worker.js';
 
@@ -17,7 +17,10 @@ const USAGE = `usage:
                                   [--compression zstd|gzip|none] [--wait|--local] [--json]
   snapworker restore <snapshot> <target>... [--repo R] [--replace] [--wait|--local] [--json]
   snapworker verify <snapshot> [--repo R] [--wait|--local] [--json]
-  snapworker prune <keep-last=N,keep-within=30d> [--source S] [--label k=v]... [--dry-run] [--wait|--local] [--json]
+  snapworker prune <keep-daily=7,keep-weekly=4,...> [--group-by source,labels] [--tz ZONE] [--source S] [--label k=v]...
+                   [--dry-run] [--wait|--local] [--json]
+      rules: keep-{last,hourly,daily,weekly,monthly,yearly}=N|unlimited, keep-within[-{hourly,...,yearly}]=7d|1y2mo,
+             keep-tag=k=v (restic's forget policy; calendar in --tz, default UTC)
   snapworker ls [--repo R] [--label k=v]... [--source NAME] [--json]
   snapworker show <snapshot> | rm <snapshot> | link <snapshot> [--expires 1h]
   snapworker watch [jobId] [--json]                   follow job events on NATS
@@ -82,7 +85,16 @@ async function main(argv: string[]): Promise<number> {
       const [policy] = requireArgs(args, 1, 'prune <policy>');
       return runJobCommand(
         'prune',
-        { v: 1, ...parsePrunePolicy(policy!), repo: options.repo, source: options.source, labels, dryRun: options['dry-run'] || undefined },
+        {
+          v: 1,
+          ...parsePrunePolicy(policy!),
+          groupBy: parseGroupBy(options['group-by']),
+          tz: options.tz,
+          repo: options.repo,
+          source: options.source,
+          labels,
+          dryRun: options['dry-run'] || undefined,
+        },
         options,
         config,
         logger,

@@ -1,5 +1,5 @@
 import type { JobResultByKind } from '../jobs/results.js';
-import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import { durationSeconds, retentionPolicyOf, type JobDataByKind } from '../jobs/schemas.js';
 import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
 import type { WorkerConfig } from '../shared/config.js';
@@ -126,11 +126,9 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
       repository: runtime.repository(data.repo),
-      policy: {
-        keepLast: data.keepLast,
-        keepWithinSeconds: data.keepWithin ? durationSeconds(data.keepWithin) : undefined,
-        incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
-      },
+      policy: retentionPolicyOf(data),
+      groupBy: data.groupBy,
+      incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
       filter: { source: data.source, labels: data.labels },
       dryRun: data.dryRun ?? false,
       signal,

@@ -10,6 +10,7 @@ import { ProgressTracker } from '../../shared/progress.js';
 import { JobRuntime, runJob } from '../job-runner.js';
 import { formatBytes, ProgressBar } from '../progress-bar.js';
 import type { CliOptions } from './options.js';
+import { formatPruneReport } from './prune-report.js';
 
 /**
  * Runs a job the way the options say: enqueue and print its id (default), enqueue and follow it
@@ -97,8 +98,7 @@ function summarize<K extends JobKind>(kind: K, result: JobResultByKind[K]): stri
       return `snapshot ${r.snapshotId} verified: ${r.entries} entries, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
     }
     default: {
-      const r = result as JobResultByKind['prune'];
-      return `${r.dryRun ? 'would remove' : 'removed'} ${r.removed.length} snapshot(s) and ${r.removedIncomplete.length} incomplete one(s); kept ${r.kept.length}`;
+      return formatPruneReport(result as JobResultByKind['prune']);
     }
   }
 }

@@ -29,6 +29,7 @@ const snapshotRef = z
   .describe('A snapshot id, or "latest" together with `source` and/or `labels`');
 const duration = z.string().regex(/^\d+(s|m|h|d|w)$/, 'a duration like 90s, 30m, 12h, 7d or 4w');
 const glob = z.string().min(1).max(1024);
+const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a name of letters, digits, _ . - (at most 64)').describe('Schedule name');
 const keepCount = (what: string) =>
   z.union([z.number().int().min(0).max(100000), z.literal('unlimited')]).optional().describe(what + '; "unlimited" keeps one in every such period');
 const calendarDuration = (what: string) =>
@@ -92,6 +93,14 @@ export const snapshotJobSchema = z
     exclude: z.array(glob).max(256).optional().describe('Directory sources: leave out paths matching these globs'),
     noConsumers: z.boolean().optional().describe('NATS sources: leave the stream consumers out'),
     checkMessages: z.boolean().optional().describe('NATS sources: have the server check messages before the snapshot'),
+    schedule: z
+      .object({
+        name: scheduleName,
+        retention: z.object(retentionFields).strict().optional(),
+      })
+      .strict()
+      .optional()
+      .describe("Set by schedules: the schedule's name, and the retention its lineage is pruned by after each successful snapshot"),
   })
   .strict();
 
@@ -138,6 +147,28 @@ export function retentionPolicyOf(fields: RetentionFields): RetentionPolicy {
   const { groupBy: _groupBy, tz, ...rules } = fields;
   return { ...rules, ...(tz ? { timeZone: tz } : {}) };
 }
+
+/**
+ * A schedule (not job data: what `client.schedule()` and `snapworker schedule add` take): a
+ * snapshot job run on a cron pattern in a time zone or every fixed interval, and the retention its
+ * lineage is pruned by after each successful run.
+ */
+export const scheduleSchema = z
+  .object({
+    v: z.literal(1),
+    name: scheduleName,
+    cron: z.string().min(9).max(256).optional().describe('Cron pattern (5 or 6 fields), e.g. "0 3 * * *"'),
+    every: duration.optional().describe('Fixed interval instead of cron, e.g. 1h'),
+    tz: timeZone.optional().describe('IANA zone the cron pattern and the calendar retention are read in (default UTC)'),
+    job: snapshotJobSchema.omit({ schedule: true }),
+    retention: z.object(retentionFields).strict().optional(),
+    paused: z.boolean().optional(),
+    managedBy: z.string().max(64).optional().describe('Who owns the schedule, e.g. "helm"; reconcile touches only its own'),
+  })
+  .strict()
+  .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'exactly one of cron and every');
+
+export type ScheduleDefinition = z.infer<typeof scheduleSchema>;
 
 export type SnapshotJobData = z.infer<typeof snapshotJobSchema>;
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;

@@ -1,6 +1,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { toConnection } from '../jobs/client.js';
 import { parseJob } from '../jobs/validate.js';
+import { ScheduleBook, type ScheduleRun } from '../jobs/schedules.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
@@ -33,6 +34,10 @@ export interface QueueWorkerDeps {
   events: JobEventSink;
   /** Progress publish interval, default 1000 ms. */
   progressIntervalMs?: number;
+  /** Schedules on this queue: where scheduled runs record their outcome. */
+  schedules?: ScheduleBook;
+  /** Called after a scheduled run's outcome is recorded (metrics). */
+  onScheduleRun?: (name: string, run: ScheduleRun) => void;
 }
 
 /**
@@ -148,6 +153,7 @@ export class QueueWorker {
       );
       tracker.flush();
       metrics?.jobFinished(parsed.kind, 'completed', (Date.now() - started) / 1000);
+      await this.recordScheduleRun(job, parsed.data, { result: 'succeeded', snapshotId: (result as { id?: string }).id });
       events.completed(ref, result);
       log.info({ seconds: (Date.now() - started) / 1000 }, 'job completed');
       return result;
@@ -159,11 +165,27 @@ export class QueueWorker {
         throw new WaitingError();
       }
       const reason = publicReason(err);
+      await this.recordScheduleRun(job, parsed.data, { result: 'failed', error: reason });
       events.failed(ref, reason);
       if (!isRetryable(err)) throw new UnrecoverableError(reason);
       // BullMQ stores the message as the failed reason: no URL in it may carry a secret.
       if (err instanceof Error) err.message = reason;
       throw err;
+    }
+  }
+
+  /**
+   * The outcome of a scheduled run, for `schedule ls` and the schedule metrics. Best effort: a
+   * Redis hiccup here must not turn a stored snapshot into a failed job.
+   */
+  private async recordScheduleRun(job: Job, data: unknown, outcome: Pick<ScheduleRun, 'result' | 'snapshotId' | 'error'>): Promise<void> {
+    const name = (data as { schedule?: { name?: string } }).schedule?.name;
+    if (!name || !this.deps.schedules) return;
+    try {
+      const run = await this.deps.schedules.recordRun(name, { at: new Date().toISOString(), jobId: job.id!, ...outcome });
+      this.deps.onScheduleRun?.(name, run);
+    } catch (err) {
+      this.deps.logger.warn({ err: errorMessage(err), schedule: name }, 'could not record the schedule run');
     }
   }
 

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { toConnection } from '../jobs/client.js';
+import { ScheduleBook } from '../jobs/schedules.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage } from '../shared/errors.js';
 import { nullEventSink, type JobEventSink } from '../shared/events/job-events.js';
@@ -25,9 +26,10 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
     ? createNatsEventSink({ url: config.natsUrl, logger, onDropped: () => metrics.eventDropped() })
     : nullEventSink;
   const runtime = new JobRuntime(config, logger, metrics);
-  const queueWorker = new QueueWorker(config, { runtime, logger, metrics, events });
-  // A separate Queue handle for sampling depth: it never takes jobs.
+  // A separate Queue handle for sampling depth and for schedules: it never takes jobs.
   const queue = new Queue(config.queueName, { connection: toConnection(config.redisUrl), prefix: config.prefix });
+  const schedules = new ScheduleBook(queue);
+  const queueWorker = new QueueWorker(config, { runtime, logger, metrics, events, schedules });
   const sampler = startQueueSampler(queue, metrics, { logger });
   const health = await startHealthServer({
     host: config.metricsHost,

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ScheduleBook } from '../jobs/schedules.js';
+import type { ScheduleDefinition } from '../jobs/schemas.js';
+import { Repository } from '../shared/catalog/repository.js';
+import { InvalidInputError, NotFoundError } from '../shared/errors.js';
+import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
+
+async function stopProcess(worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
+  await worker.exited;
+}
+
+describe('schedules on BullMQ job schedulers', () => {
+  let environment: TestEnvironment;
+  let book: ScheduleBook;
+  let source: string;
+  before(async () => {
+    environment = await createTestEnvironment();
+    book = new ScheduleBook(environment.queue);
+    source = path.join(environment.root, 'src');
+    await mkdir(source, { recursive: true });
+    await writeFile(path.join(source, 'a.txt'), 'scheduled');
+  });
+  after(async () => {
+    await environment.cleanup();
+  });
+
+  const nightly = (name: string): ScheduleDefinition => ({
+    v: 1,
+    name,
+    cron: '0 3 * * *',
+    tz: 'Europe/Prague',
+    job: { v: 1, source: `dir://${source}`, name: 'app', labels: { app: 'shop' } },
+    retention: { keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
+  });
+
+  it('adds, shows, lists, pauses, resumes, runs now and removes a schedule', async () => {
+    await book.put(nightly('nightly'));
+    const shown = await book.get('nightly');
+    assert.equal(shown.definition.cron, '0 3 * * *');
+    // The next 03:00 in Prague is 01:00 or 02:00 UTC, depending on DST.
+    const next = new Date(shown.nextRunAt!);
+    assert.ok(next.getTime() > Date.now() && next.getTime() <= Date.now() + 86_400_000, `next run ${next.toISOString()}`);
+    assert.ok([1, 2].includes(next.getUTCHours()) && next.getUTCMinutes() === 0, `next run ${next.toISOString()}`);
+    const scheduler = await environment.queue.getJobScheduler('nightly');
+    assert.deepEqual(scheduler?.template?.data, {
+      v: 1,
+      source: `dir://${source}`,
+      name: 'app',
+      labels: { app: 'shop' },
+      schedule: { name: 'nightly', retention: { keepDaily: 7, keepWeekly: 4, keepMonthly: 12, tz: 'Europe/Prague' } },
+    });
+
+    await book.pause('nightly');
+    assert.equal(await environment.queue.getJobScheduler('nightly'), undefined, 'a paused schedule creates no runs');
+    const paused = await book.list();
+    assert.deepEqual(paused.map((s) => [s.definition.name, s.definition.paused, s.nextRunAt]), [['nightly', true, undefined]]);
+    await book.resume('nightly');
+    assert.ok((await book.get('nightly')).nextRunAt);
+
+    const jobId = await book.runNow('nightly');
+    const job = await environment.queue.getJob(jobId);
+    assert.equal(job?.name, 'snapshot');
+    assert.equal((job?.data as { schedule: { name: string } }).schedule.name, 'nightly');
+    await job!.remove();
+
+    await book.remove('nightly');
+    assert.deepEqual(await book.list(), []);
+    assert.equal(await environment.queue.getJobScheduler('nightly'), undefined);
+    await assert.rejects(book.get('nightly'), NotFoundError);
+  });
+
+  it('refuses a bad schedule in one line naming the problem, and changes nothing', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ ...nightly('bad'), cron: 'not a cron' }, /cron "not a cron" is invalid/],
+      [{ ...nightly('bad'), every: '1h' }, /exactly one of cron and every/],
+      [{ ...nightly('bad'), tz: 'Mars/Olympus' }, /field "tz"/],
+      [{ ...nightly('bad:name') }, /field "name"/],
+      [{ ...nightly('bad'), retention: { keepDaily: 'seven' } }, /field "retention.keepDaily"/],
+      [{ ...nightly('bad'), job: { v: 1, source: 'dir:///x', colour: 'red' } }, /unknown field\(s\) colour/],
+    ];
+    for (const [definition, message] of cases) {
+      await assert.rejects(book.put(definition as ScheduleDefinition), (err: unknown) => {
+        return err instanceof InvalidInputError && message.test(err.message) && !err.message.includes('\n');
+      });
+    }
+    assert.deepEqual(await book.list(), []);
+    assert.deepEqual(await environment.queue.getJobSchedulers(), []);
+  });
+
+  it('fires once per slot across 3 worker processes: no duplicate snapshot, no gap, lineage pruned after each run', async () => {
+    const workers = [spawnWorker(environment), spawnWorker(environment), spawnWorker(environment)];
+    try {
+      await eventually('3 workers connected', async () => (await environment.queue.getWorkers()).length === 3, 60_000);
+      await book.put({ v: 1, name: 'every-second', every: '1s', job: { v: 1, source: `dir://${source}`, name: 'tick' }, retention: { keepLast: 3 } });
+      await new Promise((resolve) => setTimeout(resolve, 12_000));
+      const running = await book.get('every-second');
+      assert.equal(running.lastRun?.result, 'succeeded');
+      assert.ok(running.lastRun?.snapshotId && running.lastRun.lastSuccessAt && running.nextRunAt);
+      await book.remove('every-second');
+      await eventually('the runs to finish', async () => (await environment.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).active === 0, 30_000);
+      const counts = await environment.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+      assert.equal(counts.active, 0);
+
+      const jobs = (await environment.queue.getJobs(['completed', 'failed'])).filter((j) => j.id?.startsWith('repeat:every-second:'));
+      const failed = jobs.filter((j) => j.failedReason);
+      assert.deepEqual(failed.map((j) => j.failedReason), [], 'no run failed');
+      const slots = jobs.map((j) => Number(j.id!.split(':').at(-1))).sort((a, b) => a - b);
+      assert.ok(slots.length >= 10, `${slots.length} runs in 12 s`);
+      assert.equal(new Set(slots).size, slots.length, 'one job per slot');
+      for (let i = 1; i < slots.length; i++) assert.equal(slots[i]! - slots[i - 1]!, 1000, `gap between ${slots[i - 1]} and ${slots[i]}`);
+      const snapshotIds = jobs.map((j) => (j.returnvalue as { id: string }).id);
+      assert.equal(new Set(snapshotIds).size, snapshotIds.length, 'no duplicate snapshot ids');
+      const workersUsed = workers.filter((w) => w.logs().includes('repeat:every-second:')).length;
+      assert.ok(workersUsed >= 2, `runs spread over ${workersUsed} worker(s)`);
+
+      // keepLast 3 after every run: the newest complete snapshot always survives, every record has its archive.
+      const repository = new Repository('default', new FsDriver({ root: environment.repoDir }));
+      const listed = await repository.list({ source: 'tick' });
+      const newest = snapshotIds.sort().at(-1);
+      assert.ok(listed.length >= 1 && listed.length <= 3 + 2, `${listed.length} snapshots left`);
+      assert.equal(listed.at(-1)?.id, newest);
+      for (const record of listed) await repository.driver.head(record.archive.key);
+    } finally {
+      await Promise.all(workers.map(stopProcess));
+    }
+  });
+});

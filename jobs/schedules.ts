@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import { getNextMillis, type Queue } from 'bullmq';
 import { InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { DEFAULT_JOB_OPTIONS } from './job-options.js';
 import { durationSeconds, JOB_PRIORITY, scheduleSchema, type ScheduleDefinition, type SnapshotJobData } from './schemas.js';
@@ -21,6 +21,8 @@ export interface ScheduleStatus {
   definition: ScheduleDefinition;
   /** Epoch ms of the next run; absent while paused. */
   nextRunAt?: number;
+  /** Time between runs: the interval, or for cron the gap between the next two slots. */
+  intervalSeconds: number;
   lastRun?: ScheduleRun;
 }
 
@@ -109,28 +111,22 @@ export class ScheduleBook {
   }
 
   private async start(definition: ScheduleDefinition): Promise<void> {
+    intervalSeconds(definition); // a bad cron pattern fails here, before Redis is touched
     const repeat = definition.cron
       ? { pattern: definition.cron, ...(definition.tz ? { tz: definition.tz } : {}) }
       : { every: durationSeconds(definition.every!) * 1000 };
-    try {
-      await this.queue.upsertJobScheduler(definition.name, repeat, {
-        name: 'snapshot',
-        data: jobDataOf(definition),
-        opts: { ...DEFAULT_JOB_OPTIONS, priority: JOB_PRIORITY.snapshot },
-      });
-    } catch (err) {
-      // BullMQ parses the pattern (cron-parser); a bad one is bad input, not a Redis failure.
-      if (definition.cron && /cron|pattern|invalid|validation|out of range/i.test((err as Error).message)) {
-        throw new InvalidInputError(`schedule ${definition.name}: cron "${definition.cron}" is invalid: ${(err as Error).message}`, { cause: err });
-      }
-      throw err;
-    }
+    await this.queue.upsertJobScheduler(definition.name, repeat, {
+      name: 'snapshot',
+      data: jobDataOf(definition),
+      opts: { ...DEFAULT_JOB_OPTIONS, priority: JOB_PRIORITY.snapshot },
+    });
   }
 
   private async status(definition: ScheduleDefinition, runs: Record<string, ScheduleRun>): Promise<ScheduleStatus> {
     const scheduler = definition.paused ? undefined : await this.queue.getJobScheduler(definition.name);
     return {
       definition,
+      intervalSeconds: intervalSeconds(definition),
       ...(scheduler?.next !== undefined ? { nextRunAt: scheduler.next } : {}),
       ...(runs[definition.name] ? { lastRun: runs[definition.name] } : {}),
     };
@@ -147,6 +143,24 @@ export class ScheduleBook {
 
   private redis() {
     return this.queue.client;
+  }
+}
+
+/**
+ * Seconds between runs: `every`, or for a cron pattern the gap between its next two slots (with
+ * BullMQ's own parser, so it agrees with when jobs are created).
+ * @throws InvalidInputError naming the pattern when BullMQ cannot parse it.
+ */
+export function intervalSeconds(definition: ScheduleDefinition, now = Date.now()): number {
+  if (!definition.cron) return durationSeconds(definition.every!);
+  const options = { pattern: definition.cron, ...(definition.tz ? { tz: definition.tz } : {}) };
+  try {
+    const first = getNextMillis(now, options);
+    const second = first === undefined ? undefined : getNextMillis(first, options);
+    if (first === undefined || second === undefined) throw new Error('it never fires');
+    return (second - first) / 1000;
+  } catch (err) {
+    throw new InvalidInputError(`schedule ${definition.name}: cron "${definition.cron}" is invalid: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -7,6 +7,9 @@ import type { ScheduleDefinition } from '../jobs/schemas.js';
 import { Repository } from '../shared/catalog/repository.js';
 import { InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { connect } from '@nats-io/transport-node';
+import { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { sampleSchedules } from '../shared/metrics/queue-sampler.js';
 import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
 async function stopProcess(worker: WorkerProcess): Promise<void> {
@@ -55,6 +58,17 @@ describe('schedules on BullMQ job schedulers', () => {
       schedule: { name: 'nightly', retention: { keepDaily: 7, keepWeekly: 4, keepMonthly: 12, tz: 'Europe/Prague' } },
     });
 
+    // Metrics: the schedule name is the only label; no last success yet, so no such series.
+    const metrics = new WorkerMetrics({ version: 'test' });
+    await book.recordRun('nightly', { at: '2026-11-29T02:00:05.000Z', result: 'failed', jobId: 'x', error: 'disk full' });
+    await sampleSchedules(book, metrics);
+    const text = await metrics.metrics();
+    assert.match(text, /^snapworker_schedule_interval_seconds\{schedule="nightly"\} 86400$/m);
+    assert.match(text, new RegExp(`^snapworker_schedule_next_run_timestamp_seconds\\{schedule="nightly"\\} ${next.getTime() / 1000}$`, 'm'));
+    assert.match(text, /^snapworker_schedule_last_failure_timestamp_seconds\{schedule="nightly"\} 1795917605$/m);
+    assert.doesNotMatch(text, /^snapworker_schedule_last_success_timestamp_seconds\{/m);
+    assert.equal((await book.get('nightly')).lastRun?.error, 'disk full');
+
     await book.pause('nightly');
     assert.equal(await environment.queue.getJobScheduler('nightly'), undefined, 'a paused schedule creates no runs');
     const paused = await book.list();
@@ -93,7 +107,17 @@ describe('schedules on BullMQ job schedulers', () => {
   });
 
   it('fires once per slot across 3 worker processes: no duplicate snapshot, no gap, lineage pruned after each run', async () => {
-    const workers = [spawnWorker(environment), spawnWorker(environment), spawnWorker(environment)];
+    const nats = await connect({ servers: 'nats://127.0.0.1:4222' });
+    const events: Array<{ event: string; jobId: string; schedule?: string }> = [];
+    const subscription = nats.subscribe('snapworker.jobs.>', {
+      callback: (_err, msg) => {
+        const event = msg.json<{ event: string; jobId: string; schedule?: string }>();
+        if (event.jobId.startsWith('repeat:every-second:')) events.push(event);
+      },
+    });
+    await nats.flush();
+    const workerEnv = { NATS_URL: 'nats://127.0.0.1:4222' };
+    const workers = [spawnWorker(environment, workerEnv), spawnWorker(environment, workerEnv), spawnWorker(environment, workerEnv)];
     try {
       await eventually('3 workers connected', async () => (await environment.queue.getWorkers()).length === 3, 60_000);
       await book.put({ v: 1, name: 'every-second', every: '1s', job: { v: 1, source: `dir://${source}`, name: 'tick' }, retention: { keepLast: 3 } });
@@ -125,8 +149,17 @@ describe('schedules on BullMQ job schedulers', () => {
       assert.ok(listed.length >= 1 && listed.length <= 3 + 2, `${listed.length} snapshots left`);
       assert.equal(listed.at(-1)?.id, newest);
       for (const record of listed) await repository.driver.head(record.archive.key);
+
+      // Every run announced its start and its end on NATS, naming the schedule.
+      await eventually('the last events', () => events.filter((e) => e.event === 'completed').length >= jobs.length, 10_000);
+      for (const job of jobs) {
+        const seen = events.filter((e) => e.jobId === job.id).map((e) => `${e.event}:${e.schedule}`);
+        assert.ok(seen.includes('started:every-second') && seen.includes('completed:every-second'), `${job.id}: ${seen.join(', ')}`);
+      }
     } finally {
       await Promise.all(workers.map(stopProcess));
+      subscription.unsubscribe();
+      await nats.close();
     }
   });
 });

@@ -36,8 +36,6 @@ export interface QueueWorkerDeps {
   progressIntervalMs?: number;
   /** Schedules on this queue: where scheduled runs record their outcome. */
   schedules?: ScheduleBook;
-  /** Called after a scheduled run's outcome is recorded (metrics). */
-  onScheduleRun?: (name: string, run: ScheduleRun) => void;
 }
 
 /**
@@ -118,6 +116,8 @@ export class QueueWorker {
     let parsed: ReturnType<typeof parseJob>;
     try {
       parsed = parseJob(job.name, data);
+      const schedule = (parsed.data as { schedule?: { name: string } }).schedule?.name;
+      if (schedule) ref.schedule = schedule;
     } catch (err) {
       const reason = publicReason(err);
       log.warn({ err: reason }, 'invalid job');
@@ -182,8 +182,7 @@ export class QueueWorker {
     const name = (data as { schedule?: { name?: string } }).schedule?.name;
     if (!name || !this.deps.schedules) return;
     try {
-      const run = await this.deps.schedules.recordRun(name, { at: new Date().toISOString(), jobId: job.id!, ...outcome });
-      this.deps.onScheduleRun?.(name, run);
+      await this.deps.schedules.recordRun(name, { at: new Date().toISOString(), jobId: job.id!, ...outcome });
     } catch (err) {
       this.deps.logger.warn({ err: errorMessage(err), schedule: name }, 'could not record the schedule run');
     }

@@ -30,7 +30,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
   const queue = new Queue(config.queueName, { connection: toConnection(config.redisUrl), prefix: config.prefix });
   const schedules = new ScheduleBook(queue);
   const queueWorker = new QueueWorker(config, { runtime, logger, metrics, events, schedules });
-  const sampler = startQueueSampler(queue, metrics, { logger });
+  const sampler = startQueueSampler(queue, metrics, { logger, schedules });
   const health = await startHealthServer({
     host: config.metricsHost,
     port: config.metricsPort,

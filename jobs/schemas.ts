@@ -93,6 +93,10 @@ export const snapshotJobSchema = z
     exclude: z.array(glob).max(256).optional().describe('Directory sources: leave out paths matching these globs'),
     noConsumers: z.boolean().optional().describe('NATS sources: leave the stream consumers out'),
     checkMessages: z.boolean().optional().describe('NATS sources: have the server check messages before the snapshot'),
+    skipUnreadable: z
+      .boolean()
+      .optional()
+      .describe('Directory sources: leave out entries the worker cannot read, name them in the record and mark the snapshot incomplete, instead of failing (default false)'),
     schedule: z
       .object({
         name: scheduleName,

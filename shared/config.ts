@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { errorMessage, InvalidInputError } from './errors.js';
 import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/nats-servers.js';
 import { redactUrl } from './redact-url.js';
+import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
 
@@ -31,7 +32,7 @@ export interface WorkerConfig {
   concurrency: number;
   /** `SNAPWORKER_ALLOWED_PATHS`: colon-separated absolute roots jobs may read and write; default the working directory. */
   allowedPaths: string[];
-  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir. */
+  /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir; must exist and be writable at start. */
   stagingDir: string;
   /** `SNAPWORKER_METRICS_PORT`, default 9464; `0` picks a free port. */
   metricsPort: number;
@@ -39,6 +40,8 @@ export interface WorkerConfig {
   metricsHost: string;
   /** `SNAPWORKER_SHUTDOWN_GRACE_SECONDS`: how long running jobs may finish after SIGTERM, default 60. */
   shutdownGraceSeconds: number;
+  /** `SNAPWORKER_STALL_TIMEOUT_SECONDS`: a snapshot, restore or verify without progress this long fails, default 300; 0 never. */
+  stallTimeoutSeconds: number;
   /** `SNAPWORKER_LOCK_DURATION_MS`: BullMQ job lock, default 30000. */
   lockDurationMs: number;
   /** `SNAPWORKER_STALLED_INTERVAL_MS`: how often stalled jobs are looked for, default 30000. */
@@ -82,6 +85,7 @@ const envSchema = z.object({
   SNAPWORKER_METRICS_PORT: port.default(9464),
   SNAPWORKER_METRICS_HOST: z.string().default('0.0.0.0'),
   SNAPWORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(60),
+  SNAPWORKER_STALL_TIMEOUT_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0, 'must be at least 0').default(300),
   SNAPWORKER_LOCK_DURATION_MS: wholeNumber(1000, 2 ** 31 - 1).default(30000),
   SNAPWORKER_STALLED_INTERVAL_MS: wholeNumber(500, 2 ** 31 - 1).default(30000),
   SNAPWORKER_COMPRESSION_LEVEL: wholeNumber(-7, 22).default(3),
@@ -158,6 +162,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   for (const p of allowedPaths) if (!path.isAbsolute(p)) problems.push(`SNAPWORKER_ALLOWED_PATHS: ${quote(p)} is not an absolute path`);
   const stagingDir = e.SNAPWORKER_STAGING_DIR ?? os.tmpdir();
   if (!path.isAbsolute(stagingDir)) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: not an absolute path`);
+  else {
+    const problem = writableDirProblem(stagingDir);
+    if (problem) problems.push(`SNAPWORKER_STAGING_DIR=${quote(stagingDir)}: ${problem}`);
+  }
 
   let seal: SealKey | undefined;
   if (e.SNAPWORKER_SEAL_KEY !== undefined) {
@@ -183,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     metricsPort: e.SNAPWORKER_METRICS_PORT,
     metricsHost: e.SNAPWORKER_METRICS_HOST,
     shutdownGraceSeconds: e.SNAPWORKER_SHUTDOWN_GRACE_SECONDS,
+    stallTimeoutSeconds: e.SNAPWORKER_STALL_TIMEOUT_SECONDS,
     lockDurationMs: e.SNAPWORKER_LOCK_DURATION_MS,
     stalledIntervalMs: e.SNAPWORKER_STALLED_INTERVAL_MS,
     compressionLevel: e.SNAPWORKER_COMPRESSION_LEVEL,

@@ -49,11 +49,35 @@ export class NotFoundError extends SnapworkerError {
   }
 }
 
+/**
+ * A disk or a quota is full (`ENOSPC`, `EDQUOT`, SQLite's `SQLITE_FULL`). Not retried: another
+ * attempt minutes later fails the same way, after rewriting as much, until an operator frees
+ * space; the message names where.
+ */
+export class NoSpaceError extends SnapworkerError {
+  override readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NoSpaceError';
+  }
+}
+
 /** The job's AbortSignal fired (cancellation, shutdown). */
 export class AbortedError extends SnapworkerError {
   constructor(message = 'aborted', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AbortedError';
+  }
+}
+
+/**
+ * A job's reads and writes made no progress for the configured stall timeout. Retried: a peer
+ * that stopped answering may answer the next attempt.
+ */
+export class StalledError extends SnapworkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StalledError';
   }
 }
 

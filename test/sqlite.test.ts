@@ -133,6 +133,23 @@ async function startWriter(dbPath: string, journalMode: 'wal' | 'delete'): Promi
   return child;
 }
 
+/** Resolves once the live database at `dbPath` holds more than `pages` pages (20 s at most). */
+async function waitForPages(dbPath: string, pages: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const db = new Database(dbPath, { readonly: true, timeout: 1000 });
+    let count: number;
+    try {
+      count = db.pragma('page_count', { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+    if (count > pages) return;
+    assert.ok(Date.now() < deadline, `the writer reached only ${count} pages`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function stopWriter(child: ChildProcess): Promise<number> {
   const output = readAll(child.stdout!);
   child.kill('SIGTERM');
@@ -150,7 +167,8 @@ describe('sqlite source and target', () => {
       const writer = await startWriter(live, journalMode);
       let committedByWriter: number;
       try {
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Enough pages for many backup steps; waited for, not timed, since a loaded machine slows the writer.
+        await waitForPages(live, 16 * 5);
         // Small steps, so the copy spans many steps while the writer commits between them.
         const source = sqliteSourceFactory({ pagesPerStep: 16 })([sqliteUri(live)], {}, context);
         await snapshotAndRestore(source, [restored]);

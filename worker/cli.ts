@@ -14,7 +14,7 @@ import { startWorker } from './run-worker.js';
 const USAGE = `usage:
   snapworker worker                                   run a worker (config from env)
   snapworker snapshot <source>... [--repo R] [--label k=v]... [--name N] [--include G]... [--exclude G]...
-                                  [--compression zstd|gzip|none] [--wait|--local] [--json]
+                                  [--compression zstd|gzip|none] [--skip-unreadable] [--wait|--local] [--json]
   snapworker restore <snapshot> <target>... [--repo R] [--replace] [--wait|--local] [--json]
   snapworker verify <snapshot> [--repo R] [--wait|--local] [--json]
   snapworker prune <keep-daily=7,keep-weekly=4,...> [--group-by source,labels] [--tz ZONE] [--source S] [--label k=v]...
@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
           exclude: options.exclude.length ? options.exclude : undefined,
           noConsumers: options['no-consumers'] || undefined,
           checkMessages: options['check-messages'] || undefined,
+          skipUnreadable: options['skip-unreadable'] || undefined,
         },
         options,
         config,

@@ -13,9 +13,11 @@ import type { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
+import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { describePolicy } from '../shared/retention/retention-policy.js';
 import { RepositoryRegistry } from './repositories.js';
@@ -65,12 +67,14 @@ export interface JobRun<K extends JobKind> {
   snapshotId?: string;
   job?: { id: string; queue: string };
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
-  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted }, runtime) {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
@@ -85,6 +89,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,
       onUploadStarted,
+      onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
     const retention = data.schedule?.retention;
@@ -139,10 +144,28 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 };
 
-/** Runs one job of any kind to its result. Errors keep their class (retryable or not). */
+/**
+ * Runs one job of any kind to its result. Errors keep their class (retryable or not). A
+ * snapshot, restore or verify that makes no progress for the configured stall timeout is
+ * aborted and fails with a StalledError naming the phase (prune reports no progress to watch).
+ */
 export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
   assertJobKind(run.kind);
-  return (HANDLERS[run.kind] as Handler<K>)(run, runtime);
+  const handler = HANDLERS[run.kind] as Handler<K>;
+  if (run.kind === 'prune') return handler(run, runtime);
+  const watchdog = new StallWatchdog({
+    signal: run.signal,
+    progress: run.progress,
+    timeoutSeconds: runtime.config.stallTimeoutSeconds,
+    operation: run.kind,
+  });
+  try {
+    return await handler({ ...run, signal: watchdog.signal, progress: watchdog.progress }, runtime);
+  } catch (err) {
+    throw watchdog.error ?? err;
+  } finally {
+    watchdog.stop();
+  }
 }
 
 /** Counts integrity failures found while reading a stored snapshot. */

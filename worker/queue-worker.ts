@@ -3,6 +3,7 @@ import { toConnection } from '../jobs/client.js';
 import { parseJob } from '../jobs/validate.js';
 import { ScheduleBook, type ScheduleRun } from '../jobs/schedules.js';
 import type { Compression } from '../shared/archive/manifest.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
 import type { JobEventSink, JobRef } from '../shared/events/job-events.js';
@@ -148,10 +149,15 @@ export class QueueWorker {
           job: { id: job.id!, queue: this.config.queueName },
           onUploadStarted: (uploadId) =>
             this.recordUpload(job, { repo, key: runtime.repository(repo).archiveKey(snapshotId, compression ?? 'zstd'), uploadId }),
+          onNotice: (notice) => {
+            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
+            events.warning(ref, notice);
+          },
         },
         runtime,
       );
       tracker.flush();
+      logUnnamedNotices(log, result);
       metrics?.jobFinished(parsed.kind, 'completed', (Date.now() - started) / 1000);
       await this.recordScheduleRun(job, parsed.data, { result: 'succeeded', snapshotId: (result as { id?: string }).id });
       events.completed(ref, result);
@@ -226,4 +232,12 @@ export class QueueWorker {
 /** An error's message as it may go into events, the job's failed reason and logs: URLs redacted. */
 function publicReason(err: unknown): string {
   return redactUrl(errorMessage(err));
+}
+
+/** After the named notices went to the log one by one: one line with the count of the rest. */
+function logUnnamedNotices(log: Logger, result: unknown): void {
+  const notices = (result as Partial<SnapshotRecord> | undefined)?.notices;
+  if (!notices?.truncated) return;
+  const total = Object.values(notices.counts).reduce((sum, n) => sum + (n ?? 0), 0);
+  log.warn({ counts: notices.counts }, `${total - notices.first.length} more entries not kept exactly (not named; counts per kind in the record)`);
 }

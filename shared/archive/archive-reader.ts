@@ -7,6 +7,7 @@ import type { ProgressSink } from '../progress.js';
 import type { EntryHeader } from './archive-entry.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
+import { payloadLayout, type PayloadLayout } from './payload-layout.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
 import { SumsParser } from './sha256sums.js';
@@ -56,7 +57,8 @@ const CHECKED = '';
  * The sums come last, so a file handed to onEntry is only known good when this promise
  * resolves: callers must stage what they write and commit only after it resolves, and discard
  * the staging when it rejects. Resolves only if every check passed; rejects with
- * IntegrityError (sum mismatch, missing or unlisted entry, bad manifest, seal, structure,
+ * IntegrityError (sum mismatch, missing or unlisted entry, bad manifest, an unknown source kind
+ * or an entry its payload layout cannot hold (payload-layout.ts), seal, structure,
  * truncation, trailing data), UnsafePathError (unsafe path, link or entry type), AbortedError
  * (signal), a SnapworkerError for a failing input stream, or what onManifest / onEntry threw.
  * Messages name the entry. `input` and every stream made here are destroyed on failure.
@@ -95,6 +97,7 @@ class ArchiveReader {
 
   private state: ReaderState = 'manifest';
   private manifest: Manifest | undefined;
+  private layout: PayloadLayout | undefined;
   private sealMac: Hmac | undefined;
   private sealed = false;
   /** The entry whose data is being read, if any, and the last one read completely. */
@@ -226,6 +229,7 @@ class ArchiveReader {
         break;
       case 'payload':
         if (path === SUMS_ENTRY && header.type === 'file') {
+          this.layout!.end();
           await this.readSums(body);
           this.state = 'after-sums';
         } else {
@@ -261,6 +265,7 @@ class ArchiveReader {
     if (manifest.compression !== this.compression) {
       throw new IntegrityError(`archive: entry ${MANIFEST_ENTRY}: says compression ${manifest.compression}, but the archive is ${this.compression}`);
     }
+    this.layout = payloadLayout(manifest);
     this.prepareSealCheck(manifest);
     this.manifest = manifest;
     await this.options.onManifest?.(manifest);
@@ -281,6 +286,7 @@ class ArchiveReader {
 
   private async readPayloadEntry(header: EntryHeader, body: AsyncIterable<Buffer>): Promise<void> {
     this.tracker.add(header);
+    this.layout!.check(header);
     if (header.type === 'file') {
       this.fileSums.set(header.path, await this.readFileBody(header, body));
       this.files += 1;
@@ -298,10 +304,20 @@ class ArchiveReader {
     const hash = createHash('sha256');
     const progress = this.options.progress;
     const chunks = source[Symbol.asyncIterator]();
+    // Small files whose content restore parses are kept (bounded) and checked the same way here.
+    const limit = this.layout!.contentLimit?.(header);
+    if (limit !== undefined && header.size > limit) {
+      throw new IntegrityError(`archive: entry ${showPath(header.path)}: ${header.size} bytes, more than the ${limit} allowed`);
+    }
+    const content: Buffer[] | undefined = limit === undefined ? undefined : [];
     const take = async (): Promise<Buffer | null> => {
       const next = await chunks.next();
-      if (next.done) return null;
+      if (next.done) {
+        if (content) this.layout!.checkContent?.(header, Buffer.concat(content));
+        return null;
+      }
       hash.update(next.value);
+      content?.push(next.value);
       progress?.addBytes(next.value.length);
       return next.value;
     };

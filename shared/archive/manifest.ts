@@ -70,5 +70,17 @@ export function manifestProblems(value: unknown): string | undefined {
   if (format !== ARCHIVE_FORMAT) return `format is ${JSON.stringify(format)}, expected ${JSON.stringify(ARCHIVE_FORMAT)}`;
   if (version !== ARCHIVE_FORMAT_VERSION) return `unsupported version ${JSON.stringify(version)} (this reader knows ${ARCHIVE_FORMAT_VERSION})`;
   const result = manifestSchema.safeParse(value);
-  return result.success ? undefined : z.prettifyError(result.error).replace(/\n\s*/g, ' ');
+  if (!result.success) return z.prettifyError(result.error).replace(/\n\s*/g, ' ');
+  if (carriesCredentials(result.data.source.uri)) return 'source.uri carries credentials (a user, password or token), which an archive must never hold';
+  return undefined;
+}
+
+/** True when a URI has a user-info part (`scheme://user:pass@host`, `nats://token@host`). */
+function carriesCredentials(uri: string): boolean {
+  try {
+    const url = new URL(uri);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false; // not a URL: nothing in it is read as a credential
+  }
 }

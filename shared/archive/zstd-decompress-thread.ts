@@ -7,11 +7,19 @@ import { IntegrityError } from '../errors.js';
 const INPUT_WINDOW = 8;
 /** Output chunk size: fewer messages and fewer downstream chunks. */
 const OUTPUT_CHUNK_BYTES = 1024 * 1024;
+/** Output chunks asked of the thread ahead of the reader, so it decompresses while the reader works. */
+const OUTPUT_AHEAD = 2;
 
 /**
- * The decompression loop, run in a worker thread. Plain JavaScript
- * evaluated as the worker's script, so it runs the same from the compiled build and under tsx.
- * Messages out: `{ data }` (a full output chunk, transferred), `{ consumed }` per input chunk,
+ * The decompression loop, run in a worker thread. Plain JavaScript evaluated as the worker's
+ * script, so it runs the same from the compiled build and under tsx.
+ *
+ * Output is pulled: the thread fills an output chunk only while it is owed one (`{ want: n }`),
+ * and stops in the middle of an input chunk otherwise. zstd turns a few bytes into up to
+ * 128 KiB (one RLE block), so one 64 KiB input chunk of zeros is gigabytes of output: only a
+ * pull keeps memory bounded whatever the compression ratio.
+ * Messages in: `{ input }`, `{ want }`, `{ end }`. Messages out: `{ data }` (one output chunk,
+ * transferred; one per want, the last one may be short), `{ consumed }` per input chunk used up,
  * `{ error, trailing }`, and `{ flushed, truncated }` after the last output.
  */
 const WORKER_SOURCE = `
@@ -19,54 +27,75 @@ const { parentPort, workerData } = require('node:worker_threads');
 const binding = require(workerData.bindingPath);
 const CHUNK = workerData.chunkBytes;
 const dctx = new binding.DCtx();
+const inputs = [];
+let src = null;
 let out = Buffer.allocUnsafe(CHUNK);
 let used = 0;
+let wanted = 0;
+let ending = false;
 let frameEnded = false;
 let sawInput = false;
 let failed = false;
 function emit() {
-  if (used === 0) return;
   const full = new Uint8Array(out.buffer, out.byteOffset, used);
   parentPort.postMessage({ data: full }, [out.buffer]);
   out = Buffer.allocUnsafe(CHUNK);
   used = 0;
+  wanted -= 1;
 }
 function fail(message, trailing) {
   failed = true;
   parentPort.postMessage({ error: message, trailing });
 }
-function decompress(input) {
-  if (input.length === 0) return;
-  if (frameEnded) return fail('data after the end of the zstd frame', true);
-  sawInput = true;
-  let src = input;
-  for (;;) {
-    const dst = out.subarray(used);
-    const [remaining, produced, consumed] = dctx.decompressStream(dst, src);
+function nextInput() {
+  while (src === null || src.length === 0) {
+    if (src !== null) {
+      src = null;
+      parentPort.postMessage({ consumed: true });
+    }
+    if (inputs.length === 0) return false;
+    src = inputs.shift();
+    if (src.length > 0 && frameEnded) {
+      fail('data after the end of the zstd frame', true);
+      return false;
+    }
+    if (src.length > 0) sawInput = true;
+  }
+  return true;
+}
+function pump() {
+  while (!failed && wanted > 0) {
+    if (!nextInput()) {
+      if (failed || !ending) return;
+      if (used > 0) emit();
+      parentPort.postMessage({ flushed: true, truncated: sawInput && !frameEnded });
+      failed = true; // nothing more to do
+      return;
+    }
+    if (frameEnded) {
+      fail('data after the end of the zstd frame', true);
+      return;
+    }
+    const [remaining, produced, consumed] = dctx.decompressStream(out.subarray(used), src);
     src = src.subarray(consumed);
     used += produced;
-    if (used === CHUNK) emit();
     if (remaining === 0) {
       frameEnded = true;
       if (src.length > 0) return fail('data after the end of the zstd frame', true);
-      return;
     }
-    if (src.length === 0 && produced < dst.length) return;
+    if (used === CHUNK) emit();
   }
 }
 parentPort.on('message', (message) => {
   if (failed) return;
-  if (message.end) {
-    emit();
-    parentPort.postMessage({ flushed: true, truncated: sawInput && !frameEnded });
-    return;
-  }
+  if (message.end) ending = true;
+  else if (message.want) wanted += message.want;
+  else inputs.push(Buffer.from(message.input.buffer, message.input.byteOffset, message.input.byteLength));
   try {
-    decompress(Buffer.from(message.input.buffer, message.input.byteOffset, message.input.byteLength));
+    pump();
   } catch (err) {
-    return fail('corrupt zstd data: ' + err.message, false);
+    fail('corrupt zstd data: ' + err.message, false);
   }
-  if (!failed) parentPort.postMessage({ consumed: true });
 });
 `;
 
@@ -81,24 +110,29 @@ let bindingPath: string | undefined;
 /**
  * Decompresses exactly one zstd frame in a worker thread: anything after the frame fails the
  * stream with an IntegrityError; input that ends inside the frame ends the output and sets
- * `truncated`. Moving the decompression off
- * the event-loop thread lets a restore decompress on one core while the other hashes, parses
- * and writes files: in a restore of many small files the event loop is the bottleneck.
+ * `truncated`. Moving the decompression off the event-loop thread lets a restore decompress on
+ * one core while the other hashes, parses and writes files: in a restore of many small files
+ * the event loop is the bottleneck.
  *
- * Memory: at most `INPUT_WINDOW` input chunks in the thread, one partial output chunk there, and
- * the readable buffer; input is only taken while the reader keeps up (readable backpressure).
+ * Memory, whatever the compression ratio: at most `INPUT_WINDOW` input chunks and one output
+ * chunk in the thread, `OUTPUT_AHEAD` output chunks on their way, and the readable buffer. The
+ * thread produces output only when the reader asks for it (`_read`), and takes input only as
+ * it uses it up, so a slow reader holds back the writer.
  */
 export class ThreadedZstdDecompressStream extends Transform {
   private readonly worker: Worker;
+  /** Input chunks posted to the thread and not yet used up. */
   private inFlight = 0;
-  /** The write callback held back while the window is full or the reader is behind. */
+  /** Output chunks asked of the thread and not yet received. */
+  private owed = 0;
+  /** The write callback held back while the thread's input window is full. */
   private heldWrite: TransformCallback | undefined;
   private flushDone: TransformCallback | undefined;
   /** True once the input has ended before the frame did. */
   truncated = false;
 
   constructor() {
-    super({ readableHighWaterMark: 2 * OUTPUT_CHUNK_BYTES });
+    super({ readableHighWaterMark: OUTPUT_CHUNK_BYTES });
     bindingPath ??= createRequire(import.meta.url).resolve('zstd-napi/binding.js');
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bindingPath, chunkBytes: OUTPUT_CHUNK_BYTES } });
     this.worker.on('message', (message: WorkerMessage) => this.onMessage(message));
@@ -114,8 +148,15 @@ export class ThreadedZstdDecompressStream extends Transform {
     this.releaseWrite();
   }
 
+  /**
+   * The reader wants more. Node calls this again only after a push, so it must lead to one:
+   * output is owed from here on until the thread delivers it.
+   */
   override _read(size: number): void {
-    this.releaseWrite();
+    if (this.owed < OUTPUT_AHEAD) {
+      this.worker.postMessage({ want: OUTPUT_AHEAD - this.owed });
+      this.owed = OUTPUT_AHEAD;
+    }
     super._read(size);
   }
 
@@ -132,6 +173,7 @@ export class ThreadedZstdDecompressStream extends Transform {
   private onMessage(message: WorkerMessage): void {
     if (this.destroyed) return;
     if ('data' in message) {
+      this.owed -= 1;
       this.push(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength));
     } else if ('consumed' in message) {
       this.inFlight -= 1;
@@ -147,9 +189,9 @@ export class ThreadedZstdDecompressStream extends Transform {
     }
   }
 
-  /** Takes the next input chunk once there is room in the thread and the reader keeps up. */
+  /** Takes the next input chunk once the thread has room for it. */
   private releaseWrite(): void {
-    if (!this.heldWrite || this.inFlight >= INPUT_WINDOW || this.readableLength >= this.readableHighWaterMark) return;
+    if (!this.heldWrite || this.inFlight >= INPUT_WINDOW) return;
     const done = this.heldWrite;
     this.heldWrite = undefined;
     done();

@@ -128,6 +128,16 @@ export class Repository {
     }
   }
 
+  /**
+   * Removes snapshot folders that hold no object, and temp files of dead puts, last changed
+   * before `olderThan` (a failed snapshot of an older version, a crash between a folder and its
+   * first file), where the driver has such leftovers. Resolves with the ids of folders removed.
+   */
+  async sweepSnapshotLeftovers(olderThan: Date, options?: SignalOptions): Promise<string[]> {
+    const removed = (await this.driver.sweepLeftovers?.(SNAPSHOTS, olderThan, options)) ?? [];
+    return removed.map((key) => key.slice(SNAPSHOTS.length).replace(/\/$/, '')).filter((id) => isSnapshotId(id));
+  }
+
   /** Snapshot ids with a record, and snapshot directories without one. */
   async scan(options?: SignalOptions): Promise<{ complete: string[]; incomplete: IncompleteSnapshot[] }> {
     const byId = new Map<string, { keys: string[]; hasRecord: boolean; newest: Date }>();

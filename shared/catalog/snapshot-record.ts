@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NOTICE_KINDS } from '../sources/notices.js';
 
 /**
  * `snapshots/<id>/snapshot.json`: the record of a complete snapshot. Written last, after the
@@ -38,6 +39,19 @@ export const snapshotRecordSchema = z.object({
     durationSeconds: z.number(),
   }),
   sealKeyId: z.string().optional(),
+  /**
+   * Entries the snapshot could not keep exactly (shared/sources/notices.ts): counts per kind, the
+   * first ones named. Absent when there were none, and in records written before it existed.
+   */
+  notices: z
+    .object({
+      counts: z.partialRecord(z.enum(NOTICE_KINDS), z.number().int().nonnegative()),
+      first: z.array(z.object({ kind: z.enum(NOTICE_KINDS), path: z.string(), reason: z.string() })),
+      truncated: z.boolean(),
+    })
+    .optional(),
+  /** True when the snapshot left out data it should hold (an unreadable entry skipped); restic's exit code 3. */
+  incomplete: z.boolean().optional(),
   tool: z.object({ name: z.string(), version: z.string() }),
   job: z.object({ id: z.string(), queue: z.string() }).optional(),
 });

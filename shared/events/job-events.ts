@@ -1,5 +1,6 @@
 import type { JobKind } from '../job-kind.js';
 import type { ProgressReport } from '../progress.js';
+import type { EntryNotice } from '../sources/notices.js';
 
 /** The job an event is about. */
 export interface JobRef {
@@ -18,6 +19,8 @@ export interface JobEventSink {
   started(job: JobRef): void;
   /** Called at most about once a second per job (the caller throttles, see ProgressTracker). */
   progress(job: JobRef, report: ProgressReport): void;
+  /** An entry a snapshot could not keep exactly; sent for the first NAMED_NOTICES of a job only. */
+  warning(job: JobRef, notice: EntryNotice): void;
   /** `result` is the job's JSON result (for a snapshot: its record). */
   completed(job: JobRef, result: unknown): void;
   /** `error` is the failure reason as the job records it. */
@@ -30,13 +33,14 @@ export interface JobEventSink {
 export const nullEventSink: JobEventSink = {
   started() {},
   progress() {},
+  warning() {},
   completed() {},
   failed() {},
   async close() {},
 };
 
 /** The event names: the last token of the subject and the `event` field of the payload. */
-export const JOB_EVENT_NAMES = ['started', 'progress', 'completed', 'failed'] as const;
+export const JOB_EVENT_NAMES = ['started', 'progress', 'warning', 'completed', 'failed'] as const;
 export type JobEventName = (typeof JOB_EVENT_NAMES)[number];
 
 /** The payload schema version. */
@@ -63,6 +67,15 @@ export interface JobProgressEvent extends JobEventBase, ProgressReport {
   event: 'progress';
 }
 
+/** An entry a snapshot could not keep exactly (shared/sources/notices.ts). */
+export interface JobWarningEvent extends JobEventBase {
+  event: 'warning';
+  /** The notice's kind (`kind` is the job's). */
+  notice: EntryNotice['kind'];
+  path: string;
+  reason: string;
+}
+
 export interface JobCompletedEvent extends JobEventBase {
   event: 'completed';
   result: unknown;
@@ -73,11 +86,12 @@ export interface JobFailedEvent extends JobEventBase {
   error: string;
 }
 
-export type JobEvent = JobStartedEvent | JobProgressEvent | JobCompletedEvent | JobFailedEvent;
+export type JobEvent = JobStartedEvent | JobProgressEvent | JobWarningEvent | JobCompletedEvent | JobFailedEvent;
 
 /** Builds the payload of an event; the one place that shapes payloads, for every sink. */
 export function buildJobEvent(job: JobRef, event: 'started', at?: Date): JobStartedEvent;
 export function buildJobEvent(job: JobRef, event: 'progress', at: Date | undefined, report: ProgressReport): JobProgressEvent;
+export function buildJobEvent(job: JobRef, event: 'warning', at: Date | undefined, notice: EntryNotice): JobWarningEvent;
 export function buildJobEvent(job: JobRef, event: 'completed', at: Date | undefined, result: unknown): JobCompletedEvent;
 export function buildJobEvent(job: JobRef, event: 'failed', at: Date | undefined, error: string): JobFailedEvent;
 export function buildJobEvent(job: JobRef, event: JobEventName, at: Date = new Date(), detail?: unknown): JobEvent {
@@ -87,6 +101,11 @@ export function buildJobEvent(job: JobRef, event: JobEventName, at: Date = new D
       return { ...base, event };
     case 'progress':
       return { ...base, event, ...progressFields(detail as ProgressReport) };
+    case 'warning': {
+      const { kind: notice, path, reason } = detail as EntryNotice;
+      // `kind` is the job's; the notice's kind travels as `notice`.
+      return { ...base, event, notice, path, reason };
+    }
     case 'completed':
       // `undefined` is not JSON; a job without a result reports null.
       return { ...base, event, result: detail === undefined ? null : detail };

@@ -5,6 +5,7 @@ import { parseNatsServerUrls, type NatsServerLogin } from '../nats/nats-servers.
 import { redactUrl } from '../redact-url.js';
 import type { ProgressReport } from '../progress.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventSubject } from './job-event-subject.js';
+import type { EntryNotice } from '../sources/notices.js';
 import { buildJobEvent, type JobEvent, type JobEventSink, type JobRef } from './job-events.js';
 
 export interface NatsEventSinkOptions {
@@ -90,6 +91,10 @@ class NatsEventSink implements NatsJobEventSink {
 
   progress(job: JobRef, report: ProgressReport): void {
     this.publish(() => buildJobEvent(job, 'progress', undefined, report));
+  }
+
+  warning(job: JobRef, notice: EntryNotice): void {
+    this.publish(() => buildJobEvent(job, 'warning', undefined, notice));
   }
 
   completed(job: JobRef, result: unknown): void {

@@ -29,6 +29,11 @@ export interface WalkOptions {
   descend?: (node: WalkedNode) => boolean;
   /** Called for a child that vanished between the listing and its `lstat`; it is left out. */
   onVanished?: (relPath: string) => void;
+  /**
+   * Called when a directory below the root cannot be listed (EACCES, EIO, ...): return true to
+   * keep the directory as an empty one and go on, false to fail the walk. Default: fail.
+   */
+  onUnlistable?: (relPath: string, err: unknown) => boolean;
   /** How the calls are made. Default `asyncTreeIo`. */
   io?: TreeIo;
   /** With synchronous `io`, the longest stretch of blocking calls before the event loop gets a turn. Default 10 ms. */
@@ -111,6 +116,7 @@ async function listDirectory(absDir: string, relDir: string, options: ResolvedOp
       options.onVanished?.(relDir);
       return undefined;
     }
+    if (relDir !== '' && options.onUnlistable?.(relDir, err)) return undefined;
     throw new SnapworkerError(`walk: list ${absDir}: ${(err as Error).message}`, { cause: err });
   }
 }

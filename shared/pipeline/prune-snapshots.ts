@@ -80,6 +80,8 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
       await repository.delete(id, { signal });
       removedIncomplete.push(id);
     }
+    // Folders without any object are invisible to the scan above; a dry run does not list them.
+    removedIncomplete.push(...(await repository.sweepSnapshotLeftovers(new Date(now.getTime() - graceMs), { signal })));
   }
   return {
     dryRun,

@@ -1,11 +1,12 @@
 import { writeArchive } from '../archive/archive-writer.js';
-import { nullNotices } from '../sources/notices.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../archive/manifest.js';
 import type { SealKey } from '../archive/seal.js';
 import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { Repository } from '../catalog/repository.js';
 import { IntegrityError, NotFoundError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
+import { NoticeCollector } from '../sources/notice-collector.js';
+import type { EntryNotice } from '../sources/notices.js';
 import type { Source } from '../sources/source.js';
 import type { PutResult } from '../storage/storage-driver.js';
 import { TOOL } from '../tool.js';
@@ -28,35 +29,50 @@ export interface SnapshotRequest {
   job?: { id: string; queue: string };
   /** Passed to the storage driver: lets the caller record an S3 multipart upload id. */
   onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /**
+   * Called with each of the first NAMED_NOTICES entries the source could not keep exactly, as
+   * they come (for the job log and warning events). All of them are counted in the record.
+   */
+  onNotice?: (notice: EntryNotice) => void;
 }
 
 /**
  * Takes a snapshot: source → archive writer → storage, then writes the record last. Nothing is
- * listed unless every step succeeded; a failure leaves at most an unlisted archive that a retry
- * of the same job overwrites and prune removes.
+ * listed unless every step succeeded; a failure removes what it stored (a crash leaves at most an
+ * unlisted archive, which a retry of the same job overwrites and prune removes). Entries the
+ * source could not keep exactly are counted and named in the record (`notices`;
+ * `incomplete: true` when data was left out).
  */
 export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
   const { source } = request;
+  const attempt = { archiveStored: false };
   try {
-    return await writeSnapshot(request);
+    return await writeSnapshot(request, attempt);
+  } catch (err) {
+    // A check or the record failed after the archive was stored: without a record it would be
+    // unlisted, seen only by prune. Only what this attempt stored is removed.
+    if (attempt.archiveStored) await request.repository.delete(request.id).catch(() => {});
+    throw err;
   } finally {
     await source.release?.();
   }
 }
 
-async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> {
+async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored: boolean }): Promise<SnapshotRecord> {
   const { id, source, repository, signal, progress } = request;
   const startedAt = Date.now();
   progress.setPhase('reading');
   const estimatedBytes = await source.estimateBytes?.(signal);
   progress.setTotal(estimatedBytes);
-  await source.prepare?.({ signal, progress, notices: nullNotices });
+  const notices = new NoticeCollector(request.onNotice);
+  await source.prepare?.({ signal, progress, notices });
   const manifest: Manifest = {
     format: ARCHIVE_FORMAT,
     version: ARCHIVE_FORMAT_VERSION,
     snapshotId: id,
     createdAt: new Date(startedAt).toISOString(),
-    source: source.descriptor,
+    // A copy taken now: the record repeats what the manifest says, never a later state of the source.
+    source: structuredClone(source.descriptor),
     labels: request.labels,
     compression: request.compression,
     tool: TOOL,
@@ -64,7 +80,7 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
 
   const archive = writeArchive({
     manifest,
-    entries: source.entries({ signal, progress, notices: nullNotices }),
+    entries: source.entries({ signal, progress, notices }),
     level: request.level,
     threads: compressionThreads(request.threads, estimatedBytes),
     seal: request.seal,
@@ -78,14 +94,16 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
   });
   // Either side may fail first; wait for both so no stream or upload outlives the job.
   const [stored, stats] = await settleAll([upload, archive.done], () => archive.stream.destroy());
+  attempt.archiveStored = true;
 
   progress.setPhase('committing');
   await checkStored(repository, stored, signal);
+  const noticeSummary = notices.summary();
   const record: SnapshotRecord = {
     v: 1,
     id,
     formatVersion: ARCHIVE_FORMAT_VERSION,
-    source: source.descriptor,
+    source: manifest.source,
     labels: request.labels,
     createdAt: manifest.createdAt,
     completedAt: new Date().toISOString(),
@@ -105,6 +123,8 @@ async function writeSnapshot(request: SnapshotRequest): Promise<SnapshotRecord> 
       durationSeconds: (Date.now() - startedAt) / 1000,
     },
     ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
+    ...(noticeSummary ? { notices: noticeSummary } : {}),
+    ...(notices.incomplete ? { incomplete: true } : {}),
     tool: TOOL,
     ...(request.job ? { job: request.job } : {}),
   };

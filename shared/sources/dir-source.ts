@@ -11,6 +11,7 @@ import { readAhead } from '../fsutil/read-ahead.js';
 import { bufferStream, openRegularFile, streamFileExactly } from '../fsutil/read-exact.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../fsutil/tree-io.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
+import { nullNotices, type NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
 
 const MiB = 1024 * 1024;
@@ -89,6 +90,9 @@ export class DirSource implements Source {
   private readonly filter: PathFilter;
   private readonly options: typeof DIR_SOURCE_DEFAULTS & Pick<DirSourceOptions, 'onWarning'>;
   private readonly io: TreeIo;
+  private readonly skipUnreadable: boolean;
+  /** Where the running `entries()` walk reports what it leaves out. */
+  private notices: NoticeSink = nullNotices;
 
   /**
    * @param root absolute path of the directory (a symlink to a directory is followed; the caller
@@ -116,6 +120,7 @@ export class DirSource implements Source {
     const include = params.include ?? [];
     const exclude = params.exclude ?? [];
     this.filter = new PathFilter(include, exclude);
+    this.skipUnreadable = params.skipUnreadable === true;
     this.descriptor = {
       kind: 'dir',
       uri,
@@ -134,7 +139,8 @@ export class DirSource implements Source {
     return total;
   }
 
-  async *entries({ signal }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+  async *entries({ signal, notices }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+    this.notices = notices;
     this.skipped.special = 0;
     this.skipped.vanished = 0;
     await this.checkRoot();
@@ -175,6 +181,8 @@ export class DirSource implements Source {
       skip: (relPath) => filter.isExcluded(relPath),
       descend: (node) => filter.isIncluded(node.relPath) || filter.mayContainIncluded(node.relPath),
       onVanished: (relPath) => report && this.warnVanished(relPath),
+      // The estimate walks too: it leaves the same directories out, but only the real walk reports.
+      onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
     });
     // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
@@ -198,6 +206,7 @@ export class DirSource implements Source {
       if (type === undefined) {
         this.skipped.special += 1;
         this.options.onWarning?.(`dir source: skipped ${node.absPath}: sockets, FIFOs and devices are not captured`);
+        this.notices.add({ kind: 'unsupported', path: `data/${node.relPath}`, reason: specialFileKind(node) });
         continue;
       }
       yield { node, type, readAhead: type === 'file' && node.stats.size <= this.options.smallFileBytes };
@@ -223,6 +232,8 @@ export class DirSource implements Source {
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
       } else if (type === 'file') {
+        // Opened by the writer after it chose to write the entry: find out now whether it can be.
+        if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
         const { streamChunkBytes } = this.options;
         entry.open = () => openForStreaming(absPath, stats.size, streamChunkBytes);
       }
@@ -232,6 +243,7 @@ export class DirSource implements Source {
         this.warnVanished(relPath);
         return undefined;
       }
+      if (this.leftOutUnreadable(relPath, cause)) return undefined;
       if (cause instanceof SnapworkerError) throw cause;
       throw new SnapworkerError(`dir source: read ${absPath}: ${(cause as Error).message}`, { cause });
     }
@@ -240,6 +252,19 @@ export class DirSource implements Source {
   private warnVanished(relPath: string): void {
     this.skipped.vanished += 1;
     this.options.onWarning?.(`dir source: skipped ${path.join(this.root, relPath)}: removed while the snapshot ran`);
+    this.notices.add({ kind: 'vanished', path: `data/${relPath}`, reason: 'removed while the snapshot ran' });
+  }
+
+  /**
+   * The one place a read error may be forgiven: with `skipUnreadable`, an entry the worker may
+   * not read (or whose device fails) is reported as `unreadable` and left out (true); otherwise,
+   * or for any other error, the caller fails the snapshot (false).
+   */
+  private leftOutUnreadable(relPath: string, cause: unknown): boolean {
+    const code = unreadableCode(cause);
+    if (!this.skipUnreadable || code === undefined) return false;
+    this.notices.add({ kind: 'unreadable', path: `data/${relPath}`, reason: (cause as Error).message });
+    return true;
   }
 }
 
@@ -250,6 +275,24 @@ async function openForStreaming(absPath: string, size: number, chunkBytes: numbe
     if (cause instanceof SnapworkerError) throw cause;
     throw new SnapworkerError(`dir source: open ${absPath}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/** Errors that mean "this entry cannot be read", as opposed to a broken source or worker. */
+const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']);
+
+/** The errno code when `cause` (or the error it wraps) is one of UNREADABLE_CODES. */
+function unreadableCode(cause: unknown): string | undefined {
+  const code = errnoCode(cause) ?? errnoCode((cause as { cause?: unknown } | undefined)?.cause);
+  return code !== undefined && UNREADABLE_CODES.has(code) ? code : undefined;
+}
+
+function specialFileKind(node: WalkedNode): string {
+  const { stats } = node;
+  if (stats.isSocket()) return 'socket';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isCharacterDevice()) return 'character device';
+  if (stats.isBlockDevice()) return 'block device';
+  return 'special file';
 }
 
 function entryType(node: WalkedNode): EntryType | undefined {

@@ -12,7 +12,8 @@
  * - `changed`: its size or mtime changed while it was read, so the stored bytes may mix two
  *   versions. Named, not incomplete.
  */
-export type NoticeKind = 'unsupported' | 'unreadable' | 'vanished' | 'changed';
+export const NOTICE_KINDS = ['unsupported', 'unreadable', 'vanished', 'changed'] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
 export interface EntryNotice {
   kind: NoticeKind;

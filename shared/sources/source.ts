@@ -71,6 +71,12 @@ export interface SourceParams {
   noConsumers?: boolean;
   /** NATS sources: ask the server to check messages before the snapshot. */
   checkMessages?: boolean;
+  /**
+   * Directory sources: leave out an entry the worker cannot read (EACCES, EPERM, EIO on list,
+   * open or read ahead) and report it as an `unreadable` notice, making the snapshot incomplete,
+   * instead of failing the snapshot (the default). restic's default behaviour.
+   */
+  skipUnreadable?: boolean;
 }
 
 /** Builds a source for the URIs of one scheme (`dir:`, `nats:`, `sqlite:`). */

@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { SourceEntry } from '../archive/archive-entry.js';
 import type { SourceDescriptor } from '../archive/manifest.js';
 import { throwIfAborted } from '../errors.js';
+import { createStagingDir, type StagingDir } from '../fsutil/staging-dir.js';
 import { backupDatabase, type DatabaseFacts, type SqliteBackupOptions } from '../sqlite/backup-database.js';
 import { checkDatabaseIntegrity, type IntegrityCheckMode } from '../sqlite/check-integrity.js';
 import { databaseEntryPath, parseSqliteUris, uniqueDatabaseNames, type SqliteEndpoint } from '../sqlite/sqlite-uri.js';
@@ -52,7 +53,7 @@ class SqliteSource implements Source {
   readonly descriptor: SourceDescriptor;
   private readonly databases: SqliteDatabaseDetails[];
   private readonly check: IntegrityCheckMode;
-  private workDir: string | undefined;
+  private staging: StagingDir | undefined;
   private staged: Array<{ copy: StagedCopy; entry: SourceEntry }> | undefined;
 
   constructor(
@@ -94,8 +95,9 @@ class SqliteSource implements Source {
    */
   async prepare({ signal, progress }: SourceOpenOptions): Promise<void> {
     if (this.staged) return;
-    const workDir = await mkdtemp(path.join(this.context.stagingDir, 'sqlite-snapshot-'));
-    this.workDir = workDir;
+    const staging = await createStagingDir(this.context.stagingDir, 'sqlite-snapshot-');
+    this.staging = staging;
+    const workDir = staging.path;
     const staged: Array<{ copy: StagedCopy; entry: SourceEntry }> = [];
     for (const [index, database] of this.databases.entries()) {
       throwIfAborted(signal);
@@ -135,10 +137,10 @@ class SqliteSource implements Source {
   }
 
   async release(): Promise<void> {
-    const workDir = this.workDir;
-    this.workDir = undefined;
+    const staging = this.staging;
+    this.staging = undefined;
     this.staged = undefined;
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await staging?.remove();
   }
 }
 

@@ -22,3 +22,22 @@ export function isNotADatabaseError(err: unknown): boolean {
 export function isCorruptError(err: unknown): boolean {
   return sqliteCode(err)?.startsWith('SQLITE_CORRUPT') ?? false;
 }
+
+/**
+ * A read-only connection found a hot journal (a writer died mid-transaction) and may not roll it
+ * back: `SQLITE_READONLY_ROLLBACK`, whose message is the misleading "attempt to write a readonly
+ * database".
+ */
+export function isHotJournalError(err: unknown): boolean {
+  return sqliteCode(err) === 'SQLITE_READONLY_ROLLBACK';
+}
+
+/** SQLite could not open a file of the database (missing, not permitted, or a side file it may not create). */
+export function isCantOpenError(err: unknown): boolean {
+  return sqliteCode(err)?.startsWith('SQLITE_CANTOPEN') ?? false;
+}
+
+/** The disk (or quota) SQLite was writing to is full. */
+export function isFullError(err: unknown): boolean {
+  return sqliteCode(err) === 'SQLITE_FULL';
+}

@@ -84,6 +84,13 @@ export interface StorageDriver {
    * a notion do nothing.
    */
   abortUpload?(key: string, uploadId: string, options?: SignalOptions): Promise<void>;
+  /**
+   * Removes what failed or crashed puts left under `prefix` that `list` never shows, last changed
+   * before `olderThan`: temp files of puts whose process died, then folders holding no object.
+   * For prune. Drivers without such leftovers (S3: the bucket's lifecycle rule ends stranded
+   * multipart uploads) do without. Resolves with the keys (`snapshots/<id>/`) of the folders removed.
+   */
+  sweepLeftovers?(prefix: string, olderThan: Date, options?: SignalOptions): Promise<string[]>;
   /** A time-limited URL that downloads the object without credentials, where supported. */
   presign?(key: string, expiresInSeconds: number): Promise<string>;
   /** Releases clients and sockets. */

@@ -9,7 +9,7 @@ import { IntegrityError, InvalidInputError } from '../errors.js';
 import { deleteStream, lookupStream } from '../nats/jetstream-api.js';
 import { withNatsConnection, type NatsConnectOptions } from '../nats/nats-connection.js';
 import { parseNatsUri, parseSingleNatsUri, resolveNatsProfile, type NatsEndpoint } from '../nats/nats-endpoint.js';
-import { createStagingDir, type StagingDir } from '../nats/staging-dir.js';
+import { createStagingDir, type StagingDir } from '../fsutil/staging-dir.js';
 import {
   BACKUP_METADATA_ENTRY,
   MAX_BACKUP_METADATA_BYTES,

@@ -26,7 +26,8 @@ export async function runCatalogCommand(
       else {
         for (const r of records) {
           const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',');
-          out([r.id, r.source.kind, r.source.name, formatBytes(r.archive.size).padStart(10), labels].join('  '));
+          // `!`: incomplete (data left out), restic's exit code 3; see `show` for the named entries.
+          out([r.incomplete ? '!' : ' ', r.id, r.source.kind, r.source.name, formatBytes(r.archive.size).padStart(10), labels].join('  '));
         }
       }
       return 0;

@@ -9,6 +9,8 @@ import type { Logger } from '../../shared/logging.js';
 import { ProgressTracker } from '../../shared/progress.js';
 import { JobRuntime, runJob } from '../job-runner.js';
 import { formatBytes, ProgressBar } from '../progress-bar.js';
+import type { EntryNotice } from '../../shared/sources/notices.js';
+import { exitCodeForResult } from './exit-code.js';
 import type { CliOptions } from './options.js';
 import { formatPruneReport } from './prune-report.js';
 
@@ -65,7 +67,9 @@ async function runLocally<K extends JobKind>(
     if (!options.json) bar.update(report);
   }, 200);
   try {
-    return await runJob({ kind, data, signal: controller.signal, progress: tracker }, runtime);
+    // Named notices go to stderr as they come, like restic's warnings; the record counts them all.
+    const onNotice = (notice: EntryNotice) => process.stderr.write(`snapworker: warning: ${notice.kind} ${notice.path}: ${notice.reason}\n`);
+    return await runJob({ kind, data, signal: controller.signal, progress: tracker, onNotice }, runtime);
   } finally {
     bar.done();
     process.off('SIGINT', onSignal);
@@ -75,19 +79,15 @@ async function runLocally<K extends JobKind>(
 }
 
 function printResult<K extends JobKind>(kind: K, result: JobResultByKind[K], options: CliOptions): number {
-  if (options.json) {
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-    return 0;
-  }
-  process.stdout.write(summarize(kind, result) + '\n');
-  return 0;
+  process.stdout.write((options.json ? JSON.stringify(result, null, 2) : summarize(kind, result)) + '\n');
+  return exitCodeForResult(kind, result);
 }
 
 function summarize<K extends JobKind>(kind: K, result: JobResultByKind[K]): string {
   switch (kind) {
     case 'snapshot': {
       const r = result as JobResultByKind['snapshot'];
-      return `snapshot ${r.id} of ${r.source.name}: ${r.stats.entries} entries, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})`;
+      return `snapshot ${r.id} of ${r.source.name}: ${r.stats.entries} entries, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})${noticeSummary(r)}`;
     }
     case 'restore': {
       const r = result as JobResultByKind['restore'];
@@ -101,4 +101,11 @@ function summarize<K extends JobKind>(kind: K, result: JobResultByKind[K]): stri
       return formatPruneReport(result as JobResultByKind['prune']);
     }
   }
+}
+
+/** `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept (see the record)`, or nothing. */
+function noticeSummary(record: JobResultByKind['snapshot']): string {
+  if (!record.notices) return '';
+  const counts = Object.entries(record.notices.counts).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  return `; ${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`;
 }

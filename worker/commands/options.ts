@@ -22,6 +22,7 @@ export interface CliOptions {
   'job-id'?: string;
   'no-consumers': boolean;
   'check-messages': boolean;
+  'skip-unreadable': boolean;
   help: boolean;
 }
 
@@ -43,6 +44,7 @@ export const CLI_OPTION_SPEC: NonNullable<ParseArgsConfig['options']> = {
   'group-by': { type: 'string' },
   expires: { type: 'string' },
   'job-id': { type: 'string' },
+  'skip-unreadable': { type: 'boolean', default: false },
   'no-consumers': { type: 'boolean', default: false },
   'check-messages': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },

@@ -98,6 +98,8 @@ export function formatEvent(event: JobEvent): string {
       if (event.etaSeconds !== undefined) parts.push(`eta ${event.etaSeconds}s`);
       return `${head} ${parts.join(' ')}`;
     }
+    case 'warning':
+      return `${head} ${event.notice} ${event.path}: ${event.reason}`;
     case 'completed':
       return `${head}${describeResult(event.result)}`;
     case 'failed':

@@ -4,7 +4,8 @@ import { mkdir, open, opendir, rename, rmdir, stat, unlink, type FileHandle } fr
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
-import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../../errors.js';
+import { AbortedError, IntegrityError, InvalidInputError, NoSpaceError, NotFoundError, SnapworkerError, throwIfAborted } from '../../errors.js';
+import { errnoCode, isNoSpaceError } from '../../fsutil/errno.js';
 import {
   nullStorageObserver,
   type GetOptions,
@@ -18,6 +19,7 @@ import {
 import { bodyChunks } from '../body-chunks.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
+import { sweepLeftovers } from './sweep-leftovers.js';
 
 /** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
 export const FS_TEMP_PREFIX = '.tmp-';
@@ -62,7 +64,7 @@ export class FsDriver implements StorageDriver {
         // The temp file is this driver's "upload in flight": a caller that records it can have a
         // later attempt remove it if this process dies before the rename (see abortUpload).
         await options.onUploadStarted?.(tempName);
-        const { size, sha256 } = await this.writeBody(handle, body, options);
+        const { size, sha256 } = await this.writeBody(handle, key, body, options);
         if (options.size !== undefined && options.size !== size) {
           throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
         }
@@ -73,9 +75,11 @@ export class FsDriver implements StorageDriver {
         await fsyncPath(dirname(path));
         return { key, size, sha256 };
       } catch (err) {
-        body.destroy();
         await handle?.close().catch(() => {});
         await unlink(tempPath).catch(() => {});
+        body.destroy();
+        // No empty `snapshots/<id>/` is left for a failed put: nothing would ever list it.
+        await this.removeEmptyParents(dirname(path));
         throw err;
       }
     });
@@ -158,6 +162,19 @@ export class FsDriver implements StorageDriver {
     });
   }
 
+  async sweepLeftovers(prefix: string, olderThan: Date, options: SignalOptions = {}): Promise<string[]> {
+    assertValidPrefix(this.kind, prefix);
+    const start = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
+    try {
+      const removed = await sweepLeftovers({ root: this.root, start, olderThan, isTempName: (name) => TEMP_NAME.test(name), signal: options.signal });
+      this.observer.request('list', 'ok');
+      return removed;
+    } catch (err) {
+      this.observer.request('list', 'error');
+      throw this.wrap('list', prefix, err);
+    }
+  }
+
   async close(): Promise<void> {}
 
   private pathOf(operation: string, key: string): string {
@@ -169,15 +186,19 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Copies the body into the temp file, hashing and counting on the way. */
-  private async writeBody(handle: FileHandle, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
+  private async writeBody(handle: FileHandle, key: string, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
     const hash = createHash('sha256');
     let size = 0;
     for await (const bytes of bodyChunks(body, options.signal)) {
       hash.update(bytes);
-      // A FileHandle write may be partial; loop until the chunk is on its way to disk.
-      for (let offset = 0; offset < bytes.length; ) {
-        const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
-        offset += bytesWritten;
+      try {
+        // A FileHandle write may be partial; loop until the chunk is on its way to disk.
+        for (let offset = 0; offset < bytes.length; ) {
+          const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+          offset += bytesWritten;
+        }
+      } catch (err) {
+        throw failBody(body, this.wrap('put', key, err));
       }
       size += bytes.length;
       this.observer.uploaded(bytes.length);
@@ -253,11 +274,26 @@ export class FsDriver implements StorageDriver {
 
   private wrap(operation: string, key: string, err: unknown): Error {
     if (err instanceof SnapworkerError) return err;
+    if (isNoSpaceError(err)) {
+      const why = errnoCode(err) === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on device';
+      return new NoSpaceError(`fs: ${operation} ${key}: ${why} in repository file://${this.root}`, { cause: err });
+    }
     const message = `fs: ${operation} ${key}: ${err instanceof Error ? err.message : String(err)}`;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && operation !== 'put') return new NotFoundError(message, { cause: err });
     if ((err as Error).name === 'AbortError') return new AbortedError(message, { cause: err });
     return new SnapworkerError(message, { cause: err });
   }
+}
+
+/**
+ * Destroys the body with the put's own error when its producer listens for errors (the archive
+ * writer does), so the producer fails with the cause (a full disk) instead of an echo ("output
+ * stream closed"); a body nobody listens to is destroyed plainly, as an unheard error would
+ * crash the process. Returns the error for the caller to throw.
+ */
+function failBody(body: Readable, failure: Error): Error {
+  body.destroy(body.listenerCount('error') > 0 ? failure : undefined);
+  return failure;
 }
 
 /** Creates the temp file, making its directory first; retried once if a concurrent delete pruned it. */

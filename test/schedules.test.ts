@@ -10,6 +10,8 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { connect } from '@nats-io/transport-node';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { sampleSchedules } from '../shared/metrics/queue-sampler.js';
+import { startScheduleFileReconciler } from '../worker/schedule-file.js';
+import type { Logger } from '../shared/logging.js';
 import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
 async function stopProcess(worker: WorkerProcess): Promise<void> {
@@ -160,6 +162,73 @@ describe('schedules on BullMQ job schedulers', () => {
       await Promise.all(workers.map(stopProcess));
       subscription.unsubscribe();
       await nats.close();
+    }
+  });
+});
+
+describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {
+  let environment: TestEnvironment;
+  let book: ScheduleBook;
+  before(async () => {
+    environment = await createTestEnvironment();
+    book = new ScheduleBook(environment.queue);
+  });
+  after(async () => {
+    await environment.cleanup();
+  });
+
+  it('adds, changes and removes only the schedules it manages, and leaves the file\'s mistakes and others\' schedules alone', async () => {
+    const job = { v: 1 as const, source: `dir://${environment.root}/src`, name: 'app' };
+    await book.put({ v: 1, name: 'by-hand', every: '1h', job });
+    await book.put({ v: 1, name: 'billing', every: '1d', job, managedBy: 'billing-service' });
+    const file = path.join(environment.root, 'schedules.json');
+    const write = (entries: unknown[]) => writeFile(file, JSON.stringify(entries));
+    const lines: string[] = [];
+    const record = (level: string) => (fields: unknown, message?: string) => lines.push(`${level} ${message ?? ''} ${JSON.stringify(fields)}`);
+    const logger = { info: record('info'), warn: record('warn'), error: record('error') } as unknown as Logger;
+    const managed = async () =>
+      Object.fromEntries((await book.list()).map((s) => [s.definition.name, [s.definition.managedBy ?? '-', s.definition.cron ?? s.definition.every]]));
+
+    await write([
+      { name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Prague', job, retention: { keepDaily: 7 } },
+      { name: 'hourly', every: '1h', job },
+    ]);
+    const reconciler = await startScheduleFileReconciler({ file, book, logger, intervalMs: 100 });
+    try {
+      assert.deepEqual(await managed(), {
+        billing: ['billing-service', '1d'],
+        'by-hand': ['-', '1h'],
+        hourly: ['helm', '1h'],
+        nightly: ['helm', '0 3 * * *'],
+      });
+
+      await write([
+        { name: 'nightly', cron: '30 2 * * *', tz: 'Europe/Prague', job, retention: { keepDaily: 7 } },
+        { name: 'weekly', cron: '0 4 * * 0', job },
+        { name: 'by-hand', every: '5m', job },
+      ]);
+      await eventually('the change reconciled', async () => (await managed()).weekly);
+      assert.deepEqual(await managed(), {
+        billing: ['billing-service', '1d'],
+        'by-hand': ['-', '1h'],
+        nightly: ['helm', '30 2 * * *'],
+        weekly: ['helm', '0 4 * * 0'],
+      });
+      assert.equal(await environment.queue.getJobScheduler('hourly'), undefined);
+      assert.ok(lines.some((l) => l.startsWith('warn') && l.includes('by-hand')), 'the name conflict is logged');
+
+      const before = await managed();
+      await write([{ name: 'nightly', cron: '30 2 * * *', job, retention: { keepDaily: 'seven' } }]);
+      await eventually('the bad file reported', () => lines.some((l) => l.startsWith('error') && l.includes('retention.keepDaily')));
+      assert.deepEqual(await managed(), before, 'an invalid file changes nothing');
+      const error = lines.find((l) => l.startsWith('error'))!;
+      assert.match(error, /schedules file .*schedules\.json: schedules: entry nightly: field "retention\.keepDaily"/);
+
+      await write([]);
+      await eventually('every managed schedule removed', async () => !(await managed()).nightly);
+      assert.deepEqual(await managed(), { billing: ['billing-service', '1d'], 'by-hand': ['-', '1h'] });
+    } finally {
+      await reconciler.stop();
     }
   });
 });

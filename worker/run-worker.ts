@@ -12,6 +12,7 @@ import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
 import { JobRuntime } from './job-runner.js';
 import { QueueWorker } from './queue-worker.js';
+import { startScheduleFileReconciler } from './schedule-file.js';
 
 export interface RunningWorker {
   metricsPort: number;
@@ -38,6 +39,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
     ready: () => queueWorker.ready(),
   });
   await queueWorker.start();
+  const scheduleFile = config.schedulesFile ? await startScheduleFileReconciler({ file: config.schedulesFile, book: schedules, logger }) : undefined;
   logger.info(
     { queue: config.queueName, prefix: config.prefix, concurrency: config.concurrency, metricsPort: health.port, repositories: Object.keys(config.repositories) },
     'worker started',
@@ -47,6 +49,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger): Promise
     metricsPort: health.port,
     async stop() {
       const steps: Array<[string, () => Promise<unknown>]> = [
+        ['schedules file', async () => scheduleFile?.stop()],
         ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
         ['queue sampler', () => sampler.stop()],
         ['queue', () => queue.close()],

@@ -1,4 +1,5 @@
 import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import { InvalidInputError } from '../shared/errors.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { ProgressReport } from '../shared/progress.js';
 import type { JobResultByKind } from './results.js';
@@ -57,10 +58,12 @@ export class SnapworkerClient {
 
   /**
    * Validates `data` and adds a job.
-   * @throws InvalidInputError naming the field when the data does not match the schema.
+   * @throws InvalidInputError naming the field when the data does not match the schema, or
+   *   when `options.jobId` is one BullMQ would refuse (see `checkJobId`).
    */
   async enqueue<K extends JobKind>(kind: K, data: JobDataByKind[K], options: EnqueueOptions = {}): Promise<Job> {
     const valid = parseJobData(kind, data);
+    if (options.jobId !== undefined) checkJobId(options.jobId);
     return this.queue.add(kind, valid, {
       ...DEFAULT_JOB_OPTIONS,
       priority: options.priority ?? JOB_PRIORITY[kind],
@@ -114,6 +117,18 @@ export class SnapworkerClient {
     }
     return this.events;
   }
+}
+
+/**
+ * Refuses a custom job id BullMQ would refuse with its own words ("Custom Id cannot contain :"),
+ * before anything reaches Redis: BullMQ builds Redis keys from ids with `:` as the separator, and
+ * reads an all-digits id as one of its own counters.
+ * @throws InvalidInputError naming the id.
+ */
+export function checkJobId(jobId: string): void {
+  if (jobId === '') throw new InvalidInputError('job id is empty');
+  if (jobId.includes(':')) throw new InvalidInputError(`job id "${jobId}": must not contain ":" (BullMQ uses it to build Redis keys)`);
+  if (String(Number.parseInt(jobId, 10)) === jobId) throw new InvalidInputError(`job id "${jobId}": must not be an integer (BullMQ numbers its own jobs); add a letter`);
 }
 
 /** ioredis options from a `redis://` URL (BullMQ takes options, not URLs). */

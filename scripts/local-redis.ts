@@ -44,6 +44,11 @@ export async function findOrStartRedis(url: string): Promise<LocalRedis> {
   if (spawnSync('redis-server', ['--version']).status !== 0) {
     throw new Error(`no Redis answers at ${url} and redis-server is not installed; set REDIS_URL or install Redis (apt-get install redis-server)`);
   }
+  return startRedisServer();
+}
+
+/** A private, memory-only `redis-server` on a free port, until `stop`. */
+export async function startRedisServer(): Promise<LocalRedis> {
   const port = await freePort();
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const privateUrl = `redis://127.0.0.1:${port}`;

@@ -26,6 +26,12 @@ export interface WorkerConfig {
   natsAllowedServers: string[];
   /** `SNAPWORKER_REPOSITORIES`: name → repository URI. Default `{"default": "file://<cwd>/.snapworker/repo"}`. */
   repositories: Record<string, string>;
+  /**
+   * `SNAPWORKER_AUTO_INIT`, default true: a snapshot into a repository that does not exist creates
+   * it. `false`: it fails ("does not exist", exit 10) until `snapworker init` created it, so a
+   * mistyped repository never silently starts a new one. Reads never create a repository.
+   */
+  autoInit: boolean;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
   defaultRepository: string;
   /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2. */
@@ -85,6 +91,7 @@ const envSchema = z.object({
   SNAPWORKER_NATS_ALLOWED_SERVERS: z.string().optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
+  SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
   SNAPWORKER_CONCURRENCY: wholeNumber(1, 64).default(2),
   SNAPWORKER_ALLOWED_PATHS: z.string().optional(),
   SNAPWORKER_STAGING_DIR: z.string().optional(),
@@ -195,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     natsAllowedServers,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
+    autoInit: e.SNAPWORKER_AUTO_INIT === 'true',
     concurrency: e.SNAPWORKER_CONCURRENCY,
     allowedPaths,
     stagingDir,

@@ -62,6 +62,17 @@ export class NoSpaceError extends SnapworkerError {
   }
 }
 
+/**
+ * The repository itself does not exist (never initialized, or a mistyped URI), as opposed to a
+ * missing object inside it. Never retried; the command line exits 10 (restic's code).
+ */
+export class RepositoryMissingError extends NotFoundError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RepositoryMissingError';
+  }
+}
+
 /** The job's AbortSignal fired (cancellation, shutdown). */
 export class AbortedError extends SnapworkerError {
   constructor(message = 'aborted', options?: { cause?: unknown }) {

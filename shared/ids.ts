@@ -28,3 +28,11 @@ export function snapshotIdForJob(enqueuedAtMs: number, jobIdentity: string): str
 export function isSnapshotId(value: string): boolean {
   return SNAPSHOT_ID.test(value);
 }
+
+/**
+ * True for what may abbreviate a snapshot id: a prefix of a whole id (`20261122T03`), or 4 to 8
+ * leading hex digits of its random part (`1a2b`, the short id `ls` shows, like restic's).
+ */
+export function isSnapshotIdPrefix(value: string): boolean {
+  return /^[0-9a-f]{4,8}$/.test(value) || (value.length >= 4 && /^\d{1,8}(T\d{0,9}(Z(-[0-9a-f]{0,8})?)?)?$/.test(value));
+}

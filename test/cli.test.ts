@@ -1,32 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
-import { PROJECT_ROOT, useTestWorker } from './helpers/worker-fixture.js';
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cli, spawnCli } from './helpers/cli.js';
+import { eventually, useTestWorker } from './helpers/worker-fixture.js';
 
 describe('the snapworker command line', () => {
   let root: string;
@@ -58,7 +37,10 @@ describe('the snapworker command line', () => {
     assert.deepEqual(JSON.parse(ls.stdout).map((r: { id: string }) => r.id), [record.id]);
 
     const human = await cli(['ls', '--repo', repo]);
-    assert.match(human.stdout, new RegExp(`${record.id}\\s+dir\\s+site`));
+    const [header, row, count] = human.stdout.trimEnd().split('\n');
+    assert.match(header!, /^ID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE$/);
+    assert.match(row!, new RegExp(`^${record.id.split('-')[1]}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+dir:site\\s+env=test\\s+\\d+(\\.\\d)? (B|KiB)$`));
+    assert.equal(count, '1 snapshot');
 
     const show = await cli(['show', 'latest', '--source', 'site', '--repo', repo]);
     assert.equal(JSON.parse(show.stdout).id, record.id);
@@ -98,6 +80,128 @@ describe('the snapworker command line', () => {
     const badConfig = await cli(['ls'], { SNAPWORKER_CONCURRENCY: 'many' });
     assert.equal(badConfig.code, 2);
     assert.match(badConfig.stderr, /SNAPWORKER_CONCURRENCY/);
+  });
+
+  it('refuses unknown flags, flags of other commands and extra arguments with one line and exit 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['snapshot', `dir://${source}`, '--lable', 'app=x', '--local'], /unknown flag --lable \(did you mean --label\?\)/],
+      [['--lable', 'app=x', 'snapshot', `dir://${source}`], /unknown flag --lable \(did you mean --label\?\)/],
+      [['verify', 'latest', '--include', 'x'], /verify: --include does not apply to verify/],
+      [['verify', 'latest', '--replace'], /verify: --replace does not apply to verify/],
+      [['verify', 'latest', '--expires', '1h'], /verify: --expires does not apply to verify/],
+      [['ls', 'extra', 'args', '--repo', repo], /ls: unexpected argument "extra" "args"/],
+      [['restore', 'latest'], /restore: missing arguments: snapworker restore <snapshot> <target>\.\.\./],
+      [['ls', '--repo'], /ls: --repo needs a value/],
+      [['ls', '--json=yes', '--repo', repo], /ls: --json takes no value/],
+      [['snapshto', `dir://${source}`], /unknown command "snapshto" \(did you mean "snapshot"\?\)/],
+      [['snapshot', `dir://${source}`, '--local', '--job-id', 'x'], /--job-id names a queued job; it does not apply to --local/],
+      [['snapshot', `dir://${source}`, '--local', '--wait'], /--wait and --local exclude each other/],
+      [['ls', '--constructor'], /ls: unknown flag --constructor/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await cli(args);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.split('\n').length, 2, `one line: ${run.stderr}`);
+    }
+  });
+
+  it('prints per-command help listing every flag, and the version', async () => {
+    for (const args of [['snapshot', '--help'], ['help', 'snapshot']]) {
+      const run = await cli(args);
+      assert.equal(run.code, 0, run.stderr);
+      for (const flag of ['--repo', '--label', '--name', '--include', '--exclude', '--compression', '--no-consumers', '--check-messages', '--wait', '--local', '--json', '--job-id']) {
+        assert.match(run.stdout, new RegExp(`^  ${flag}\\b`, 'm'), `${args.join(' ')} lists ${flag}`);
+      }
+      assert.match(run.stdout, /exit codes: 0 ok, 1 failed, 2 bad input.*, 3 .*skipped, 10 repository does not exist, 130 interrupted/);
+    }
+    const restore = await cli(['help', 'restore']);
+    assert.match(restore.stdout, /^  --replace\b/m);
+    assert.doesNotMatch(restore.stdout, /--include/);
+    const version = await cli(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^snapworker \d+\.\d+\.\d+\n$/);
+    const none = await cli([]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^usage: snapworker <command>/);
+  });
+
+  it('never creates a repository on reads; init creates one; writes create one only when allowed', async () => {
+    const missing = `file://${path.join(root, 'no', 'such')}`;
+    for (const args of [['ls'], ['show', 'latest', '--source', 'x'], ['verify', 'latest', '--source', 'x', '--local']]) {
+      const run = await cli([...args, '--repo', missing]);
+      assert.equal(run.code, 10, `${args.join(' ')}: ${run.stderr}`);
+      assert.equal(run.stderr, `snapworker: repository ${missing}: does not exist ("snapworker init" creates it)\n`);
+    }
+    await assert.rejects(stat(path.join(root, 'no')), 'nothing was created');
+
+    const fresh = `file://${path.join(root, 'explicit')}`;
+    const refused = await cli(['snapshot', `dir://${source}`, '--local', '--repo', fresh], { SNAPWORKER_AUTO_INIT: 'false' });
+    assert.equal(refused.code, 10, refused.stderr);
+    const init = await cli(['init', '--repo', fresh, '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    const config = JSON.parse(await readFile(path.join(root, 'explicit', 'config.json'), 'utf8'));
+    assert.equal(config.format, 'snapworker-repository');
+    assert.equal(config.id, JSON.parse(init.stdout).id);
+    const again = await cli(['init', '--repo', fresh]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists/);
+    const empty = await cli(['ls', '--repo', fresh]);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.match(empty.stdout, /^ID .*\n0 snapshots\n$/);
+    const written = await cli(['snapshot', `dir://${source}`, '--local', '--repo', fresh], { SNAPWORKER_AUTO_INIT: 'false' });
+    assert.equal(written.code, 0, written.stderr);
+  });
+
+  it('takes a unique prefix of an id or of its hex part wherever an id goes, and refuses an ambiguous one listing the candidates', async () => {
+    const prefixed = `file://${path.join(root, 'prefixed')}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const snap = await cli(['snapshot', `dir://${source}`, '--local', '--json', '--repo', prefixed]);
+      assert.equal(snap.code, 0, snap.stderr);
+      ids.push(JSON.parse(snap.stdout).id);
+    }
+    const [first, second] = ids as [string, string];
+    const short = first.split('-')[1]!;
+    const show = await cli(['show', short.slice(0, 6), '--repo', prefixed]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(JSON.parse(show.stdout).id, first);
+    const verify = await cli(['verify', second.slice(0, 22), '--local', '--json', '--repo', prefixed]);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(JSON.parse(verify.stdout).snapshotId, second);
+    const target = path.join(root, 'from-prefix');
+    const restore = await cli(['restore', short, `dir://${target}`, '--local', '--repo', prefixed]);
+    assert.equal(restore.code, 0, restore.stderr);
+    await assertTreesEqual(source, target);
+
+    const ambiguous = await cli(['show', first.slice(0, 8), '--repo', prefixed]);
+    assert.equal(ambiguous.code, 2, ambiguous.stderr);
+    assert.equal(ambiguous.stderr, `snapworker: snapshot id prefix "${first.slice(0, 8)}" is ambiguous: ${first}, ${second}\n`);
+    const unknown = await cli(['rm', 'ffffffff', '--repo', prefixed]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no snapshot ffffffff/);
+    const rm_ = await cli(['rm', short, '--repo', prefixed]);
+    assert.equal(rm_.code, 0, rm_.stderr);
+    assert.equal(rm_.stdout, `removed ${first}\n`);
+  });
+
+  it('Ctrl-C stops a --local job: exit 130, one line, no snapshot recorded', async () => {
+    const slow = path.join(root, 'slow');
+    await mkdir(slow);
+    const handle = await open(path.join(slow, 'zeros.bin'), 'w');
+    await handle.truncate(64 * 1024 ** 3); // sparse: minutes of reading, no disk
+    await handle.close();
+    const interruptedRepo = path.join(root, 'interrupted');
+    const run = spawnCli(['snapshot', `dir://${slow}`, '--local', '--repo', `file://${interruptedRepo}`]);
+    // The repository is created (SNAPWORKER_AUTO_INIT) right before the source is read.
+    await eventually('the snapshot to start', () => stat(path.join(interruptedRepo, 'config.json')).then(() => true, () => false), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.equal(result.stderr, 'snapworker: snapshot interrupted\n');
+    const ls = await cli(['ls', '--repo', `file://${interruptedRepo}`, '--json']);
+    assert.deepEqual(JSON.parse(ls.stdout), []);
   });
 
   describe('with a worker', () => {

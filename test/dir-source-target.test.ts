@@ -209,7 +209,7 @@ describe('directory source and directory target', () => {
     const before = await describeTree(existing);
     await assert.rejects(restore(sourceOf(original), existing, false), (err: Error) => {
       assert.ok(err instanceof InvalidInputError);
-      assert.match(err.message, /exists; ask to replace it/);
+      assert.match(err.message, /exists; replace it with --replace/);
       return true;
     });
     assert.deepEqual(await describeTree(existing), before);

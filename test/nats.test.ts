@@ -270,7 +270,7 @@ describe('NATS stream snapshot and restore', () => {
 
     await assert.rejects(
       beginRestore(target, manifestFor(source), entries),
-      (err: Error) => err instanceof InvalidInputError && /already exists; ask for replace/.test(err.message),
+      (err: Error) => err instanceof InvalidInputError && /already exists; replace it with --replace/.test(err.message),
     );
     assert.equal((await jsm.streams.info(stream)).state.messages, 750, 'the existing stream is untouched');
 

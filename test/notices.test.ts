@@ -140,7 +140,7 @@ describe('entries a snapshot cannot keep are named, never dropped in silence', (
 
     // The record in the repository says the same; ls marks it, show prints it.
     const ls = await runCli(['ls', '--repo', `file://${environment.repoDir}`], environment.env);
-    assert.match(ls.stdout, new RegExp(`^!\\s+${record.id}\\s+dir\\s+app`, 'm'));
+    assert.match(ls.stdout, new RegExp(`^${record.id.slice(record.id.indexOf('-') + 1)}!\\s+.*dir:app`, 'm'));
     const show = JSON.parse((await runCli(['show', record.id, '--repo', `file://${environment.repoDir}`], environment.env)).stdout) as SnapshotRecord;
     assert.equal(show.incomplete, true);
     assert.deepEqual(show.notices, record.notices);

@@ -1,59 +1,72 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
 import { loadConfig, type WorkerConfig } from '../shared/config.js';
+import { notAnIdMessage } from '../shared/catalog/repository.js';
 import { errorMessage, InvalidInputError } from '../shared/errors.js';
-import { createLogger } from '../shared/logging.js';
+import { isSnapshotId, isSnapshotIdPrefix } from '../shared/ids.js';
+import { createLogger, type Logger } from '../shared/logging.js';
 import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
 import { redactUrl } from '../shared/redact-url.js';
+import { TOOL } from '../shared/tool.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
+import { exitCodeForError } from './commands/exit-codes.js';
+import type { CliOptions } from './commands/flags.js';
+import { commandHelp, overviewHelp } from './commands/help.js';
 import { runJobCommand } from './commands/job-commands.js';
-import { CLI_OPTION_SPEC, parseGroupBy, parseLabels, parsePrunePolicy, type CliOptions } from './commands/options.js';
-import { URI_REPOSITORY } from './repositories.js';
-import { startWorker } from './run-worker.js';
+import { runJobCancel, runJobStatus } from './commands/job-control.js';
+import { parseGroupBy, parseLabels, parsePrunePolicy } from './commands/options.js';
+import { runScheduleCommand } from './commands/schedule-commands.js';
+import { parseCommandLine } from './commands/parse-command-line.js';
+import { runWorkerProcess } from './worker-process.js';
 
-const USAGE = `usage:
-  snapworker worker                                   run a worker (config from env)
-  snapworker snapshot <source>... [--repo R] [--label k=v]... [--name N] [--include G]... [--exclude G]...
-                                  [--compression zstd|gzip|none] [--skip-unreadable] [--wait|--local] [--json]
-  snapworker restore <snapshot> <target>... [--repo R] [--replace] [--wait|--local] [--json]
-  snapworker verify <snapshot> [--repo R] [--wait|--local] [--json]
-  snapworker prune <keep-daily=7,keep-weekly=4,...> [--group-by source,labels] [--tz ZONE] [--source S] [--label k=v]...
-                   [--dry-run] [--wait|--local] [--json]
-      rules: keep-{last,hourly,daily,weekly,monthly,yearly}=N|unlimited, keep-within[-{hourly,...,yearly}]=7d|1y2mo,
-             keep-tag=k=v (restic's forget policy; calendar in --tz, default UTC)
-  snapworker ls [--repo R] [--label k=v]... [--source NAME] [--json]
-  snapworker show <snapshot> | rm <snapshot> | link <snapshot> [--expires 1h]
-  snapworker watch [jobId] [--json]                   follow job events on NATS
-
-  <snapshot> is an id, or "latest" with --source and/or --label.
-  Sources and targets: dir:///abs/path, sqlite:///abs/path/db.sqlite (several allowed), nats://host:4222/STREAM
-  Without --wait or --local a command enqueues the job and prints its id.
-  Configuration comes from the environment: see the README.`;
+/** Commands that run in this process against the repository, never through the queue. */
+const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link'] as const;
+type CatalogCommand = (typeof CATALOG_COMMANDS)[number];
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: CLI_OPTION_SPEC, allowPositionals: true, strict: true });
-  const options = values as unknown as CliOptions;
-  const [command, ...args] = positionals;
-  if (options.help || !command) {
-    process.stdout.write(USAGE + '\n');
-    return command || options.help ? 0 : 2;
+  const line = parseCommandLine(argv);
+  if (line.kind === 'version') {
+    process.stdout.write(`${TOOL.name} ${TOOL.version}\n`);
+    return 0;
   }
-  if (options.wait && options.local) throw new InvalidInputError('--wait and --local exclude each other');
-  const inProcess = options.local || ['ls', 'show', 'rm', 'link'].includes(command);
+  if (line.kind === 'help') {
+    const text = line.command ? commandHelp(line.command) : overviewHelp();
+    (line.usage ? process.stderr : process.stdout).write(text + '\n');
+    return line.usage ? 2 : 0;
+  }
+  const { command, args, options } = line;
+  const name = command.name;
+  if (options.wait && options.local) throw new InvalidInputError(`${name}: --wait and --local exclude each other`);
+  if (options.local && options['job-id'] !== undefined) throw new InvalidInputError(`${name}: --job-id names a queued job; it does not apply to --local`);
+  const isCatalog = (CATALOG_COMMANDS as readonly string[]).includes(name);
+  const inProcess = options.local || isCatalog;
   const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
   options.repo = repo;
-  const logger = createLogger(command === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
-  const labels = parseLabels(options.label);
+  const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
-  switch (command) {
-    case 'worker':
-      return runWorkerUntilSignalled(config, logger);
+  if (name === 'worker') return runWorkerProcess(config, logger);
+  if (isCatalog) return runCatalogCommand(name as CatalogCommand, args, options, config, logger);
+  if (name === 'job status') return runJobStatus(args[0]!, options, config);
+  if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
+  if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
+  if (name === 'watch') {
+    // Loaded only here: the NATS client is not needed by any other command.
+    const { runWatchCommand } = await import('./commands/watch-command.js');
+    return runWatchCommand(args[0], options, config);
+  }
+  return runQueuedCommand(name, args, options, config, logger);
+}
+
+/** snapshot, restore, verify, prune: a job, enqueued, followed or run here. */
+function runQueuedCommand(name: string, args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
+  const labels = parseLabels(options.label);
+  const pick = { repo: options.repo, source: options.source, labels };
+  switch (name) {
     case 'snapshot':
       return runJobCommand(
         'snapshot',
         {
           v: 1,
-          source: args.length === 1 ? args[0]! : requireArgs(args, 1, 'snapshot <source>...'),
+          source: args.length === 1 ? args[0]! : args,
           repo: options.repo,
           name: options.name,
           labels,
@@ -69,50 +82,43 @@ async function main(argv: string[]): Promise<number> {
         logger,
       );
     case 'restore': {
-      const [snapshot, ...targets] = requireArgs(args, 2, 'restore <snapshot> <target>...');
-      return runJobCommand(
-        'restore',
-        { v: 1, snapshot: snapshot!, target: targets.length === 1 ? targets[0]! : targets, repo: options.repo, source: options.source, labels, replace: options.replace || undefined },
-        options,
-        config,
-        logger,
+      const [snapshot, ...targets] = args;
+      return expandSnapshotRef(snapshot!, options, config, logger).then((ref) =>
+        runJobCommand(
+          'restore',
+          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined },
+          options,
+          config,
+          logger,
+        ),
       );
     }
-    case 'verify': {
-      const [snapshot] = requireArgs(args, 1, 'verify <snapshot>');
-      return runJobCommand('verify', { v: 1, snapshot: snapshot!, repo: options.repo, source: options.source, labels }, options, config, logger);
-    }
-    case 'prune': {
-      const [policy] = requireArgs(args, 1, 'prune <policy>');
+    case 'verify':
+      return expandSnapshotRef(args[0]!, options, config, logger).then((ref) => runJobCommand('verify', { v: 1, snapshot: ref, ...pick }, options, config, logger));
+    default:
       return runJobCommand(
         'prune',
-        {
-          v: 1,
-          ...parsePrunePolicy(policy!),
-          groupBy: parseGroupBy(options['group-by']),
-          tz: options.tz,
-          repo: options.repo,
-          source: options.source,
-          labels,
-          dryRun: options['dry-run'] || undefined,
-        },
+        { v: 1, ...parsePrunePolicy(args[0]!), groupBy: parseGroupBy(options['group-by']), tz: options.tz, ...pick, dryRun: options['dry-run'] || undefined },
         options,
         config,
         logger,
       );
-    }
-    case 'ls':
-    case 'show':
-    case 'rm':
-    case 'link':
-      return runCatalogCommand(command, args, options, config, logger);
-    case 'watch': {
-      const { runWatch } = await import('./commands/watch.js');
-      if (!config.natsUrl) throw new InvalidInputError('watch: NATS_URL is not set');
-      return runWatch({ natsUrl: config.natsUrl, jobId: args[0], json: options.json });
-    }
-    default:
-      throw new InvalidInputError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+/**
+ * Job data takes full ids or `latest`; a short id typed on the command line is expanded here,
+ * against the repository as this process's configuration reaches it.
+ */
+async function expandSnapshotRef(ref: string, options: CliOptions, config: WorkerConfig, logger: Logger): Promise<string> {
+  if (ref === 'latest' || isSnapshotId(ref)) return ref;
+  if (!isSnapshotIdPrefix(ref)) throw new InvalidInputError(notAnIdMessage(ref));
+  const { JobRuntime } = await import('./job-runner.js');
+  const runtime = new JobRuntime(config, logger);
+  try {
+    return await (await runtime.existingRepository(options.repo)).expandPrefix(ref);
+  } finally {
+    await runtime.close();
   }
 }
 
@@ -131,47 +137,28 @@ function loadCliConfig(runsInProcess: boolean): WorkerConfig {
 
 /**
  * `--repo` is a configured repository name, or for in-process runs also a `file://` or `s3://`
- * URI, registered for this run only. Queued jobs can only name repositories the workers know.
+ * URI, registered for this run only under its URI without credentials (so messages name it).
+ * Queued jobs can only name repositories the workers know.
  */
 function withRepoOption(config: WorkerConfig, repo: string | undefined, inProcess: boolean): { config: WorkerConfig; repo: string | undefined } {
   if (repo === undefined || !/^[a-z0-9]+:\/\//.test(repo)) return { config, repo };
+  const shown = redactUrl(repo);
   if (!inProcess) {
-    throw new InvalidInputError(`--repo ${redactUrl(repo)}: a URI works with --local and ls/show/rm/link; queued jobs name a repository configured on the workers`);
+    throw new InvalidInputError(`--repo ${shown}: a URI works with --local and init/ls/show/rm/link; queued jobs name a repository configured on the workers`);
   }
-  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${redactUrl(repo)}: expected a file:// or s3:// URI`);
-  return { config: { ...config, repositories: { ...config.repositories, [URI_REPOSITORY]: repo } }, repo: URI_REPOSITORY };
+  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${shown}: expected a file:// or s3:// URI`);
+  // The default repository for this run, so job data (which names repositories by config name
+  // only) needs no name for it.
+  return { config: { ...config, repositories: { ...config.repositories, [shown]: repo }, defaultRepository: shown }, repo: undefined };
 }
 
-function requireArgs(args: string[], count: number, usage: string): string[] {
-  if (args.length < count) throw new InvalidInputError(`missing arguments: snapworker ${usage}`);
-  return args;
+/** Exits once stdout has taken everything: open handles (a Redis retrying) must not keep us. */
+function exit(code: number): void {
+  process.stdout.write('', () => process.exit(code));
 }
 
-async function runWorkerUntilSignalled(config: WorkerConfig, logger: ReturnType<typeof createLogger>): Promise<number> {
-  // A promise nobody observed is a bug to fix, not a reason to drop every job this worker runs:
-  // log it loudly and keep serving (each job's own outcome is reported through its promise).
-  process.on('unhandledRejection', (reason) => logger.error({ err: errorMessage(reason) }, 'unhandled promise rejection'));
-  const worker = await startWorker(config, logger);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await worker.stop();
-  logger.info('worker stopped');
-  return 0;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`snapworker: ${errorMessage(err)}\n`);
-    if (process.env.SNAPWORKER_DEBUG) console.error(err);
-    process.exitCode = err instanceof InvalidInputError ? 2 : 1;
-  },
-);
+main(process.argv.slice(2)).then(exit, (err: unknown) => {
+  process.stderr.write(`snapworker: ${errorMessage(err).split('\n').join('\n  ')}\n`);
+  if (process.env.SNAPWORKER_DEBUG) console.error(err);
+  exit(exitCodeForError(err));
+});

@@ -48,6 +48,30 @@ export class JobRuntime {
     return this.repositories.get(name);
   }
 
+  /**
+   * The repository a job reads from.
+   * @throws RepositoryMissingError when it does not exist (reads never create one).
+   */
+  async existingRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
+  /**
+   * The repository a snapshot writes to, created first when it does not exist and the
+   * configuration allows it (`SNAPWORKER_AUTO_INIT`).
+   * @throws RepositoryMissingError when it does not exist and may not be created.
+   */
+  async writableRepository(name: string | undefined, signal?: AbortSignal): Promise<Repository> {
+    const repository = this.repositories.get(name);
+    if (this.config.autoInit && (await repository.initIfMissing({ signal }))) {
+      this.logger.info({ repository: repository.name }, 'created the repository (SNAPWORKER_AUTO_INIT)');
+    }
+    await repository.requireExists({ signal });
+    return repository;
+  }
+
   sealKeys(): Record<string, Buffer> {
     return this.config.seal ? { [this.config.seal.keyId]: this.config.seal.key } : {};
   }
@@ -75,11 +99,12 @@ type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promi
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
   async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
+    const repository = await runtime.writableRepository(data.repo, signal);
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
       source,
-      repository: runtime.repository(data.repo),
+      repository,
       labels: data.labels ?? {},
       compression: data.compression ?? 'zstd',
       level: runtime.config.compressionLevel,
@@ -93,11 +118,11 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
     const retention = data.schedule?.retention;
-    return retention ? { ...record, retention: await pruneLineage(record, retention, data.repo, runtime, signal) } : record;
+    return retention ? { ...record, retention: await pruneLineage(record, retention, repository, runtime, signal) } : record;
   },
 
   async restore({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const target = await openTarget(toArray(data.target), data, runtime.endpoints);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
@@ -115,7 +140,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   },
 
   async verify({ data, signal, progress }, runtime) {
-    const repository = runtime.repository(data.repo);
+    const repository = await runtime.existingRepository(data.repo, signal);
     const record = await repository.resolve(data.snapshot, { source: data.source, labels: data.labels }, { signal });
     const result = await observeVerification(runtime, () =>
       verifySnapshot({ repository, record, signal, progress, sealKeys: runtime.sealKeys() }),
@@ -133,7 +158,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
-      repository: runtime.repository(data.repo),
+      repository: await runtime.existingRepository(data.repo, signal),
       policy: retentionPolicyOf(data),
       groupBy: data.groupBy,
       incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
@@ -200,20 +225,13 @@ function countInto(progress: ProgressSink, count: (bytes: number) => void): Prog
 async function pruneLineage(
   record: SnapshotRecord,
   fields: RetentionFields,
-  repo: string | undefined,
+  repository: Repository,
   runtime: JobRuntime,
   signal: AbortSignal,
 ): Promise<ScheduledRetention> {
   const policy = retentionPolicyOf(fields);
   try {
-    const result = await pruneSnapshots({
-      repository: runtime.repository(repo),
-      policy,
-      groupBy: fields.groupBy,
-      filter: { source: record.source.name },
-      dryRun: false,
-      signal,
-    });
+    const result = await pruneSnapshots({ repository, policy, groupBy: fields.groupBy, filter: { source: record.source.name }, dryRun: false, signal });
     return { policy: result.policy, kept: result.kept, removed: result.removed, removedIncomplete: result.removedIncomplete };
   } catch (err) {
     runtime.logger.warn({ err: errorMessage(err), source: record.source.name }, 'pruning after a scheduled snapshot failed');

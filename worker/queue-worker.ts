@@ -1,22 +1,34 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { toConnection } from '../jobs/client.js';
 import { parseJob } from '../jobs/validate.js';
-import { ScheduleBook, type ScheduleRun } from '../jobs/schedules.js';
+import type { ScheduleBook, ScheduleRun } from '../jobs/schedules.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
 import type { JobEventSink, JobRef } from '../shared/events/job-events.js';
-import { redactUrl } from '../shared/redact-url.js';
 import { snapshotIdForJob } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { RepeatingErrorLog } from '../shared/lifecycle/repeating-error-log.js';
+import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import { ProgressTracker } from '../shared/progress.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { runJob, type JobRuntime } from './job-runner.js';
 
 /** Reason given to running jobs' AbortSignals when the shutdown grace runs out. */
 const SHUTDOWN = 'worker shutting down';
+
+/**
+ * After the grace, how long aborted jobs get to go back to the queue (one Redis call each) and
+ * how long the connections get to close before they are dropped. With Redis unreachable neither
+ * ever finishes on its own, and a worker that does not exit on SIGTERM is a zombie.
+ */
+const RETURN_JOBS_MS = 5000;
+const FORCE_CLOSE_MS = 2000;
 
 /**
  * Bookkeeping the worker keeps inside the job's data under this key (stripped before the data is
@@ -46,7 +58,11 @@ export interface QueueWorkerDeps {
  */
 export class QueueWorker {
   readonly worker: Worker;
+  /** Subscribed to the queue's cancel channel: `snapworker job cancel` reaches running jobs. */
+  private readonly cancelListener: Redis;
   private shuttingDown = false;
+  /** Jobs in `process` right now: with none, shutdown has nothing to give a grace to. */
+  private active = 0;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -60,7 +76,20 @@ export class QueueWorker {
       stalledInterval: config.stalledIntervalMs,
       autorun: false,
     });
-    this.worker.on('error', (err) => deps.logger.error({ err }, 'worker error'));
+    // ioredis retries a lost connection every second or so, and BullMQ reports each failure:
+    // log the state, not every retry.
+    const errors = new RepeatingErrorLog(deps.logger, `queue ${config.queueName} on ${redactUrl(config.redisUrl)}`);
+    this.worker.on('error', (err) => errors.error(err));
+    this.cancelListener = new Redis({ ...(toConnection(config.redisUrl) as RedisOptions), lazyConnect: true, maxRetriesPerRequest: null });
+    this.cancelListener.on('error', (err) => errors.error(err));
+    this.cancelListener.on('message', (_channel: string, jobId: string) => {
+      // Every worker of the queue hears the request; only the one running the job acts on it.
+      if (this.worker.cancelJob(jobId, CANCELLED_REASON)) deps.logger.info({ jobId }, 'job cancel requested; aborting it');
+    });
+    void this.worker.client.then(
+      (client) => client.on('ready', () => errors.recovered()),
+      () => {},
+    );
     this.worker.on('lockRenewalFailed', (jobIds) => {
       // Another worker may take these jobs over once their locks expire; abort ours so two
       // workers never write the same snapshot or target at once.
@@ -72,6 +101,7 @@ export class QueueWorker {
 
   /** Starts taking jobs; resolves once the worker is connected. */
   async start(): Promise<void> {
+    await this.cancelListener.subscribe(cancelChannel(this.config.prefix, this.config.queueName));
     void this.worker.run().catch((err) => this.deps.logger.error({ err }, 'worker stopped'));
     await this.worker.waitUntilReady();
   }
@@ -88,24 +118,50 @@ export class QueueWorker {
   }
 
   /**
-   * Graceful stop: no new jobs; running ones get `graceSeconds` to finish, then are aborted and
-   * moved back to waiting (not failed), so another worker picks them up.
+   * Graceful stop, bounded: no new jobs; running ones get `graceSeconds` to finish, then are
+   * aborted and moved back to waiting (not failed), so another worker picks them up. When BullMQ
+   * still has not closed 5 s later (2 s when no job ran), typically because Redis is gone, the
+   * connections are dropped. Resolves at most `graceSeconds` + 6 s after the call; never throws.
    */
   async close(graceSeconds: number): Promise<void> {
     this.shuttingDown = true;
-    const closing = this.worker.close();
-    const timer = setTimeout(() => {
-      this.deps.logger.warn({ graceSeconds }, 'shutdown grace over; returning running jobs to the queue');
-      this.worker.cancelAllJobs(SHUTDOWN);
-    }, graceSeconds * 1000);
     try {
-      await closing;
+      await this.closeWorker(graceSeconds);
     } finally {
-      clearTimeout(timer);
+      this.cancelListener.disconnect();
     }
   }
 
+  private async closeWorker(graceSeconds: number): Promise<void> {
+    // BullMQ remembers the first close(): a later close(true) returns the same promise, so the
+    // forced step below drops the connections itself instead.
+    const closing = this.worker.close();
+    if (this.active > 0) {
+      if (await settledWithin(closing, graceSeconds * 1000)) return;
+      this.deps.logger.warn({ graceSeconds }, 'shutdown grace over; returning running jobs to the queue');
+      this.worker.cancelAllJobs(SHUTDOWN);
+      if (await settledWithin(closing, RETURN_JOBS_MS)) return;
+    } else if (await settledWithin(closing, FORCE_CLOSE_MS)) {
+      return;
+    }
+    // Jobs still held here go back to the queue when their locks expire (stalled-job check).
+    this.deps.logger.warn('closing the queue worker did not finish (is Redis reachable?); dropping its connections');
+    await settledWithin(
+      Promise.allSettled([this.worker.disconnect(), this.worker.client.then((client) => client.disconnect())]),
+      FORCE_CLOSE_MS / 2,
+    );
+  }
+
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    this.active += 1;
+    try {
+      return await this.runAttempt(job, token, signal);
+    } finally {
+      this.active -= 1;
+    }
+  }
+
+  private async runAttempt(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     const started = Date.now();
     const abort = signal ?? new AbortController().signal;
     const { [BOOKKEEPING_KEY]: bookkeeping, ...data } = (job.data ?? {}) as Record<string, unknown>;
@@ -123,9 +179,14 @@ export class QueueWorker {
       const reason = publicReason(err);
       log.warn({ err: reason }, 'invalid job');
       events.failed(ref, reason);
-      throw new UnrecoverableError(reason);
+      throw unrecoverable(err);
     }
 
+    if (await this.cancelRequested(job.id!)) {
+      log.info('job cancelled before this attempt');
+      events.failed(ref, CANCELLED_REASON);
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
     metrics?.jobStarted(parsed.kind);
     events.started(ref);
     log.info('job started');
@@ -170,10 +231,16 @@ export class QueueWorker {
         await job.moveToWait(token);
         throw new WaitingError();
       }
+      if (abort.aborted && abort.reason === CANCELLED_REASON) {
+        log.info('job cancelled');
+        await this.recordScheduleRun(job, parsed.data, { result: 'failed', error: CANCELLED_REASON });
+        events.failed(ref, CANCELLED_REASON);
+        throw new UnrecoverableError(CANCELLED_REASON);
+      }
       const reason = publicReason(err);
       await this.recordScheduleRun(job, parsed.data, { result: 'failed', error: reason });
       events.failed(ref, reason);
-      if (!isRetryable(err)) throw new UnrecoverableError(reason);
+      if (!isRetryable(err)) throw unrecoverable(err);
       // BullMQ stores the message as the failed reason: no URL in it may carry a secret.
       if (err instanceof Error) err.message = reason;
       throw err;
@@ -192,6 +259,13 @@ export class QueueWorker {
     } catch (err) {
       this.deps.logger.warn({ err: errorMessage(err), schedule: name }, 'could not record the schedule run');
     }
+  }
+
+  /** True when `snapworker job cancel` left its key for this job (see cancel-channel.ts). */
+  private async cancelRequested(jobId: string): Promise<boolean> {
+    // BullMQ types its client narrowly; it is an ioredis client (or cluster).
+    const redis = (await this.worker.client) as unknown as Pick<Redis, 'exists'>;
+    return (await redis.exists(cancelKey(this.config.prefix, this.config.queueName, jobId))) > 0;
   }
 
   /** Remembers an S3 multipart upload on the job so a later attempt can clean it up. */
@@ -240,4 +314,15 @@ function logUnnamedNotices(log: Logger, result: unknown): void {
   if (!notices?.truncated) return;
   const total = Object.values(notices.counts).reduce((sum, n) => sum + (n ?? 0), 0);
   log.warn({ counts: notices.counts }, `${total - notices.first.length} more entries not kept exactly (not named; counts per kind in the record)`);
+}
+
+/**
+ * Fails a job for good with `err`'s message, keeping `err`'s stack trace: BullMQ stores the trace
+ * with the job, and its first line (`InvalidInputError: ...`) is how a client following the job
+ * learns what kind of failure it was (the command line's exit code, see `failureOf`).
+ */
+function unrecoverable(err: unknown): UnrecoverableError {
+  const wrapped = new UnrecoverableError(publicReason(err));
+  if (err instanceof Error && err.stack) wrapped.stack = redactUrl(err.stack);
+  return wrapped;
 }

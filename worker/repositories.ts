@@ -1,15 +1,7 @@
 import { Repository } from '../shared/catalog/repository.js';
 import { InvalidInputError } from '../shared/errors.js';
-import { redactUrl } from '../shared/redact-url.js';
 import { openDriver } from '../shared/storage/open-driver.js';
 import type { StorageObserver } from '../shared/storage/storage-driver.js';
-
-/**
- * Key under which a one-off repository given as a URI (the CLI's `--repo file://…` for in-process
- * runs) is registered: job data can only carry names, so the URI gets one. In messages such a
- * repository is called by its URI without secrets, which is what the user typed.
- */
-export const URI_REPOSITORY = '_uri';
 
 /**
  * The repositories a worker knows, by name, each opened once on first use. A name is all job
@@ -47,8 +39,7 @@ export class RepositoryRegistry {
       throw new InvalidInputError(`unknown repository ${JSON.stringify(key)} (configured: ${[...this.uris.keys()].join(', ') || 'none'})`);
     }
     const kind = uri.startsWith('s3:') ? 's3' : 'fs';
-    const displayName = key === URI_REPOSITORY ? redactUrl(uri) : key;
-    const repository = new Repository(displayName, openDriver(uri, { observer: this.observerFor?.(kind) }));
+    const repository = new Repository(key, openDriver(uri, { observer: this.observerFor?.(kind) }));
     this.open.set(key, repository);
     return repository;
   }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
-import { IntegrityError, NotFoundError, InvalidInputError } from '../errors.js';
-import { isSnapshotId } from '../ids.js';
+import { randomBytes } from 'node:crypto';
+import { IntegrityError, NotFoundError, InvalidInputError, RepositoryMissingError, SnapworkerError } from '../errors.js';
+import { isSnapshotId, isSnapshotIdPrefix } from '../ids.js';
 import type { GetOptions, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
 import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
 import { archiveFileName } from '../archive/compression.js';
@@ -8,6 +9,20 @@ import type { Compression } from '../archive/manifest.js';
 
 const SNAPSHOTS = 'snapshots/';
 const RECORD_FILE = 'snapshot.json';
+/** The repository's marker object, written by `init` (restic's `config`). */
+const CONFIG_FILE = 'config.json';
+
+/** `config.json` at the repository root: marks a repository as one, and names its format. */
+export interface RepositoryConfig {
+  v: 1;
+  format: 'snapworker-repository';
+  /** Layout version of this repository (DESIGN.md "Repository layout"). */
+  formatVersion: 1;
+  /** Random 16 hex digits, so two repositories are never mistaken for each other. */
+  id: string;
+  createdAt: string;
+}
+
 
 /** Which snapshots a listing or a `latest` lookup considers. */
 export interface SnapshotFilter {
@@ -30,10 +45,84 @@ export interface IncompleteSnapshot {
  * A snapshot without a record is incomplete: never listed, and removed by prune.
  */
 export class Repository {
+  /** Set once the repository was seen to exist: it does not stop existing while we run. */
+  private known = false;
+  /** The creation in flight, shared by concurrent `initIfMissing` calls. */
+  private creating: Promise<boolean> | undefined;
+
   constructor(
     readonly name: string,
     readonly driver: StorageDriver,
   ) {}
+
+  /**
+   * True when the repository exists: it has its `config.json`, or (made before `init` existed)
+   * snapshots. Reads only; never creates anything.
+   */
+  async exists(options?: SignalOptions): Promise<boolean> {
+    if (this.known) return true;
+    try {
+      await this.driver.head(CONFIG_FILE, options);
+      this.known = true;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      for await (const _object of this.driver.list(SNAPSHOTS, options)) {
+        this.known = true;
+        break;
+      }
+    }
+    return this.known;
+  }
+
+  /**
+   * @throws RepositoryMissingError (exit code 10) when the repository does not exist.
+   */
+  async requireExists(options?: SignalOptions): Promise<void> {
+    if (!(await this.exists(options))) {
+      throw new RepositoryMissingError(`repository ${this.name}: does not exist ("snapworker init" creates it)`);
+    }
+  }
+
+  /**
+   * Creates the repository: writes its `config.json`.
+   * @throws SnapworkerError when it exists already.
+   */
+  async init(options?: SignalOptions): Promise<RepositoryConfig> {
+    if (await this.exists(options)) throw new SnapworkerError(`repository ${this.name}: already exists`);
+    const config: RepositoryConfig = {
+      v: 1,
+      format: 'snapworker-repository',
+      formatVersion: 1,
+      id: randomBytes(8).toString('hex'),
+      createdAt: new Date().toISOString(),
+    };
+    const body = Buffer.from(JSON.stringify(config, null, 2) + '\n');
+    await this.driver.put(CONFIG_FILE, Readable.from([body]), { ...options, size: body.length });
+    this.known = true;
+    return config;
+  }
+
+  /**
+   * Creates the repository unless it exists (`SNAPWORKER_AUTO_INIT`). Concurrent callers in this
+   * process share one creation; one that lost a race with another process finds the repository
+   * there and goes on. Resolves true when this call created it.
+   */
+  initIfMissing(options?: SignalOptions): Promise<boolean> {
+    this.creating ??= (async () => {
+      if (await this.exists(options)) return false;
+      try {
+        await this.init(options);
+        return true;
+      } catch (err) {
+        if (await this.exists(options)) return false;
+        throw err;
+      }
+    })().finally(() => {
+      this.creating = undefined;
+    });
+    return this.creating;
+  }
+
 
   archiveKey(id: string, compression: Compression): string {
     return `${SNAPSHOTS}${checkedId(id)}/${archiveFileName(compression)}`;
@@ -97,12 +186,15 @@ export class Repository {
   }
 
   /**
-   * Resolves `ref` (an id, or `latest` within `filter`) to a record.
-   * @throws InvalidInputError for `latest` without a source or label filter.
+   * Resolves `ref` to a record: an id, a unique prefix of an id or of its hex part (the short id
+   * `ls` shows, like restic's), or `latest` within `filter`.
+   * @throws InvalidInputError for `latest` without a source or label filter, for something that
+   *   is no id prefix (`isSnapshotIdPrefix`), and for an ambiguous prefix (naming the candidates).
    * @throws NotFoundError when nothing matches.
    */
   async resolve(ref: string, filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord> {
-    if (ref !== 'latest') return this.getRecord(ref, options);
+    if (isSnapshotId(ref)) return this.getRecord(ref, options);
+    if (ref !== 'latest') return this.getRecord(await this.expandPrefix(ref, options), options);
     if (!filter.source && !(filter.labels && Object.keys(filter.labels).length > 0)) {
       throw new InvalidInputError('snapshot "latest" needs a source name or labels to choose from');
     }
@@ -110,6 +202,21 @@ export class Repository {
     const latest = records.at(-1);
     if (!latest) throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
     return latest;
+  }
+
+  /**
+   * The one complete snapshot id that starts with `prefix`, or whose hex part does.
+   * @throws InvalidInputError for a malformed or too short prefix, or an ambiguous one.
+   * @throws NotFoundError when no snapshot matches.
+   */
+  async expandPrefix(prefix: string, options?: SignalOptions): Promise<string> {
+    if (!isSnapshotIdPrefix(prefix)) throw new InvalidInputError(notAnIdMessage(prefix));
+    const { complete } = await this.scan(options);
+    const matching = complete.filter((id) => id.startsWith(prefix) || id.slice(id.indexOf('-') + 1).startsWith(prefix));
+    if (matching.length === 1) return matching[0]!;
+    if (matching.length === 0) throw new NotFoundError(`repository ${this.name}: no snapshot ${prefix}`);
+    const shown = matching.slice(0, 10).join(', ') + (matching.length > 10 ? `, and ${matching.length - 10} more` : '');
+    throw new InvalidInputError(`snapshot id prefix "${prefix}" is ambiguous: ${shown}`);
   }
 
   /** Streams the stored archive of `record`. */
@@ -173,6 +280,11 @@ function describeFilter(filter: SnapshotFilter): string {
   if (filter.source) parts.push(`source ${filter.source}`);
   for (const [k, v] of Object.entries(filter.labels ?? {})) parts.push(`${k}=${v}`);
   return parts.join(', ');
+}
+
+/** The one wording for a snapshot reference that is neither an id nor a prefix of one. */
+export function notAnIdMessage(ref: string): string {
+  return `"${ref}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d, its hex part 1a2b3c4d, or a prefix of 4 or more characters of either)`;
 }
 
 function checkedId(id: string): string {

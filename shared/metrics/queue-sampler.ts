@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { errorMessage } from '../errors.js';
+import { RepeatingErrorLog } from '../lifecycle/repeating-error-log.js';
 import { QUEUE_STATES, type ScheduleSample, type WorkerMetrics } from './metrics.js';
 
 export interface QueueSamplerOptions {
@@ -32,7 +32,8 @@ const DEFAULT_INTERVAL_MS = 15_000;
  * prioritized set. A low-priority job starved behind a steady stream of higher-priority ones is
  * not seen by it; `snapworker_queue_jobs{state="prioritized"}` shows that backlog.
  *
- * A failed sample (Redis down) is logged and leaves the previous values; it never throws.
+ * A failed sample (Redis down) is logged once per state and leaves the previous values; it never
+ * throws.
  */
 export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options: QueueSamplerOptions = {}): QueueSampler {
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
@@ -42,12 +43,15 @@ export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options:
   let inFlight: Promise<void> | undefined;
   let stopped = false;
 
+  // Redis down fails every tick the same way: one line per state, not a stack per tick.
+  const failures = options.logger && new RepeatingErrorLog(options.logger, `queue sampler: sample queue ${queue.name}`);
   const sampleOnce = async (): Promise<void> => {
     try {
       await sampleQueue(queue, metrics);
       if (options.schedules) await sampleSchedules(options.schedules, metrics);
+      failures?.recovered();
     } catch (err) {
-      options.logger?.warn({ err, queue: queue.name }, `queue sampler: sample queue ${queue.name}: ${errorMessage(err)}`);
+      failures?.error(err);
     }
   };
   const tick = (): void => {

@@ -476,7 +476,7 @@ async function inspectTarget(targetPath: string): Promise<TargetState> {
 
 function refuseUnlessReplaceable(targetPath: string, state: TargetState, replace: boolean): void {
   if (state.kind === 'occupied' && !replace) {
-    throw new InvalidInputError(`restore: target ${targetPath} exists; ask to replace it`);
+    throw new InvalidInputError(`restore: target ${targetPath} exists; replace it with --replace (job field "replace": true)`);
   }
 }
 

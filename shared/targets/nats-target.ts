@@ -142,7 +142,7 @@ class NatsStreamTarget implements RestoreTarget {
 
   private existsError(): InvalidInputError {
     return new InvalidInputError(
-      `nats: restore to ${this.uri}: stream ${this.endpoint.stream} already exists; ask for replace to delete and recreate it`,
+      `nats: restore to ${this.uri}: stream ${this.endpoint.stream} already exists; replace it with --replace (job field "replace": true)`,
     );
   }
 }

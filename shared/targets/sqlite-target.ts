@@ -197,5 +197,5 @@ async function assertPlaceable(target: string, replace: boolean): Promise<void> 
   const existing = await stat(target).catch(() => undefined);
   if (!existing) return;
   if (!existing.isFile()) throw new InvalidInputError(`sqlite target ${target}: exists and is not a regular file`);
-  if (!replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; restore with replace to overwrite it`);
+  if (!replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; replace it with --replace (job field "replace": true)`);
 }

@@ -1,41 +1,44 @@
+import type { SnapshotRecord } from '../../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
-import { parseExpiry, parseLabels, type CliOptions } from './options.js';
+import type { CliOptions } from './flags.js';
+import { parseExpiry, parseLabels } from './options.js';
 
-/** `ls`, `show`, `rm` and `link`: read or change the repository directly, no job needed. */
+/**
+ * `init`, `ls`, `show`, `rm` and `link`: read or change the repository directly, no job needed.
+ * Only `init` creates a repository; the others fail with RepositoryMissingError (exit 10) when it
+ * does not exist, rather than reporting an empty one.
+ */
 export async function runCatalogCommand(
-  command: 'ls' | 'show' | 'rm' | 'link',
+  command: 'init' | 'ls' | 'show' | 'rm' | 'link',
   args: string[],
   options: CliOptions,
   config: WorkerConfig,
   logger: Logger,
 ): Promise<number> {
   const runtime = new JobRuntime(config, logger);
+  const out = (text: string) => process.stdout.write(text + '\n');
   try {
-    const repository = runtime.repository(options.repo);
+    if (command === 'init') {
+      const repository = runtime.repository(options.repo);
+      const created = await repository.init();
+      out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created repository ${repository.name} (id ${created.id})`);
+      return 0;
+    }
+    const repository = await runtime.existingRepository(options.repo);
     const filter = { source: options.source, labels: parseLabels(options.label) };
-    const out = (text: string) => process.stdout.write(text + '\n');
 
     if (command === 'ls') {
       const records = await repository.list(filter);
       if (options.json) out(JSON.stringify(records, null, 2));
-      else if (records.length === 0) out('no snapshots');
-      else {
-        for (const r of records) {
-          const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',');
-          // `!`: incomplete (data left out), restic's exit code 3; see `show` for the named entries.
-          out([r.incomplete ? '!' : ' ', r.id, r.source.kind, r.source.name, formatBytes(r.archive.size).padStart(10), labels].join('  '));
-        }
-      }
+      else out(formatSnapshotTable(records));
       return 0;
     }
 
-    const ref = args[0];
-    if (!ref) throw new InvalidInputError(`${command}: which snapshot? (an id, or latest with --source/--label)`);
-    const record = await repository.resolve(ref, filter);
+    const record = await repository.resolve(args[0]!, filter);
     if (command === 'show') {
       out(JSON.stringify(record, null, 2));
     } else if (command === 'rm') {
@@ -50,4 +53,28 @@ export async function runCatalogCommand(
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * `ls` for people: a header, then one line per snapshot: the short id (the hex part of the id,
+ * usable wherever an id is), when it was taken (its start, UTC), the source, labels and the
+ * stored size; a count last. An id ending in `!` marks an incomplete snapshot (data left out,
+ * restic's exit code 3; `show` names the entries).
+ */
+export function formatSnapshotTable(records: readonly SnapshotRecord[]): string {
+  const rows = records.map((r) => [
+    r.id.slice(r.id.indexOf('-') + 1) + (r.incomplete ? '!' : ''),
+    r.createdAt.slice(0, 19).replace('T', ' '),
+    `${r.source.kind}:${r.source.name}`,
+    Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    formatBytes(r.archive.size),
+  ]);
+  const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
 }

@@ -1,54 +1,5 @@
-import type { ParseArgsConfig } from 'node:util';
 import type { RetentionFields } from '../../jobs/schemas.js';
 import { InvalidInputError } from '../../shared/errors.js';
-
-/** Options every command understands; each command reads the ones it needs. */
-export interface CliOptions {
-  repo?: string;
-  label: string[];
-  name?: string;
-  source?: string;
-  wait: boolean;
-  local: boolean;
-  json: boolean;
-  replace: boolean;
-  include: string[];
-  exclude: string[];
-  compression?: string;
-  'dry-run': boolean;
-  tz?: string;
-  'group-by'?: string;
-  expires?: string;
-  'job-id'?: string;
-  'no-consumers': boolean;
-  'check-messages': boolean;
-  'skip-unreadable': boolean;
-  help: boolean;
-}
-
-/** `parseArgs` option table for the options above. */
-export const CLI_OPTION_SPEC: NonNullable<ParseArgsConfig['options']> = {
-  repo: { type: 'string' },
-  label: { type: 'string', multiple: true, default: [] as string[] },
-  name: { type: 'string' },
-  source: { type: 'string' },
-  wait: { type: 'boolean', default: false },
-  local: { type: 'boolean', default: false },
-  json: { type: 'boolean', default: false },
-  replace: { type: 'boolean', default: false },
-  include: { type: 'string', multiple: true, default: [] as string[] },
-  exclude: { type: 'string', multiple: true, default: [] as string[] },
-  compression: { type: 'string' },
-  'dry-run': { type: 'boolean', default: false },
-  tz: { type: 'string' },
-  'group-by': { type: 'string' },
-  expires: { type: 'string' },
-  'job-id': { type: 'string' },
-  'skip-unreadable': { type: 'boolean', default: false },
-  'no-consumers': { type: 'boolean', default: false },
-  'check-messages': { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-};
 
 /** `--label k=v` options as a record. */
 export function parseLabels(labels: readonly string[]): Record<string, string> | undefined {
@@ -87,7 +38,7 @@ export function parsePrunePolicy(policy: string): RetentionFields {
   return result as RetentionFields;
 }
 
-/** `--group-by source,labels` as job field; an empty value groups everything together. */
+/** `--group-by source,labels` as the job field; an empty value groups everything together. */
 export function parseGroupBy(text: string | undefined): RetentionFields['groupBy'] {
   if (text === undefined) return undefined;
   return text.split(',').filter(Boolean) as RetentionFields['groupBy'];

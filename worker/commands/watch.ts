@@ -4,6 +4,7 @@ import { parseNatsServerUrls } from '../../shared/nats/nats-servers.js';
 import { redactUrl } from '../../shared/redact-url.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventFilter } from '../../shared/events/job-event-subject.js';
 import type { JobEvent } from '../../shared/events/job-events.js';
+import { formatBytes } from '../progress-bar.js';
 
 export interface WatchArgs {
   /** NATS server URL(s), comma-separated. */
@@ -20,6 +21,11 @@ export interface WatchArgs {
   err?: NodeJS.WritableStream;
   /** Subject prefix. Default `snapworker.jobs`. */
   subjectPrefix?: string;
+  /**
+   * With a job id: the job's stored end, when it already ended (from the queue). Asked once the
+   * subscription is open, so a job ending in between is seen one way or the other.
+   */
+  ended?: () => Promise<JobEvent | undefined>;
 }
 
 /** Exit codes of `snapworker watch`. */
@@ -35,8 +41,8 @@ export const WATCH_EXIT = {
 /**
  * `snapworker watch [jobId] [--json]`: subscribes to `snapworker.jobs.<jobToken|*>.>` and prints
  * each event as it arrives. With a job id it returns after that job's `completed` (0) or
- * `failed` (1). Events are live only: a job that ended before the subscription shows nothing
- * (follow the BullMQ job for its stored state). Never throws; returns an exit code.
+ * `failed` (1); a job that already ended is reported at once from `ended`. Never throws; returns
+ * an exit code.
  */
 export async function runWatch(args: WatchArgs): Promise<number> {
   const out = args.out ?? process.stdout;
@@ -62,6 +68,11 @@ export async function runWatch(args: WatchArgs): Promise<number> {
   args.signal?.addEventListener('abort', stop, { once: true });
   let exitCode: number = args.jobId === undefined ? WATCH_EXIT.ok : WATCH_EXIT.interrupted;
   try {
+    const ended = args.jobId === undefined ? undefined : await args.ended?.().catch(() => undefined);
+    if (ended) {
+      out.write(args.json ? `${JSON.stringify(ended)}\n` : `${formatEvent(ended)}\n`);
+      return ended.event === 'completed' ? WATCH_EXIT.ok : WATCH_EXIT.failed;
+    }
     for await (const message of subscription) {
       let event: JobEvent;
       try {
@@ -113,16 +124,4 @@ export function formatEvent(event: JobEvent): string {
 function describeResult(result: unknown): string {
   if (result !== null && typeof result === 'object' && 'id' in result && typeof result.id === 'string') return ` ${result.id}`;
   return '';
-}
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} ${UNITS[unit]}` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }

@@ -1,0 +1,71 @@
+/** One command-line flag: how it parses and how `--help` describes it. */
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  /** May be given several times; the values are collected in order. */
+  multiple?: boolean;
+  /** Placeholder for the value in help (`--repo R`). */
+  value?: string;
+  short?: string;
+  description: string;
+}
+
+/**
+ * Every flag of the command line. Each command accepts the subset its spec lists
+ * (`commands.ts`); any other flag is refused, so a flag never silently does nothing.
+ */
+export const FLAGS = {
+  repo: { type: 'string', value: 'R', description: 'repository: a configured name, or for in-process commands a file:// or s3:// URI' },
+  label: { type: 'string', multiple: true, value: 'k=v', description: 'a label (repeatable); as a filter, every one given must match' },
+  name: { type: 'string', value: 'N', description: 'lineage name of the snapshot (default: derived from the source)' },
+  source: { type: 'string', value: 'NAME', description: 'only snapshots of this lineage (with "latest": the lineage to take it from)' },
+  include: { type: 'string', multiple: true, value: 'G', description: 'directory sources: only paths matching this glob (repeatable)' },
+  exclude: { type: 'string', multiple: true, value: 'G', description: 'directory sources: leave out paths matching this glob (repeatable)' },
+  compression: { type: 'string', value: 'zstd|gzip|none', description: 'archive compression (default zstd)' },
+  'no-consumers': { type: 'boolean', description: 'NATS sources: leave the stream consumers out' },
+  'check-messages': { type: 'boolean', description: 'NATS sources: have the server check messages before the snapshot' },
+  'skip-unreadable': { type: 'boolean', description: 'leave out entries that cannot be read, naming them in the record (exit 3), instead of failing' },
+  replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
+  'dry-run': { type: 'boolean', description: 'report what would be removed, remove nothing' },
+  tz: { type: 'string', value: 'ZONE', description: 'IANA time zone for cron and calendar retention, e.g. Europe/Prague (default UTC)' },
+  'group-by': { type: 'string', value: 'KEYS', description: 'apply the policy per source (default), labels, source,labels, or "" for all together' },
+  cron: { type: 'string', value: 'EXPR', description: 'cron pattern, e.g. "0 3 * * *" (in --tz)' },
+  every: { type: 'string', value: 'D', description: 'fixed interval instead of --cron: 90s, 30m, 1h, 1d, 1w' },
+  keep: { type: 'string', value: 'POLICY', description: 'retention after each run: keep-daily=7,keep-weekly=4,... (as prune)' },
+  paused: { type: 'boolean', description: 'add the schedule paused' },
+  expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
+  'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
+  wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
+  local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
+  json: { type: 'boolean', description: 'print the result as JSON on stdout' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type FlagName = keyof typeof FLAGS;
+
+/** Parsed flag values: strings, booleans, or string lists for repeatable flags. */
+export interface CliOptions {
+  repo?: string;
+  label: string[];
+  name?: string;
+  source?: string;
+  include: string[];
+  exclude: string[];
+  compression?: string;
+  'no-consumers': boolean;
+  'check-messages': boolean;
+  'skip-unreadable': boolean;
+  replace: boolean;
+  'dry-run': boolean;
+  tz?: string;
+  'group-by'?: string;
+  cron?: string;
+  every?: string;
+  keep?: string;
+  paused: boolean;
+  expires?: string;
+  'job-id'?: string;
+  wait: boolean;
+  local: boolean;
+  json: boolean;
+  help: boolean;
+}

@@ -1,0 +1,32 @@
+import type { JobResultByKind } from '../../jobs/results.js';
+import type { JobKind } from '../../shared/job-kind.js';
+import { formatBytes } from '../progress-bar.js';
+import { formatPruneReport } from './prune-report.js';
+
+/** One line describing a job's result, for people (`--json` prints the result itself). */
+export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByKind[K]): string {
+  switch (kind) {
+    case 'snapshot': {
+      const r = result as JobResultByKind['snapshot'];
+      return `snapshot ${r.id} of ${r.source.name}: ${r.stats.entries} entries, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})${noticeSummary(r)}`;
+    }
+    case 'restore': {
+      const r = result as JobResultByKind['restore'];
+      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}`;
+    }
+    case 'verify': {
+      const r = result as JobResultByKind['verify'];
+      return `snapshot ${r.snapshotId} verified: ${r.entries} entries, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
+    }
+    default: {
+      return formatPruneReport(result as JobResultByKind['prune']);
+    }
+  }
+}
+
+/** `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept exactly (named in the record)`, or nothing. */
+function noticeSummary(record: JobResultByKind['snapshot']): string {
+  if (!record.notices) return '';
+  const counts = Object.entries(record.notices.counts).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  return `; ${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`;
+}

@@ -1,0 +1,119 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidInputError } from '../../shared/errors.js';
+import { closest } from './closest.js';
+import { COMMANDS, findCommand, type CommandSpec } from './commands.js';
+import { FLAGS, type CliOptions, type FlagName } from './flags.js';
+
+/** What the user asked for. */
+export type CommandLine =
+  | { kind: 'run'; command: CommandSpec; args: string[]; options: CliOptions }
+  /** `--help`, `help [command]`, or no command at all (then `usage` is true: exit 2). */
+  | { kind: 'help'; command?: CommandSpec; usage?: boolean }
+  | { kind: 'version' };
+
+type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
+
+const ALL_FLAGS = { ...FLAGS, version: { type: 'boolean', short: 'V' } } as const;
+
+/**
+ * Parses `argv` (without node and the script) against the command's own flags. Anything the
+ * command would ignore is refused instead: an unknown flag (with the closest known one
+ * suggested), a flag of another command, a missing flag value, too few or too many arguments.
+ * @throws InvalidInputError with one line naming the problem (exit code 2).
+ */
+export function parseCommandLine(argv: readonly string[]): CommandLine {
+  // A first, lenient pass only to find the command and the flags as typed.
+  const { positionals, tokens } = parseArgs({ args: [...argv], options: ALL_FLAGS as ParseArgsConfig['options'], strict: false, allowPositionals: true, tokens: true });
+  const flagsTyped = tokens.filter((t): t is Extract<Token, { kind: 'option' }> => t.kind === 'option');
+  const wantsHelp = flagsTyped.some((t) => t.name === 'help' || t.name === 'h');
+
+  if (flagsTyped.some((t) => t.name === 'version' || t.name === 'V')) return { kind: 'version' };
+  if (positionals.length === 0) return wantsHelp ? { kind: 'help' } : { kind: 'help', usage: true };
+  let identified: [CommandSpec, string[]];
+  try {
+    identified = identifyCommand(positionals);
+  } catch (err) {
+    // `--lable app=x snapshot ...`: the unknown flag took no value, so its value looks like the
+    // command; the flag is the mistake to report.
+    const unknown = flagsTyped.find((t) => !Object.hasOwn(ALL_FLAGS, t.name));
+    if (!unknown) throw err;
+    const guess = closest(unknown.name, Object.keys(FLAGS));
+    throw new InvalidInputError(`unknown flag ${unknown.rawName}${guess ? ` (did you mean --${guess}?)` : ''}`);
+  }
+  const [command, argsAfter] = identified;
+  if (command.name === 'help') {
+    if (argsAfter.length === 0) return { kind: 'help' };
+    const [topic] = identifyCommand(argsAfter);
+    return { kind: 'help', command: topic };
+  }
+  if (wantsHelp) return { kind: 'help', command };
+
+  for (const token of flagsTyped) checkFlag(token, command);
+  const options = strictParse(argv, command);
+  if (argsAfter.length < command.minArgs) {
+    throw new InvalidInputError(`${command.name}: missing arguments: snapworker ${command.name} ${command.args}`);
+  }
+  if (argsAfter.length > command.maxArgs) {
+    const extra = argsAfter.slice(command.maxArgs).map((a) => JSON.stringify(a)).join(' ');
+    throw new InvalidInputError(`${command.name}: unexpected argument ${extra} (usage: snapworker ${command.name} ${command.args || '[flags]'})`);
+  }
+  return { kind: 'run', command, args: argsAfter, options };
+}
+
+/** The command the positionals start with, and the arguments after its name. */
+function identifyCommand(positionals: readonly string[]): [CommandSpec, string[]] {
+  const [first, second, ...rest] = positionals as [string, ...string[]];
+  const withSub = second === undefined ? undefined : findCommand(`${first} ${second}`);
+  if (withSub) return [withSub, rest];
+  const plain = findCommand(first);
+  if (plain) return [plain, positionals.slice(1)];
+  const family = COMMANDS.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name);
+  if (family.length > 0) {
+    throw new InvalidInputError(`unknown command "${first}${second ? ` ${second}` : ''}": try ${family.map((n) => `"${n}"`).join(' or ')}`);
+  }
+  const guess = closest(first, COMMANDS.map((c) => c.name));
+  throw new InvalidInputError(`unknown command "${first}"${guess ? ` (did you mean "${guess}"?)` : ''}; "snapworker --help" lists the commands`);
+}
+
+function checkFlag(token: Extract<Token, { kind: 'option' }>, command: CommandSpec): void {
+  const typed = token.rawName;
+  const name = token.name as FlagName;
+  if (!Object.hasOwn(ALL_FLAGS, token.name)) {
+    const guess = closest(token.name, command.flags.length ? command.flags : Object.keys(FLAGS));
+    throw new InvalidInputError(`${command.name}: unknown flag ${typed}${guess ? ` (did you mean --${guess}?)` : ''}; "snapworker help ${command.name}" lists its flags`);
+  }
+  if (!command.flags.includes(name) && name !== 'help') {
+    const accepted = command.flags.length ? command.flags.map((f) => `--${f}`).join(' ') : 'none';
+    throw new InvalidInputError(`${command.name}: ${typed} does not apply to ${command.name} (its flags: ${accepted})`);
+  }
+  const spec = FLAGS[name];
+  if (spec.type === 'string' && token.value === undefined) {
+    throw new InvalidInputError(`${command.name}: ${typed} needs a value (${typed} ${'value' in spec ? spec.value : 'VALUE'})`);
+  }
+  if (spec.type === 'boolean' && token.inlineValue) {
+    throw new InvalidInputError(`${command.name}: ${typed} takes no value`);
+  }
+}
+
+/** The strict parse with only the command's flags; its raw errors become one line of ours. */
+function strictParse(argv: readonly string[], command: CommandSpec): CliOptions {
+  const options: Record<string, (typeof FLAGS)[FlagName] & { default?: boolean | string[] }> = { help: FLAGS.help };
+  for (const name of command.flags) {
+    const spec = FLAGS[name];
+    options[name] = { ...spec, ...(spec.type === 'boolean' ? { default: false } : 'multiple' in spec ? { default: [] } : {}) };
+  }
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: options as ParseArgsConfig['options'], strict: true, allowPositionals: true }));
+  } catch (err) {
+    // Node's text quotes the flag with an unclosed quote and suggests '--' usage; keep the gist.
+    const text = (err as Error).message.split('\n')[0]!.replace(/[.']/g, '');
+    throw new InvalidInputError(`${command.name}: ${text}`);
+  }
+  return { label: [], include: [], exclude: [], ...defaultsOfAll(), ...values } as unknown as CliOptions;
+}
+
+/** Every boolean false, so code reading a flag of another command sees "not given". */
+function defaultsOfAll(): Record<string, boolean> {
+  return Object.fromEntries(Object.entries(FLAGS).filter(([, spec]) => spec.type === 'boolean').map(([name]) => [name, false]));
+}

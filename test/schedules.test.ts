@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ScheduleBook } from '../jobs/schedules.js';
@@ -10,6 +10,7 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { connect } from '@nats-io/transport-node';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { sampleSchedules } from '../shared/metrics/queue-sampler.js';
+import { cli } from './helpers/cli.js';
 import { startScheduleFileReconciler } from '../worker/schedule-file.js';
 import type { Logger } from '../shared/logging.js';
 import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
@@ -108,6 +109,41 @@ describe('schedules on BullMQ job schedulers', () => {
     assert.deepEqual(await environment.queue.getJobSchedulers(), []);
   });
 
+  it('works from the command line: schedule add, ls, show, pause, resume, run, rm, and one line for bad input', async () => {
+    const env = environment.env;
+    const add = await cli(['schedule', 'add', 'cli-nightly', `dir://${source}`, '--cron', '0 3 * * *', '--tz', 'Europe/Prague', '--keep', 'keep-daily=7,keep-weekly=4', '--label', 'app=shop'], env);
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(add.stdout, /^schedule cli-nightly added; next run \d{4}-\d\d-\d\dT0[12]:00:00Z$/m);
+    const ls = await cli(['schedule', 'ls'], env);
+    assert.match(ls.stdout, /^NAME\s+WHEN\s+NEXT RUN\s+LAST RUN\s+LAST RESULT$/m);
+    assert.match(ls.stdout, /^cli-nightly\s+0 3 \* \* \* \(Europe\/Prague\)\s+\S+Z\s+-\s+-$/m);
+    const show = JSON.parse((await cli(['schedule', 'show', 'cli-nightly'], env)).stdout);
+    assert.deepEqual(show.definition.retention, { keepDaily: 7, keepWeekly: 4 });
+    assert.deepEqual(show.definition.job.labels, { app: 'shop' });
+    assert.equal((await cli(['schedule', 'pause', 'cli-nightly'], env)).code, 0);
+    assert.match((await cli(['schedule', 'ls'], env)).stdout, /^cli-nightly\s+.*\s+paused\s/m);
+    assert.match((await cli(['schedule', 'resume', 'cli-nightly'], env)).stdout, /resumed; next run/);
+    const run = await cli(['schedule', 'run', 'cli-nightly'], env);
+    assert.match(run.stdout, /^schedule-cli-nightly-\d+$/m);
+    await (await environment.queue.getJob(run.stdout.trim()))?.remove();
+    assert.equal((await cli(['schedule', 'rm', 'cli-nightly'], env)).code, 0);
+    assert.equal((await cli(['schedule', 'ls', '--json'], env)).stdout.trim(), '[]');
+
+    for (const [args, message] of [
+      [['schedule', 'add', 'x', `dir://${source}`, '--cron', '0 3 * * *', '--every', '1h'], /exactly one of --cron and --every/],
+      [['schedule', 'add', 'x', `dir://${source}`, '--cron', '61 3 * * *'], /cron "61 3 \* \* \*" is invalid/],
+      [['schedule', 'add', 'x', `dir://${source}`, '--every', '1h', '--keep', 'keep-dialy=7'], /prune policy: "keep-dialy=7"/],
+      [['schedule', 'add', 'x', `dir://${source}`, '--every', '1h', '--wait'], /--wait/],
+    ] as const) {
+      const result = await cli([...args], env);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    }
+    assert.equal((await cli(['schedule', 'show', 'nope'], env)).code, 1);
+    assert.deepEqual(await book.list(), []);
+  });
+
   it('fires once per slot across 3 worker processes: no duplicate snapshot, no gap, lineage pruned after each run', async () => {
     const nats = await connect({ servers: 'nats://127.0.0.1:4222' });
     const events: Array<{ event: string; jobId: string; schedule?: string }> = [];
@@ -182,7 +218,11 @@ describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {
     await book.put({ v: 1, name: 'by-hand', every: '1h', job });
     await book.put({ v: 1, name: 'billing', every: '1d', job, managedBy: 'billing-service' });
     const file = path.join(environment.root, 'schedules.json');
-    const write = (entries: unknown[]) => writeFile(file, JSON.stringify(entries));
+    // Atomically, as the kubelet updates a mounted ConfigMap (a half-written file is only a parse error until the next poll).
+    const write = async (entries: unknown[]) => {
+      await writeFile(`${file}.tmp`, JSON.stringify(entries));
+      await rename(`${file}.tmp`, file);
+    };
     const lines: string[] = [];
     const record = (level: string) => (fields: unknown, message?: string) => lines.push(`${level} ${message ?? ''} ${JSON.stringify(fields)}`);
     const logger = { info: record('info'), warn: record('warn'), error: record('error') } as unknown as Logger;
@@ -221,8 +261,11 @@ describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {
       await write([{ name: 'nightly', cron: '30 2 * * *', job, retention: { keepDaily: 'seven' } }]);
       await eventually('the bad file reported', () => lines.some((l) => l.startsWith('error') && l.includes('retention.keepDaily')));
       assert.deepEqual(await managed(), before, 'an invalid file changes nothing');
-      const error = lines.find((l) => l.startsWith('error'))!;
-      assert.match(error, /schedules file .*schedules\.json: schedules: entry nightly: field "retention\.keepDaily"/);
+      const error = lines.find((l) => l.startsWith('error') && l.includes('retention.keepDaily'))!;
+      assert.match(error, /^error schedules file \S*schedules\.json: schedules: entry nightly: field "retention\.keepDaily": .*; schedules unchanged /);
+      await writeFile(file, '[{"name": ');
+      await eventually('the broken file reported', () => lines.some((l) => /^error schedules file \S*schedules\.json: not JSON: /.test(l)));
+      assert.deepEqual(await managed(), before, 'a broken file changes nothing');
 
       await write([]);
       await eventually('every managed schedule removed', async () => !(await managed()).nightly);

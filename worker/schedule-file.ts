@@ -47,7 +47,7 @@ export async function startScheduleFileReconciler(options: ScheduleFileOptions):
     const digest = createHash('sha256').update(text).digest('hex');
     if (digest === lastDigest) return;
     try {
-      const report = await reconcileSchedules(book, parseScheduleFile(file, text), CHART_OWNER);
+      const report = await reconcileSchedules(book, parseScheduleFile(text), CHART_OWNER);
       lastDigest = digest;
       logger.info({ file, ...report }, 'schedules reconciled');
       if (report.conflicts.length > 0) {
@@ -80,17 +80,17 @@ export async function startScheduleFileReconciler(options: ScheduleFileOptions):
 }
 
 /**
- * The schedules of a file: a JSON array (the chart renders `.Values.schedules | toJson`).
- * @throws InvalidInputError when it is not JSON or not an array.
+ * The schedules of a file's text: a JSON array (the chart renders `.Values.schedules | toJson`).
+ * @throws InvalidInputError when it is not JSON or not an array (the caller names the file).
  */
-export function parseScheduleFile(file: string, text: string): unknown[] {
+export function parseScheduleFile(text: string): unknown[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError(`schedules file ${file} is not JSON: ${errorMessage(err)}`, { cause: err });
+    throw new InvalidInputError(`not JSON: ${errorMessage(err)}`, { cause: err });
   }
-  if (!Array.isArray(parsed)) throw new InvalidInputError(`schedules file ${file} must hold a JSON array of schedules`);
+  if (!Array.isArray(parsed)) throw new InvalidInputError('not a JSON array of schedules');
   return parsed;
 }
 

@@ -200,6 +200,37 @@ describe('schedules on BullMQ job schedulers', () => {
       await nats.close();
     }
   });
+
+  it('loses no slot when a worker running a scheduled snapshot is SIGKILLed: the stalled run is taken over', async () => {
+    // Short locks so the stalled check takes the job back within seconds (defaults: 30 s).
+    const workerEnv = { SNAPWORKER_LOCK_DURATION_MS: '2000', SNAPWORKER_STALLED_INTERVAL_MS: '1000' };
+    const workers = [spawnWorker(environment, workerEnv), spawnWorker(environment, workerEnv)];
+    try {
+      await eventually('2 workers connected', async () => (await environment.queue.getWorkers()).length === 2, 60_000);
+      await book.put({ v: 1, name: 'survives-kill', every: '1s', job: { v: 1, source: `dir://${source}`, name: 'kill' } });
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      workers[0]!.child.kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      await book.remove('survives-kill');
+      await eventually(
+        'every run finished',
+        async () => {
+          const counts = await environment.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+          return counts.waiting + counts.active + counts.delayed + counts.prioritized === 0;
+        },
+        30_000,
+      );
+      const jobs = (await environment.queue.getJobs(['completed', 'failed'])).filter((j) => j.id?.startsWith('repeat:survives-kill:'));
+      assert.deepEqual(jobs.filter((j) => j.failedReason).map((j) => `${j.id}: ${j.failedReason}`), []);
+      const slots = jobs.map((j) => Number(j.id!.split(':').at(-1))).sort((a, b) => a - b);
+      assert.ok(slots.length >= 8, `${slots.length} runs in 10 s`);
+      for (let i = 1; i < slots.length; i++) assert.equal(slots[i]! - slots[i - 1]!, 1000, `gap between ${slots[i - 1]} and ${slots[i]}`);
+      const ids = jobs.map((j) => (j.returnvalue as { id: string }).id);
+      assert.equal(new Set(ids).size, ids.length, 'no duplicate snapshot ids');
+    } finally {
+      await Promise.all(workers.map(stopProcess));
+    }
+  });
 });
 
 describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {

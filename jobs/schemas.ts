@@ -162,7 +162,7 @@ export const scheduleSchema = z
     v: z.literal(1),
     name: scheduleName,
     cron: z.string().min(9).max(256).optional().describe('Cron pattern (5 or 6 fields), e.g. "0 3 * * *"'),
-    every: duration.optional().describe('Fixed interval instead of cron, e.g. 1h'),
+    every: duration.refine((d) => durationSeconds(d) >= 1, 'at least 1s').optional().describe('Fixed interval instead of cron, e.g. 1h'),
     tz: timeZone.optional().describe('IANA zone the cron pattern and the calendar retention are read in (default UTC)'),
     job: snapshotJobSchema.omit({ schedule: true }),
     retention: z.object(retentionFields).strict().optional(),

@@ -95,6 +95,7 @@ describe('schedules on BullMQ job schedulers', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ ...nightly('bad'), cron: 'not a cron' }, /cron "not a cron" is invalid/],
       [{ ...nightly('bad'), every: '1h' }, /exactly one of cron and every/],
+      [{ ...nightly('bad'), cron: undefined, every: '0s' }, /field "every": at least 1s/],
       [{ ...nightly('bad'), tz: 'Mars/Olympus' }, /field "tz"/],
       [{ ...nightly('bad:name') }, /field "name"/],
       [{ ...nightly('bad'), retention: { keepDaily: 'seven' } }, /field "retention.keepDaily"/],

@@ -125,11 +125,12 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
       SNAPWORKER_ALLOWED_PATHS: dir,
       NATS_URL: nats.url,
     };
-    // A schedule with a recorded success, before the workers start: their first sample carries
+    // A schedule with a recorded failure and success, before the workers start: their first sample carries
     // the schedule series (a yearly cron never fires during the test).
     const schedules = new ScheduleBook(queue);
     await schedules.put({ v: 1, name: 'e2e-yearly', cron: '0 0 1 1 *', job: { v: 1, source: `dir://${source}` } });
-    await schedules.recordRun('e2e-yearly', { at: new Date().toISOString(), result: 'succeeded', jobId: 'e2e' });
+    await schedules.recordRun('e2e-yearly', { at: new Date(Date.now() - 60_000).toISOString(), result: 'failed', jobId: 'e2e-1', error: 'test' });
+    await schedules.recordRun('e2e-yearly', { at: new Date().toISOString(), result: 'succeeded', jobId: 'e2e-2' });
     for (let i = 0; i < WORKERS; i++) workers.push(await startWorkerProcess(env));
     prometheus = await startPrometheus({
       scrapeTargets: workers.map((worker) => `127.0.0.1:${worker.port}`),

@@ -77,7 +77,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'ls', args: '', minArgs: 0, maxArgs: 0, flags: ['repo', 'source', 'label', 'json'], summary: 'list snapshots (a table; --json for records)' },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
-  { name: 'rm', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: 'remove a snapshot', notes: SNAPSHOT_REF },
+  {
+    name: 'rm',
+    args: '<snapshot> | --all',
+    minArgs: 0,
+    maxArgs: 1,
+    flags: [...PICK_FLAGS, 'all', 'dry-run', 'json'],
+    summary: 'remove a snapshot, or with --all every snapshot matching --source/--label',
+    notes: `${SNAPSHOT_REF}\n--all (e.g. rm --label app=shop --all) needs --source or --label and no <snapshot>; --dry-run lists what would be removed.`,
+  },
   {
     name: 'link',
     args: '<snapshot>',

@@ -32,6 +32,7 @@ export const FLAGS = {
   every: { type: 'string', value: 'D', description: 'fixed interval instead of --cron: 90s, 30m, 1h, 1d, 1w' },
   keep: { type: 'string', value: 'POLICY', description: 'retention after each run: keep-daily=7,keep-weekly=4,... (as prune)' },
   paused: { type: 'boolean', description: 'add the schedule paused' },
+  all: { type: 'boolean', description: 'rm: every snapshot matching --source and --label (at least one of them required)' },
   expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
@@ -62,6 +63,7 @@ export interface CliOptions {
   every?: string;
   keep?: string;
   paused: boolean;
+  all: boolean;
   expires?: string;
   'job-id'?: string;
   wait: boolean;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SnapworkerClient } from '../jobs/client.js';
 import { ScheduleBook } from '../jobs/schedules.js';
 import type { ScheduleDefinition } from '../jobs/schemas.js';
 import { Repository } from '../shared/catalog/repository.js';
@@ -13,7 +14,7 @@ import { sampleSchedules } from '../shared/metrics/queue-sampler.js';
 import { cli } from './helpers/cli.js';
 import { startScheduleFileReconciler } from '../worker/schedule-file.js';
 import type { Logger } from '../shared/logging.js';
-import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
+import { createTestEnvironment, eventually, REDIS_URL, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
 async function stopProcess(worker: WorkerProcess): Promise<void> {
   if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
@@ -89,6 +90,18 @@ describe('schedules on BullMQ job schedulers', () => {
     assert.deepEqual(await book.list(), []);
     assert.equal(await environment.queue.getJobScheduler('nightly'), undefined);
     await assert.rejects(book.get('nightly'), NotFoundError);
+  });
+
+  it('is there for producers as client.schedule() and client.schedules', async () => {
+    const client = new SnapworkerClient({ connection: REDIS_URL, queueName: environment.queueName });
+    try {
+      const stored = await client.schedule({ v: 1, name: 'from-client', every: '1h', job: { v: 1, source: `dir://${source}` }, retention: { keepLast: 3 } });
+      assert.equal(stored.name, 'from-client');
+      assert.deepEqual((await client.schedules.list()).map((s) => [s.definition.name, s.intervalSeconds]), [['from-client', 3600]]);
+      await client.schedules.remove('from-client');
+    } finally {
+      await client.close();
+    }
   });
 
   it('refuses a bad schedule in one line naming the problem, and changes nothing', async () => {

@@ -3,12 +3,16 @@ import { InvalidInputError } from '../shared/errors.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { ProgressReport } from '../shared/progress.js';
 import type { JobResultByKind } from './results.js';
-import { JOB_PRIORITY, type JobDataByKind } from './schemas.js';
+import { ScheduleBook } from './schedules.js';
+import { JOB_PRIORITY, type JobDataByKind, type ScheduleDefinition } from './schemas.js';
 import { parseJobData } from './validate.js';
 import { checkServerMode, closeConnection, clusterPrefixProblem, toConnection } from './redis-connection.js';
 import { Cluster } from 'ioredis';
 
 export { toConnection } from './redis-connection.js';
+import { DEFAULT_JOB_OPTIONS } from './job-options.js';
+
+export { DEFAULT_JOB_OPTIONS };
 
 export interface SnapworkerClientOptions {
   /**
@@ -42,13 +46,6 @@ export interface WaitOptions {
   onProgress?: (report: ProgressReport) => void;
 }
 
-/** Defaults applied to every job this client enqueues. */
-export const DEFAULT_JOB_OPTIONS: JobsOptions = {
-  attempts: 3,
-  backoff: { type: 'exponential', delay: 5000 },
-  removeOnComplete: { age: 7 * 24 * 3600, count: 10000 },
-  removeOnFail: { age: 30 * 24 * 3600 },
-};
 
 /**
  * The producer client other services import: validates job data before it reaches the queue,
@@ -57,6 +54,7 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
 export class SnapworkerClient {
   readonly queue: Queue;
   private events: QueueEvents | undefined;
+  private book: ScheduleBook | undefined;
   private readonly connection: ConnectionOptions;
   /** Connections this client made from a URL and closes: a cluster is one instance per user. */
   private readonly owned: ConnectionOptions[] = [];
@@ -94,6 +92,21 @@ export class SnapworkerClient {
       ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
       ...(options.jobId !== undefined ? { jobId: options.jobId } : {}),
     });
+  }
+
+  /**
+   * Adds or replaces a schedule: a snapshot job run on `cron` (in `tz`) or `every` interval, its
+   * lineage pruned by `retention` after each successful run. Returns the stored definition.
+   * @throws InvalidInputError naming the field or the bad cron pattern.
+   */
+  schedule(definition: ScheduleDefinition): Promise<ScheduleDefinition> {
+    return this.schedules.put(definition);
+  }
+
+  /** Lists, shows, pauses, resumes, runs and removes schedules on this client's queue. */
+  get schedules(): ScheduleBook {
+    this.book ??= new ScheduleBook(this.queue);
+    return this.book;
   }
 
   /**

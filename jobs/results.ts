@@ -1,8 +1,20 @@
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
 
-/** What each job returns (BullMQ `returnvalue`, and the CLI's `--json` output). */
-export type SnapshotJobResult = SnapshotRecord;
+/** How a scheduled snapshot's lineage was pruned right after it (`error` when that failed). */
+export interface ScheduledRetention {
+  policy: string;
+  kept: string[];
+  removed: string[];
+  removedIncomplete: string[];
+  error?: string;
+}
+
+/**
+ * What each job returns (BullMQ `returnvalue`, and the CLI's `--json` output). A snapshot run by a
+ * schedule with a retention policy also reports its lineage's prune.
+ */
+export type SnapshotJobResult = SnapshotRecord & { retention?: ScheduledRetention };
 
 export interface RestoreJobResult {
   /** The snapshot restored; for a restore from a replica, the generation. */

@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import type { JobKind } from '../shared/job-kind.js';
+import { CALENDAR_DURATION_PATTERN } from '../shared/retention/calendar-duration.js';
+import { checkTimeZone } from '../shared/retention/calendar-buckets.js';
+import { GROUP_KEYS } from '../shared/retention/group-snapshots.js';
+import type { RetentionPolicy } from '../shared/retention/retention-policy.js';
 
 /**
  * Job data contracts, version 1. Plain JSON, so a producer in any language with a BullMQ client
@@ -25,6 +29,57 @@ const snapshotRef = z
   .describe('A snapshot id, or "latest" together with `source` and/or `labels`');
 const duration = z.string().regex(/^\d+(s|m|h|d|w)$/, 'a duration like 90s, 30m, 12h, 7d or 4w');
 const glob = z.string().min(1).max(1024);
+const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a name of letters, digits, _ . - (at most 64)').describe('Schedule name');
+const keepCount = (what: string) =>
+  z.union([z.number().int().min(0).max(100000), z.literal('unlimited')]).optional().describe(what + '; "unlimited" keeps one in every such period');
+const calendarDuration = (what: string) =>
+  z
+    .string()
+    .regex(CALENDAR_DURATION_PATTERN, 'a duration like 30m, 12h, 7d, 4w, 6mo or 1y2mo3d (units y, mo, w, d, h, m, s, largest first)')
+    .optional()
+    .describe(what);
+const timeZone = z
+  .string()
+  .max(64)
+  .refine((tz) => {
+    try {
+      return checkTimeZone(tz) === tz;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone like Europe/Prague or UTC')
+  .describe('IANA time zone the calendar rules count hours, days, weeks, months and years in (default UTC)');
+
+/**
+ * Retention rules with restic's names and semantics (`restic forget`): a snapshot kept by any rule
+ * stays; counts of 0 and absent fields are no rule; without any rule nothing complete is removed.
+ * Shared by prune jobs and schedules.
+ */
+export const retentionFields = {
+  keepLast: keepCount('Keep the newest N snapshots of each group'),
+  keepHourly: keepCount('For the last N hours that have snapshots, keep the newest of each hour'),
+  keepDaily: keepCount('For the last N days that have snapshots, keep the newest of each day'),
+  keepWeekly: keepCount('For the last N ISO weeks (Monday to Sunday) that have snapshots, keep the newest of each'),
+  keepMonthly: keepCount('For the last N months that have snapshots, keep the newest of each'),
+  keepYearly: keepCount('For the last N years that have snapshots, keep the newest of each'),
+  keepWithin: calendarDuration("Keep every snapshot within this duration of the group's newest snapshot"),
+  keepWithinHourly: calendarDuration("Keep the newest snapshot of each hour within this duration of the group's newest"),
+  keepWithinDaily: calendarDuration("Keep the newest snapshot of each day within this duration of the group's newest"),
+  keepWithinWeekly: calendarDuration("Keep the newest snapshot of each week within this duration of the group's newest"),
+  keepWithinMonthly: calendarDuration("Keep the newest snapshot of each month within this duration of the group's newest"),
+  keepWithinYearly: calendarDuration("Keep the newest snapshot of each year within this duration of the group's newest"),
+  keepTag: z
+    .array(z.string().regex(/^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/, 'labels like app=shop or app=shop,tier=gold'))
+    .max(32)
+    .optional()
+    .describe('Keep snapshots carrying these labels: each entry k=v or k=v,k2=v2 (all must match); any entry matching keeps'),
+  groupBy: z
+    .array(z.enum(GROUP_KEYS))
+    .max(2)
+    .optional()
+    .describe('What the policy is applied per: source (default), labels, both, or [] for all snapshots together'),
+  tz: timeZone.optional(),
+};
 
 export const snapshotJobSchema = z
   .object({
@@ -42,6 +97,14 @@ export const snapshotJobSchema = z
       .boolean()
       .optional()
       .describe('Directory sources: leave out entries the worker cannot read, name them in the record and mark the snapshot incomplete, instead of failing (default false)'),
+    schedule: z
+      .object({
+        name: scheduleName,
+        retention: z.object(retentionFields).strict().optional(),
+      })
+      .strict()
+      .optional()
+      .describe("Set by schedules: the schedule's name, and the retention its lineage is pruned by after each successful snapshot"),
   })
   .strict();
 
@@ -86,12 +149,42 @@ export const pruneJobSchema = z
     repo: repo.optional(),
     source: lineageName.optional().describe('Only this lineage'),
     labels: labels.optional().describe('Only snapshots carrying these labels'),
-    keepLast: z.number().int().min(0).max(100000).optional().describe('Keep the newest N snapshots of each source'),
-    keepWithin: duration.optional().describe('Keep every snapshot younger than this'),
+    ...retentionFields,
     incompleteGrace: duration.optional().describe('Remove incomplete snapshots older than this (default 1h)'),
     dryRun: z.boolean().optional(),
   })
   .strict();
+
+/** The retention fields of job data, as present in a prune job or a schedule. */
+export type RetentionFields = { [K in keyof typeof retentionFields]?: z.infer<(typeof retentionFields)[K]> };
+
+/** The policy `applyRetentionPolicy` takes from job fields (`tz` becomes `timeZone`). */
+export function retentionPolicyOf(fields: RetentionFields): RetentionPolicy {
+  const { groupBy: _groupBy, tz, ...rules } = fields;
+  return { ...rules, ...(tz ? { timeZone: tz } : {}) };
+}
+
+/**
+ * A schedule (not job data: what `client.schedule()` and `snapworker schedule add` take): a
+ * snapshot job run on a cron pattern in a time zone or every fixed interval, and the retention its
+ * lineage is pruned by after each successful run.
+ */
+export const scheduleSchema = z
+  .object({
+    v: z.literal(1),
+    name: scheduleName,
+    cron: z.string().min(9).max(256).optional().describe('Cron pattern (5 or 6 fields), e.g. "0 3 * * *"'),
+    every: duration.refine((d) => durationSeconds(d) >= 1, 'at least 1s').optional().describe('Fixed interval instead of cron, e.g. 1h'),
+    tz: timeZone.optional().describe('IANA zone the cron pattern and the calendar retention are read in (default UTC)'),
+    job: snapshotJobSchema.omit({ schedule: true }),
+    retention: z.object(retentionFields).strict().optional(),
+    paused: z.boolean().optional(),
+    managedBy: z.string().max(64).optional().describe('Who owns the schedule, e.g. "helm"; reconcile touches only its own'),
+  })
+  .strict()
+  .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'exactly one of cron and every');
+
+export type ScheduleDefinition = z.infer<typeof scheduleSchema>;
 
 export type SnapshotJobData = z.infer<typeof snapshotJobSchema>;
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { InvalidInputError } from '../shared/errors.js';
 import { JOB_KINDS, type JobKind } from '../shared/job-kind.js';
 import { JOB_SCHEMAS, type JobDataByKind } from './schemas.js';
@@ -14,13 +15,17 @@ export function parseJobData<K extends JobKind>(kind: K, data: unknown): JobData
   assertJobKind(kind);
   const result = JOB_SCHEMAS[kind].safeParse(data);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
+  return failInvalid(kind, describeIssues(result.error.issues, data));
+}
+
+/** Zod issues as short phrases naming the field: `field "keepDaily": …`, `unknown field(s) x`. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], data: unknown): string[] {
+  return issues.map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(data)';
     if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
     if (issue.path.length > 0 && valueAt(data, issue.path) === undefined) return `field "${field}" is required`;
     return `field "${field}": ${issue.message}`;
   });
-  return failInvalid(kind, problems);
 }
 
 /**

@@ -65,6 +65,12 @@ export interface WorkerConfig {
   seal?: SealKey;
   /** `SNAPWORKER_NATS_PROFILES`: JSON name → NatsProfile, for NATS sources and targets. */
   natsProfiles: Record<string, NatsProfile>;
+  /**
+   * `SNAPWORKER_SCHEDULES_FILE`: a JSON array of schedules (the chart's ConfigMap) that the
+   * worker reconciles at start and whenever the file changes; only schedules it manages
+   * (`managedBy: "helm"`) are touched. Unset: no declarative schedules.
+   */
+  schedulesFile?: string;
   /** `LOG_LEVEL`, default `info`. */
   logLevel: string;
   /** `SNAPWORKER_RESTORE_SETUID`: directory restores keep setuid, setgid and sticky bits; default false (cleared, as GNU tar does for non-root users). */
@@ -114,6 +120,7 @@ const envSchema = z.object({
   SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . and - only, at most 64').optional(),
   SNAPWORKER_NATS_PROFILES: z.string().optional(),
   SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  SNAPWORKER_SCHEDULES_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 });
 type Env = z.infer<typeof envSchema>;
@@ -200,6 +207,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   } else if (e.SNAPWORKER_SEAL_KEY_ID !== undefined) {
     problems.push('SNAPWORKER_SEAL_KEY_ID: set without SNAPWORKER_SEAL_KEY');
   }
+  if (e.SNAPWORKER_SCHEDULES_FILE !== undefined && !path.isAbsolute(e.SNAPWORKER_SCHEDULES_FILE)) {
+    problems.push(`SNAPWORKER_SCHEDULES_FILE=${quote(e.SNAPWORKER_SCHEDULES_FILE)}: not an absolute path`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -224,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     zstdThreads: e.SNAPWORKER_ZSTD_THREADS ?? os.availableParallelism(),
     seal,
     natsProfiles,
+    ...(e.SNAPWORKER_SCHEDULES_FILE ? { schedulesFile: e.SNAPWORKER_SCHEDULES_FILE } : {}),
     logLevel: e.LOG_LEVEL,
     restoreSetuid: e.SNAPWORKER_RESTORE_SETUID === 'true',
   };

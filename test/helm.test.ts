@@ -5,6 +5,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { scheduleSchema } from '../jobs/schemas.js';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -81,7 +82,7 @@ function workerContainer(manifests: Manifest[]): IContainer {
 
 function configData(manifests: Manifest[]): Record<string, string> {
   const configMap = find<{ metadata: { name: string }; data: Record<string, string> }>(manifests, 'ConfigMap').find(
-    (cm) => !cm.metadata.name.endsWith('-dashboard'),
+    (cm) => !cm.metadata.name.endsWith('-dashboard') && !cm.metadata.name.endsWith('-schedules'),
   );
   assert.ok(configMap, 'settings ConfigMap rendered');
   return configMap.data;
@@ -199,6 +200,28 @@ describe('helm chart helm/snapworker', () => {
       }
       assert.equal(typeof JSON.parse(settings.SNAPWORKER_REPOSITORIES!), 'object', label);
       for (const root of (settings.SNAPWORKER_ALLOWED_PATHS ?? '').split(':').filter(Boolean)) assert.ok(path.isAbsolute(root), label);
+    }
+  });
+
+  it('renders values.schedules into the schedules ConfigMap the worker reads, mounted read-only where SNAPWORKER_SCHEDULES_FILE points, valid for the worker', () => {
+    for (const { label, chart, valuesFiles } of renderings) {
+      const settings = configData(chart.manifests);
+      const file = settings.SNAPWORKER_SCHEDULES_FILE!;
+      const configMap = find<{ metadata: { name: string }; data: Record<string, string> }>(chart.manifests, 'ConfigMap').find((cm) =>
+        cm.metadata.name.endsWith('-schedules'),
+      );
+      assert.ok(configMap, `${label}: schedules ConfigMap rendered even without schedules`);
+      const schedules = JSON.parse(configMap.data[path.basename(file)]!) as unknown[];
+      const mount = workerContainer(chart.manifests).volumeMounts!.find((m) => m.mountPath === path.dirname(file));
+      assert.equal(mount?.readOnly, true, label);
+      const volume = podSpec(chart.manifests).volumes.find((v) => v.name === mount!.name) as { configMap?: { name: string } };
+      assert.equal(volume.configMap?.name, configMap.metadata.name, label);
+      if (!valuesFiles.some((f) => f.endsWith('schedules-values.yaml'))) {
+        assert.deepEqual(schedules, [], label);
+        continue;
+      }
+      assert.deepEqual(schedules.map((s) => (s as { name: string }).name), ['shop-nightly', 'orders-hourly'], label);
+      for (const entry of schedules) scheduleSchema.parse({ v: 1, ...(entry as object), managedBy: 'helm' });
     }
   });
 

@@ -37,6 +37,7 @@ function exercisedMetrics(): WorkerMetrics {
   metrics.eventDropped();
   metrics.setQueueDepth({ waiting: 1, prioritized: 2, delayed: 3, active: 4, failed: 5 });
   metrics.setOldestWaitingAge(7);
+  metrics.setSchedules(new Map([['nightly', { lastSuccess: 1767322800, lastFailure: 1767236400, nextRun: 1767409200, interval: 86400 }]]));
   return metrics;
 }
 

@@ -9,6 +9,7 @@ import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { Queue, type Job } from 'bullmq';
+import { ScheduleBook } from '../jobs/schedules.js';
 import {
   EVENT_SCHEMA_PATH,
   REPO_ROOT,
@@ -124,6 +125,12 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
       SNAPWORKER_ALLOWED_PATHS: dir,
       NATS_URL: nats.url,
     };
+    // A schedule with a recorded failure and success, before the workers start: their first sample carries
+    // the schedule series (a yearly cron never fires during the test).
+    const schedules = new ScheduleBook(queue);
+    await schedules.put({ v: 1, name: 'e2e-yearly', cron: '0 0 1 1 *', job: { v: 1, source: `dir://${source}` } });
+    await schedules.recordRun('e2e-yearly', { at: new Date(Date.now() - 60_000).toISOString(), result: 'failed', jobId: 'e2e-1', error: 'test' });
+    await schedules.recordRun('e2e-yearly', { at: new Date().toISOString(), result: 'succeeded', jobId: 'e2e-2' });
     for (let i = 0; i < WORKERS; i++) workers.push(await startWorkerProcess(env));
     prometheus = await startPrometheus({
       scrapeTargets: workers.map((worker) => `127.0.0.1:${worker.port}`),

@@ -13,7 +13,8 @@ import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
 import { runJobCommand } from './commands/job-commands.js';
 import { runJobCancel, runJobStatus } from './commands/job-control.js';
-import { parseLabels, parsePrunePolicy } from './commands/options.js';
+import { parseGroupBy, parseLabels, parsePrunePolicy } from './commands/options.js';
+import { runScheduleCommand } from './commands/schedule-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
 import { runWorkerProcess } from './worker-process.js';
 
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   if (isCatalog) return runCatalogCommand(name as CatalogCommand, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
+  if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
   if (name === 'watch') {
     // Loaded only here: the NATS client is not needed by any other command.
     const { runWatchCommand } = await import('./commands/watch-command.js');
@@ -94,7 +96,13 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
     case 'verify':
       return expandSnapshotRef(args[0]!, options, config, logger).then((ref) => runJobCommand('verify', { v: 1, snapshot: ref, ...pick }, options, config, logger));
     default:
-      return runJobCommand('prune', { v: 1, ...parsePrunePolicy(args[0]!), ...pick, dryRun: options['dry-run'] || undefined }, options, config, logger);
+      return runJobCommand(
+        'prune',
+        { v: 1, ...parsePrunePolicy(args[0]!), groupBy: parseGroupBy(options['group-by']), tz: options.tz, ...pick, dryRun: options['dry-run'] || undefined },
+        options,
+        config,
+        logger,
+      );
   }
 }
 

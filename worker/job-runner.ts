@@ -1,10 +1,11 @@
-import type { JobResultByKind } from '../jobs/results.js';
-import { durationSeconds, type JobDataByKind } from '../jobs/schemas.js';
+import type { JobResultByKind, ScheduledRetention } from '../jobs/results.js';
+import { durationSeconds, retentionPolicyOf, type JobDataByKind, type RetentionFields } from '../jobs/schemas.js';
 import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { openSource, openTarget } from '../shared/endpoints.js';
-import { IntegrityError } from '../shared/errors.js';
+import { errorMessage, IntegrityError } from '../shared/errors.js';
 import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
@@ -19,6 +20,7 @@ import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
+import { describePolicy } from '../shared/retention/retention-policy.js';
 import { RepositoryRegistry } from './repositories.js';
 
 /** What every job of a worker (or of a `--local` run) shares. */
@@ -117,7 +119,8 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
-    return record;
+    const retention = data.schedule?.retention;
+    return retention ? { ...record, retention: await pruneLineage(record, retention, repository, runtime, signal) } : record;
   },
 
   async restore({ data, signal, progress }, runtime) {
@@ -170,11 +173,9 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
       repository: await runtime.existingRepository(data.repo, signal),
-      policy: {
-        keepLast: data.keepLast,
-        keepWithinSeconds: data.keepWithin ? durationSeconds(data.keepWithin) : undefined,
-        incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
-      },
+      policy: retentionPolicyOf(data),
+      groupBy: data.groupBy,
+      incompleteGraceSeconds: data.incompleteGrace ? durationSeconds(data.incompleteGrace) : undefined,
       filter: { source: data.source, labels: data.labels },
       dryRun: data.dryRun ?? false,
       signal,
@@ -228,6 +229,28 @@ function countInto(progress: ProgressSink, count: (bytes: number) => void): Prog
       count(n);
     },
   };
+}
+
+/**
+ * After a scheduled snapshot: its lineage pruned by the schedule's policy. A failed prune does not
+ * fail the snapshot (nothing is lost by keeping too much; the snapshot is safe), it is reported in
+ * the result and logged, and the next run prunes again.
+ */
+async function pruneLineage(
+  record: SnapshotRecord,
+  fields: RetentionFields,
+  repository: Repository,
+  runtime: JobRuntime,
+  signal: AbortSignal,
+): Promise<ScheduledRetention> {
+  const policy = retentionPolicyOf(fields);
+  try {
+    const result = await pruneSnapshots({ repository, policy, groupBy: fields.groupBy, filter: { source: record.source.name }, dryRun: false, signal });
+    return { policy: result.policy, kept: result.kept, removed: result.removed, removedIncomplete: result.removedIncomplete };
+  } catch (err) {
+    runtime.logger.warn({ err: errorMessage(err), source: record.source.name }, 'pruning after a scheduled snapshot failed');
+    return { policy: describePolicy(policy), kept: [], removed: [], removedIncomplete: [], error: errorMessage(err) };
+  }
 }
 
 function toArray(value: string | string[]): string[] {

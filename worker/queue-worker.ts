@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
+import type { ScheduleBook, ScheduleRun } from '../jobs/schedules.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
@@ -46,6 +47,8 @@ export interface QueueWorkerDeps {
   events: JobEventSink;
   /** Progress publish interval, default 1000 ms. */
   progressIntervalMs?: number;
+  /** Schedules on this queue: where scheduled runs record their outcome. */
+  schedules?: ScheduleBook;
 }
 
 /**
@@ -174,6 +177,8 @@ export class QueueWorker {
     let parsed: ReturnType<typeof parseJob>;
     try {
       parsed = parseJob(job.name, data);
+      const schedule = (parsed.data as { schedule?: { name: string } }).schedule?.name;
+      if (schedule) ref.schedule = schedule;
     } catch (err) {
       const reason = publicReason(err);
       log.warn({ err: reason }, 'invalid job');
@@ -219,6 +224,7 @@ export class QueueWorker {
       tracker.flush();
       logUnnamedNotices(log, result);
       metrics?.jobFinished(parsed.kind, 'completed', (Date.now() - started) / 1000);
+      await this.recordScheduleRun(job, parsed.data, { result: 'succeeded', snapshotId: (result as { id?: string }).id });
       events.completed(ref, result);
       log.info({ seconds: (Date.now() - started) / 1000 }, 'job completed');
       return result;
@@ -231,15 +237,31 @@ export class QueueWorker {
       }
       if (abort.aborted && abort.reason === CANCELLED_REASON) {
         log.info('job cancelled');
+        await this.recordScheduleRun(job, parsed.data, { result: 'failed', error: CANCELLED_REASON });
         events.failed(ref, CANCELLED_REASON);
         throw new UnrecoverableError(CANCELLED_REASON);
       }
       const reason = publicReason(err);
+      await this.recordScheduleRun(job, parsed.data, { result: 'failed', error: reason });
       events.failed(ref, reason);
       if (!isRetryable(err)) throw unrecoverable(err);
       // BullMQ stores the message as the failed reason: no URL in it may carry a secret.
       if (err instanceof Error) err.message = reason;
       throw err;
+    }
+  }
+
+  /**
+   * The outcome of a scheduled run, for `schedule ls` and the schedule metrics. Best effort: a
+   * Redis hiccup here must not turn a stored snapshot into a failed job.
+   */
+  private async recordScheduleRun(job: Job, data: unknown, outcome: Pick<ScheduleRun, 'result' | 'snapshotId' | 'error'>): Promise<void> {
+    const name = (data as { schedule?: { name?: string } }).schedule?.name;
+    if (!name || !this.deps.schedules) return;
+    try {
+      await this.deps.schedules.recordRun(name, { at: new Date().toISOString(), jobId: job.id!, ...outcome });
+    } catch (err) {
+      this.deps.logger.warn({ err: errorMessage(err), schedule: name }, 'could not record the schedule run');
     }
   }
 

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { checkServerMode, closeConnection, toConnection } from '../jobs/redis-connection.js';
+import { ScheduleBook } from '../jobs/schedules.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { AbortedError, errorMessage, SnapworkerError } from '../shared/errors.js';
 import { nullEventSink, type JobEventSink } from '../shared/events/job-events.js';
@@ -14,6 +15,7 @@ import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
 import { JobRuntime } from './job-runner.js';
 import { QueueWorker } from './queue-worker.js';
+import { startScheduleFileReconciler, type ScheduleFileReconciler } from './schedule-file.js';
 
 export interface RunningWorker {
   metricsPort: number;
@@ -52,15 +54,17 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
     ? createNatsEventSink({ url: config.natsUrl, logger, onDropped: () => metrics.eventDropped() })
     : nullEventSink;
   const runtime = new JobRuntime(config, logger, metrics);
-  queueWorker = new QueueWorker(config, { runtime, logger, metrics, events });
-  // A separate Queue handle for sampling depth: it never takes jobs.
+  // A separate Queue handle for sampling depth and for schedules: it never takes jobs.
   const connection = toConnection(config.redisUrl);
   const queue = new Queue(config.queueName, { connection, prefix: config.prefix });
   // Without a listener BullMQ prints every connection error with its stack; one line per state.
   const queueErrors = new RepeatingErrorLog(logger, `queue sampler on ${redactUrl(config.redisUrl)}`);
   queue.on('error', (err) => queueErrors.error(err));
+  const schedules = new ScheduleBook(queue);
+  queueWorker = new QueueWorker(config, { runtime, logger, metrics, events, schedules });
   // Started once the server is known to be of the right kind (below).
   let sampler: QueueSampler | undefined;
+  let scheduleFile: ScheduleFileReconciler | undefined;
 
   const steps: Array<[string, () => Promise<unknown>]> = [
     ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
@@ -76,6 +80,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
     async stop() {
       const run = ([name, step]: [string, () => Promise<unknown>]) =>
         step().catch((err: unknown) => logger.error({ err: errorMessage(err) }, `closing ${name} failed`));
+      await scheduleFile?.stop();
       // The queue worker first (running jobs still report progress and events); it bounds itself.
       await run(steps[0]!);
       // The rest are independent: together, a few seconds at most.
@@ -93,10 +98,11 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   try {
     const start = async () => {
       await checkServerMode(await queue.client, config.redisUrl);
-      sampler = startQueueSampler(queue, metrics, { logger });
+      sampler = startQueueSampler(queue, metrics, { logger, schedules });
       await queueWorker.start();
     };
     await untilAborted(start(), signal);
+    if (config.schedulesFile) scheduleFile = await startScheduleFileReconciler({ file: config.schedulesFile, book: schedules, logger });
   } catch (err) {
     await running.stop();
     throw err;

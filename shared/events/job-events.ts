@@ -7,6 +7,8 @@ export interface JobRef {
   /** The BullMQ job id, as the producer chose it (any string; encoded for subjects, see subject.ts). */
   jobId: string;
   kind: JobKind;
+  /** The schedule whose run this job is, when it is one. */
+  schedule?: string;
 }
 
 /**
@@ -53,6 +55,8 @@ export interface JobEventBase {
   kind: JobKind;
   /** When the event happened, ISO 8601 UTC with milliseconds. */
   at: string;
+  /** Present on every event of a scheduled run: the schedule's name. */
+  schedule?: string;
 }
 
 export interface JobStartedEvent extends JobEventBase {
@@ -91,7 +95,7 @@ export function buildJobEvent(job: JobRef, event: 'warning', at: Date | undefine
 export function buildJobEvent(job: JobRef, event: 'completed', at: Date | undefined, result: unknown): JobCompletedEvent;
 export function buildJobEvent(job: JobRef, event: 'failed', at: Date | undefined, error: string): JobFailedEvent;
 export function buildJobEvent(job: JobRef, event: JobEventName, at: Date = new Date(), detail?: unknown): JobEvent {
-  const base = { v: JOB_EVENT_VERSION, jobId: job.jobId, kind: job.kind, at: at.toISOString() } as const;
+  const base = { v: JOB_EVENT_VERSION, jobId: job.jobId, kind: job.kind, at: at.toISOString(), ...(job.schedule ? { schedule: job.schedule } : {}) } as const;
   switch (event) {
     case 'started':
       return { ...base, event };

@@ -65,6 +65,14 @@ const DEFAULT_OPTIONS: Required<WorkerMetricsOptions> = {
  * source/target kinds, queue states, and source names (bounded by configuration; never a job id
  * or a path). Every metric is listed in docs/observability.md.
  */
+/** One schedule's figures, in seconds (times since the epoch). */
+export interface ScheduleSample {
+  lastSuccess?: number;
+  lastFailure?: number;
+  nextRun?: number;
+  interval?: number;
+}
+
 export class WorkerMetrics {
   readonly registry: Registry;
 
@@ -83,6 +91,7 @@ export class WorkerMetrics {
   private readonly cleanupFailures: Counter<'kind'>;
   private readonly queueJobs: Gauge<'state'>;
   private readonly queueOldestWaiting: Gauge;
+  private readonly scheduleGauges: Record<keyof ScheduleSample, Gauge<'schedule'>>;
   private readonly lastSuccessBySource = new Map<string, number>();
 
   constructor(options: WorkerMetricsOptions = {}) {
@@ -194,6 +203,14 @@ export class WorkerMetrics {
       registers,
     });
 
+    const scheduleGauge = (name: string, help: string) => new Gauge({ name: `${METRIC_PREFIX}schedule_${name}`, help, labelNames: ['schedule'], registers });
+    this.scheduleGauges = {
+      lastSuccess: scheduleGauge('last_success_timestamp_seconds', 'When the latest successful run of each schedule finished (absent before one), sampled from Redis; queue-wide (aggregate with max).'),
+      lastFailure: scheduleGauge('last_failure_timestamp_seconds', 'When the latest failed run attempt of each schedule finished (absent before one), sampled from Redis; queue-wide (aggregate with max).'),
+      nextRun: scheduleGauge('next_run_timestamp_seconds', 'When each schedule runs next (absent while paused), sampled from Redis; queue-wide (aggregate with max).'),
+      interval: scheduleGauge('interval_seconds', "Each schedule's interval (for cron, the gap between its next two slots); queue-wide (aggregate with max)."),
+    };
+
     // Series exist from the start at 0, so rates, ratios and alerts have data before the first
     // job instead of "no data" (and a first failure shows as an increase, not a new series).
     for (const kind of JOB_KINDS) {
@@ -225,6 +242,20 @@ export class WorkerMetrics {
     this.activeJobs.dec({ kind });
     this.jobsTotal.inc({ kind, outcome });
     if (isAmount(durationSeconds)) this.jobDuration.observe({ kind }, durationSeconds);
+  }
+
+  /**
+   * Replaces the schedule series with `samples` (by schedule name): a removed schedule's series
+   * disappear, a missing time leaves its series absent rather than 0 (which would read as 1970).
+   */
+  setSchedules(samples: ReadonlyMap<string, ScheduleSample>): void {
+    for (const gauge of Object.values(this.scheduleGauges)) gauge.reset();
+    for (const [schedule, sample] of samples) {
+      for (const [field, gauge] of Object.entries(this.scheduleGauges) as Array<[keyof ScheduleSample, Gauge<'schedule'>]>) {
+        const value = sample[field];
+        if (value !== undefined && Number.isFinite(value)) gauge.set({ schedule }, value);
+      }
+    }
   }
 
   /** Records the time of a successful snapshot of the named source (for staleness alerts). */

@@ -1,11 +1,13 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { RepeatingErrorLog } from '../lifecycle/repeating-error-log.js';
-import { QUEUE_STATES, type WorkerMetrics } from './metrics.js';
+import { QUEUE_STATES, type ScheduleSample, type WorkerMetrics } from './metrics.js';
 
 export interface QueueSamplerOptions {
   /** Time between samples. Default 15 000 ms (a typical scrape interval). */
   intervalMs?: number;
+  /** Schedules to sample too (last success, last failure, next run, interval per schedule). */
+  schedules?: { list(): Promise<ScheduleStatusLike[]> };
   /** Where sampling failures are logged (at `warn`); the sampler keeps going. Default: not logged. */
   logger?: Logger;
 }
@@ -46,6 +48,7 @@ export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options:
   const sampleOnce = async (): Promise<void> => {
     try {
       await sampleQueue(queue, metrics);
+      if (options.schedules) await sampleSchedules(options.schedules, metrics);
       failures?.recovered();
     } catch (err) {
       failures?.error(err);
@@ -71,6 +74,29 @@ export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options:
       await inFlight;
     },
   };
+}
+
+/** What the sampler reads of a schedule (`ScheduleStatus` in jobs/schedules.ts). */
+export interface ScheduleStatusLike {
+  definition: { name: string };
+  nextRunAt?: number;
+  intervalSeconds: number;
+  lastRun?: { lastSuccessAt?: string; lastFailureAt?: string };
+}
+
+/** Reads every schedule's status once (two hash reads and one per schedule) and records it. */
+export async function sampleSchedules(schedules: { list(): Promise<ScheduleStatusLike[]> }, metrics: WorkerMetrics): Promise<void> {
+  const seconds = (iso: string | undefined) => (iso === undefined ? undefined : Date.parse(iso) / 1000);
+  const samples = new Map<string, ScheduleSample>();
+  for (const status of await schedules.list()) {
+    samples.set(status.definition.name, {
+      lastSuccess: seconds(status.lastRun?.lastSuccessAt),
+      lastFailure: seconds(status.lastRun?.lastFailureAt),
+      nextRun: status.nextRunAt === undefined ? undefined : status.nextRunAt / 1000,
+      interval: status.intervalSeconds,
+    });
+  }
+  metrics.setSchedules(samples);
 }
 
 /** Reads the counts and the oldest waiting job once and records them. */

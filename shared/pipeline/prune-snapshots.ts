@@ -1,73 +1,105 @@
 import type { Repository, SnapshotFilter } from '../catalog/repository.js';
-import type { SnapshotRecord } from '../catalog/snapshot-record.js';
-
-/** What to keep. Snapshots are grouped by source name; a snapshot kept by any rule stays. */
-export interface RetentionPolicy {
-  /** Keep the newest N snapshots of each source. */
-  keepLast?: number;
-  /** Keep every snapshot younger than this many seconds. */
-  keepWithinSeconds?: number;
-  /**
-   * Incomplete snapshots (objects without a record) older than this are removed; younger ones
-   * may still be in flight. Default one hour.
-   */
-  incompleteGraceSeconds?: number;
-}
+import { NotFoundError } from '../errors.js';
+import { applyRetentionPolicy } from '../retention/apply-policy.js';
+import { groupSnapshots, type GroupKey } from '../retention/group-snapshots.js';
+import { describePolicy, type RetentionPolicy } from '../retention/retention-policy.js';
 
 export interface PruneRequest {
   repository: Repository;
   policy: RetentionPolicy;
+  /** Default `['source']`: each lineage on its own. */
+  groupBy?: readonly GroupKey[];
   filter: SnapshotFilter;
+  /**
+   * Incomplete snapshots (objects without a record) whose newest object is older than this are
+   * removed; younger ones may still be in flight. Default one hour.
+   */
+  incompleteGraceSeconds?: number;
   dryRun: boolean;
   signal: AbortSignal;
   now?: Date;
 }
 
+/** One line of `prune --dry-run`, like `restic forget --dry-run`. */
+export interface PruneDecision {
+  id: string;
+  createdAt: string;
+  /** The group the policy was applied in, e.g. `source=app`. */
+  group: string;
+  action: 'keep' | 'remove';
+  /** Why it is kept ("last snapshot", "daily snapshot", "within 7d", …); empty when removed. */
+  reasons: string[];
+}
+
 export interface PruneResult {
   dryRun: boolean;
+  /** The policy in words, e.g. "keep 7 daily, 4 weekly snapshots". */
+  policy: string;
   kept: string[];
   removed: string[];
   removedIncomplete: string[];
+  /** Every complete snapshot considered, oldest first, with its verdict. */
+  snapshots: PruneDecision[];
 }
 
 /**
- * Applies a retention policy and removes incomplete snapshots. Without any keep rule nothing
- * complete is removed: an empty policy must never mean "delete everything".
+ * Applies a retention policy per group (internal/data/snapshot_policy.go semantics, see
+ * `applyRetentionPolicy`) and removes incomplete snapshots. A policy without any keep rule
+ * removes nothing complete: an empty policy must never mean "delete everything".
+ *
+ * A snapshot committed while prune runs is safe: only records listed at the start are judged,
+ * and an incomplete snapshot is removed only when its record is still missing just before.
+ *
+ * @throws InvalidInputError for a bad time zone, duration or label selector (before removing anything).
  */
 export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult> {
   const { repository, policy, signal, dryRun } = request;
   const now = request.now ?? new Date();
   const records = await repository.list(request.filter, { signal });
-  const keep = new Set<string>();
-  const hasRule = policy.keepLast !== undefined || policy.keepWithinSeconds !== undefined;
-  for (const group of groupBySource(records).values()) {
-    if (!hasRule) group.forEach((r) => keep.add(r.id));
-    if (policy.keepLast !== undefined && policy.keepLast > 0) group.slice(-policy.keepLast).forEach((r) => keep.add(r.id));
-    if (policy.keepWithinSeconds !== undefined) {
-      const cutoff = now.getTime() - policy.keepWithinSeconds * 1000;
-      group.filter((r) => Date.parse(r.createdAt) >= cutoff).forEach((r) => keep.add(r.id));
+  const decisions: PruneDecision[] = [];
+  for (const [group, members] of groupSnapshots(records, request.groupBy ?? ['source'])) {
+    const candidates = members.map((record) => ({ id: record.id, time: new Date(record.createdAt), labels: record.labels, record }));
+    for (const { snapshot, keep, reasons } of applyRetentionPolicy(candidates, policy, now)) {
+      decisions.push({ id: snapshot.id, createdAt: snapshot.record.createdAt, group, action: keep ? 'keep' : 'remove', reasons });
     }
   }
-  const removed = records.filter((r) => !keep.has(r.id)).map((r) => r.id);
+  decisions.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const removed = decisions.filter((d) => d.action === 'remove').map((d) => d.id);
 
-  const graceMs = (policy.incompleteGraceSeconds ?? 3600) * 1000;
+  const graceMs = (request.incompleteGraceSeconds ?? 3600) * 1000;
   const { incomplete } = await repository.scan({ signal });
-  const removedIncomplete = incomplete.filter((s) => now.getTime() - s.newestModifiedAt.getTime() > graceMs).map((s) => s.id);
+  const stale = incomplete.filter((s) => now.getTime() - s.newestModifiedAt.getTime() > graceMs).map((s) => s.id);
 
-  if (!dryRun) {
-    for (const id of [...removed, ...removedIncomplete]) await repository.delete(id, { signal });
+  const removedIncomplete: string[] = [];
+  if (dryRun) removedIncomplete.push(...stale);
+  else {
+    for (const id of removed) await repository.delete(id, { signal });
+    for (const id of stale) {
+      // A snapshot that committed since the scan is complete now, not debris.
+      if (await hasRecord(repository, id, signal)) continue;
+      await repository.delete(id, { signal });
+      removedIncomplete.push(id);
+    }
     // Folders without any object are invisible to the scan above; a dry run does not list them.
     removedIncomplete.push(...(await repository.sweepSnapshotLeftovers(new Date(now.getTime() - graceMs), { signal })));
   }
-  return { dryRun, kept: records.filter((r) => keep.has(r.id)).map((r) => r.id), removed, removedIncomplete };
+  return {
+    dryRun,
+    policy: describePolicy(policy),
+    kept: decisions.filter((d) => d.action === 'keep').map((d) => d.id),
+    removed,
+    removedIncomplete,
+    snapshots: decisions,
+  };
 }
 
-function groupBySource(records: SnapshotRecord[]): Map<string, SnapshotRecord[]> {
-  const groups = new Map<string, SnapshotRecord[]>();
-  for (const record of records) {
-    const group = groups.get(record.source.name) ?? [];
-    group.push(record);
-    groups.set(record.source.name, group);
+async function hasRecord(repository: Repository, id: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    await repository.driver.head(repository.recordKey(id), { signal });
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
   }
-  return groups;
 }
+

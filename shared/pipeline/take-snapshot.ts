@@ -3,7 +3,7 @@ import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest
 import type { SealKey } from '../archive/seal.js';
 import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { Repository } from '../catalog/repository.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, NotFoundError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import { NoticeCollector } from '../sources/notice-collector.js';
 import type { EntryNotice } from '../sources/notices.js';
@@ -129,7 +129,26 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { archiveStored:
     ...(request.job ? { job: request.job } : {}),
   };
   await repository.putRecord(record, { signal });
+  await checkCommitted(repository, record, signal);
   return record;
+}
+
+/**
+ * Record last, then look once more: a prune that took this snapshot for debris (its
+ * `incompleteGrace` shorter than our commit) may have removed the archive between the check above
+ * and the record. A record must never point at nothing, so it is withdrawn and the job fails
+ * retryably; the next attempt writes a fresh snapshot.
+ */
+async function checkCommitted(repository: Repository, record: SnapshotRecord, signal: AbortSignal): Promise<void> {
+  try {
+    await repository.driver.head(record.archive.key, { signal });
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    await repository.delete(record.id, { signal });
+    throw new SnapworkerError(`snapshot ${record.id}: archive ${record.archive.key} was removed while committing (by a prune with a short incompleteGrace?); record withdrawn`, {
+      cause: err,
+    });
+  }
 }
 
 /**

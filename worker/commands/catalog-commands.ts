@@ -1,3 +1,4 @@
+import type { Repository, SnapshotFilter } from '../../shared/catalog/repository.js';
 import type { SnapshotRecord } from '../../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { InvalidInputError } from '../../shared/errors.js';
@@ -38,12 +39,15 @@ export async function runCatalogCommand(
       return 0;
     }
 
+    if (command === 'rm' && (options.all || args.length === 0)) return await removeAll(repository, filter, args, options, out);
+
     const record = await repository.resolve(args[0]!, filter);
     if (command === 'show') {
       out(JSON.stringify(record, null, 2));
     } else if (command === 'rm') {
-      await repository.delete(record.id);
-      out(options.json ? JSON.stringify({ removed: record.id }) : `removed ${record.id}`);
+      if (!options['dry-run']) await repository.delete(record.id);
+      const verb = options['dry-run'] ? 'would remove' : 'removed';
+      out(options.json ? JSON.stringify({ dryRun: options['dry-run'], removed: [record.id] }) : `${verb} ${record.id}`);
     } else {
       if (!repository.driver.presign) throw new InvalidInputError(`link: repository ${repository.name} (${repository.driver.kind}) cannot make download links`);
       const url = await repository.driver.presign(record.archive.key, parseExpiry(options.expires, 3600));
@@ -53,6 +57,33 @@ export async function runCatalogCommand(
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * `rm --all --label app=shop [--dry-run]`: every snapshot matching the filter, oldest first (the
+ * hosting panel's "delete every snapshot of an app"). A filter is required, so `rm --all` alone
+ * can never empty a repository.
+ * @throws InvalidInputError without --all, with a snapshot argument too, or without a filter.
+ */
+async function removeAll(
+  repository: Repository,
+  filter: SnapshotFilter,
+  args: string[],
+  options: CliOptions,
+  out: (text: string) => void,
+): Promise<number> {
+  if (!options.all) throw new InvalidInputError('rm: give a <snapshot>, or --all with --source and/or --label');
+  if (args.length > 0) throw new InvalidInputError(`rm: --all removes every snapshot matching the filter; drop "${args[0]}" or --all`);
+  if (filter.source === undefined && filter.labels === undefined) throw new InvalidInputError('rm --all: needs --source or --label, so that it never empties the whole repository');
+  const records = await repository.list(filter);
+  const dryRun = options['dry-run'];
+  for (const record of records) if (!dryRun) await repository.delete(record.id);
+  if (options.json) out(JSON.stringify({ dryRun, removed: records.map((r) => r.id) }));
+  else {
+    for (const record of records) out(`${dryRun ? 'would remove' : 'removed'} ${record.id}`);
+    out(`${dryRun ? 'would remove' : 'removed'} ${records.length} snapshot${records.length === 1 ? '' : 's'}`);
+  }
+  return 0;
 }
 
 /**

@@ -22,6 +22,10 @@ const SNAPSHOT_REF =
 const JOB_MODES =
   'Without --wait or --local the job is enqueued and its id printed. --wait follows it to its end (Ctrl-C stops following, not the job); --local runs it in this process without Redis.';
 
+const POLICY_RULES =
+  "Rules (restic's forget policy, comma-separated): keep-last=N, keep-{hourly,daily,weekly,monthly,yearly}=N|unlimited, keep-within[-{hourly,daily,weekly,monthly,yearly}]=7d|1y2mo, keep-tag=k=v. Calendar periods in --tz (default UTC); --dry-run lists every snapshot with keep or remove and why.";
+const SCHEDULE_FLAGS = ['json'] as const satisfies readonly FlagName[];
+
 /** Every command, in the order `--help` lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
   { name: 'worker', args: '', minArgs: 0, maxArgs: 0, flags: [], summary: 'run a worker (configuration from the environment)' },
@@ -63,17 +67,25 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'prune',
-    args: '<keep-last=N,keep-within=30d>',
+    args: '<keep-daily=7,keep-weekly=4,...>',
     minArgs: 1,
     maxArgs: 1,
-    flags: ['repo', 'source', 'label', 'dry-run', ...JOB_FLAGS],
+    flags: ['repo', 'source', 'label', 'group-by', 'tz', 'dry-run', ...JOB_FLAGS],
     summary: 'remove snapshots the policy does not keep, and incomplete ones',
-    notes: JOB_MODES,
+    notes: `${POLICY_RULES}\n${JOB_MODES}`,
   },
   { name: 'ls', args: '', minArgs: 0, maxArgs: 0, flags: ['repo', 'source', 'label', 'json'], summary: 'list snapshots (a table; --json for records)' },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
-  { name: 'rm', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: 'remove a snapshot', notes: SNAPSHOT_REF },
+  {
+    name: 'rm',
+    args: '<snapshot> | --all',
+    minArgs: 0,
+    maxArgs: 1,
+    flags: [...PICK_FLAGS, 'all', 'dry-run', 'json'],
+    summary: 'remove a snapshot, or with --all every snapshot matching --source/--label',
+    notes: `${SNAPSHOT_REF}\n--all (e.g. rm --label app=shop --all) needs --source or --label and no <snapshot>; --dry-run lists what would be removed.`,
+  },
   {
     name: 'link',
     args: '<snapshot>',
@@ -102,6 +114,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'remove a waiting job, or abort a running one',
     notes: 'A running job is aborted through its AbortSignal on the worker that runs it and fails with "cancelled"; it is not retried.',
   },
+  {
+    name: 'schedule add',
+    args: '<name> <source>...',
+    minArgs: 2,
+    maxArgs: Infinity,
+    flags: ['cron', 'every', 'tz', 'keep', 'group-by', 'paused', 'repo', 'label', 'name', 'include', 'exclude', 'compression', 'no-consumers', 'check-messages', 'skip-unreadable', 'json'],
+    summary: 'add or replace a schedule: a snapshot on --cron (in --tz) or --every, pruned by --keep after each run',
+    notes: `Exactly one of --cron and --every. ${POLICY_RULES}`,
+  },
+  { name: 'schedule ls', args: '', minArgs: 0, maxArgs: 0, flags: SCHEDULE_FLAGS, summary: 'list schedules: next run, last run, last result' },
+  { name: 'schedule show', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: "print a schedule's definition and status as JSON" },
+  { name: 'schedule rm', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'remove a schedule (its snapshots stay)' },
+  { name: 'schedule pause', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'stop creating runs until resumed' },
+  { name: 'schedule resume', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'create runs again' },
+  { name: 'schedule run', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'enqueue one run now and print its job id' },
   { name: 'help', args: '[command]', minArgs: 0, maxArgs: 2, flags: [], summary: 'show help for a command' },
 ];
 

@@ -26,6 +26,13 @@ export const FLAGS = {
   'skip-unreadable': { type: 'boolean', description: 'leave out entries that cannot be read, naming them in the record (exit 3), instead of failing' },
   replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
   'dry-run': { type: 'boolean', description: 'report what would be removed, remove nothing' },
+  tz: { type: 'string', value: 'ZONE', description: 'IANA time zone for cron and calendar retention, e.g. Europe/Prague (default UTC)' },
+  'group-by': { type: 'string', value: 'KEYS', description: 'apply the policy per source (default), labels, source,labels, or "" for all together' },
+  cron: { type: 'string', value: 'EXPR', description: 'cron pattern, e.g. "0 3 * * *" (in --tz)' },
+  every: { type: 'string', value: 'D', description: 'fixed interval instead of --cron: 90s, 30m, 1h, 1d, 1w' },
+  keep: { type: 'string', value: 'POLICY', description: 'retention after each run: keep-daily=7,keep-weekly=4,... (as prune)' },
+  paused: { type: 'boolean', description: 'add the schedule paused' },
+  all: { type: 'boolean', description: 'rm: every snapshot matching --source and --label (at least one of them required)' },
   expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
@@ -50,6 +57,13 @@ export interface CliOptions {
   'skip-unreadable': boolean;
   replace: boolean;
   'dry-run': boolean;
+  tz?: string;
+  'group-by'?: string;
+  cron?: string;
+  every?: string;
+  keep?: string;
+  paused: boolean;
+  all: boolean;
   expires?: string;
   'job-id'?: string;
   wait: boolean;

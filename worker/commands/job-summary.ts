@@ -1,6 +1,7 @@
 import type { JobResultByKind } from '../../jobs/results.js';
 import type { JobKind } from '../../shared/job-kind.js';
 import { formatBytes } from '../progress-bar.js';
+import { formatPruneReport } from './prune-report.js';
 
 /** One line describing a job's result, for people (`--json` prints the result itself). */
 export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByKind[K]): string {
@@ -19,8 +20,7 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
       return `snapshot ${r.snapshotId} verified: ${r.entries} entries, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
     }
     default: {
-      const r = result as JobResultByKind['prune'];
-      return `${r.dryRun ? 'would remove' : 'removed'} ${r.removed.length} snapshot(s) and ${r.removedIncomplete.length} incomplete one(s); kept ${r.kept.length}`;
+      return formatPruneReport(result as JobResultByKind['prune']);
     }
   }
 }

@@ -1,3 +1,4 @@
+import type { RetentionFields } from '../../jobs/schemas.js';
 import { InvalidInputError } from '../../shared/errors.js';
 
 /** `--label k=v` options as a record. */
@@ -13,18 +14,34 @@ export function parseLabels(labels: readonly string[]): Record<string, string> |
 }
 
 /**
- * A prune policy such as `keep-last=7,keep-within=30d` as job fields.
- * @throws InvalidInputError for an unknown rule.
+ * A prune policy such as `keep-daily=7,keep-weekly=4,keep-within=30d,keep-tag=app=shop` as job
+ * fields: restic's keep rules, counts as N or `unlimited`, durations like `7d` or `1y2mo`, and
+ * `keep-tag=k=v` once per label to keep (several entries: any of them keeps).
+ * @throws InvalidInputError for an unknown rule or a malformed value.
  */
-export function parsePrunePolicy(policy: string): { keepLast?: number; keepWithin?: string } {
-  const result: { keepLast?: number; keepWithin?: string } = {};
+export function parsePrunePolicy(policy: string): RetentionFields {
+  const result: Record<string, unknown> = {};
   for (const rule of policy.split(',').filter(Boolean)) {
-    const [key, value] = rule.split('=', 2);
-    if (key === 'keep-last' && value && /^\d+$/.test(value)) result.keepLast = Number(value);
-    else if (key === 'keep-within' && value) result.keepWithin = value;
-    else throw new InvalidInputError(`prune policy: "${rule}" is not keep-last=N or keep-within=DURATION`);
+    const eq = rule.indexOf('=');
+    const [key, value] = eq > 0 ? [rule.slice(0, eq), rule.slice(eq + 1)] : [rule, ''];
+    const field = key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (/^keep(Last|Hourly|Daily|Weekly|Monthly|Yearly)$/.test(field) && /^(\d+|unlimited)$/.test(value)) {
+      result[field] = value === 'unlimited' ? value : Number(value);
+    } else if (/^keepWithin(Hourly|Daily|Weekly|Monthly|Yearly)?$/.test(field) && value) result[field] = value;
+    else if (field === 'keepTag' && value.indexOf('=') > 0) result.keepTag = [...((result.keepTag as string[]) ?? []), value];
+    else {
+      throw new InvalidInputError(
+        `prune policy: "${rule}" is not keep-{last,hourly,daily,weekly,monthly,yearly}=N, keep-within[-{hourly,daily,weekly,monthly,yearly}]=DURATION or keep-tag=k=v`,
+      );
+    }
   }
-  return result;
+  return result as RetentionFields;
+}
+
+/** `--group-by source,labels` as the job field; an empty value groups everything together. */
+export function parseGroupBy(text: string | undefined): RetentionFields['groupBy'] {
+  if (text === undefined) return undefined;
+  return text.split(',').filter(Boolean) as RetentionFields['groupBy'];
 }
 
 /** `1h`, `30m`, `900` (seconds) → seconds. */

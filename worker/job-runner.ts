@@ -11,7 +11,8 @@ import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
-import { PathPolicy } from '../shared/path-policy.js';
+import { PathPolicy, type GuardedDir } from '../shared/path-policy.js';
+import { fileURLToPath } from 'node:url';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
@@ -34,7 +35,7 @@ export class JobRuntime {
     readonly metrics?: WorkerMetrics,
   ) {
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
-    const paths = new PathPolicy(config.allowedPaths);
+    const paths = new PathPolicy(config.allowedPaths, guardedDirs(config));
     const natsServers = new NatsServerPolicy(config.natsAllowedServers);
     this.endpoints = {
       // Without a role (a caller outside openSource/openTarget) the stricter target rule applies.
@@ -205,6 +206,23 @@ export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRunt
   } finally {
     watchdog.stop();
   }
+}
+
+/**
+ * What restores must never replace: every file repository the worker knows and its staging
+ * directory (a target of `/tmp` or of a repository's folder would otherwise delete them).
+ */
+function guardedDirs(config: WorkerConfig): GuardedDir[] {
+  const dirs: GuardedDir[] = [{ path: config.stagingDir, what: 'the staging directory', noTargetsInside: false }];
+  for (const [name, uri] of Object.entries(config.repositories)) {
+    if (!uri.startsWith('file:')) continue;
+    try {
+      dirs.push({ path: fileURLToPath(uri.split('?')[0]!), what: `repository ${JSON.stringify(name)}`, noTargetsInside: true });
+    } catch {
+      // A malformed URI is refused, naming it, when a job opens that repository.
+    }
+  }
+  return dirs;
 }
 
 /** Counts integrity failures found while reading a stored snapshot. */

@@ -1,7 +1,7 @@
 /*
  * fsx: the filesystem calls Node's fs module does not offer, for exact backups on Linux.
  *
- *   setTimesNs(path, atimeNs, mtimeNs, noFollow)   utimensat(2) with nanoseconds (BigInt)
+ *   setTimes(path, atimeS, atimeNs, mtimeS, mtimeNs, noFollow)   utimensat(2): BigInt seconds + nanoseconds
  *   seekData(fd, offset) / seekHole(fd, offset)   lseek(2) SEEK_DATA / SEEK_HOLE
  *   makeNode(path, typeBits, mode, major, minor)  mknod(2) for FIFOs and devices
  *   listXattrs / getXattr / setXattr             (l)listxattr, (l)getxattr, (l)setxattr
@@ -92,32 +92,31 @@ static int get_int64(napi_env env, napi_value value, int64_t *out) {
   return 0;
 }
 
-/* Nanoseconds since the epoch (BigInt, negative allowed) as a timespec with 0 <= tv_nsec < 1e9. */
-static int get_timespec(napi_env env, napi_value value, struct timespec *out) {
-  int64_t ns;
+/*
+ * A time as whole seconds since the epoch (BigInt, negative allowed) and nanoseconds (0..999999999),
+ * so every time a filesystem can hold fits (a single int64 of nanoseconds ends in 2262).
+ */
+static int get_timespec(napi_env env, napi_value seconds_value, napi_value nanos_value, struct timespec *out) {
+  int64_t seconds;
+  uint32_t nanos;
   bool lossless;
-  if (napi_get_value_bigint_int64(env, value, &ns, &lossless) != napi_ok || !lossless) return -1;
-  int64_t seconds = ns / 1000000000;
-  int64_t rest = ns % 1000000000;
-  if (rest < 0) {
-    rest += 1000000000;
-    seconds -= 1;
-  }
+  if (napi_get_value_bigint_int64(env, seconds_value, &seconds, &lossless) != napi_ok || !lossless) return -1;
+  if (napi_get_value_uint32(env, nanos_value, &nanos) != napi_ok || nanos > 999999999) return -1;
   out->tv_sec = (time_t)seconds;
-  out->tv_nsec = (long)rest;
+  out->tv_nsec = (long)nanos;
   return 0;
 }
 
 static napi_value set_times_ns(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char path[PATH_MAX + 1];
   struct timespec times[2];
   bool no_follow;
-  if (argc < 4 || get_path(env, argv[0], path, sizeof path) || get_timespec(env, argv[1], &times[0]) ||
-      get_timespec(env, argv[2], &times[1]) || get_bool(env, argv[3], &no_follow))
-    return throw_type(env, "setTimesNs(path, atimeNs: bigint, mtimeNs: bigint, noFollow: boolean)");
+  if (argc < 6 || get_path(env, argv[0], path, sizeof path) || get_timespec(env, argv[1], argv[2], &times[0]) ||
+      get_timespec(env, argv[3], argv[4], &times[1]) || get_bool(env, argv[5], &no_follow))
+    return throw_type(env, "setTimes(path, atimeSeconds: bigint, atimeNanos: number, mtimeSeconds: bigint, mtimeNanos: number, noFollow: boolean)");
   if (utimensat(AT_FDCWD, path, times, no_follow ? AT_SYMLINK_NOFOLLOW : 0) != 0)
     return throw_errno(env, errno, "utimensat", path);
   return NULL;
@@ -269,7 +268,7 @@ static napi_value punch_hole(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
-      {"setTimesNs", NULL, set_times_ns, NULL, NULL, NULL, napi_default, NULL},
+      {"setTimes", NULL, set_times_ns, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"makeNode", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},

@@ -19,12 +19,12 @@ const dir = mkdtempSync(path.join(tmpdir(), 'snapworker-native-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('native filesystem calls', () => {
-  it('set nanosecond mtimes exactly, before 1970 and after 2038, on files and on symlinks themselves', () => {
+  it('set nanosecond mtimes exactly, before 1970, after 2038 and after 2262 (past an int64 of nanoseconds), on files and on symlinks themselves', () => {
     const file = path.join(dir, 'times');
     writeFileSync(file, 'x');
     const link = path.join(dir, 'times-link');
     symlinkSync('times', link);
-    for (const ns of [-304387200000000001n, 0n, 1795961425919000000n, 2208988800000000000n, 4115059200250000000n]) {
+    for (const ns of [-304387200000000001n, 0n, 1795961425919000000n, 2208988800000000000n, 4115059200250000000n, 9223372036854775807n, 9223372036854775808n, 10413792000123456789n]) {
       setTimesNs(file, ns, ns, false);
       assert.equal(statSync(file, { bigint: true }).mtimeNs, ns);
       setTimesNs(link, 5n, ns + 1n, true);

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
  * Linux only.
  */
 interface Fsx {
-  setTimesNs(path: string | Buffer, atimeNs: bigint, mtimeNs: bigint, noFollow: boolean): void;
+  setTimes(path: string | Buffer, atimeSeconds: bigint, atimeNanos: number, mtimeSeconds: bigint, mtimeNanos: number, noFollow: boolean): void;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   makeNode(path: string | Buffer, typeBits: number, mode: number, major: number, minor: number): void;
@@ -40,11 +40,25 @@ function loadAddon(): Fsx {
 const fsx = loadAddon();
 
 /**
- * Sets atime and mtime exactly (utimensat(2)); times are nanoseconds since the epoch, negative
- * allowed (before 1970). `noFollow` sets a symlink's own times instead of its target's.
+ * Sets atime and mtime exactly (utimensat(2)); times are nanoseconds since the epoch, of any
+ * range the filesystem holds (before 1970, after 2262). `noFollow` sets a symlink's own times
+ * instead of its target's. A time the kernel cannot hold throws EINVAL or EOVERFLOW.
  */
 export function setTimesNs(path: string | Buffer, atimeNs: bigint, mtimeNs: bigint, noFollow: boolean): void {
-  fsx.setTimesNs(path, atimeNs, mtimeNs, noFollow);
+  const [atimeSeconds, atimeNanos] = splitNs(atimeNs);
+  const [mtimeSeconds, mtimeNanos] = splitNs(mtimeNs);
+  fsx.setTimes(path, atimeSeconds, atimeNanos, mtimeSeconds, mtimeNanos, noFollow);
+}
+
+/** Whole seconds (floored) and the nanoseconds after them (0..999999999). */
+function splitNs(ns: bigint): [bigint, number] {
+  let seconds = ns / 1_000_000_000n;
+  let nanos = ns % 1_000_000_000n;
+  if (nanos < 0n) {
+    nanos += 1_000_000_000n;
+    seconds -= 1n;
+  }
+  return [seconds, Number(nanos)];
 }
 
 /** lseek(fd, offset, SEEK_DATA): the next data offset at or after `offset` (bytes), or -1 when no data follows. */

@@ -91,6 +91,8 @@ export const addTimes: CaseBuilder = ({ root, times }) => {
     ['before-epoch-half', ns('1969-12-31T23:59:58.5Z')],
     ['2040-01-01', ns('2040-01-01T00:00:00Z')],
     ['2100-06-01.250', ns('2100-06-01T00:00:00.250Z')],
+    // Past 2262-04-11, where nanoseconds since the epoch no longer fit a signed 64-bit integer.
+    ['2300-01-01.000000001', ns('2300-01-01T00:00:00Z', 1n)],
     ['ms-1795961425.919', 1795961425_919_000_000n],
     ['ns-123456789', 1_700_000_000_123_456_789n],
     ['whole-second', 1_600_000_000_000_000_000n],

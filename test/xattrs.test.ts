@@ -23,6 +23,18 @@ describe('extended attributes of a node', () => {
     ]);
   });
 
+  it('names an attribute whose name is not UTF-8 instead of dropping it in silence', () => {
+    const file = path.join(dir, 'odd-name');
+    writeFileSync(file, 'x');
+    // The addon takes a Buffer for a name whose bytes are not UTF-8 (as a shell user can set).
+    setXattr(file, Buffer.from([...Buffer.from('user.'), 0xff, 0xfe]) as unknown as string, Buffer.from('v'), true);
+    setXattr(file, 'user.ok', Buffer.from('v'), true);
+    const leftOut: string[] = [];
+    const xattrs = readXattrs(file, (name, reason) => leftOut.push(`${name}: ${reason}`));
+    assert.deepEqual(xattrs?.map((x) => x.name), ['user.ok']);
+    assert.deepEqual(leftOut, ['user.\uFFFD\uFFFD: extended attribute name is not UTF-8; not stored']);
+  });
+
   it("reads a symlink's own attributes, never its target's", () => {
     const target = path.join(dir, 'target');
     writeFileSync(target, 'x');

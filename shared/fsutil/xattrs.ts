@@ -7,11 +7,13 @@ import { getXattr, listXattrs, setXattr } from './native-fs.js';
  * namespace the process can read: `user.*` always, `trusted.*` only as root (the kernel lists
  * them to CAP_SYS_ADMIN only), `security.*` and `system.posix_acl_*` (POSIX ACLs) as stored.
  * Undefined when there are none, or the filesystem does not support them. An attribute removed
- * between listing and reading is left out.
+ * between listing and reading is left out. An attribute whose name is not UTF-8 cannot be read
+ * back by name here (names come from the addon as text); it is left out and passed to
+ * `leftOut`, so the caller can name it instead of dropping it in silence.
  *
  * @throws the raw system error (ENOENT when the path vanished, EACCES, ...).
  */
-export function readXattrs(absPath: string | Buffer): Xattr[] | undefined {
+export function readXattrs(absPath: string | Buffer, leftOut?: (name: string, reason: string) => void): Xattr[] | undefined {
   const names = listXattrs(absPath, true);
   if (names.length === 0) return undefined;
   const xattrs: Xattr[] = [];
@@ -20,6 +22,8 @@ export function readXattrs(absPath: string | Buffer): Xattr[] | undefined {
       xattrs.push({ name, value: getXattr(absPath, name, true) });
     } catch (err) {
       if (errnoCode(err) !== 'ENODATA') throw err;
+      // U+FFFD: the name's bytes were not UTF-8, so reading it by its decoded name finds nothing.
+      if (name.includes('\uFFFD')) leftOut?.(name, 'extended attribute name is not UTF-8; not stored');
     }
   }
   return xattrs.length > 0 ? xattrs : undefined;

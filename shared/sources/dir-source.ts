@@ -297,7 +297,10 @@ export class DirSource implements Source {
     };
     try {
       // A hard link's attributes are its inode's, stored with the first name.
-      const xattrs = type === 'hardlink' ? undefined : readXattrs(fsPath(absPath));
+      const xattrs =
+        type === 'hardlink'
+          ? undefined
+          : readXattrs(fsPath(absPath), (name, reason) => this.notices.add({ kind: 'unsupported', path: showName(`data/${relPath}`), reason: `${name}: ${reason}` }));
       if (xattrs) entry.xattrs = xattrs;
       if (type === 'hardlink') {
         entry.linkTarget = linkTarget;

@@ -19,6 +19,7 @@ import { deviceNumbers } from '../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../fsutil/walk-tree.js';
 import { nullNotices, type NoticeSink } from './notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
+import { lineageNameFrom } from './lineage-name.js';
 
 const MiB = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -139,7 +140,7 @@ export class DirSource implements Source {
     this.descriptor = {
       kind: 'dir',
       uri,
-      name: params.name ?? (path.basename(root) || 'root'),
+      name: params.name ?? lineageNameFrom(path.basename(root), 'root'),
       details: { include, exclude },
     };
   }

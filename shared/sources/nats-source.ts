@@ -15,6 +15,7 @@ import { BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY, encodeBackupMetadata } from
 import { memoryStreamError, snapshotStream, type StreamSnapshotOptions } from '../nats/stream-snapshot.js';
 import type { TransferProgress } from '../nats/transfer-meter.js';
 import type { NatsProfile, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
+import { lineageNameFrom } from './lineage-name.js';
 
 /** Transfer tuning for NATS sources; the defaults suit a worker, tests shorten the timeouts. */
 export type NatsSourceTuning = NatsConnectOptions &
@@ -69,7 +70,7 @@ class NatsStreamSource implements Source {
     this.descriptor = {
       kind: 'nats',
       uri: endpoint.uri,
-      name: params.name ?? endpoint.stream,
+      name: params.name ?? lineageNameFrom(endpoint.stream, 'stream'),
       details: { stream: endpoint.stream },
     };
   }

@@ -11,6 +11,7 @@ import { backupDatabase, type DatabaseFacts, type SqliteBackupOptions } from '..
 import { checkDatabaseIntegrity, type IntegrityCheckMode } from '../sqlite/check-integrity.js';
 import { databaseEntryPath, parseSqliteUris, uniqueDatabaseNames, type SqliteEndpoint } from '../sqlite/sqlite-uri.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from './source.js';
+import { lineageNameFrom } from './lineage-name.js';
 
 /** Options of the SQLite source, fixed per worker (not per job). */
 export interface SqliteSourceOptions extends SqliteBackupOptions {
@@ -69,7 +70,7 @@ class SqliteSource implements Source {
     this.descriptor = {
       kind: 'sqlite',
       uri: endpoints.map((endpoint) => endpoint.uri).join(' '),
-      name: params.name ?? first.slice(0, first.length - path.extname(first).length),
+      name: params.name ?? lineageNameFrom(first.slice(0, first.length - path.extname(first).length), 'database'),
       details: { check: this.check === 'quick' ? 'quick_check' : 'integrity_check', databases: this.databases },
     };
   }

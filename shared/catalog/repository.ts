@@ -173,8 +173,13 @@ export class Repository {
     return result.data;
   }
 
-  /** Complete snapshots matching `filter`, oldest first (ids sort by time). */
-  async list(filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord[]> {
+  /**
+   * Complete snapshots matching `filter`, oldest first (ids sort by time).
+   * @param options.onDamaged told about each record that is not a valid record (and then left
+   *   out), so one damaged record does not hide every other snapshot; without it such a record
+   *   throws its IntegrityError.
+   */
+  async list(filter: SnapshotFilter = {}, options?: SignalOptions & { onDamaged?: (id: string, err: IntegrityError) => void }): Promise<SnapshotRecord[]> {
     const { complete } = await this.scan(options);
     const records: SnapshotRecord[] = [];
     for (const id of complete) {
@@ -183,6 +188,10 @@ export class Repository {
         record = await this.getRecord(id, options);
       } catch (err) {
         if (err instanceof NotFoundError) continue; // deleted while listing
+        if (err instanceof IntegrityError && options?.onDamaged) {
+          options.onDamaged(id, err);
+          continue;
+        }
         throw err;
       }
       if (matches(record, filter)) records.push(record);

@@ -33,7 +33,9 @@ export async function runCatalogCommand(
     const filter = { source: options.source, labels: parseLabels(options.label) };
 
     if (command === 'ls') {
-      const records = await repository.list(filter);
+      // A damaged record is named on stderr and the rest listed, as restic's `snapshots` does.
+      const onDamaged = (_id: string, err: Error) => process.stderr.write(`snapworker: warning: ${err.message}; left out of the list\n`);
+      const records = await repository.list(filter, { onDamaged });
       if (options.json) out(JSON.stringify(records, null, 2));
       else out(formatSnapshotTable(records));
       return 0;

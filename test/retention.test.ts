@@ -75,8 +75,8 @@ describe('retention with restic semantics', () => {
     assert.equal(result[0]!.reasons.join(), 'daily snapshot,weekly snapshot,monthly snapshot');
   });
 
-  it('never lets a policy without any rule remove anything, and treats counts of 0 as no rule', () => {
-    for (const policy of [{}, { keepLast: 0 }, { keepDaily: 0, keepTag: [] }] as RetentionPolicy[]) {
+  it('never lets a policy without any rule remove anything, and treats counts of 0 and zero durations as no rule', () => {
+    for (const policy of [{}, { keepLast: 0 }, { keepDaily: 0, keepTag: [] }, { keepWithin: '0d' }, { keepWithinDaily: '0s', keepLast: 0 }] as RetentionPolicy[]) {
       assert.equal(kept(candidates(documented), policy).length, documented.length);
     }
   });

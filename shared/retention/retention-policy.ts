@@ -1,3 +1,4 @@
+import { parseCalendarDuration } from './calendar-duration.js';
 import { InvalidInputError } from '../errors.js';
 import { CALENDAR_UNITS, type CalendarUnit } from './calendar-buckets.js';
 
@@ -54,11 +55,20 @@ export const CALENDAR_WITHIN_FIELDS = CALENDAR_UNITS.map(
   (unit) => [unit, `keepWithin${unit[0]!.toUpperCase()}${unit.slice(1)}` as `keepWithin${Capitalize<CalendarUnit>}`] as const,
 );
 
-/** True when the policy has no rule at all, so that applying it keeps everything. */
+/**
+ * True when the policy has no rule at all, so that applying it keeps everything. A count of 0
+ * and a zero duration (`keepWithin: "0d"`) are no rule, as in restic (`Duration.Zero()`): a
+ * policy of only such rules never removes every snapshot.
+ */
 export function isEmptyPolicy(policy: RetentionPolicy): boolean {
   const counts = [policy.keepLast, ...CALENDAR_COUNT_FIELDS.map(([, field]) => policy[field])];
   const withins = [policy.keepWithin, ...CALENDAR_WITHIN_FIELDS.map(([, field]) => policy[field])];
-  return counts.every((count) => count === undefined || count === 0) && withins.every((w) => w === undefined) && !policy.keepTag?.length;
+  return counts.every((count) => count === undefined || count === 0) && withins.every((w) => w === undefined || isZeroDuration(w)) && !policy.keepTag?.length;
+}
+
+function isZeroDuration(text: string): boolean {
+  const span = parseCalendarDuration(text);
+  return span.years === 0 && span.months === 0 && span.days === 0 && span.seconds === 0;
 }
 
 /**

@@ -86,6 +86,7 @@ describe('the snapworker command line', () => {
     const cases: Array<[string[], RegExp]> = [
       [['snapshot', `dir://${source}`, '--lable', 'app=x', '--local'], /unknown flag --lable \(did you mean --label\?\)/],
       [['--lable', 'app=x', 'snapshot', `dir://${source}`], /unknown flag --lable \(did you mean --label\?\)/],
+      [['ls', '--rpeo', 'file:///x'], /unknown flag --rpeo \(did you mean --repo\?\)/],
       [['verify', 'latest', '--include', 'x'], /verify: --include does not apply to verify/],
       [['verify', 'latest', '--replace'], /verify: --replace does not apply to verify/],
       [['verify', 'latest', '--expires', '1h'], /verify: --expires does not apply to verify/],

@@ -8,6 +8,7 @@ import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/red
 import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './sources/source.js';
 import type { SealKey } from './archive/seal.js';
+import { parseRepositoryUri } from './storage/open-driver.js';
 
 /** Everything a worker (or a `--local` run) is configured with. Read from the environment only. */
 export interface WorkerConfig {
@@ -163,6 +164,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const repositories = parseJsonSetting('SNAPWORKER_REPOSITORIES', e.SNAPWORKER_REPOSITORIES, repositoriesSchema, problems) ?? {
     default: `file://${path.join(cwd, '.snapworker', 'repo')}`,
   };
+  for (const [name, uri] of Object.entries(repositories)) {
+    try {
+      parseRepositoryUri(uri);
+    } catch (err) {
+      problems.push(`SNAPWORKER_REPOSITORIES.${name}: ${errorMessage(err)}`);
+    }
+  }
   if (!Object.hasOwn(repositories, e.SNAPWORKER_DEFAULT_REPOSITORY)) {
     problems.push(`SNAPWORKER_DEFAULT_REPOSITORY=${quote(e.SNAPWORKER_DEFAULT_REPOSITORY)}: not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
   }

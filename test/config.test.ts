@@ -57,6 +57,11 @@ describe('worker configuration', () => {
   it('refuses repositories that are not JSON or not file/s3 URIs, and relative allowed paths', () => {
     assert.match(captureConfigError({ SNAPWORKER_REPOSITORIES: 'default=file:///x' }).message, /SNAPWORKER_REPOSITORIES: not valid JSON/);
     assert.match(captureConfigError({ SNAPWORKER_REPOSITORIES: '{"default":"ftp://x"}' }).message, /SNAPWORKER_REPOSITORIES.default: must be a file:\/\/ or s3:\/\/ URI/);
+    // Each URI is parsed at start, so a bad one is listed with the other problems, not found by the first job.
+    const both = captureConfigError({ SNAPWORKER_CONCURRENCY: 'lots', SNAPWORKER_REPOSITORIES: '{"default":"file://rel/x","b":"s3://bk/p?bogus=1"}' }).message;
+    assert.match(both, /SNAPWORKER_CONCURRENCY="lots"/);
+    assert.match(both, /SNAPWORKER_REPOSITORIES.default: repository URI "file:\/\/rel\/x": host/);
+    assert.match(both, /SNAPWORKER_REPOSITORIES.b: .*parameter bogus: unknown/);
     assert.match(captureConfigError({ SNAPWORKER_ALLOWED_PATHS: 'data' }).message, /SNAPWORKER_ALLOWED_PATHS: "data" is not an absolute path/);
     assert.match(captureConfigError({ SNAPWORKER_DEFAULT_REPOSITORY: 'nope' }).message, /"nope": not one of/);
     assert.match(captureConfigError({ SNAPWORKER_SEAL_KEY: 'short' }).message, /SNAPWORKER_SEAL_KEY/);

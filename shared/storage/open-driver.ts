@@ -12,17 +12,32 @@ export interface OpenDriverOptions {
   observer?: StorageObserver;
 }
 
+/** Where a repository URI points, parsed and checked, before any driver is made. */
+export type RepositoryLocation = { kind: 'file'; root: string } | { kind: 's3'; options: S3DriverOptions };
+
 /**
- * Opens the storage driver a repository URI names:
- * - `file:///abs/path` → `FsDriver` rooted at `/abs/path`;
+ * Opens the storage driver a repository URI names (see `parseRepositoryUri`).
+ * @throws InvalidInputError naming the bad part of the URI.
+ */
+export function openDriver(uri: string, options: OpenDriverOptions = {}): StorageDriver {
+  const location = parseRepositoryUri(uri);
+  return location.kind === 'file'
+    ? new FsDriver({ root: location.root, observer: options.observer })
+    : new S3Driver({ ...location.options, observer: options.observer });
+}
+
+/**
+ * Parses a repository URI without opening anything, so configuration can check every one at
+ * start:
+ * - `file:///abs/path` → a filesystem repository rooted at `/abs/path`;
  * - `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&checksum=when_required&partSize=16MiB&queueSize=4&maxAttempts=8`
- *   → `S3Driver` (every parameter optional; sizes as bytes or with B/KiB/MiB/GiB).
+ *   (every parameter optional; sizes as bytes or with B/KiB/MiB/GiB).
  *
  * Throws `InvalidInputError` naming the bad part of the URI: unknown scheme or parameter, a
  * relative or remote file path, credentials in the URI (they come from the AWS SDK's default
  * chain only), a malformed value.
  */
-export function openDriver(uri: string, options: OpenDriverOptions = {}): StorageDriver {
+export function parseRepositoryUri(uri: string): RepositoryLocation {
   let url: URL;
   try {
     url = new URL(uri);
@@ -40,9 +55,9 @@ export function openDriver(uri: string, options: OpenDriverOptions = {}): Storag
 
   switch (url.protocol) {
     case 'file:':
-      return openFileDriver(url, options, bad);
+      return { kind: 'file', root: fileRoot(url, bad) };
     case 's3:':
-      return new S3Driver({ ...s3OptionsFromUrl(url, bad), observer: options.observer });
+      return { kind: 's3', options: s3OptionsFromUrl(url, bad) };
     default:
       return bad('scheme', `${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use file:// or s3://)`);
   }
@@ -50,12 +65,12 @@ export function openDriver(uri: string, options: OpenDriverOptions = {}): Storag
 
 type Complaint = (part: string, why: string) => never;
 
-function openFileDriver(url: URL, options: OpenDriverOptions, bad: Complaint): FsDriver {
+function fileRoot(url: URL, bad: Complaint): string {
   if (url.host && url.host !== 'localhost') bad('host', `${JSON.stringify(url.host)}: file URIs name a local absolute path (file:///abs/path)`);
   if (url.search) bad('query', 'file URIs take no parameters');
   const root = decodeURIComponent(url.pathname).replace(/\/+$/, '') || '/';
   if (!isAbsolute(root)) bad('path', 'must be absolute');
-  return new FsDriver({ root, observer: options.observer });
+  return root;
 }
 
 const S3_PARAMETERS = ['endpoint', 'region', 'forcePathStyle', 'checksum', 'partSize', 'queueSize', 'maxAttempts'] as const;

@@ -241,6 +241,19 @@ describe('archive integrity', () => {
     await assertRefused(compressBytes(tar, 'zstd'), IntegrityError, /^archive: entry data\/one\.txt: sha256 mismatch$/);
   });
 
+  it('says where in the archive zstd data stopped decoding (a flipped compressed byte)', async () => {
+    // Barely compressible and bigger than one decoded chunk: output flows before the damage.
+    const big = fileEntry('data/big.bin', pseudoRandomBytes(3_000_000, 5));
+    const { bytes } = await writeToBuffer([fileEntry('data/small', 'x'), big, fileEntry('data/last', 'z')], { compression: 'zstd' });
+    const damaged = Buffer.from(bytes);
+    damaged[Math.floor(damaged.length / 2)] ^= 0xff;
+    await assertRefused(damaged, IntegrityError, /^archive: (corrupt zstd data (in|after) entry data\/\S+: .+|entry data\/big\.bin: sha256 mismatch)$/);
+    const { bytes: small } = await writeToBuffer([fileEntry('data/a', 'a')], { compression: 'zstd' });
+    const cut = Buffer.from(small);
+    cut[cut.length - 2] ^= 0xff; // the frame checksum: nothing decodes before it is checked
+    await assertRefused(cut, IntegrityError, /^archive: corrupt zstd data before any entry could be read: /);
+  });
+
   for (const compression of COMPRESSIONS) {
     it(`names the entry a truncated archive was cut in (${compression})`, async () => {
       // Barely compressible, so the middle of the stream is the middle of this file.

@@ -17,6 +17,7 @@ import { xattrsFromPax } from './pax-xattrs.js';
 import { SumsParser } from './sha256sums.js';
 import { contentHash } from './sparse-content.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';
+import { CorruptDataError } from './zstd-decompress-thread.js';
 
 export interface ReadArchiveOptions {
   signal: AbortSignal;
@@ -176,7 +177,7 @@ class ArchiveReader {
   private where(): string {
     if (this.readingEntry !== undefined) return `in entry ${showPath(this.readingEntry)}`;
     if (this.lastEntry !== undefined) return `after entry ${showPath(this.lastEntry)}`;
-    return 'at the start';
+    return 'before any entry could be read';
   }
 
   private explain(err: unknown): Error {
@@ -207,6 +208,9 @@ class ArchiveReader {
         await yielder.add(chunk.length);
       }
     } catch (err) {
+      if (err instanceof CorruptDataError && !this.firstError) {
+        throw new IntegrityError(`archive: corrupt ${this.compression} data ${this.where()}: ${err.detail}`, { cause: err });
+      }
       if (this.firstError || err === this.inputError || err instanceof SnapworkerError) throw err;
       // zlib reports input that ends inside the gzip stream as Z_BUF_ERROR: let the tar parser
       // see what came through, so the error can name the entry the archive was cut in.

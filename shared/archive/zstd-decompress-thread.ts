@@ -119,6 +119,17 @@ let bindingPath: string | undefined;
  * thread produces output only when the reader asks for it (`_read`), and takes input only as
  * it uses it up, so a slow reader holds back the writer.
  */
+/**
+ * The compressed bytes do not decode (a flipped byte, a checksum that does not match). The
+ * archive reader adds where in the archive it happened (`in entry data/b.txt`), which only it knows.
+ */
+export class CorruptDataError extends IntegrityError {
+  constructor(readonly detail: string) {
+    super(`archive: corrupt zstd data: ${detail}`);
+    this.name = 'CorruptDataError';
+  }
+}
+
 export class ThreadedZstdDecompressStream extends Transform {
   private readonly worker: Worker;
   /** Input chunks posted to the thread and not yet used up. */
@@ -179,7 +190,8 @@ export class ThreadedZstdDecompressStream extends Transform {
       this.inFlight -= 1;
       this.releaseWrite();
     } else if ('error' in message) {
-      this.destroy(new IntegrityError(`archive: ${message.error}`));
+      const corrupt = /^corrupt zstd data: /.exec(message.error);
+      this.destroy(corrupt ? new CorruptDataError(message.error.slice(corrupt[0].length)) : new IntegrityError(`archive: ${message.error}`));
     } else {
       this.truncated = message.truncated;
       void this.worker.terminate();

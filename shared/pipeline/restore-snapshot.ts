@@ -4,7 +4,7 @@ import type { Manifest } from '../archive/manifest.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { DigestStream } from '../digest-stream.js';
-import { IntegrityError, InvalidInputError } from '../errors.js';
+import { IntegrityError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { RestoreResult, RestoreSession, RestoreTarget } from '../targets/restore-target.js';
 
@@ -44,6 +44,10 @@ export async function readSnapshot(request: ReadSnapshotRequest): Promise<ReadRe
       await request.onManifest?.(manifest);
     },
     onEntry: request.onEntry,
+  }).catch((err: unknown) => {
+    // The reader names the entry; only we know which stored archive it was reading.
+    if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${record.id} (${record.archive.key}): ${err.message}`;
+    throw err;
   });
   if (digest.size !== record.archive.size || digest.sha256() !== record.archive.sha256) {
     throw new IntegrityError(

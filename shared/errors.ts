@@ -40,6 +40,18 @@ export class UnsafePathError extends SnapworkerError {
   }
 }
 
+/**
+ * An archive entry (its path, link target or type) that would reach outside the restore target:
+ * the snapshot is damaged or hostile, not the caller's input, so the command line exits 1
+ * ("failed"), not 2 as for a path the caller gave.
+ */
+export class UnsafeEntryError extends UnsafePathError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UnsafeEntryError';
+  }
+}
+
 /** The one not-found error every storage driver maps its own to. */
 export class NotFoundError extends SnapworkerError {
   override readonly retryable = false;

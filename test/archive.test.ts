@@ -14,7 +14,7 @@ import { writeArchive, type ArchiveStats, type WriteArchiveOptions } from '../sh
 import { archiveFileName, detectCompression } from '../shared/archive/compression.js';
 import type { Compression } from '../shared/archive/manifest.js';
 import type { SealKey } from '../shared/archive/seal.js';
-import { AbortedError, IntegrityError, InvalidInputError, UnsafePathError } from '../shared/errors.js';
+import { AbortedError, IntegrityError, InvalidInputError, UnsafeEntryError, UnsafePathError } from '../shared/errors.js';
 import { nullProgress, type ProgressSink } from '../shared/progress.js';
 import {
   asAsync,
@@ -338,7 +338,8 @@ describe('archive path safety', () => {
       /entry data\/dir\/file: path goes through the symlink data\/dir/,
     ],
     ['a hard link to a later entry', [{ name: 'data/b', type: 'link', linkname: 'data/a' }, { name: 'data/a', data: 'a' }], UnsafePathError, /entry data\/b: hard link to data\/a, which is not an earlier entry/],
-    ['a hard link out of the archive', [{ name: 'data/b', type: 'link', linkname: 'data/../../etc/passwd' }], UnsafePathError, /entry data\/\.\.\/\.\.\/etc\/passwd: "\.\." component/],
+    ['a hard link out of the archive', [{ name: 'data/b', type: 'link', linkname: 'data/../../etc/passwd' }], UnsafeEntryError, /entry data\/b: hard link to data\/\.\.\/\.\.\/etc\/passwd: "\.\." component/],
+    ['an absolute hard link', [{ name: 'data/b', type: 'link', linkname: '/tmp/outside' }], UnsafeEntryError, /entry data\/b: hard link to \/tmp\/outside: absolute path/],
     ['a hard link to a directory', [{ name: 'data/d', type: 'directory' }, { name: 'data/b', type: 'link', linkname: 'data/d' }], IntegrityError, /entry data\/b: hard link to the directory data\/d/],
     ['a file written through a device', [{ name: 'data/null', type: 'character-device', devmajor: 1, devminor: 3 }, { name: 'data/null/x', data: 'x' }], IntegrityError, /path goes through the chardev data\/null/],
     ['a duplicate path', [{ name: 'data/a', data: 'a' }, { name: 'data/a', data: 'b' }], IntegrityError, /entry data\/a: duplicate path/],

@@ -1,4 +1,4 @@
-import { IntegrityError, UnsafePathError } from '../errors.js';
+import { IntegrityError, UnsafeEntryError } from '../errors.js';
 import { nameByteLength, showName } from '../fsutil/byte-name.js';
 import type { EntryHeader, EntryType } from './archive-entry.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY } from './manifest.js';
@@ -19,14 +19,14 @@ export function showPath(path: string): string {
 }
 
 /**
- * Throws UnsafePathError unless `path` is a normalized relative POSIX path: not empty, not
+ * Throws UnsafeEntryError unless `path` is a normalized relative POSIX path: not empty, not
  * absolute, no `.`, `..` or empty components (so no trailing `/`), no NUL, at most
  * MAX_PATH_BYTES. Any other byte is a valid name byte on Linux (newline, backslash, bytes that
  * are not UTF-8) and is kept.
  */
 export function assertSafeEntryPath(path: string): void {
   const problem = pathProblem(path);
-  if (problem) throw new UnsafePathError(`archive: entry ${showPath(path)}: ${problem}`);
+  if (problem) throw new UnsafeEntryError(`archive: entry ${showPath(path)}: ${problem}`);
 }
 
 function pathProblem(path: string): string | undefined {
@@ -53,13 +53,13 @@ export class EntryTracker {
   private readonly kinds = new Map<string, EntryType>();
   private readonly impliedDirectories = new Set<string>();
 
-  /** Checks `header` against the entries seen so far and records it. Throws UnsafePathError or IntegrityError. */
+  /** Checks `header` against the entries seen so far and records it. Throws UnsafeEntryError or IntegrityError. */
   add(header: EntryHeader): void {
     const { path, type } = header;
     assertSafeEntryPath(path);
     const name = showPath(path);
     if (RESERVED_NAMES.has(path)) throw new IntegrityError(`archive: entry ${name}: name is reserved for the archive's own entries`);
-    if (!ENTRY_TYPES.has(type)) throw new UnsafePathError(`archive: entry ${name}: unsupported entry type ${String(type)}`);
+    if (!ENTRY_TYPES.has(type)) throw new UnsafeEntryError(`archive: entry ${name}: unsupported entry type ${String(type)}`);
     if (this.kinds.has(path)) throw new IntegrityError(`archive: entry ${name}: duplicate path`);
     if (type !== 'directory' && this.impliedDirectories.has(path)) {
       throw new IntegrityError(`archive: entry ${name}: a ${type} where earlier entries need a directory`);
@@ -86,8 +86,9 @@ export class EntryTracker {
   private checkHardLinkTarget(name: string, target: string): void {
     const kind = this.kinds.get(target);
     if (kind === undefined) {
-      assertSafeEntryPath(target);
-      throw new UnsafePathError(`archive: entry ${name}: hard link to ${showPath(target)}, which is not an earlier entry`);
+      const problem = pathProblem(target);
+      if (problem) throw new UnsafeEntryError(`archive: entry ${name}: hard link to ${showPath(target)}: ${problem}`);
+      throw new UnsafeEntryError(`archive: entry ${name}: hard link to ${showPath(target)}, which is not an earlier entry`);
     }
     if (kind === 'directory') throw new IntegrityError(`archive: entry ${name}: hard link to the directory ${showPath(target)}`);
   }
@@ -96,7 +97,7 @@ export class EntryTracker {
     for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
       const ancestor = path.slice(0, slash);
       const kind = this.kinds.get(ancestor);
-      if (kind === 'symlink') throw new UnsafePathError(`archive: entry ${showPath(path)}: path goes through the symlink ${showPath(ancestor)}`);
+      if (kind === 'symlink') throw new UnsafeEntryError(`archive: entry ${showPath(path)}: path goes through the symlink ${showPath(ancestor)}`);
       if (kind !== undefined && kind !== 'directory') throw new IntegrityError(`archive: entry ${showPath(path)}: path goes through the ${kind} ${showPath(ancestor)}`);
     }
     for (let slash = path.lastIndexOf('/'); slash !== -1; slash = path.lastIndexOf('/', slash - 1)) {

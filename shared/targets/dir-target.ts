@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { entryMtimeNs, type EntryHeader } from '../archive/archive-entry.js';
 import { showPath } from '../archive/safe-path.js';
 import type { Manifest } from '../archive/manifest.js';
-import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafePathError, throwIfAborted } from '../errors.js';
+import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafeEntryError, throwIfAborted } from '../errors.js';
 import { dirPathFromUris } from '../fsutil/dir-uri.js';
 import { fsPath } from '../fsutil/byte-name.js';
 import { errnoCode, errorText } from '../fsutil/errno.js';
@@ -147,7 +147,7 @@ class DirRestoreSession implements RestoreSession {
    * Stages one entry. Only `data/...` paths are restored.
    *
    * @throws IntegrityError for a path outside `data/`, a duplicate entry, a body of the wrong
-   *   length or a malformed header; UnsafePathError for absolute or `..` paths and for paths that
+   *   length or a malformed header; UnsafeEntryError for absolute or `..` paths and for paths that
    *   would be written through a symlink or a file.
    */
   write(header: EntryHeader, body: Readable | undefined): Promise<void> {
@@ -245,7 +245,7 @@ class DirRestoreSession implements RestoreSession {
         mkdirSync(fsPath(absDir), STAGING_DIRECTORY_MODE);
       } catch (cause) {
         if (errnoCode(cause) === 'EEXIST') {
-          throw new UnsafePathError(`restore: entry ${showPath(entryPath)} would be written through ${showPath(`data/${relDir}`)}, which is not a directory`, { cause });
+          throw new UnsafeEntryError(`restore: entry ${showPath(entryPath)} would be written through ${showPath(`data/${relDir}`)}, which is not a directory`, { cause });
         }
         throw new SnapworkerError(`restore: create directory ${showPath(`data/${relDir}`)}: ${errorText(cause)}`, { cause });
       }
@@ -302,7 +302,7 @@ class DirRestoreSession implements RestoreSession {
     if (targetSegments.length === 0) throw new IntegrityError(`restore: hard link entry ${showPath(header.path)} has no valid link target`);
     for (let depth = 1; depth < targetSegments.length; depth++) {
       if (!this.directories.has(targetSegments.slice(0, depth).join('/'))) {
-        throw new UnsafePathError(`restore: hard link entry ${showPath(header.path)}: target ${showPath(header.linkTarget!)} is not below directories of this restore`);
+        throw new UnsafeEntryError(`restore: hard link entry ${showPath(header.path)}: target ${showPath(header.linkTarget!)} is not below directories of this restore`);
       }
     }
     try {
@@ -491,7 +491,7 @@ function restorableSegments(entryPath: string): string[] {
   try {
     return safePathSegments(entryPath.slice('data/'.length));
   } catch (cause) {
-    throw new UnsafePathError(`restore: refused entry ${showPath(entryPath)}: absolute or leaves the target`, { cause });
+    throw new UnsafeEntryError(`restore: refused entry ${showPath(entryPath)}: absolute or leaves the target`, { cause });
   }
 }
 

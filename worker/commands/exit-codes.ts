@@ -1,5 +1,5 @@
 import type { JobResultByKind } from '../../jobs/results.js';
-import { AbortedError, InvalidInputError, RepositoryMissingError, UnsafePathError } from '../../shared/errors.js';
+import { AbortedError, InvalidInputError, RepositoryMissingError, UnsafeEntryError, UnsafePathError } from '../../shared/errors.js';
 import type { JobKind } from '../../shared/job-kind.js';
 
 /** The command line's exit codes: restic's where they fit (README "Exit codes"). */
@@ -28,6 +28,7 @@ export class InterruptedError extends AbortedError {
 export function exitCodeForError(err: unknown): number {
   if (err instanceof InterruptedError) return EXIT_CODES.interrupted.code;
   if (err instanceof RepositoryMissingError) return EXIT_CODES.noRepository.code;
+  if (err instanceof UnsafeEntryError) return EXIT_CODES.failed.code; // a damaged snapshot, not the caller's input
   if (err instanceof InvalidInputError || err instanceof UnsafePathError) return EXIT_CODES.badInput.code;
   return EXIT_CODES.failed.code;
 }

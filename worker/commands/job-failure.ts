@@ -1,11 +1,12 @@
 import type { Job } from 'bullmq';
-import { IntegrityError, InvalidInputError, NotFoundError, RepositoryMissingError, SnapworkerError, UnsafePathError } from '../../shared/errors.js';
+import { IntegrityError, InvalidInputError, NotFoundError, RepositoryMissingError, SnapworkerError, UnsafeEntryError, UnsafePathError } from '../../shared/errors.js';
 
 /** Error classes a worker's failure is rebuilt as, by the name its stack trace starts with. */
 const BY_NAME: Record<string, new (message: string) => SnapworkerError> = {
   InvalidInputError,
   ConfigError: InvalidInputError,
   UnsafePathError,
+  UnsafeEntryError,
   IntegrityError,
   NotFoundError,
   RepositoryMissingError,

@@ -13,7 +13,7 @@ import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
 import { runJobCommand } from './commands/job-commands.js';
 import { runJobCancel, runJobStatus } from './commands/job-control.js';
-import { parseGroupBy, parseLabels, parsePrunePolicy } from './commands/options.js';
+import { parseGroupBy, parseLabels, parsePrunePolicy, snapshotJobData } from './commands/options.js';
 import { runScheduleCommand } from './commands/schedule-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
 import { runWorkerProcess } from './worker-process.js';
@@ -64,19 +64,7 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
     case 'snapshot':
       return runJobCommand(
         'snapshot',
-        {
-          v: 1,
-          source: args.length === 1 ? args[0]! : args,
-          repo: options.repo,
-          name: options.name,
-          labels,
-          compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
-          include: options.include.length ? options.include : undefined,
-          exclude: options.exclude.length ? options.exclude : undefined,
-          noConsumers: options['no-consumers'] || undefined,
-          checkMessages: options['check-messages'] || undefined,
-          skipUnreadable: options['skip-unreadable'] || undefined,
-        },
+        snapshotJobData(args, options),
         options,
         config,
         logger,

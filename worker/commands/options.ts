@@ -1,5 +1,23 @@
-import type { RetentionFields } from '../../jobs/schemas.js';
+import type { JobDataByKind, RetentionFields } from '../../jobs/schemas.js';
+import type { CliOptions } from './flags.js';
 import { InvalidInputError } from '../../shared/errors.js';
+
+/** The data of a snapshot job of `sources` as the `snapshot` and `schedule add` flags give it. */
+export function snapshotJobData(sources: readonly string[], options: CliOptions): JobDataByKind['snapshot'] {
+  return {
+    v: 1,
+    source: sources.length === 1 ? sources[0]! : [...sources],
+    repo: options.repo,
+    name: options.name,
+    labels: parseLabels(options.label),
+    compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
+    include: options.include.length ? options.include : undefined,
+    exclude: options.exclude.length ? options.exclude : undefined,
+    noConsumers: options['no-consumers'] || undefined,
+    checkMessages: options['check-messages'] || undefined,
+    skipUnreadable: options['skip-unreadable'] || undefined,
+  };
+}
 
 /** `--label k=v` options as a record. */
 export function parseLabels(labels: readonly string[]): Record<string, string> | undefined {

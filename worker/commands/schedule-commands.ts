@@ -3,7 +3,7 @@ import type { ScheduleDefinition } from '../../jobs/schemas.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import type { CliOptions } from './flags.js';
-import { parseGroupBy, parseLabels, parsePrunePolicy } from './options.js';
+import { parseGroupBy, parsePrunePolicy, snapshotJobData } from './options.js';
 import { closeQueue, connectQueue } from './queue-connection.js';
 
 /**
@@ -70,19 +70,7 @@ function definitionFrom(args: string[], options: CliOptions): ScheduleDefinition
     name: scheduleName!,
     ...(options.cron !== undefined ? { cron: options.cron } : { every: options.every! }),
     ...(options.tz ? { tz: options.tz } : {}),
-    job: {
-      v: 1,
-      source: sources.length === 1 ? sources[0]! : sources,
-      repo: options.repo,
-      name: options.name,
-      labels: parseLabels(options.label),
-      compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
-      include: options.include.length ? options.include : undefined,
-      exclude: options.exclude.length ? options.exclude : undefined,
-      noConsumers: options['no-consumers'] || undefined,
-      checkMessages: options['check-messages'] || undefined,
-      skipUnreadable: options['skip-unreadable'] || undefined,
-    },
+    job: snapshotJobData(sources, options),
     ...(Object.keys(retention).length > 0 ? { retention } : {}),
     ...(options.paused ? { paused: true } : {}),
   };

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
+import type { Job } from 'bullmq';
 import { SnapworkerClient } from '../jobs/client.js';
 import { parseRedisUrl, toConnection } from '../jobs/redis-connection.js';
 import type { ProgressReport } from '../shared/progress.js';
@@ -141,11 +142,7 @@ describe('the queue on a Redis Cluster', () => {
     const worker = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
     const client = environment.client();
     try {
-      const source = path.join(environment.root, 'small');
-      await mkdir(source, { recursive: true });
-      await writeFile(path.join(source, 'f'), 'x');
-      const jobs = [];
-      for (let i = 0; i < 40; i++) jobs.push(await client.enqueue('snapshot', { v: 1, source: `dir://${source}`, name: `job-${i}`, compression: 'none' }));
+      const jobs = await enqueueSmallSnapshots(environment, client, 40);
       const owner = await masterOfKey(cluster, `${environment.prefix}:${environment.queueName}:wait`);
       await eventually('some jobs done', async () => (await client.queue.getCompletedCount()) >= 5);
       const doneBeforeKill = await client.queue.getCompletedCount();
@@ -157,10 +154,9 @@ describe('the queue on a Redis Cluster', () => {
       // job may have *run* twice: Redis replicates asynchronously, so a completion (or a lock) the
       // dead master acknowledged but had not yet sent to its replica is lost, and the job runs
       // again; its snapshot id is fixed per job, so the second run rewrites the same snapshot.
-      const results = await Promise.all(jobs.map(async (job) => (await client.queue.getJob(job.id!))?.returnvalue as { id: string } | undefined));
+      const { results, stored } = await snapshotsOf(environment, client, jobs);
       assert.equal(results.filter(Boolean).length, jobs.length);
       assert.equal(new Set(results.map((r) => r!.id)).size, jobs.length, 'one snapshot id per job');
-      const stored = (await readdir(path.join(environment.root, 'repo', 'snapshots'))).sort();
       assert.deepEqual(stored, results.map((r) => r!.id).sort(), 'the repository holds exactly the jobs\' snapshots');
       // The outage is logged per change of state, not per retry (which ran hundreds of times).
       const complaints = worker.logs().split('\n').filter((line) => /"level":(40|50)/.test(line));
@@ -207,19 +203,14 @@ describe('the queue through Sentinel', () => {
     const worker = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
     const client = environment.client();
     try {
-      const source = path.join(environment.root, 'small');
-      await mkdir(source, { recursive: true });
-      await writeFile(path.join(source, 'f'), 'x');
-      const jobs = [];
-      for (let i = 0; i < 30; i++) jobs.push(await client.enqueue('snapshot', { v: 1, source: `dir://${source}`, name: `job-${i}`, compression: 'none' }));
+      const jobs = await enqueueSmallSnapshots(environment, client, 30);
       await eventually('some jobs done', async () => (await client.queue.getCompletedCount()) >= 5);
       const doneBeforeKill = await client.queue.getCompletedCount();
       await sentinels.master.kill();
       assert.ok(doneBeforeKill < jobs.length, 'the master died while jobs were still to run');
       await eventually('every job completed', async () => (await client.queue.getCompletedCount().catch(() => 0)) === jobs.length, 60_000);
       assert.equal(await client.queue.getFailedCount(), 0);
-      const results = await Promise.all(jobs.map(async (job) => (await client.queue.getJob(job.id!))?.returnvalue as { id: string } | undefined));
-      const stored = (await readdir(path.join(environment.root, 'repo', 'snapshots'))).sort();
+      const { results, stored } = await snapshotsOf(environment, client, jobs);
       assert.deepEqual(stored, results.map((r) => r!.id).sort(), 'one snapshot per job');
     } finally {
       await client.close();
@@ -228,6 +219,23 @@ describe('the queue through Sentinel', () => {
     }
   });
 });
+
+/** Enqueues `count` snapshots of a one-file directory, each its own lineage, for failover runs. */
+async function enqueueSmallSnapshots(environment: ClusterEnvironment, client: SnapworkerClient, count: number): Promise<Job[]> {
+  const source = path.join(environment.root, 'small');
+  await mkdir(source, { recursive: true });
+  await writeFile(path.join(source, 'f'), 'x');
+  const jobs: Job[] = [];
+  for (let i = 0; i < count; i++) jobs.push(await client.enqueue('snapshot', { v: 1, source: `dir://${source}`, name: `job-${i}`, compression: 'none' }));
+  return jobs;
+}
+
+/** Each job's result (the snapshot record) and the snapshot ids the repository holds, sorted. */
+async function snapshotsOf(environment: ClusterEnvironment, client: SnapworkerClient, jobs: readonly Job[]): Promise<{ results: ({ id: string } | undefined)[]; stored: string[] }> {
+  const results = await Promise.all(jobs.map(async (job) => (await client.queue.getJob(job.id!))?.returnvalue as { id: string } | undefined));
+  const stored = (await readdir(path.join(environment.root, 'repo', 'snapshots'))).sort();
+  return { results, stored };
+}
 
 /** The environment `spawnWorker` reads (`env`), for a queue on the given Redis URL. */
 interface ClusterEnvironment {

@@ -12,7 +12,6 @@ import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
 import { PathPolicy, type GuardedDir } from '../shared/path-policy.js';
-import { fileURLToPath } from 'node:url';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
@@ -23,6 +22,7 @@ import type { EntryNotice } from '../shared/sources/notices.js';
 import type { EndpointContext } from '../shared/sources/source.js';
 import { describePolicy } from '../shared/retention/retention-policy.js';
 import { RepositoryRegistry } from './repositories.js';
+import { parseRepositoryUri, type RepositoryLocation } from '../shared/storage/open-driver.js';
 
 /** What every job of a worker (or of a `--local` run) shares. */
 export class JobRuntime {
@@ -215,12 +215,13 @@ export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRunt
 function guardedDirs(config: WorkerConfig): GuardedDir[] {
   const dirs: GuardedDir[] = [{ path: config.stagingDir, what: 'the staging directory', noTargetsInside: false }];
   for (const [name, uri] of Object.entries(config.repositories)) {
-    if (!uri.startsWith('file:')) continue;
+    let location: RepositoryLocation;
     try {
-      dirs.push({ path: fileURLToPath(uri.split('?')[0]!), what: `repository ${JSON.stringify(name)}`, noTargetsInside: true });
+      location = parseRepositoryUri(uri);
     } catch {
-      // A malformed URI is refused, naming it, when a job opens that repository.
+      continue; // a malformed URI is refused, naming it, when a job opens that repository
     }
+    if (location.kind === 'file') dirs.push({ path: location.root, what: `repository ${JSON.stringify(name)}`, noTargetsInside: true });
   }
   return dirs;
 }

@@ -15,6 +15,7 @@ import { cli } from './helpers/cli.js';
 import { startScheduleFileReconciler } from '../worker/schedule-file.js';
 import type { Logger } from '../shared/logging.js';
 import { createTestEnvironment, eventually, REDIS_URL, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
+import { isDeepStrictEqual } from 'node:util';
 
 async function stopProcess(worker: WorkerProcess): Promise<void> {
   if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
@@ -292,13 +293,15 @@ describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {
         { name: 'weekly', cron: '0 4 * * 0', job },
         { name: 'by-hand', every: '5m', job },
       ]);
-      await eventually('the change reconciled', async () => (await managed()).weekly);
-      assert.deepEqual(await managed(), {
+      const changed = {
         billing: ['billing-service', '1d'],
         'by-hand': ['-', '1h'],
         nightly: ['helm', '30 2 * * *'],
         weekly: ['helm', '0 4 * * 0'],
-      });
+      };
+      // One pass adds, changes and removes in turn: wait for the whole pass, not its first step.
+      await eventually('the change reconciled', async () => isDeepStrictEqual(await managed(), changed));
+      assert.deepEqual(await managed(), changed);
       assert.equal(await environment.queue.getJobScheduler('hourly'), undefined);
       assert.ok(lines.some((l) => l.startsWith('warn') && l.includes('by-hand')), 'the name conflict is logged');
 
@@ -313,8 +316,9 @@ describe('declarative schedules from a file (the chart\'s ConfigMap)', () => {
       assert.deepEqual(await managed(), before, 'a broken file changes nothing');
 
       await write([]);
-      await eventually('every managed schedule removed', async () => !(await managed()).nightly);
-      assert.deepEqual(await managed(), { billing: ['billing-service', '1d'], 'by-hand': ['-', '1h'] });
+      const others = { billing: ['billing-service', '1d'], 'by-hand': ['-', '1h'] };
+      await eventually('every managed schedule removed', async () => isDeepStrictEqual(await managed(), others));
+      assert.deepEqual(await managed(), others);
     } finally {
       await reconciler.stop();
     }

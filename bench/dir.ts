@@ -15,17 +15,17 @@
  * and off) under --restore-parent (default: the OS temp dir) and removes the result.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { execSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { dirUri } from '../shared/fsutil/dir-uri.js';
+import { dirUri } from '../shared/kinds/dir/dir-uri.js';
 import { nullProgress } from '../shared/progress.js';
-import { createDirSourceFactory, DIR_SOURCE_DEFAULTS, type DirSourceOptions } from '../shared/sources/dir-source.js';
-import type { EndpointContext, Source } from '../shared/sources/source.js';
-import { createDirTargetFactory } from '../shared/targets/dir-target.js';
+import { createDirSourceFactory, DIR_SOURCE_DEFAULTS, type DirSourceOptions } from '../shared/kinds/dir/dir-source.js';
+import type { EndpointContext, Source } from '../shared/kinds/source.js';
+import { createDirTargetFactory } from '../shared/kinds/dir/dir-target.js';
 
 const MiB = 1024 * 1024;
 const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };

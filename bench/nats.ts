@@ -9,7 +9,7 @@
  * Prints one JSON line per phase and a summary.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,9 +18,9 @@ import { StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from '../shared/archive/manifest.js';
 import { nullProgress } from '../shared/progress.js';
-import { natsSourceFactory } from '../shared/sources/nats-source.js';
-import type { EndpointContext } from '../shared/sources/source.js';
-import { natsTargetFactory } from '../shared/targets/nats-target.js';
+import { natsSourceFactory } from '../shared/kinds/nats/nats-source.js';
+import type { EndpointContext } from '../shared/kinds/source.js';
+import { natsTargetFactory } from '../shared/kinds/nats/nats-target.js';
 import { startNatsServer } from '../test/helpers/nats-server.js';
 
 const MIB = 1024 * 1024;

@@ -13,7 +13,7 @@
  * database never read into memory. Everything is removed at the end unless --keep.
  */
 import { manifestFor } from '../test/helpers/archive-fixtures.js';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -23,11 +23,11 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import type { Manifest } from '../shared/archive/manifest.js';
 import { nullProgress } from '../shared/progress.js';
-import type { EndpointContext } from '../shared/sources/source.js';
-import { createSqliteSource } from '../shared/sources/sqlite-source.js';
-import { backupDatabase } from '../shared/sqlite/backup-database.js';
-import { checkDatabaseIntegrity } from '../shared/sqlite/check-integrity.js';
-import { createSqliteTarget } from '../shared/targets/sqlite-target.js';
+import type { EndpointContext } from '../shared/kinds/source.js';
+import { createSqliteSource } from '../shared/kinds/sqlite/sqlite-source.js';
+import { backupDatabase } from '../shared/kinds/sqlite/backup-database.js';
+import { checkDatabaseIntegrity } from '../shared/kinds/sqlite/check-integrity.js';
+import { createSqliteTarget } from '../shared/kinds/sqlite/sqlite-target.js';
 
 const MiB = 1024 * 1024;
 const { values: args } = parseArgs({

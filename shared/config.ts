@@ -6,7 +6,7 @@ import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/
 import { redactUrl } from './redact-url.js';
 import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/redis-connection.js';
 import { writableDirProblem } from './fsutil/writable-dir.js';
-import type { NatsProfile } from './sources/source.js';
+import type { NatsProfile } from './kinds/source.js';
 import type { SealKey } from './archive/seal.js';
 import { parseRepositoryUri } from './storage/open-driver.js';
 

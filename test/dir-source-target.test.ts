@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { nullNotices, type EntryNotice } from '../shared/sources/notices.js';
+import { nullNotices, type EntryNotice } from '../shared/kinds/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { open, mkdtemp, readdir, readFile, rm, stat, truncate, appendFile, writeFile, lstat, mkdir } from 'node:fs/promises';
@@ -9,13 +9,13 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { EntryHeader, SourceEntry } from '../shared/archive/archive-entry.js';
 import { IntegrityError, InvalidInputError, UnsafePathError } from '../shared/errors.js';
-import { dirUri } from '../shared/fsutil/dir-uri.js';
+import { dirUri } from '../shared/kinds/dir/dir-uri.js';
 import { asyncTreeIo, syncTreeIo } from '../shared/fsutil/tree-io.js';
 import { nullProgress } from '../shared/progress.js';
-import { createDirSource, createDirSourceFactory, DirSource } from '../shared/sources/dir-source.js';
-import type { EndpointContext, Source, SourceParams } from '../shared/sources/source.js';
-import { createDirTarget } from '../shared/targets/dir-target.js';
-import type { RestoreResult, RestoreSession } from '../shared/targets/restore-target.js';
+import { createDirSource, createDirSourceFactory, DirSource } from '../shared/kinds/dir/dir-source.js';
+import type { EndpointContext, Source, SourceParams } from '../shared/kinds/source.js';
+import { createDirTarget } from '../shared/kinds/dir/dir-target.js';
+import type { RestoreResult, RestoreSession } from '../shared/kinds/restore-target.js';
 import { makeSocket } from './helpers/torture-tree.js';
 import { assertTreesEqual, describeTree, dir, file, makeTree, symlink } from './helpers/tree.js';
 

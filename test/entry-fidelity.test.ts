@@ -13,11 +13,11 @@ import { encodeSumLines, formatSumLine, SumsParser } from '../shared/archive/sha
 import { encodeTarHeader, paxTime } from '../shared/archive/tar-encoder.js';
 import { UnsafePathError } from '../shared/errors.js';
 import { decodeName, encodeName, showName } from '../shared/fsutil/byte-name.js';
-import { dirUri } from '../shared/fsutil/dir-uri.js';
+import { dirUri } from '../shared/kinds/dir/dir-uri.js';
 import { nullProgress } from '../shared/progress.js';
-import { createDirSourceFactory } from '../shared/sources/dir-source.js';
-import { nullNotices, type EntryNotice } from '../shared/sources/notices.js';
-import type { EndpointContext } from '../shared/sources/source.js';
+import { createDirSourceFactory } from '../shared/kinds/dir/dir-source.js';
+import { nullNotices, type EntryNotice } from '../shared/kinds/notices.js';
+import type { EndpointContext } from '../shared/kinds/source.js';
 import { asAsync, craftArchive, testManifest } from './helpers/archive-fixtures.js';
 import { bytesPath } from './helpers/torture-tree.js';
 import { cli as runCli } from './helpers/cli.js';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { describe, it } from 'node:test';
 import { parseJobData } from '../jobs/validate.js';
-import { dirUri } from '../shared/fsutil/dir-uri.js';
-import { createDirSource } from '../shared/sources/dir-source.js';
-import { lineageNameFrom } from '../shared/sources/lineage-name.js';
+import { dirUri } from '../shared/kinds/dir/dir-uri.js';
+import { createDirSource } from '../shared/kinds/dir/dir-source.js';
+import { lineageNameFrom } from '../shared/kinds/lineage-name.js';
 
 describe('lineage names a source derives', () => {
   it('follow the job schema rule, so latest --source can name every one', () => {

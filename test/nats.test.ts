@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -13,10 +13,10 @@ import type { EntryHeader } from '../shared/archive/archive-entry.js';
 import type { Manifest } from '../shared/archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../shared/errors.js';
 import { nullProgress, type ProgressSink } from '../shared/progress.js';
-import { createNatsSource, natsSourceFactory } from '../shared/sources/nats-source.js';
-import type { EndpointContext, Source, SourceFactory, SourceParams } from '../shared/sources/source.js';
-import { createNatsTarget, natsTargetFactory } from '../shared/targets/nats-target.js';
-import type { RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../shared/targets/restore-target.js';
+import { createNatsSource, natsSourceFactory } from '../shared/kinds/nats/nats-source.js';
+import type { EndpointContext, Source, SourceFactory, SourceParams } from '../shared/kinds/source.js';
+import { createNatsTarget, natsTargetFactory } from '../shared/kinds/nats/nats-target.js';
+import type { RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../shared/kinds/restore-target.js';
 import { startNatsServer } from './helpers/nats-server.js';
 
 const SHARED_NATS = 'nats://127.0.0.1:4222';

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseJobData } from '../jobs/validate.js';
 import { Repository } from '../shared/catalog/repository.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
-import { openSource } from '../shared/endpoints.js';
+import { openSource } from '../shared/kinds/registry.js';
 import { InvalidInputError } from '../shared/errors.js';
 import { newSnapshotId } from '../shared/ids.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';

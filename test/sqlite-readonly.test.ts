@@ -16,12 +16,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { nullProgress } from '../shared/progress.js';
-import type { EndpointContext } from '../shared/sources/source.js';
-import { createSqliteSource } from '../shared/sources/sqlite-source.js';
-import { inspectLiveFiles } from '../shared/sqlite/live-files.js';
-import { copyAtRest, FilesChangedError } from '../shared/sqlite/resting-copy.js';
+import type { EndpointContext } from '../shared/kinds/source.js';
+import { createSqliteSource } from '../shared/kinds/sqlite/sqlite-source.js';
+import { inspectLiveFiles } from '../shared/kinds/sqlite/live-files.js';
+import { copyAtRest, FilesChangedError } from '../shared/kinds/sqlite/resting-copy.js';
 
 const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));

@@ -9,11 +9,11 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { IntegrityError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
-import { ReplicaStore } from '../shared/sqlite/replication/replica-store.js';
-import { SqliteReplicator, type ReplicationEvent } from '../shared/sqlite/replication/replicator.js';
-import { restoreReplica } from '../shared/sqlite/replication/restore-replica.js';
-import { applyReplicaRetention } from '../shared/sqlite/replication/replica-retention.js';
-import { listGenerations } from '../shared/sqlite/replication/list-generations.js';
+import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
+import { SqliteReplicator, type ReplicationEvent } from '../shared/kinds/sqlite/replication/replicator.js';
+import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
+import { applyReplicaRetention } from '../shared/kinds/sqlite/replication/replica-retention.js';
+import { listGenerations } from '../shared/kinds/sqlite/replication/list-generations.js';
 import { useTestWorker } from './helpers/worker-fixture.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));

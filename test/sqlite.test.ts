@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { nullNotices } from '../shared/sources/notices.js';
+import { nullNotices } from '../shared/kinds/notices.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { AbortedError, IntegrityError, InvalidInputError, NotFoundError, SnapworkerError } from '../shared/errors.js';
 import { nullProgress } from '../shared/progress.js';
-import type { EndpointContext, Source } from '../shared/sources/source.js';
-import { createSqliteSource, sqliteSourceFactory, type SqliteDatabaseDetails } from '../shared/sources/sqlite-source.js';
-import type { RestoreResult } from '../shared/targets/restore-target.js';
-import { createSqliteTarget } from '../shared/targets/sqlite-target.js';
+import type { EndpointContext, Source } from '../shared/kinds/source.js';
+import { createSqliteSource, sqliteSourceFactory, type SqliteDatabaseDetails } from '../shared/kinds/sqlite/sqlite-source.js';
+import type { RestoreResult } from '../shared/kinds/restore-target.js';
+import { createSqliteTarget } from '../shared/kinds/sqlite/sqlite-target.js';
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
 const HAVE_SQLITE3_CLI = (() => {

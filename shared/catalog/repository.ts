@@ -8,7 +8,7 @@ import { archiveFileName } from '../archive/compression.js';
 import type { Compression } from '../archive/manifest.js';
 
 const SNAPSHOTS = 'snapshots/';
-/** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/sqlite/replication`). */
+/** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
 const CONTENT_PREFIXES = [SNAPSHOTS, 'replicas/'];
 const RECORD_FILE = 'snapshot.json';
 /** The repository's marker object, written by `init` (restic's `config`). */

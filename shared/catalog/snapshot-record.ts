@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NOTICE_KINDS } from '../sources/notices.js';
+import { NOTICE_KINDS } from '../kinds/notices.js';
 
 /**
  * `snapshots/<id>/snapshot.json`: the record of a complete snapshot. Written last, after the
@@ -40,7 +40,7 @@ export const snapshotRecordSchema = z.object({
   }),
   sealKeyId: z.string().optional(),
   /**
-   * Entries the snapshot could not keep exactly (shared/sources/notices.ts): counts per kind, the
+   * Entries the snapshot could not keep exactly (shared/kinds/notices.ts): counts per kind, the
    * first ones named. Absent when there were none, and in records written before it existed.
    */
   notices: z

@@ -1,6 +1,6 @@
 import type { JobKind } from '../job-kind.js';
 import type { ProgressReport } from '../progress.js';
-import type { EntryNotice } from '../sources/notices.js';
+import type { EntryNotice } from '../kinds/notices.js';
 
 /** The job an event is about. */
 export interface JobRef {
@@ -67,7 +67,7 @@ export interface JobProgressEvent extends JobEventBase, ProgressReport {
   event: 'progress';
 }
 
-/** An entry a snapshot could not keep exactly (shared/sources/notices.ts). */
+/** An entry a snapshot could not keep exactly (shared/kinds/notices.ts). */
 export interface JobWarningEvent extends JobEventBase {
   event: 'warning';
   /** The notice's kind (`kind` is the job's). */

@@ -5,7 +5,7 @@ import { parseNatsServerUrls, type NatsServerLogin } from '../nats/nats-servers.
 import { redactUrl } from '../redact-url.js';
 import type { ProgressReport } from '../progress.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventSubject } from './job-event-subject.js';
-import type { EntryNotice } from '../sources/notices.js';
+import type { EntryNotice } from '../kinds/notices.js';
 import { buildJobEvent, type JobEvent, type JobEventSink, type JobRef } from './job-events.js';
 
 export interface NatsEventSinkOptions {

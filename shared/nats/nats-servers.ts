@@ -1,6 +1,8 @@
 import { InvalidInputError } from '../errors.js';
 import { redactUrl } from '../redact-url.js';
-import { DEFAULT_NATS_PORT } from './nats-endpoint.js';
+
+/** Port a `nats://` URI without one points at, as every NATS client assumes. */
+export const DEFAULT_NATS_PORT = 4222;
 
 /** Server list and credentials taken from a NATS URL such as `nats://user:pass@host:4222`. */
 export interface NatsServerLogin {

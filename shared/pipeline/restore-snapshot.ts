@@ -6,7 +6,7 @@ import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { DigestStream } from '../digest-stream.js';
 import { IntegrityError, InvalidInputError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import type { RestoreResult, RestoreSession, RestoreTarget } from '../targets/restore-target.js';
+import type { RestoreResult, RestoreSession, RestoreTarget } from '../kinds/restore-target.js';
 
 export interface ReadSnapshotRequest {
   repository: Repository;

@@ -5,9 +5,9 @@ import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.
 import type { Repository } from '../catalog/repository.js';
 import { IntegrityError, NotFoundError, SnapworkerError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
-import { NoticeCollector } from '../sources/notice-collector.js';
-import type { EntryNotice } from '../sources/notices.js';
-import type { Source } from '../sources/source.js';
+import { NoticeCollector } from '../kinds/notice-collector.js';
+import type { EntryNotice } from '../kinds/notices.js';
+import type { Source } from '../kinds/source.js';
 import type { PutResult } from '../storage/storage-driver.js';
 import { TOOL } from '../tool.js';
 import { settleAll } from './settle.js';

@@ -4,7 +4,7 @@
  * targets can be tested against what an attacker or a broken disk could hand them.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { Source } from '../../shared/sources/source.js';
+import type { Source } from '../../shared/kinds/source.js';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';

@@ -8,8 +8,8 @@
  * cleanly (ships what is committed) and exits 0.
  */
 import { FsDriver } from '../../shared/storage/fs/fs-driver.js';
-import { ReplicaStore } from '../../shared/sqlite/replication/replica-store.js';
-import { SqliteReplicator } from '../../shared/sqlite/replication/replicator.js';
+import { ReplicaStore } from '../../shared/kinds/sqlite/replication/replica-store.js';
+import { SqliteReplicator } from '../../shared/kinds/sqlite/replication/replicator.js';
 
 const [dbPath, repoDir, stagingDir, interval] = process.argv.slice(2);
 if (!dbPath || !repoDir || !stagingDir || !interval) {

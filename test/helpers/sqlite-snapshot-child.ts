@@ -10,8 +10,8 @@
 import { writeFile } from 'node:fs/promises';
 import { errorMessage, isRetryable } from '../../shared/errors.js';
 import { nullProgress } from '../../shared/progress.js';
-import { nullNotices } from '../../shared/sources/notices.js';
-import { createSqliteSource } from '../../shared/sources/sqlite-source.js';
+import { nullNotices } from '../../shared/kinds/notices.js';
+import { createSqliteSource } from '../../shared/kinds/sqlite/sqlite-source.js';
 
 const [dbPath, stagingDir, copyPath] = process.argv.slice(2);
 if (!dbPath || !stagingDir || !copyPath) {

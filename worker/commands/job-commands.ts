@@ -16,7 +16,7 @@ import { failureOf } from './job-failure.js';
 import { summarizeResult } from './job-summary.js';
 import { closeQueue, connectQueue } from './queue-connection.js';
 import { untilInterrupted } from './interrupt.js';
-import type { EntryNotice } from '../../shared/sources/notices.js';
+import type { EntryNotice } from '../../shared/kinds/notices.js';
 
 /**
  * Runs a job the way the options say: enqueue and print its id (default), enqueue and follow it

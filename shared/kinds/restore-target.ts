@@ -1,0 +1,61 @@
+import type { Readable } from 'node:stream';
+import type { EntryHeader } from '../archive/archive-entry.js';
+import type { Manifest } from '../archive/manifest.js';
+import type { ProgressSink } from '../progress.js';
+
+export interface RestoreOptions {
+  signal: AbortSignal;
+  progress: ProgressSink;
+  /** Replace what already exists at the target; without it an existing target is refused. */
+  replace: boolean;
+}
+
+/**
+ * One restore in flight. Entries arrive in archive order and are staged; nothing is visible at
+ * the target until `commit`, which runs only after the whole archive verified. `abort` removes
+ * every staged byte and leaves the target exactly as it was. Exactly one of commit/abort is called.
+ */
+export interface RestoreSession {
+  /**
+   * Stages one entry; `body` is set for files and must be consumed fully. For a sparse file
+   * (`header.sparse`), `body` holds only the data segments' bytes, back to back.
+   */
+  write(header: EntryHeader, body: Readable | undefined): Promise<void>;
+  commit(): Promise<RestoreResult>;
+  abort(): Promise<void>;
+}
+
+export interface RestoreResult {
+  /** Where the data landed (a URI without secrets). */
+  target: string;
+  entries: number;
+  bytes: number;
+  /**
+   * Directory targets: extended attributes the target could not keep (filesystem without
+   * xattr support, a namespace the worker may not write), counted, and the first 100 named as
+   * `<entry>: extended attribute <name> not restored (<errno>)`. Absent when all were restored.
+   */
+  xattrsNotRestored?: { count: number; first: string[] };
+}
+
+/** Somewhere a snapshot can be restored to. */
+export interface RestoreTarget {
+  /** The target URI without secrets. */
+  readonly uri: string;
+  /** The source kinds this target accepts (`dir` accepts `dir`, ...). */
+  readonly accepts: readonly string[];
+  begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession>;
+}
+
+/** Per-job options a producer may set for a restore target (validated by the job schema). */
+export interface TargetParams {
+  /** NATS targets: config fields to override (placement, replicas, limits); never the name. */
+  streamConfig?: Record<string, unknown>;
+}
+
+/** Builds a restore target for the URIs of one scheme. */
+export type TargetFactory = (
+  uris: URL[],
+  params: TargetParams,
+  context: import('./source.js').EndpointContext,
+) => RestoreTarget;

@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { IntegrityError } from '../../../errors.js';
+import type { SignalOptions, StorageDriver } from '../../../storage/storage-driver.js';
+import { generationRecordSchema, type GenerationRecord } from './generation-record.js';
+import {
+  checkpointMarkerKey,
+  comparePositions,
+  generationRecordKey,
+  generationsPrefix,
+  isGenerationId,
+  parseWalObjectKey,
+  segmentKey,
+  segmentsPrefix,
+  snapshotKey,
+  checkReplicaName,
+  type SegmentRef,
+  type WalPosition,
+} from './replica-layout.js';
+import { encodeSegmentHeader, type SegmentHeader } from './segment-format.js';
+
+/** A stored segment or checkpoint marker of one generation. */
+export type WalObject = SegmentRef & { kind: 'segment' | 'checkpoint' };
+
+/** Largest segment object a reader buffers; the replicator writes far smaller ones. */
+const MAX_SEGMENT_OBJECT_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The replica of one database in a repository (layout in `replica-layout.ts`), on any
+ * `StorageDriver`: every object goes through the driver's atomic `put`, and a generation's record
+ * is written only after its snapshot, so a reader never sees half a generation.
+ */
+export class ReplicaStore {
+  constructor(
+    readonly driver: StorageDriver,
+    readonly name: string,
+  ) {
+    checkReplicaName(name);
+  }
+
+  /** Ids of the generations that have a record, oldest first. */
+  async generations(options?: SignalOptions): Promise<string[]> {
+    const prefix = generationsPrefix(this.name);
+    const complete = new Set<string>();
+    for await (const object of this.driver.list(prefix, options)) {
+      const [generation, file] = object.key.slice(prefix.length).split('/', 2);
+      if (generation && file === 'generation.json' && isGenerationId(generation)) complete.add(generation);
+    }
+    return [...complete].sort();
+  }
+
+  /**
+   * @throws NotFoundError when the generation has no record; IntegrityError when the record is not valid.
+   */
+  async readGeneration(generation: string, options?: SignalOptions): Promise<GenerationRecord> {
+    const text = (await readWhole(await this.driver.get(generationRecordKey(this.name, generation), options), 1024 * 1024, 'generation record')).toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (cause) {
+      throw new IntegrityError(`replica ${this.name}: generation ${generation}: record is not JSON`, { cause });
+    }
+    const result = generationRecordSchema.safeParse(parsed);
+    if (!result.success || result.data.generation !== generation) {
+      throw new IntegrityError(`replica ${this.name}: generation ${generation}: invalid record: ${result.success ? 'generation mismatch' : result.error.issues[0]?.message}`);
+    }
+    return result.data;
+  }
+
+  /** Segments and checkpoint markers of a generation, in position order (a marker after the segment it follows). */
+  async walObjects(generation: string, options?: SignalOptions): Promise<WalObject[]> {
+    const objects: WalObject[] = [];
+    for await (const object of this.driver.list(segmentsPrefix(this.name, generation), options)) {
+      const parsed = parseWalObjectKey(object.key, object.size);
+      if (parsed) objects.push(parsed);
+    }
+    return objects.sort((a, b) => comparePositions(a, b) || (a.kind === b.kind ? 0 : a.kind === 'segment' ? -1 : 1));
+  }
+
+  /** Stores the snapshot file at `filePath` (size and SHA-256 computed while it streams). */
+  async putSnapshot(generation: string, at: WalPosition, filePath: string, options?: SignalOptions): Promise<{ key: string; size: number; sha256: string }> {
+    const key = snapshotKey(this.name, generation, at);
+    const result = await this.driver.put(key, createReadStream(filePath), options);
+    return { key, size: result.size, sha256: result.sha256 };
+  }
+
+  /** Commits a generation: call only after its snapshot is stored. */
+  async putGeneration(record: GenerationRecord, options?: SignalOptions): Promise<void> {
+    const body = Buffer.from(JSON.stringify(record, null, 2) + '\n');
+    await this.driver.put(generationRecordKey(this.name, record.generation), Readable.from([body]), { ...options, size: body.length });
+  }
+
+  /** Stores frames read at `readAt` as the segment starting at `at`; resolves with its stored size. */
+  async putSegment(generation: string, at: WalPosition, readAt: Date, header: SegmentHeader, frames: Buffer, options?: SignalOptions): Promise<number> {
+    const body = Buffer.concat([encodeSegmentHeader(header), frames]);
+    await this.driver.put(segmentKey(this.name, generation, at, readAt), Readable.from([body]), { ...options, size: body.length });
+    return body.length;
+  }
+
+  /** Records that the WAL of `at.index` was checkpointed into the database up to `at.offset`. */
+  async putCheckpointMarker(generation: string, at: WalPosition, options?: SignalOptions): Promise<void> {
+    await this.driver.put(checkpointMarkerKey(this.name, generation, at, new Date()), Readable.from([Buffer.alloc(0)]), { ...options, size: 0 });
+  }
+
+  /** The whole object, refusing one larger than a segment can be. */
+  async readObject(key: string, options?: SignalOptions): Promise<Buffer> {
+    return readWhole(await this.driver.get(key, options), MAX_SEGMENT_OBJECT_BYTES, key);
+  }
+
+  /** Streams the snapshot of `record`, failing the stream's consumer on a size or SHA-256 mismatch. */
+  async openSnapshot(record: GenerationRecord, options?: SignalOptions): Promise<AsyncGenerator<Buffer>> {
+    const stream = await this.driver.get(record.snapshot.key, options);
+    const what = `replica ${this.name}: snapshot ${record.snapshot.key}`;
+    return (async function* checked() {
+      const hash = createHash('sha256');
+      let size = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+      const sha256 = hash.digest('hex');
+      if (size !== record.snapshot.size || sha256 !== record.snapshot.sha256) {
+        throw new IntegrityError(`${what}: stored ${size} bytes with SHA-256 ${sha256}, the record says ${record.snapshot.size} bytes, ${record.snapshot.sha256}`);
+      }
+    })();
+  }
+}
+
+async function readWhole(stream: Readable, maxBytes: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      stream.destroy();
+      throw new IntegrityError(`${what}: larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,506 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { AbortedError, InvalidInputError, isRetryable, NotFoundError, SnapworkerError, throwIfAborted } from '../../../errors.js';
+import { newSnapshotId } from '../../../ids.js';
+import { createStagingDir } from '../../../fsutil/staging-dir.js';
+import { isBusyError } from '../sqlite-error-codes.js';
+import { ReplicaStore } from './replica-store.js';
+import { checkSegmentFrames, SEGMENT_HEADER_SIZE } from './segment-format.js';
+import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint } from './wal-reader.js';
+import { WAL_HEADER_SIZE, sameChecksum, type WalChecksum, type WalHeader } from './wal-format.js';
+
+/** How a replicator paces itself. */
+export interface ReplicatorOptions {
+  /** Directory for the snapshot copy a new generation uploads (needs the database's size). Required. */
+  stagingDir: string;
+  /** Pause between syncs, in ms. Default 1000. */
+  intervalMs?: number;
+  /**
+   * WAL size in bytes past which the replicator checkpoints it into the database (after shipping
+   * every frame), so the WAL it holds back cannot grow without bound. Default 4 MiB (about 1,000
+   * pages, Litestream's `MinCheckpointPageN`).
+   */
+  checkpointBytes?: number;
+  /** Frames read per segment, in bytes; a larger transaction goes whole into one segment. Default 16 MiB. */
+  maxSegmentBytes?: number;
+  /** SQLite's own wait for a lock per attempt, in ms (it blocks the event loop, so short). Default 100. */
+  busyTimeoutMs?: number;
+  /** How long a new generation keeps trying to take the write lock it needs for a moment. Default 30 s. */
+  lockWaitMs?: number;
+  /** Told what happens, for logs, events and metrics; must not throw. */
+  onEvent?: (event: ReplicationEvent) => void;
+}
+
+const DEFAULTS = {
+  intervalMs: 1000,
+  checkpointBytes: 4 * 1024 * 1024,
+  maxSegmentBytes: 16 * 1024 * 1024,
+  busyTimeoutMs: 100,
+  lockWaitMs: 30_000,
+};
+
+/** The replicator's last shipped position: everything committed up to it is in the replica. */
+export interface ShippedPosition {
+  generation: string;
+  index: number;
+  offset: number;
+  at: Date;
+}
+
+export type ReplicationEvent =
+  | { type: 'generation'; generation: string; reason: string; snapshotBytes: number }
+  | { type: 'resumed'; position: ShippedPosition }
+  | { type: 'segment'; position: ShippedPosition; bytes: number }
+  | { type: 'checkpoint'; generation: string; index: number; complete: boolean }
+  | { type: 'error'; message: string };
+
+/** Where the chain of shipped frames stands. */
+interface ChainState {
+  generation: string;
+  index: number;
+  /** WAL offset shipped up to; 0 when the WAL was empty at the snapshot (any new WAL continues the chain). */
+  offset: number;
+  /** The WAL the shipped frames belong to, and the running checksum after the last one; absent at offset 0. */
+  wal?: ShippedWal;
+  /** A checkpoint of ours moved the whole WAL into the database up to `offset`: a restarted WAL continues at index + 1. */
+  backfilled: boolean;
+}
+
+/** The WAL a chain's frames come from: its salts and restart count, and the running checksum. */
+interface ShippedWal {
+  salt1: number;
+  salt2: number;
+  checkpointSequence: number;
+  checksum: WalChecksum;
+}
+
+/** What the live WAL says about the chain: continue from a point, nothing new, or broken. */
+type Continuation = { from: ChainPoint; index: number } | { idle: true } | { broken: string };
+
+/**
+ * Continuous replication of one SQLite database in WAL mode into a `ReplicaStore`, after
+ * Litestream (`db.go`, `replica.go` before its LTX format):
+ *
+ * - A read transaction stays open at all times (two connections take turns, so there is never a
+ *   moment without one): it keeps other connections' checkpoints from restarting the WAL and
+ *   overwriting frames not shipped yet. Our own connections never checkpoint on their own.
+ * - Each sync reads the frames after the last shipped position, checks their salts and running
+ *   checksum, and stores those up to the last commit frame as one segment: whole transactions only.
+ * - Past `checkpointBytes`, it takes the write lock for a moment, ships the rest, and runs a
+ *   PASSIVE checkpoint; when that moved the whole WAL, a marker records it, so the WAL the next
+ *   writer restarts (new salts) continues the chain at the next index.
+ * - Anything else that breaks the chain (other salts without our checkpoint, a checksum that no
+ *   longer matches at the shipped offset, a truncated WAL, a replaced database file) starts a new
+ *   generation with a fresh snapshot instead of shipping a broken chain.
+ *
+ * It writes to the database only through SQLite (checkpoints), so it needs read-write access to
+ * the database, its folder and its `-wal`/`-shm`; it refuses databases not in WAL mode.
+ */
+export class SqliteReplicator {
+  private readonly opts: Required<Omit<ReplicatorOptions, 'onEvent'>> & Pick<ReplicatorOptions, 'onEvent'>;
+  private readonly what: string;
+  /** Takes the write lock for a moment (BEGIN IMMEDIATE) so no commit slips in. */
+  private control?: Database.Database;
+  /** Runs our checkpoints (a connection inside a transaction cannot). */
+  private checkpointer?: Database.Database;
+  /** Read-only, so closing them never checkpoints or deletes a WAL (see `closeConnections`). */
+  private pins: Database.Database[] = [];
+  private activePin = 0;
+  private identity?: { dev: number; ino: number };
+  private chain?: ChainState;
+  private lastShipped?: ShippedPosition;
+
+  constructor(
+    readonly dbPath: string,
+    readonly store: ReplicaStore,
+    options: ReplicatorOptions,
+  ) {
+    this.opts = { ...DEFAULTS, ...options };
+    this.what = `sqlite replicate ${dbPath}`;
+    if (!path.isAbsolute(dbPath)) throw new InvalidInputError(`${this.what}: the database path must be absolute`);
+  }
+
+  /** The last position whose frames are stored, if any. */
+  get position(): ShippedPosition | undefined {
+    return this.lastShipped;
+  }
+
+  /**
+   * Syncs every `intervalMs` until `signal` fires, then ships what is committed and closes;
+   * resolves (does not throw) when it stops because `signal` fired. Retryable failures (storage,
+   * a busy lock, the file missing for a while) are reported as `error` events and retried at the
+   * next interval; others end the run.
+   * @throws InvalidInputError for a database that is missing, not SQLite or not in WAL mode.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    try {
+      for (let round = 0; !signal.aborted; round++) {
+        if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) break;
+        try {
+          await this.sync(signal);
+        } catch (err) {
+          // Cancelling is how a replicator stops: `close` below ships what is committed.
+          if (signal.aborted) break;
+          if (!isRetryable(err)) throw err;
+          this.opts.onEvent?.({ type: 'error', message: (err as Error).message });
+        }
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
+   * One round: opens the database on first use (resuming the chain from the store, else starting
+   * a generation), ships the committed frames, checkpoints past the threshold.
+   */
+  async sync(signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    if (!this.control) {
+      await this.openConnections();
+      this.chain = await this.resumeFromStore(signal);
+      if (this.chain && this.lastShipped) this.opts.onEvent?.({ type: 'resumed', position: this.lastShipped });
+    } else if (await this.replaced()) {
+      this.closeConnections();
+      await this.openConnections();
+      return this.startGeneration('the database file was replaced', signal);
+    }
+    if (!this.chain) return this.startGeneration('start', signal);
+    this.pin();
+    const handle = await openWal(this.dbPath);
+    try {
+      const next = await this.continuation(handle);
+      if ('broken' in next) return await this.startGeneration(next.broken, signal);
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
+      // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
+      // Once moved into the database, the WAL waits for the application's next write to restart it.
+      if (!this.chain!.backfilled && this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  /** Ships what is committed, checkpoints when it can, and releases every connection. */
+  async close(): Promise<void> {
+    if (!this.control) return;
+    try {
+      // Best effort: a failure here (storage down, the file gone) must not hide why the run ended.
+      if (this.chain && !(await this.replaced().catch(() => true))) await this.checkpoint(undefined).catch(() => undefined);
+    } finally {
+      this.closeConnections();
+    }
+  }
+
+  private async openConnections(): Promise<void> {
+    const info = await stat(this.dbPath).catch((cause) => {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${this.what}: no such file`, { cause });
+      throw new SnapworkerError(`${this.what}: ${(cause as Error).message}`, { cause });
+    });
+    if (!info.isFile()) throw new InvalidInputError(`${this.what}: not a regular file`);
+    const connect = (readonly: boolean) => {
+      const db = new Database(this.dbPath, { readonly, fileMustExist: true, timeout: this.opts.busyTimeoutMs });
+      // Checkpoints are ours to run, when every frame is shipped.
+      db.pragma('wal_autocheckpoint = 0');
+      return db;
+    };
+    try {
+      this.control = connect(false);
+      const mode = String(this.control.pragma('journal_mode', { simple: true }));
+      if (mode !== 'wal') {
+        throw new InvalidInputError(`${this.what}: the database is in ${mode} journal mode; replication needs WAL mode (PRAGMA journal_mode=WAL)`);
+      }
+      this.checkpointer = connect(false);
+      this.pins = [connect(true), connect(true)];
+    } catch (err) {
+      this.closeConnections();
+      if (err instanceof SnapworkerError) throw err;
+      const code = (err as { code?: string }).code ?? '';
+      if (code === 'SQLITE_NOTADB') throw new InvalidInputError(`${this.what}: not an SQLite database`, { cause: err });
+      throw new SnapworkerError(`${this.what}: open: ${(err as Error).message}`, { cause: err });
+    }
+    this.identity = { dev: info.dev, ino: info.ino };
+  }
+
+  /**
+   * Closes the read-write connections while a read-only one still holds its shared lock, then the
+   * read-only ones. SQLite's last connection to close checkpoints the WAL and deletes it *by path*;
+   * after the database file was replaced, that path holds the new database's WAL, which a
+   * read-write close would delete. A read-only connection cannot take the lock that needs.
+   */
+  private closeConnections(): void {
+    try {
+      this.pins[0]?.exec('SELECT count(*) FROM sqlite_schema');
+    } catch {
+      // The shared lock is held from the connection's first read; this only makes sure of it.
+    }
+    for (const db of [this.control, this.checkpointer, ...this.pins]) {
+      try {
+        db?.close();
+      } catch {
+        // Closing is best effort: a connection that cannot close holds nothing we still need.
+      }
+    }
+    this.pins = [];
+    this.control = undefined;
+    this.checkpointer = undefined;
+  }
+
+  /** True when the path now names another file than the one our connections have open. */
+  private async replaced(): Promise<boolean> {
+    const info = await stat(this.dbPath).catch(() => undefined);
+    if (!info) throw new SnapworkerError(`${this.what}: the database file vanished`);
+    return info.dev !== this.identity?.dev || info.ino !== this.identity?.ino;
+  }
+
+  /** Begins a read transaction on the idle pin connection, then ends the other one's. */
+  private pin(): void {
+    const next = this.pins[1 - this.activePin]!;
+    next.exec('BEGIN');
+    // BEGIN is deferred; the first read takes the WAL read mark that holds checkpoints back.
+    next.prepare('SELECT count(*) FROM sqlite_schema').get();
+    const previous = this.pins[this.activePin]!;
+    if (previous.inTransaction) previous.exec('COMMIT');
+    this.activePin = 1 - this.activePin;
+  }
+
+  private unpinAll(): void {
+    for (const db of this.pins) if (db.inTransaction) db.exec('COMMIT');
+  }
+
+  /** Decides how the live WAL continues the shipped chain (see the class comment). */
+  private async continuation(handle: FileHandle | undefined): Promise<Continuation> {
+    const chain = this.chain!;
+    const header = handle ? await readWalHeader(handle) : undefined;
+    if (!header) {
+      if (chain.offset === 0 || chain.backfilled) return { idle: true };
+      return { broken: 'the WAL was truncated behind the replicator (a TRUNCATE checkpoint by another connection, or a deleted WAL)' };
+    }
+    const start: ChainPoint = { header, offset: WAL_HEADER_SIZE, checksum: header.checksum };
+    if (!chain.wal) return { from: start, index: chain.index };
+    if (header.salt1 === chain.wal.salt1 && header.salt2 === chain.wal.salt2 && header.checkpointSequence === chain.wal.checkpointSequence) {
+      const stored = chain.offset === WAL_HEADER_SIZE ? header.checksum : await frameChecksumEndingAt(handle!, chain.offset, header.pageSize);
+      if (stored && sameChecksum(stored, chain.wal.checksum)) return { from: { header, offset: chain.offset, checksum: chain.wal.checksum }, index: chain.index };
+      return { broken: `the WAL was rewritten behind the replicator (checksum mismatch at offset ${chain.offset})` };
+    }
+    // SQLite adds one to salt-1 and to the checkpoint sequence at each restart of the WAL: exactly
+    // one more than ours means the WAL restarted once, after our checkpoint had moved all of it.
+    if (chain.backfilled && header.salt1 === ((chain.wal.salt1 + 1) >>> 0) && header.checkpointSequence === ((chain.wal.checkpointSequence + 1) >>> 0)) {
+      return { from: start, index: chain.index + 1 };
+    }
+    return { broken: 'the WAL was restarted behind the replicator (new salts) before every frame was shipped' };
+  }
+
+  /** Stores every committed run after `from` as segments of `index`. */
+  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal): Promise<void> {
+    const chain = this.chain!;
+    for (;;) {
+      throwIfAborted(signal);
+      const readAt = new Date();
+      const run = await readCommittedRun(handle, from, this.opts.maxSegmentBytes);
+      if (!run) return;
+      const segmentHeader = {
+        pageSize: from.header.pageSize,
+        checkpointSequence: from.header.checkpointSequence,
+        salt1: from.header.salt1,
+        salt2: from.header.salt2,
+        previousChecksum: from.checksum,
+        bigEndianChecksum: from.header.bigEndianChecksum,
+      };
+      const bytes = await this.store.putSegment(chain.generation, { index, offset: from.offset }, readAt, segmentHeader, run.bytes, { signal });
+      this.chain = {
+        generation: chain.generation,
+        index,
+        offset: run.end.offset,
+        wal: walOf(from.header, run.end.checksum),
+        backfilled: false,
+      };
+      this.lastShipped = { generation: chain.generation, index, offset: run.end.offset, at: readAt };
+      this.opts.onEvent?.({ type: 'segment', position: this.lastShipped, bytes });
+      from = run.end;
+    }
+  }
+
+  /**
+   * With the write lock held for a moment (so no commit slips in), ships the rest of the WAL and
+   * runs a PASSIVE checkpoint with no read transaction of ours open. A busy lock skips this round.
+   */
+  private async checkpoint(signal: AbortSignal | undefined): Promise<void> {
+    const control = this.control!;
+    try {
+      control.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if (isBusyError(err)) return;
+      throw err;
+    }
+    try {
+      const handle = await openWal(this.dbPath);
+      try {
+        const next = await this.continuation(handle);
+        if ('broken' in next) return; // the next sync starts a generation
+        if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      } finally {
+        await handle?.close();
+      }
+      this.unpinAll();
+      const chain = this.chain!;
+      const [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+      const complete = !!result && result.busy === 0 && result.log === result.checkpointed && chain.offset > 0;
+      if (complete) {
+        await this.store.putCheckpointMarker(chain.generation, { index: chain.index, offset: chain.offset }, { signal });
+        this.chain = { ...chain, backfilled: true };
+      }
+      this.opts.onEvent?.({ type: 'checkpoint', generation: chain.generation, index: chain.index, complete });
+    } finally {
+      if (this.pins.every((db) => !db.inTransaction)) this.pin();
+      control.exec('ROLLBACK');
+    }
+  }
+
+  /**
+   * Starts a generation: with the write lock held for a moment, finds the end of the committed
+   * WAL and pins a read transaction there; then copies the database as of that read transaction,
+   * stores it, and writes the generation's record last.
+   */
+  private async startGeneration(reason: string, signal?: AbortSignal): Promise<void> {
+    const control = this.control!;
+    await this.takeWriteLock(control, signal);
+    let point: ChainPoint | undefined;
+    try {
+      const handle = await openWal(this.dbPath);
+      try {
+        const header = handle ? await readWalHeader(handle) : undefined;
+        point = header ? await findCommittedEnd(handle!, header, this.opts.maxSegmentBytes) : undefined;
+      } finally {
+        await handle?.close();
+      }
+      this.unpinAll();
+      this.pin();
+    } finally {
+      control.exec('ROLLBACK');
+    }
+    const generation = newSnapshotId();
+    const at = { index: 0, offset: point?.offset ?? 0 };
+    const staging = await createStagingDir(this.opts.stagingDir, 'replicate-');
+    try {
+      const copyPath = path.join(staging.path, 'snapshot.db');
+      const pinned = this.pins[this.activePin]!;
+      await pinned.backup(copyPath, {
+        progress: () => {
+          throwIfAborted(signal);
+          return 4096;
+        },
+      });
+      const pageSize = pinned.pragma('page_size', { simple: true }) as number;
+      const stored = await this.store.putSnapshot(generation, at, copyPath, { signal });
+      const createdAt = new Date();
+      await this.store.putGeneration(
+        {
+          v: 1,
+          generation,
+          database: this.store.name,
+          path: this.dbPath,
+          createdAt: createdAt.toISOString(),
+          reason,
+          pageSize,
+          snapshot: {
+            ...stored,
+            ...at,
+            ...(point
+              ? {
+                  salt1: point.header.salt1,
+                  salt2: point.header.salt2,
+                  checkpointSequence: point.header.checkpointSequence,
+                  checksum: [point.checksum[0], point.checksum[1]] as [number, number],
+                }
+              : {}),
+          },
+        },
+        { signal },
+      );
+      this.chain = {
+        generation,
+        ...at,
+        ...(point ? { wal: walOf(point.header, point.checksum) } : {}),
+        backfilled: false,
+      };
+      this.lastShipped = { generation, ...at, at: createdAt };
+      this.opts.onEvent?.({ type: 'generation', generation, reason, snapshotBytes: stored.size });
+    } finally {
+      await staging.remove();
+    }
+  }
+
+  private async takeWriteLock(control: Database.Database, signal?: AbortSignal): Promise<void> {
+    const startedAt = Date.now();
+    for (let delayMs = 10; ; delayMs = Math.min(delayMs * 2, 500)) {
+      throwIfAborted(signal);
+      try {
+        control.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (err) {
+        if (!isBusyError(err)) throw err;
+        if (Date.now() - startedAt > this.opts.lockWaitMs) {
+          throw new SnapworkerError(`${this.what}: new generation: the write lock stayed busy for ${this.opts.lockWaitMs / 1000} s`, { cause: err });
+        }
+        await sleep(delayMs * (0.5 + Math.random() / 2), undefined, { signal }).catch(() => {
+          throw new AbortedError(`${this.what}: aborted`);
+        });
+      }
+    }
+  }
+
+  /**
+   * The chain as the store left it (a replicator that died, or the one before a restart): the
+   * newest generation's last segment, or its snapshot when it has none.
+   */
+  private async resumeFromStore(signal?: AbortSignal): Promise<ChainState | undefined> {
+    const generation = (await this.store.generations({ signal })).at(-1);
+    if (!generation) return undefined;
+    const record = await this.store.readGeneration(generation, { signal });
+    const objects = await this.store.walObjects(generation, { signal });
+    const last = objects.at(-1);
+    const lastSegment = objects.filter((o) => o.kind === 'segment').at(-1);
+    let state: ChainState;
+    if (!lastSegment) {
+      const { snapshot } = record;
+      const known = snapshot.checksum && snapshot.salt1 !== undefined && snapshot.salt2 !== undefined && snapshot.checkpointSequence !== undefined;
+      state = {
+        generation,
+        index: snapshot.index,
+        offset: snapshot.offset,
+        ...(known ? { wal: { salt1: snapshot.salt1!, salt2: snapshot.salt2!, checkpointSequence: snapshot.checkpointSequence!, checksum: snapshot.checksum! } } : {}),
+        backfilled: false,
+      };
+    } else {
+      const { header, checksum } = checkSegmentFrames(await this.store.readObject(lastSegment.key, { signal }), lastSegment.key);
+      state = {
+        generation,
+        index: lastSegment.index,
+        offset: lastSegment.offset + (lastSegment.size - SEGMENT_HEADER_SIZE),
+        wal: { salt1: header.salt1, salt2: header.salt2, checkpointSequence: header.checkpointSequence, checksum },
+        backfilled: false,
+      };
+    }
+    if (last?.kind === 'checkpoint' && last.index === state.index && last.offset === state.offset) state.backfilled = true;
+    this.lastShipped = { generation, index: state.index, offset: state.offset, at: last?.readAt ?? new Date(record.createdAt) };
+    return state;
+  }
+}
+
+function walOf(header: WalHeader, checksum: WalChecksum): ShippedWal {
+  return { salt1: header.salt1, salt2: header.salt2, checkpointSequence: header.checkpointSequence, checksum };
+}
+
+/** The open `-wal` file, or undefined when there is none. */
+async function openWal(dbPath: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(`${dbPath}-wal`, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,43 @@
+import { chmod, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError, SnapworkerError } from '../../errors.js';
+import { fsyncPath, SIDE_FILE_SUFFIXES } from './durable-fs.js';
+
+/** The parent directory must exist; an existing target must be a regular file and needs `replace`. */
+export async function assertPlaceable(target: string, replace: boolean): Promise<void> {
+  const parent = await stat(path.dirname(target)).catch(() => undefined);
+  if (!parent?.isDirectory()) throw new InvalidInputError(`sqlite target ${target}: directory ${path.dirname(target)} does not exist`);
+  const existing = await stat(target).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isFile()) throw new InvalidInputError(`sqlite target ${target}: exists and is not a regular file`);
+  if (!replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; replace it with --replace (job field "replace": true)`);
+}
+
+/**
+ * Puts the staged copy at the target path. The old database's side files are renamed aside first
+ * (not deleted), so neither a crash nor a failed rename can leave the new file paired with the old
+ * WAL or journal, which SQLite would replay into it; on a failed rename they are put back.
+ */
+export async function swapIn(database: { target: string; tempPath: string }): Promise<void> {
+  const { target, tempPath } = database;
+  const existing = await stat(target).catch(() => undefined);
+  if (existing) await chmod(tempPath, existing.mode & 0o7777);
+  const setAside: Array<[original: string, aside: string]> = [];
+  try {
+    for (const suffix of SIDE_FILE_SUFFIXES) {
+      const aside = `${tempPath}.old${suffix}`;
+      try {
+        await rename(target + suffix, aside);
+        setAside.push([target + suffix, aside]);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    await rename(tempPath, target);
+  } catch (cause) {
+    for (const [original, aside] of setAside) await rename(aside, original).catch(() => undefined);
+    throw new SnapworkerError(`sqlite target ${target}: rename staged copy into place: ${(cause as Error).message}`, { cause });
+  }
+  await Promise.all(setAside.map(([, aside]) => rm(aside, { force: true })));
+  await fsyncPath(path.dirname(target));
+}

@@ -17,10 +17,10 @@ import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import type { SourceEntry } from '../shared/archive/archive-entry.js';
-import { readArchive } from '../shared/archive/archive-reader.js';
-import { writeArchive } from '../shared/archive/archive-writer.js';
-import type { Compression } from '../shared/archive/manifest.js';
+import type { SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import { readArchive } from '../shared/formats/archive/archive-reader.js';
+import { writeArchive } from '../shared/formats/archive/archive-writer.js';
+import type { Compression } from '../shared/formats/archive/manifest.js';
 import { nullProgress } from '../shared/progress.js';
 import { pseudoRandomBytes, testManifest } from '../test/helpers/archive-fixtures.js';
 

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from '../shared/archive/manifest.js';
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from '../shared/formats/archive/manifest.js';
 import { nullProgress } from '../shared/progress.js';
 import { natsSourceFactory } from '../shared/kinds/nats/nats-source.js';
 import type { EndpointContext } from '../shared/kinds/source.js';

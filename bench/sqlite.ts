@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import type { Manifest } from '../shared/archive/manifest.js';
+import type { Manifest } from '../shared/formats/archive/manifest.js';
 import { nullProgress } from '../shared/progress.js';
 import type { EndpointContext } from '../shared/kinds/source.js';
 import { createSqliteSource } from '../shared/kinds/sqlite/sqlite-source.js';

@@ -7,7 +7,7 @@ import { redactUrl } from './redact-url.js';
 import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/redis-connection.js';
 import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './kinds/source.js';
-import type { SealKey } from './archive/seal.js';
+import type { SealKey } from './formats/archive/seal.js';
 import { parseRepositoryUri } from './storage/open-driver.js';
 
 /** Everything a worker (or a `--local` run) is configured with. Read from the environment only. */

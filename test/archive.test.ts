@@ -8,12 +8,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { decompress as zstdDecompress } from 'zstd-napi';
-import type { EntryHeader } from '../shared/archive/archive-entry.js';
-import { readArchive, type ReadArchiveOptions, type ReadResult } from '../shared/archive/archive-reader.js';
-import { writeArchive, type ArchiveStats, type WriteArchiveOptions } from '../shared/archive/archive-writer.js';
-import { archiveFileName, detectCompression } from '../shared/archive/compression.js';
-import type { Compression } from '../shared/archive/manifest.js';
-import type { SealKey } from '../shared/archive/seal.js';
+import type { EntryHeader } from '../shared/formats/archive/archive-entry.js';
+import { readArchive, type ReadArchiveOptions, type ReadResult } from '../shared/formats/archive/archive-reader.js';
+import { writeArchive, type ArchiveStats, type WriteArchiveOptions } from '../shared/formats/archive/archive-writer.js';
+import { archiveFileName, detectCompression } from '../shared/formats/archive/compression.js';
+import type { Compression } from '../shared/formats/archive/manifest.js';
+import type { SealKey } from '../shared/formats/archive/seal.js';
 import { AbortedError, IntegrityError, InvalidInputError, UnsafeEntryError, UnsafePathError } from '../shared/errors.js';
 import { nullProgress, type ProgressSink } from '../shared/progress.js';
 import {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import tar from 'tar-stream';
-import { encodeTarHeader, type TarHeaderFields } from '../shared/archive/tar-encoder.js';
+import { encodeTarHeader, type TarHeaderFields } from '../shared/formats/archive/tar-encoder.js';
 
 /** The bytes tar-stream's pack writes for one entry's header (everything before the body). */
 async function tarStreamHeader(fields: TarHeaderFields & { type: 'file' | 'directory' | 'symlink' }, paxMtime?: string): Promise<Buffer> {

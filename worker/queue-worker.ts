@@ -4,7 +4,7 @@ import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-chann
 import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
 import type { ScheduleBook, ScheduleRun } from '../jobs/schedules.js';
-import type { Compression } from '../shared/archive/manifest.js';
+import type { Compression } from '../shared/formats/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';

@@ -4,8 +4,8 @@ import { IntegrityError, NotFoundError, InvalidInputError, RepositoryMissingErro
 import { isSnapshotId, isSnapshotIdPrefix } from '../ids.js';
 import type { GetOptions, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
 import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
-import { archiveFileName } from '../archive/compression.js';
-import type { Compression } from '../archive/manifest.js';
+import { archiveFileName } from '../formats/archive/compression.js';
+import type { Compression } from '../formats/archive/manifest.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */

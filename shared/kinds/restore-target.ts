@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { EntryHeader } from '../archive/archive-entry.js';
-import type { Manifest } from '../archive/manifest.js';
+import type { EntryHeader } from '../formats/archive/archive-entry.js';
+import type { Manifest } from '../formats/archive/manifest.js';
 import type { ProgressSink } from '../progress.js';
 
 export interface RestoreOptions {

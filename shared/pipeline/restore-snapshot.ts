@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream';
-import { readArchive, type ReadResult } from '../archive/archive-reader.js';
-import type { Manifest } from '../archive/manifest.js';
+import { readArchive, type ReadResult } from '../formats/archive/archive-reader.js';
+import type { Manifest } from '../formats/archive/manifest.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { DigestStream } from '../digest-stream.js';

@@ -1,6 +1,6 @@
-import { writeArchive } from '../archive/archive-writer.js';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../archive/manifest.js';
-import type { SealKey } from '../archive/seal.js';
+import { writeArchive } from '../formats/archive/archive-writer.js';
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Compression, type Manifest } from '../formats/archive/manifest.js';
+import type { SealKey } from '../formats/archive/seal.js';
 import { checksumHeader, type SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { Repository } from '../catalog/repository.js';
 import { IntegrityError, NotFoundError, SnapworkerError } from '../errors.js';

@@ -9,9 +9,9 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { compress as zstdCompress } from 'zstd-napi';
-import type { SourceEntry } from '../../shared/archive/archive-entry.js';
-import type { Compression, Manifest } from '../../shared/archive/manifest.js';
-import type { SealKey } from '../../shared/archive/seal.js';
+import type { SourceEntry } from '../../shared/formats/archive/archive-entry.js';
+import type { Compression, Manifest } from '../../shared/formats/archive/manifest.js';
+import type { SealKey } from '../../shared/formats/archive/seal.js';
 
 /** A valid manifest; override any field. */
 /** A manifest for restoring `source`'s entries straight into a target in tests (no archive in between). */

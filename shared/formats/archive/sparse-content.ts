@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../../errors.js';
 import type { DataSegment } from './pax-sparse.js';
 import { EventLoopYielder } from './stream-wait.js';
 

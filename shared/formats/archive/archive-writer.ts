@@ -1,7 +1,7 @@
 import crypto, { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
-import { AbortedError, InvalidInputError, SnapworkerError } from '../errors.js';
-import type { ProgressSink } from '../progress.js';
+import { AbortedError, InvalidInputError, SnapworkerError } from '../../errors.js';
+import type { ProgressSink } from '../../progress.js';
 import { EntryVanishedError, entryMtimeNs, type EntryHeader, type SourceEntry } from './archive-entry.js';
 import { createCompressStream } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Manifest } from './manifest.js';
@@ -9,7 +9,7 @@ import { EntryTracker, showPath } from './safe-path.js';
 import { assertValidSealKey, createSealMac, encodeSeal, type SealKey } from './seal.js';
 import { assertValidSegments, dataBytes, encodeSparseMap, sparseArchiveName, sparsePaxRecords } from './pax-sparse.js';
 import { encodeXattrRecords } from './pax-xattrs.js';
-import { encodeName } from '../fsutil/byte-name.js';
+import { encodeName } from '../../fsutil/byte-name.js';
 import { encodeSumLines, formatSumLine } from './sha256sums.js';
 import { contentHash } from './sparse-content.js';
 import { EventLoopYielder, waitForDrain } from './stream-wait.js';

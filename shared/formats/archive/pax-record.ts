@@ -1,4 +1,4 @@
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../../errors.js';
 
 /**
  * One pax extended-header record as bytes: `<length> <key>=<value>\n`, where the decimal length

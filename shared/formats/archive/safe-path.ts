@@ -1,5 +1,5 @@
-import { IntegrityError, UnsafeEntryError } from '../errors.js';
-import { nameByteLength, showName } from '../fsutil/byte-name.js';
+import { IntegrityError, UnsafeEntryError } from '../../errors.js';
+import { nameByteLength, showName } from '../../fsutil/byte-name.js';
 import type { EntryHeader, EntryType } from './archive-entry.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY } from './manifest.js';
 

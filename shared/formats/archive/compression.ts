@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { PassThrough, type Transform } from 'node:stream';
 import { constants as zlibConstants, createGunzip, createGzip } from 'node:zlib';
 import { CompressStream } from 'zstd-napi';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError } from '../../errors.js';
 import type { Compression } from './manifest.js';
 import { ThreadedZstdDecompressStream } from './zstd-decompress-thread.js';
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../../errors.js';
 
 /** Input chunks handed to the thread and not yet decompressed; bounds what the thread holds. */
 const INPUT_WINDOW = 8;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 import { z } from 'zod';
-import { IntegrityError, InvalidInputError } from '../errors.js';
+import { IntegrityError, InvalidInputError } from '../../errors.js';
 
 /** A key that seals archives: `SHA256SUMS.seal` records `keyId` so a reader can pick the key. */
 export interface SealKey {

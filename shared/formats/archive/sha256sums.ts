@@ -1,5 +1,5 @@
-import { IntegrityError } from '../errors.js';
-import { decodeName, encodeName } from '../fsutil/byte-name.js';
+import { IntegrityError } from '../../errors.js';
+import { decodeName, encodeName } from '../../fsutil/byte-name.js';
 import { MAX_PATH_BYTES } from './safe-path.js';
 
 // eslint-disable-next-line no-control-regex

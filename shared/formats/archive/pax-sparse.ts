@@ -1,5 +1,5 @@
 import path from 'node:path/posix';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../../errors.js';
 import { encodePaxRecord } from './pax-record.js';
 
 /**

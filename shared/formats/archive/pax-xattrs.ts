@@ -1,4 +1,4 @@
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../../errors.js';
 import { encodePaxRecord } from './pax-record.js';
 
 /** One extended attribute: its full name with namespace (`user.mime_type`) and value bytes. */

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { DataSegment } from './pax-sparse.js';
 import type { Xattr } from './pax-xattrs.js';
-import { SnapworkerError } from '../errors.js';
+import { SnapworkerError } from '../../errors.js';
 
 /**
  * Thrown by `SourceEntry.open()` for a file deleted since it was listed. The archive writer

@@ -1,5 +1,5 @@
 import type { EntryType } from './archive-entry.js';
-import { encodeName, hasEscapedBytes } from '../fsutil/byte-name.js';
+import { encodeName, hasEscapedBytes } from '../../fsutil/byte-name.js';
 import { encodePaxRecord } from './pax-record.js';
 
 /** What one tar header holds (ownership is never written: uid/gid 0, no user or group names). */

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { decodeName } from '../fsutil/byte-name.js';
+import { decodeName } from '../../fsutil/byte-name.js';
 import { parsePaxRecords } from './pax-record.js';
 
 /**

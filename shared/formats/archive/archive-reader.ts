@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { AbortedError, IntegrityError, SnapworkerError } from '../../errors.js';
 import type { ProgressSink } from '../../progress.js';
-import type { EntryHeader, EntryType } from './archive-entry.js';
+import type { EntryHeader, EntryType } from '../../snapshot/entry.js';
 import { decodeName } from '../../fsutil/byte-name.js';
 import { keepPaxNameBytes, paxRecordsOf } from './pax-bytes.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';

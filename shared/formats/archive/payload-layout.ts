@@ -1,7 +1,7 @@
 import { IntegrityError } from '../../errors.js';
 import { BACKUP_METADATA_ENTRY, MAX_BACKUP_METADATA_BYTES, SNAPSHOT_DATA_ENTRY, parseBackupMetadata } from '../../kinds/nats/stream-backup.js';
 import { DATABASE_ENTRY_PREFIX } from '../../kinds/sqlite/sqlite-uri.js';
-import type { EntryHeader } from './archive-entry.js';
+import type { EntryHeader } from '../../snapshot/entry.js';
 import type { Manifest } from './manifest.js';
 import { showPath } from './safe-path.js';
 

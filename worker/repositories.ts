@@ -45,8 +45,8 @@ export class RepositoryRegistry {
   }
 
   async close(): Promise<void> {
-    const drivers = [...this.open.values()].map((r) => r.driver.close?.());
+    const closing = [...this.open.values()].map((r) => r.close());
     this.open.clear();
-    await Promise.allSettled(drivers);
+    await Promise.allSettled(closing);
   }
 }

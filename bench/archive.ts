@@ -17,7 +17,7 @@ import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import type { SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { readArchive } from '../shared/formats/archive/archive-reader.js';
 import { writeArchive } from '../shared/formats/archive/archive-writer.js';
 import type { Compression } from '../shared/formats/archive/manifest.js';

@@ -8,7 +8,7 @@ import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/red
 import { writableDirProblem } from './fsutil/writable-dir.js';
 import type { NatsProfile } from './kinds/source.js';
 import type { SealKey } from './formats/archive/seal.js';
-import { parseRepositoryUri } from './storage/open-driver.js';
+import { isRepositoryUri, parseRepositoryUri, REPOSITORY_URI_SCHEMES } from './storage/open-driver.js';
 
 /** Everything a worker (or a `--local` run) is configured with. Read from the environment only. */
 export interface WorkerConfig {
@@ -130,7 +130,7 @@ type Env = z.infer<typeof envSchema>;
 const SECRET_VARIABLES = new Set(['SNAPWORKER_SEAL_KEY', 'SNAPWORKER_NATS_PROFILES']);
 
 const repositoryName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'repository names are letters, digits, _ and -');
-const repositoriesSchema = z.record(repositoryName, z.string().regex(/^(file|s3):\/\//, 'must be a file:// or s3:// URI'));
+const repositoriesSchema = z.record(repositoryName, z.string().refine(isRepositoryUri, `must be a ${REPOSITORY_URI_SCHEMES} URI`));
 const natsProfileSchema = z
   .object({
     token: z.string().optional(),

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import type { SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { readArchive } from '../shared/formats/archive/archive-reader.js';
 import { writeArchive } from '../shared/formats/archive/archive-writer.js';
 import type { Compression } from '../shared/formats/archive/manifest.js';

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { decompress as zstdDecompress } from 'zstd-napi';
-import type { EntryHeader } from '../shared/formats/archive/archive-entry.js';
+import type { EntryHeader } from '../shared/snapshot/entry.js';
 import { readArchive, type ReadArchiveOptions, type ReadResult } from '../shared/formats/archive/archive-reader.js';
 import { writeArchive, type ArchiveStats, type WriteArchiveOptions } from '../shared/formats/archive/archive-writer.js';
 import { archiveFileName, detectCompression } from '../shared/formats/archive/compression.js';

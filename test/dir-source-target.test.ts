@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import type { EntryHeader, SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import type { EntryHeader, SourceEntry } from '../shared/snapshot/entry.js';
 import { IntegrityError, InvalidInputError, UnsafePathError } from '../shared/errors.js';
 import { dirUri } from '../shared/kinds/dir/dir-uri.js';
 import { asyncTreeIo, syncTreeIo } from '../shared/fsutil/tree-io.js';

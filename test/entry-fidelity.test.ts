@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import type { EntryHeader, SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import type { EntryHeader, SourceEntry } from '../shared/snapshot/entry.js';
 import { parsePaxTime, readArchive } from '../shared/formats/archive/archive-reader.js';
 import { writeArchive } from '../shared/formats/archive/archive-writer.js';
 import { encodeSumLines, formatSumLine, SumsParser } from '../shared/formats/archive/sha256sums.js';

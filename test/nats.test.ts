@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { AckPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Readable } from 'node:stream';
-import type { EntryHeader } from '../shared/formats/archive/archive-entry.js';
+import type { EntryHeader } from '../shared/snapshot/entry.js';
 import type { Manifest } from '../shared/formats/archive/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError } from '../shared/errors.js';
 import { nullProgress, type ProgressSink } from '../shared/progress.js';

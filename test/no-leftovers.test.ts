@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { SourceEntry } from '../shared/formats/archive/archive-entry.js';
+import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { isRetryable, NoSpaceError } from '../shared/errors.js';
 import { nullNotices } from '../shared/kinds/notices.js';
 import { createSqliteSource } from '../shared/kinds/sqlite/sqlite-source.js';

@@ -28,7 +28,7 @@ after(async () => {
 /** A complete snapshot taken at `createdAt`: a small archive object, then its record. */
 async function storeSnapshot(repository: Repository, source: string, createdAt: string, labels: Record<string, string> = {}): Promise<string> {
   const id = newSnapshotId(new Date(createdAt));
-  const stored = await repository.putArchive(id, 'none', Readable.from([Buffer.from(`archive of ${source} at ${createdAt}`)]));
+  const stored = await repository.putSnapshotObject(id, 'archive.tar', Readable.from([Buffer.from(`archive of ${source} at ${createdAt}`)]));
   const record: SnapshotRecord = {
     v: 1,
     id,
@@ -182,7 +182,7 @@ describe('prune racing a snapshot of the same lineage', () => {
   async function assertNewestIsWhole(repository: Repository, expected: string) {
     const records = await repository.list({ source: 'app' });
     assert.equal(records.at(-1)?.id, expected);
-    for (const record of records) await repository.driver.head(record.archive.key); // every record has its archive
+    for (const record of records) await repository.head(record.archive.key); // every record has its archive
   }
 
   it('keeps a snapshot that commits after the listing: it is neither judged nor taken for debris', async () => {

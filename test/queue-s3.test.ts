@@ -26,6 +26,7 @@ import {
   type WorkerProcess,
 } from './helpers/worker-fixture.js';
 import { Repository } from '../shared/catalog/repository.js';
+import { decodeUploadToken } from '../shared/catalog/upload-token.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { openDriver } from '../shared/storage/open-driver.js';
 import { BOOKKEEPING_KEY } from '../worker/queue-worker.js';
@@ -125,7 +126,7 @@ describe('S3 repositories through the queue', () => {
     await writeRandomFile(path.join(bigTree, 'blob-b.bin'), 100 * MiB);
   });
   after(async () => {
-    await repository?.driver.close?.();
+    await repository?.close();
     admin?.destroy();
     await environment?.cleanup();
     await s3?.stop();
@@ -229,7 +230,7 @@ describe('S3 repositories through the queue', () => {
       assert.deepEqual(await openUploads('doomed/'), []);
       assert.deepEqual(await doomedRepository.list(), []);
     } finally {
-      await doomedRepository.driver.close?.();
+      await doomedRepository.close();
       await worker.stop();
       await doomed.cleanup();
       await proxy.close();
@@ -246,8 +247,9 @@ describe('S3 repositories through the queue', () => {
         async () => {
           const current = await environment.queue.getJob(job.id!);
           const progress = current?.progress as { bytesDone?: number } | undefined;
-          const pending = (current?.data as Record<string, { pendingUpload?: { key: string; uploadId: string } }> | undefined)?.[BOOKKEEPING_KEY]?.pendingUpload;
-          return (progress?.bytesDone ?? 0) > 0 && pending ? pending : undefined;
+          const pending = (current?.data as Record<string, { pendingUpload?: { token: string } }> | undefined)?.[BOOKKEEPING_KEY]?.pendingUpload;
+          // The token is opaque to the worker; the test looks inside to find the upload in S3.
+          return (progress?.bytesDone ?? 0) > 0 && pending ? decodeUploadToken(pending.token) : undefined;
         },
         60_000,
       );

@@ -10,7 +10,9 @@ import { promisify } from 'node:util';
 
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 
+import { Repository } from '../shared/catalog/repository.js';
 import { AbortedError, InvalidInputError } from '../shared/errors.js';
+import { newSnapshotId } from '../shared/ids.js';
 import { openDriver, parseByteSize } from '../shared/storage/open-driver.js';
 import {
   capacityForUnknownSize,
@@ -415,5 +417,41 @@ describe('s3 repository URIs', () => {
     assert.throws(() => openDriver('s3://Bad_Bucket/p'), /bucket/);
     assert.throws(() => openDriver('s3:///p'), /bucket/);
     assert.throws(() => openDriver('s3://bucket/a/../b'), InvalidInputError);
+  });
+});
+
+describe('s3 repository upload tokens', () => {
+  test('a token handed out mid-upload lets another repository object (a later attempt) discard the stranded upload', async () => {
+    const driver = driverOn();
+    const { prefix } = driver.options;
+    const repository = new Repository('tokens', driver);
+    const id = newSnapshotId();
+    const tokens: string[] = [];
+    // A body that sends two parts' worth and then hangs, as a worker does when it is killed mid-upload.
+    const body = new Readable({ read() {} });
+    body.push(randomBytes(11 * MiB));
+    const controller = new AbortController();
+    const put = repository.putSnapshotObject(id, 'archive.tar.zst', body, { signal: controller.signal, onUploadToken: (token) => void tokens.push(token) });
+    put.catch(() => {});
+    try {
+      for (let i = 0; i < 600 && tokens.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(tokens.length, 1, 'one token for the multipart upload');
+      const token = tokens[0]!;
+      assert.doesNotMatch(token, /snapshots|archive/, 'the token is opaque: no storage key in plain sight');
+      const open = await openUploads('');
+      assert.equal(open.filter((entry) => entry.includes(`snapshots/${id}/archive.tar.zst`)).length, 1, 'the upload is open');
+
+      // A fresh repository object on the same storage, as the next attempt's worker would have.
+      const later = new Repository('tokens', driverOn({ prefix }));
+      await later.discardUpload(token);
+      assert.deepEqual((await openUploads('')).filter((entry) => entry.includes(`snapshots/${id}/`)), [], 'the stranded upload is gone');
+      await assert.rejects(later.discardUpload('not-a-token'), InvalidInputError);
+      await later.close();
+    } finally {
+      controller.abort();
+      await put.catch(() => {});
+      await removeAll(driver);
+      await repository.close();
+    }
   });
 });

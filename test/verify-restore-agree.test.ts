@@ -75,20 +75,20 @@ describe('verify and restore apply the same checks', () => {
   });
 
   it('refuses a directory archive with an entry outside data/, or data as a file', async () => {
-    await assertBothRefuse([{ name: 'data', type: 'directory' }, { name: 'data/a', data: 'a' }, { name: 'other/x', data: 'x' }], {}, /entry other\/x: a file does not belong in a dir archive/);
-    await assertBothRefuse([{ name: 'data', data: 'not a directory' }], {}, /entry data: a file does not belong in a dir archive \(expected data\/ as a directory\)/);
-    await assertBothRefuse([{ name: 'data', type: 'directory' }, { name: 'databases/app', data: 'x' }], {}, /entry databases\/app: a file does not belong in a dir archive/);
+    await assertBothRefuse([{ name: 'data', type: 'directory' }, { name: 'data/a', data: 'a' }, { name: 'other/x', data: 'x' }], {}, /entry other\/x: a file does not belong in a dir snapshot/);
+    await assertBothRefuse([{ name: 'data', data: 'not a directory' }], {}, /entry data: a file does not belong in a dir snapshot \(expected data\/ as a directory\)/);
+    await assertBothRefuse([{ name: 'data', type: 'directory' }, { name: 'databases/app', data: 'x' }], {}, /entry databases\/app: a file does not belong in a dir snapshot/);
   });
 
   it('refuses nats and sqlite archives that miss or add entries, or whose backup.json restore cannot read', async () => {
     const nats = { source: { kind: 'nats', uri: `nats://127.0.0.1:4222/${STREAM}`, name: STREAM } };
     const backup = JSON.stringify({ config: { name: STREAM }, state: {} });
-    await assertBothRefuse([{ name: 'backup.json', data: backup }], { manifest: nats }, /a nats archive needs stream\.tar\.s2, which is missing/);
-    await assertBothRefuse([{ name: 'backup.json', data: backup }, { name: 'stream.tar.s2', data: 'x' }, { name: 'data/x', data: 'x' }], { manifest: nats }, /entry data\/x: a file does not belong in a nats archive/);
+    await assertBothRefuse([{ name: 'backup.json', data: backup }], { manifest: nats }, /a nats snapshot needs stream\.tar\.s2, which is missing/);
+    await assertBothRefuse([{ name: 'backup.json', data: backup }, { name: 'stream.tar.s2', data: 'x' }, { name: 'data/x', data: 'x' }], { manifest: nats }, /entry data\/x: a file does not belong in a nats snapshot/);
     await assertBothRefuse([{ name: 'backup.json', data: '{}' }, { name: 'stream.tar.s2', data: 'x' }], { manifest: nats }, /^nats: backup\.json: expected \{"config": \{\.\.\.\}, "state": \{\.\.\.\}\}$/);
     const sqlite = { source: { kind: 'sqlite', uri: 'sqlite:///srv/app.db', name: 'app' } };
-    await assertBothRefuse([], { manifest: sqlite }, /a sqlite archive needs at least one database/);
-    await assertBothRefuse([{ name: 'databases', type: 'directory' }], { manifest: sqlite }, /entry databases: a directory does not belong in a sqlite archive/);
+    await assertBothRefuse([], { manifest: sqlite }, /a sqlite snapshot needs at least one database/);
+    await assertBothRefuse([{ name: 'databases', type: 'directory' }], { manifest: sqlite }, /entry databases: a directory does not belong in a sqlite snapshot/);
   });
 
   it('refuses a manifest whose source URI carries credentials', async () => {

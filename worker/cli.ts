@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/logging.js';
 import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
+import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-driver.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { exitCodeForError } from './commands/exit-codes.js';
 import type { CliOptions } from './commands/flags.js';
@@ -134,7 +135,7 @@ function withRepoOption(config: WorkerConfig, repo: string | undefined, inProces
   if (!inProcess) {
     throw new InvalidInputError(`--repo ${shown}: a URI works with --local and init/ls/show/rm/link; queued jobs name a repository configured on the workers`);
   }
-  if (!/^(file|s3):\/\//.test(repo)) throw new InvalidInputError(`--repo ${shown}: expected a file:// or s3:// URI`);
+  if (!isRepositoryUri(repo)) throw new InvalidInputError(`--repo ${shown}: expected a ${REPOSITORY_URI_SCHEMES} URI`);
   // The default repository for this run, so job data (which names repositories by config name
   // only) needs no name for it.
   return { config: { ...config, repositories: { ...config.repositories, [shown]: repo }, defaultRepository: shown }, repo: undefined };

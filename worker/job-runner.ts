@@ -93,7 +93,8 @@ export interface JobRun<K extends JobKind> {
   /** Snapshot id to write (derived from the queued job so retries reuse it); fresh when absent. */
   snapshotId?: string;
   job?: { id: string; queue: string };
-  onUploadStarted?: (uploadId: string) => void | Promise<void>;
+  /** Snapshots: an opaque token for an upload a crash would strand (see `Repository.discardUpload`). */
+  onUploadToken?: (token: string) => void | Promise<void>;
   /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
   onNotice?: (notice: EntryNotice) => void;
 }
@@ -101,7 +102,7 @@ export interface JobRun<K extends JobKind> {
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
 
 const HANDLERS: { [K in JobKind]: Handler<K> } = {
-  async snapshot({ data, signal, progress, snapshotId, job, onUploadStarted, onNotice }, runtime) {
+  async snapshot({ data, signal, progress, snapshotId, job, onUploadToken, onNotice }, runtime) {
     const repository = await runtime.writableRepository(data.repo, signal);
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
     const record = await takeSnapshot({
@@ -116,7 +117,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       signal,
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,
-      onUploadStarted,
+      onUploadToken,
       onNotice,
     });
     runtime.metrics?.snapshotSucceeded(record.source.name, new Date(record.completedAt));
@@ -166,7 +167,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       entries: result.entries,
       files: result.files,
       rawBytes: result.rawBytes,
-      storedBytes: record.archive.size,
+      storedBytes: record.stats.storedBytes,
       sealed: result.sealed,
     };
   },

@@ -4,7 +4,6 @@ import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-chann
 import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
 import type { ScheduleBook, ScheduleRun } from '../jobs/schedules.js';
-import type { Compression } from '../shared/formats/archive/manifest.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
@@ -18,6 +17,7 @@ import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import { ProgressTracker } from '../shared/progress.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { runJob, type JobRuntime } from './job-runner.js';
+import { encodeUploadToken } from '../shared/catalog/upload-token.js';
 
 /** Reason given to running jobs' AbortSignals when the shutdown grace runs out. */
 const SHUTDOWN = 'worker shutting down';
@@ -32,12 +32,13 @@ const FORCE_CLOSE_MS = 2000;
 
 /**
  * Bookkeeping the worker keeps inside the job's data under this key (stripped before the data is
- * validated): the S3 multipart upload of an attempt in flight, so that the next attempt after a
- * crash aborts it instead of leaving parts stranded.
+ * validated): the repository's token for an upload of an attempt in flight (an S3 multipart
+ * upload), so that the next attempt after a crash discards it instead of leaving parts stranded.
  */
 export const BOOKKEEPING_KEY = '_snapworker';
 interface Bookkeeping {
-  pendingUpload?: { repo: string | undefined; key: string; uploadId: string };
+  /** `token` from `Repository`'s `onUploadToken`; `key` + `uploadId` in jobs a version before tokens left. */
+  pendingUpload?: { repo: string | undefined; token?: string; key?: string; uploadId?: string };
 }
 
 export interface QueueWorkerDeps {
@@ -203,7 +204,7 @@ export class QueueWorker {
       await this.abortOrphanUpload(job, bookkeeping as Bookkeeping | undefined, abort);
       // Every attempt of this job writes the same snapshot id, so a retry replaces its own leftovers.
       const snapshotId = snapshotIdForJob(job.timestamp, `${this.config.prefix}:${this.config.queueName}:${job.id}`);
-      const { repo, compression } = parsed.data as { repo?: string; compression?: Compression };
+      const { repo } = parsed.data as { repo?: string };
       const result = await runJob(
         {
           kind: parsed.kind,
@@ -212,8 +213,7 @@ export class QueueWorker {
           progress: tracker,
           snapshotId,
           job: { id: job.id!, queue: this.config.queueName },
-          onUploadStarted: (uploadId) =>
-            this.recordUpload(job, { repo, key: runtime.repository(repo).archiveKey(snapshotId, compression ?? 'zstd'), uploadId }),
+          onUploadToken: (token) => this.recordUpload(job, { repo, token }),
           onNotice: (notice) => {
             log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
             events.warning(ref, notice);
@@ -289,10 +289,10 @@ export class QueueWorker {
   private async abortOrphanUpload(job: Job, bookkeeping: Bookkeeping | undefined, signal: AbortSignal): Promise<void> {
     const pending = bookkeeping?.pendingUpload;
     if (!pending) return;
-    const log = this.deps.logger.child({ jobId: job.id, key: pending.key, uploadId: pending.uploadId });
+    const log = this.deps.logger.child({ jobId: job.id });
     try {
-      const driver = this.deps.runtime.repository(pending.repo).driver;
-      await driver.abortUpload?.(pending.key, pending.uploadId, { signal });
+      const token = pending.token ?? encodeUploadToken({ key: String(pending.key), uploadId: String(pending.uploadId) });
+      await this.deps.runtime.repository(pending.repo).discardUpload(token, { signal });
       log.info('aborted the upload a crashed attempt left open');
     } catch (err) {
       throwIfAborted(signal);

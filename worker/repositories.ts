@@ -1,6 +1,6 @@
 import { Repository } from '../shared/catalog/repository.js';
 import { InvalidInputError } from '../shared/errors.js';
-import { openDriver } from '../shared/storage/open-driver.js';
+import { driverKindOf, openDriver } from '../shared/storage/open-driver.js';
 import type { StorageObserver } from '../shared/storage/storage-driver.js';
 
 /**
@@ -14,7 +14,7 @@ export class RepositoryRegistry {
   private readonly uris: ReadonlyMap<string, string>;
 
   /**
-   * @param uris name → `file://` or `s3://` URI (own properties only)
+   * @param uris name → repository URI (own properties only)
    * @param defaultName used when a job names no repository
    * @param observerFor metrics hook per driver kind
    */
@@ -38,15 +38,15 @@ export class RepositoryRegistry {
     if (uri === undefined) {
       throw new InvalidInputError(`unknown repository ${JSON.stringify(key)} (configured: ${[...this.uris.keys()].join(', ') || 'none'})`);
     }
-    const kind = uri.startsWith('s3:') ? 's3' : 'fs';
-    const repository = new Repository(key, openDriver(uri, { observer: this.observerFor?.(kind) }));
+    const kind = driverKindOf(uri);
+    const repository = new Repository(key, openDriver(uri, { observer: kind === undefined ? undefined : this.observerFor?.(kind) }));
     this.open.set(key, repository);
     return repository;
   }
 
   async close(): Promise<void> {
-    const drivers = [...this.open.values()].map((r) => r.driver.close?.());
+    const closing = [...this.open.values()].map((r) => r.close());
     this.open.clear();
-    await Promise.allSettled(drivers);
+    await Promise.allSettled(closing);
   }
 }

@@ -2,10 +2,9 @@ import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { IntegrityError, NotFoundError, InvalidInputError, RepositoryMissingError, SnapworkerError } from '../errors.js';
 import { isSnapshotId, isSnapshotIdPrefix } from '../ids.js';
-import type { GetOptions, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
+import type { GetOptions, ObjectInfo, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
 import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
-import { archiveFileName } from '../formats/archive/compression.js';
-import type { Compression } from '../formats/archive/manifest.js';
+import { decodeUploadToken, encodeUploadToken } from './upload-token.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
@@ -23,6 +22,20 @@ export interface RepositoryConfig {
   /** Random 16 hex digits, so two repositories are never mistaken for each other. */
   id: string;
   createdAt: string;
+  /**
+   * The snapshot format new snapshots are written in (shared/formats/registry.ts). Absent: the
+   * archive format, as in every repository made before formats had names.
+   */
+  snapshotFormat?: string;
+}
+
+/** Options for storing one object of a snapshot. */
+export interface SnapshotObjectOptions extends Omit<PutOptions, 'onUploadStarted'> {
+  /**
+   * Called when the storage starts an upload a crash would strand (an S3 multipart upload), with
+   * an opaque token for `discardUpload`. The caller keeps it where a later attempt finds it.
+   */
+  onUploadToken?: (token: string) => void | Promise<void>;
 }
 
 
@@ -42,9 +55,10 @@ export interface IncompleteSnapshot {
 }
 
 /**
- * The repository layout on top of a storage driver (DESIGN.md "Repository layout"):
- * `snapshots/<id>/archive.tar.zst` and `snapshots/<id>/snapshot.json`, the record written last.
- * A snapshot without a record is incomplete: never listed, and removed by prune.
+ * The repository layout on top of a storage driver (DESIGN.md "Repository layout"): `config.json`,
+ * and per snapshot `snapshots/<id>/snapshot.json`, the record, written last, beside the objects
+ * its format stored (`archive.tar.zst` for the archive format). A snapshot without a record is
+ * incomplete: never listed, and removed by prune. Everything above reaches storage through here.
  */
 export class Repository {
   /** Set once the repository was seen to exist: it does not stop existing while we run. */
@@ -52,6 +66,13 @@ export class Repository {
   /** The creation in flight, shared by concurrent `initIfMissing` calls. */
   private creating: Promise<boolean> | undefined;
 
+  /** `config.json` once read (undefined: the repository has none, made before `init` existed). */
+  private config: Promise<RepositoryConfig | undefined> | undefined;
+
+  /**
+   * @param driver the storage underneath. Formats and the pipeline reach storage only through
+   *   this class; the SQLite replica store (its own layout under `replicas/`) is the one other user.
+   */
   constructor(
     readonly name: string,
     readonly driver: StorageDriver,
@@ -92,7 +113,7 @@ export class Repository {
    * Creates the repository: writes its `config.json`.
    * @throws SnapworkerError when it exists already.
    */
-  async init(options?: SignalOptions): Promise<RepositoryConfig> {
+  async init(options?: SignalOptions & { snapshotFormat?: string }): Promise<RepositoryConfig> {
     if (await this.exists(options)) throw new SnapworkerError(`repository ${this.name}: already exists`);
     const config: RepositoryConfig = {
       v: 1,
@@ -100,11 +121,42 @@ export class Repository {
       formatVersion: 1,
       id: randomBytes(8).toString('hex'),
       createdAt: new Date().toISOString(),
+      ...(options?.snapshotFormat ? { snapshotFormat: options.snapshotFormat } : {}),
     };
     const body = Buffer.from(JSON.stringify(config, null, 2) + '\n');
-    await this.driver.put(CONFIG_FILE, Readable.from([body]), { ...options, size: body.length });
+    await this.driver.put(CONFIG_FILE, Readable.from([body]), { signal: options?.signal, size: body.length });
     this.known = true;
+    this.config = Promise.resolve(config);
     return config;
+  }
+
+  /**
+   * The snapshot format `config.json` names for new snapshots; undefined when it names none or
+   * there is no `config.json` (the caller's default applies: the archive format). Read once.
+   * @throws IntegrityError when `config.json` is not JSON.
+   */
+  async snapshotFormat(options?: SignalOptions): Promise<string | undefined> {
+    this.config ??= this.readConfig(options).catch((err: unknown) => {
+      this.config = undefined; // a network error now must not stick
+      throw err;
+    });
+    const format = (await this.config)?.snapshotFormat;
+    return typeof format === 'string' ? format : undefined;
+  }
+
+  private async readConfig(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
+    let text: string;
+    try {
+      text = await readText(await this.driver.get(CONFIG_FILE, options));
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as RepositoryConfig;
+    } catch (err) {
+      throw new IntegrityError(`repository ${this.name}: ${CONFIG_FILE} is not JSON`, { cause: err });
+    }
   }
 
   /**
@@ -129,16 +181,67 @@ export class Repository {
   }
 
 
-  archiveKey(id: string, compression: Compression): string {
-    return `${SNAPSHOTS}${checkedId(id)}/${archiveFileName(compression)}`;
-  }
-
   recordKey(id: string): string {
     return `${SNAPSHOTS}${checkedId(id)}/${RECORD_FILE}`;
   }
 
-  putArchive(id: string, compression: Compression, body: Readable, options?: PutOptions): Promise<PutResult> {
-    return this.driver.put(this.archiveKey(id, compression), body, options);
+  /**
+   * Stores `body` as `snapshots/<id>/<name>` (atomically: see `StorageDriver.put`), for a format.
+   * `name` is a plain file name chosen by the format, never the record's.
+   */
+  putSnapshotObject(id: string, name: string, body: Readable, options: SnapshotObjectOptions = {}): Promise<PutResult> {
+    if (name === RECORD_FILE || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new InvalidInputError(`repository ${this.name}: "${name}" cannot name a snapshot object`);
+    const key = `${SNAPSHOTS}${checkedId(id)}/${name}`;
+    const { onUploadToken, ...putOptions } = options;
+    return this.driver.put(key, body, {
+      ...putOptions,
+      ...(onUploadToken ? { onUploadStarted: (uploadId: string) => onUploadToken(encodeUploadToken({ key, uploadId })) } : {}),
+    });
+  }
+
+  /**
+   * Ends an upload a crashed attempt left open (from its `onUploadToken` token), so no parts stay
+   * stranded. Storage without such uploads does nothing.
+   * @throws InvalidInputError for a token that is not one of ours.
+   */
+  async discardUpload(token: string, options?: SignalOptions): Promise<void> {
+    const { key, uploadId } = decodeUploadToken(token);
+    await this.driver.abortUpload?.(key, uploadId, options);
+  }
+
+  /** Streams a stored object (a key from a record). @throws NotFoundError when absent. */
+  getObject(key: string, options?: GetOptions): Promise<Readable> {
+    return this.driver.get(key, options);
+  }
+
+  /** Size and time of a stored object. @throws NotFoundError when absent. */
+  head(key: string, options?: SignalOptions): Promise<ObjectInfo> {
+    return this.driver.head(key, options);
+  }
+
+  /** True when snapshot `id` has a record (is complete), whatever the record holds. */
+  async hasRecord(id: string, options?: SignalOptions): Promise<boolean> {
+    try {
+      await this.driver.head(this.recordKey(id), options);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A time-limited URL that downloads `key` without credentials.
+   * @throws InvalidInputError when the storage cannot make one (a filesystem repository).
+   */
+  presign(key: string, expiresInSeconds: number): Promise<string> {
+    if (!this.driver.presign) throw new InvalidInputError(`repository ${this.name} (${this.driver.kind}) cannot make download links`);
+    return this.driver.presign(key, expiresInSeconds);
+  }
+
+  /** Releases the storage's clients and sockets. */
+  async close(): Promise<void> {
+    await this.driver.close?.();
   }
 
   /** Commits a snapshot: call only after its archive is stored and checked. */
@@ -233,14 +336,10 @@ export class Repository {
     throw new InvalidInputError(`snapshot id prefix "${prefix}" is ambiguous: ${shown}`);
   }
 
-  /** Streams the stored archive of `record`. */
-  openArchive(record: SnapshotRecord, options?: GetOptions): Promise<Readable> {
-    return this.driver.get(record.archive.key, options);
-  }
-
   /**
    * Deletes a snapshot: the record first, so the snapshot stops being listed before any of its
-   * data goes, then every other object under its directory.
+   * data goes, then every other object under its directory. Also removes an incomplete snapshot
+   * (no record). Objects a format shares between snapshots are its own to collect.
    */
   async delete(id: string, options?: SignalOptions): Promise<void> {
     await this.driver.delete(this.recordKey(id), options);

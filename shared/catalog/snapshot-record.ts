@@ -3,13 +3,19 @@ import { NOTICE_KINDS } from '../kinds/notices.js';
 
 /**
  * `snapshots/<id>/snapshot.json`: the record of a complete snapshot. Written last, after the
- * archive is stored and checked, so its presence is the commit marker. Read back from storage it
+ * snapshot's objects are stored and checked, so its presence is the commit marker. Read back from storage it
  * is untrusted input and parsed with `snapshotRecordSchema`.
  */
 export const snapshotRecordSchema = z.object({
   v: z.literal(1),
   id: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/),
   formatVersion: z.literal(1),
+  /**
+   * The snapshot format that stored it (shared/formats/registry.ts), e.g. `archive`. Absent in
+   * records written before formats had names: those are archives. Any string parses, so a format
+   * this version does not know is refused with its name when the snapshot is read, not listed as damaged.
+   */
+  format: z.string().min(1).max(64).optional(),
   source: z.object({
     kind: z.string(),
     uri: z.string(),

@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import type { DataSegment } from '../formats/archive/pax-sparse.js';
+import type { DataSegment } from '../snapshot/sparse-segments.js';
 import { seekData, seekHole } from './native-fs.js';
 import { errnoCode } from './errno.js';
 import { READ_FLAGS } from './tree-io.js';

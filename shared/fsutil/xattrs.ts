@@ -1,4 +1,4 @@
-import type { Xattr } from '../formats/archive/pax-xattrs.js';
+import type { Xattr } from '../snapshot/xattr.js';
 import { errnoCode } from './errno.js';
 import { getXattr, listXattrs, setXattr } from './native-fs.js';
 

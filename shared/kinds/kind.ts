@@ -38,6 +38,13 @@ export interface KindRegistration {
    * allow-list). Throws `InvalidInputError` with one line naming the problem.
    */
   admit?(url: URL, role: 'source' | 'target', context: EndpointContext): void;
+  /**
+   * The structure of this kind's payload (`PayloadLayout`, shared/kinds/payload-layout.ts), which
+   * the restore and verify pipelines apply to whatever a snapshot format yields. Optional: a kind
+   * without one is restored without a structural check before its target sees the entries.
+   * Until the registry lists registrations, `payload-layout.ts` maps kinds to layouts itself.
+   */
+  readonly payload?: () => import('./payload-layout.js').PayloadLayout;
   /** Loads the source factory (lazily: see above). */
   source(): Promise<SourceFactory>;
   /** Loads the restore-target factory. */

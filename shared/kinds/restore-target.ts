@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { EntryHeader } from '../formats/archive/archive-entry.js';
-import type { Manifest } from '../formats/archive/manifest.js';
+import type { EntryHeader } from '../snapshot/entry.js';
+import type { SnapshotManifest } from '../snapshot/manifest.js';
 import type { ProgressSink } from '../progress.js';
 
 export interface RestoreOptions {
@@ -44,7 +44,7 @@ export interface RestoreTarget {
   readonly uri: string;
   /** The source kinds this target accepts (`dir` accepts `dir`, ...). */
   readonly accepts: readonly string[];
-  begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession>;
+  begin(manifest: SnapshotManifest, options: RestoreOptions): Promise<RestoreSession>;
 }
 
 /** Per-job options a producer may set for a restore target (validated by the job schema). */

@@ -1,5 +1,5 @@
-import type { SourceEntry } from '../formats/archive/archive-entry.js';
-import type { SourceDescriptor } from '../formats/archive/manifest.js';
+import type { SourceEntry } from '../snapshot/entry.js';
+import type { SourceDescriptor } from '../snapshot/manifest.js';
 import type { ProgressSink } from '../progress.js';
 import type { NoticeSink } from './notices.js';
 

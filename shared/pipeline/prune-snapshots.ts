@@ -1,5 +1,5 @@
 import type { Repository, SnapshotFilter } from '../catalog/repository.js';
-import { NotFoundError } from '../errors.js';
+import { allFormats, formatOf } from '../formats/registry.js';
 import { applyRetentionPolicy } from '../retention/apply-policy.js';
 import { groupSnapshots, type GroupKey } from '../retention/group-snapshots.js';
 import { describePolicy, type RetentionPolicy } from '../retention/retention-policy.js';
@@ -38,6 +38,11 @@ export interface PruneResult {
   kept: string[];
   removed: string[];
   removedIncomplete: string[];
+  /**
+   * Objects no kept snapshot references any more, removed by formats whose snapshots share objects
+   * (none yet: the archive format keeps each snapshot in its folder). Absent when there were none.
+   */
+  removedObjects?: string[];
   /** Every complete snapshot considered, oldest first, with its verdict. */
   snapshots: PruneDecision[];
 }
@@ -71,35 +76,44 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
   const stale = incomplete.filter((s) => now.getTime() - s.newestModifiedAt.getTime() > graceMs).map((s) => s.id);
 
   const removedIncomplete: string[] = [];
+  const byId = new Map(records.map((record) => [record.id, record]));
   if (dryRun) removedIncomplete.push(...stale);
   else {
-    for (const id of removed) await repository.delete(id, { signal });
+    for (const id of removed) await formatOf(byId.get(id)!).delete(repository, byId.get(id)!, { signal });
     for (const id of stale) {
       // A snapshot that committed since the scan is complete now, not debris.
-      if (await hasRecord(repository, id, signal)) continue;
+      if (await repository.hasRecord(id, { signal })) continue;
       await repository.delete(id, { signal });
       removedIncomplete.push(id);
     }
     // Folders without any object are invisible to the scan above; a dry run does not list them.
     removedIncomplete.push(...(await repository.sweepSnapshotLeftovers(new Date(now.getTime() - graceMs), { signal })));
   }
+  const removedObjects = await collectGarbage(request, now, graceMs);
   return {
     dryRun,
     policy: describePolicy(policy),
     kept: decisions.filter((d) => d.action === 'keep').map((d) => d.id),
     removed,
     removedIncomplete,
+    ...(removedObjects.length > 0 ? { removedObjects } : {}),
     snapshots: decisions,
   };
 }
 
-async function hasRecord(repository: Repository, id: string, signal: AbortSignal): Promise<boolean> {
-  try {
-    await repository.driver.head(repository.recordKey(id), { signal });
-    return true;
-  } catch (err) {
-    if (err instanceof NotFoundError) return false;
-    throw err;
+/**
+ * Lets each format whose snapshots share objects drop what no snapshot references. Every record
+ * of the repository counts as live, not only the filtered ones: a prune of one lineage must not
+ * take objects another lineage still uses.
+ */
+async function collectGarbage(request: PruneRequest, now: Date, graceMs: number): Promise<string[]> {
+  const collectors = allFormats().filter((format) => format.collectGarbage);
+  if (collectors.length === 0) return [];
+  const { repository, signal, dryRun } = request;
+  const live = await repository.list({}, { signal });
+  const removed: string[] = [];
+  for (const format of collectors) {
+    removed.push(...(await format.collectGarbage!(repository, { live, olderThan: new Date(now.getTime() - graceMs), dryRun, signal })));
   }
+  return removed;
 }
-

@@ -15,15 +15,52 @@ export interface OpenDriverOptions {
 /** Where a repository URI points, parsed and checked, before any driver is made. */
 export type RepositoryLocation = { kind: 'file'; root: string } | { kind: 's3'; options: S3DriverOptions };
 
+type Complaint = (part: string, why: string) => never;
+
+/** One storage scheme: how its URIs parse and which driver serves them. */
+interface StorageScheme {
+  /** The driver's `kind` (metric label). */
+  driverKind: string;
+  /** The URI form, for messages. */
+  form: string;
+  locate(url: URL, bad: Complaint): RepositoryLocation;
+  open(location: RepositoryLocation, observer: StorageObserver | undefined): StorageDriver;
+}
+
+/**
+ * Every storage scheme a repository URI may use, one line each: the only place that knows them
+ * (config, the command line and the worker's registry ask here).
+ */
+const SCHEMES = new Map<string, StorageScheme>([
+  ['file:', { driverKind: 'fs', form: 'file:///abs/path', locate: (url, bad) => ({ kind: 'file', root: fileRoot(url, bad) }), open: (l, observer) => new FsDriver({ root: (l as { root: string }).root, observer }) }],
+  ['s3:', { driverKind: 's3', form: 's3://bucket/prefix', locate: (url, bad) => ({ kind: 's3', options: s3OptionsFromUrl(url, bad) }), open: (l, observer) => new S3Driver({ ...(l as { options: S3DriverOptions }).options, observer }) }],
+]);
+
+/** The repository URI forms, for messages: `file:///abs/path or s3://bucket/prefix`. */
+export const REPOSITORY_URI_FORMS = [...SCHEMES.values()].map((scheme) => scheme.form).join(' or ');
+
+/** The schemes as URIs start, for messages: `file:// or s3://`. */
+export const REPOSITORY_URI_SCHEMES = [...SCHEMES.keys()].map((scheme) => `${scheme}//`).join(' or ');
+
+/** True when `text` starts like a repository URI of a known scheme (not yet checked further). */
+export function isRepositoryUri(text: string): boolean {
+  const match = /^([a-z0-9+.-]+:)\/\//i.exec(text);
+  return match !== null && SCHEMES.has(match[1]!.toLowerCase());
+}
+
+/** The driver kind (`fs`, `s3`) a repository URI opens, for metric labels; undefined for an unknown scheme. */
+export function driverKindOf(uri: string): string | undefined {
+  const match = /^([a-z0-9+.-]+:)/i.exec(uri);
+  return match ? SCHEMES.get(match[1]!.toLowerCase())?.driverKind : undefined;
+}
+
 /**
  * Opens the storage driver a repository URI names (see `parseRepositoryUri`).
  * @throws InvalidInputError naming the bad part of the URI.
  */
 export function openDriver(uri: string, options: OpenDriverOptions = {}): StorageDriver {
   const location = parseRepositoryUri(uri);
-  return location.kind === 'file'
-    ? new FsDriver({ root: location.root, observer: options.observer })
-    : new S3Driver({ ...location.options, observer: options.observer });
+  return SCHEMES.get(`${location.kind}:`)!.open(location, options.observer);
 }
 
 /**
@@ -53,17 +90,10 @@ export function parseRepositoryUri(uri: string): RepositoryLocation {
   const rawPath = uri.replace(/^[a-z0-9+.-]+:\/\/[^/?#]*/i, '').split(/[?#]/)[0]!;
   if (rawPath.split('/').some((segment) => segment === '.' || segment === '..')) bad('path', 'has "." or ".." segments');
 
-  switch (url.protocol) {
-    case 'file:':
-      return { kind: 'file', root: fileRoot(url, bad) };
-    case 's3:':
-      return { kind: 's3', options: s3OptionsFromUrl(url, bad) };
-    default:
-      return bad('scheme', `${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use file:// or s3://)`);
-  }
+  const scheme = SCHEMES.get(url.protocol);
+  if (!scheme) return bad('scheme', `${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use ${REPOSITORY_URI_FORMS})`);
+  return scheme.locate(url, bad);
 }
-
-type Complaint = (part: string, why: string) => never;
 
 function fileRoot(url: URL, bad: Complaint): string {
   if (url.host && url.host !== 'localhost') bad('host', `${JSON.stringify(url.host)}: file URIs name a local absolute path (file:///abs/path)`);

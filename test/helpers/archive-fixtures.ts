@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { compress as zstdCompress } from 'zstd-napi';
-import type { SourceEntry } from '../../shared/formats/archive/archive-entry.js';
+import type { SourceEntry } from '../../shared/snapshot/entry.js';
 import type { Compression, Manifest } from '../../shared/formats/archive/manifest.js';
 import type { SealKey } from '../../shared/formats/archive/seal.js';
 

@@ -2,6 +2,7 @@ import type { Repository, SnapshotFilter } from '../../shared/catalog/repository
 import type { SnapshotRecord } from '../../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { InvalidInputError } from '../../shared/errors.js';
+import { formatOf } from '../../shared/formats/registry.js';
 import type { Logger } from '../../shared/logging.js';
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
@@ -47,12 +48,16 @@ export async function runCatalogCommand(
     if (command === 'show') {
       out(JSON.stringify(record, null, 2));
     } else if (command === 'rm') {
-      if (!options['dry-run']) await repository.delete(record.id);
+      if (!options['dry-run']) await formatOf(record).delete(repository, record);
       const verb = options['dry-run'] ? 'would remove' : 'removed';
       out(options.json ? JSON.stringify({ dryRun: options['dry-run'], removed: [record.id] }) : `${verb} ${record.id}`);
     } else {
-      if (!repository.driver.presign) throw new InvalidInputError(`link: repository ${repository.name} (${repository.driver.kind}) cannot make download links`);
-      const url = await repository.driver.presign(record.archive.key, parseExpiry(options.expires, 3600));
+      const key = formatOf(record).downloadKey?.(record);
+      if (key === undefined) throw new InvalidInputError(`link: snapshot ${record.id} is stored in format ${record.format}, which has no single object to link to`);
+      const url = await repository.presign(key, parseExpiry(options.expires, 3600)).catch((err: unknown) => {
+        if (err instanceof InvalidInputError) err.message = `link: ${err.message}`;
+        throw err;
+      });
       out(options.json ? JSON.stringify({ snapshotId: record.id, url }) : url);
     }
     return 0;
@@ -79,7 +84,7 @@ async function removeAll(
   if (filter.source === undefined && filter.labels === undefined) throw new InvalidInputError('rm --all: needs --source or --label, so that it never empties the whole repository');
   const records = await repository.list(filter);
   const dryRun = options['dry-run'];
-  for (const record of records) if (!dryRun) await repository.delete(record.id);
+  for (const record of records) if (!dryRun) await formatOf(record).delete(repository, record);
   if (options.json) out(JSON.stringify({ dryRun, removed: records.map((r) => r.id) }));
   else {
     for (const record of records) out(`${dryRun ? 'would remove' : 'removed'} ${record.id}`);
@@ -100,7 +105,7 @@ export function formatSnapshotTable(records: readonly SnapshotRecord[]): string 
     r.createdAt.slice(0, 19).replace('T', ' '),
     `${r.source.kind}:${r.source.name}`,
     Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
-    formatBytes(r.archive.size),
+    formatBytes(r.stats.storedBytes),
   ]);
   const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -4,12 +4,11 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { AbortedError, IntegrityError, SnapworkerError } from '../../errors.js';
 import type { ProgressSink } from '../../progress.js';
-import type { EntryHeader, EntryType } from './archive-entry.js';
+import type { EntryHeader, EntryType } from '../../snapshot/entry.js';
 import { decodeName } from '../../fsutil/byte-name.js';
 import { keepPaxNameBytes, paxRecordsOf } from './pax-bytes.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
-import { payloadLayout, type PayloadLayout } from './payload-layout.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
 import { sparseHeaderFromPax, readSparseMap } from './pax-sparse.js';
@@ -69,9 +68,9 @@ keepPaxNameBytes();
  * The sums come last, so a file handed to onEntry is only known good when this promise
  * resolves: callers must stage what they write and commit only after it resolves, and discard
  * the staging when it rejects. Resolves only if every check passed; rejects with
- * IntegrityError (sum mismatch, missing or unlisted entry, bad manifest, an unknown source kind
- * or an entry its payload layout cannot hold (payload-layout.ts), seal, structure,
- * truncation, trailing data), UnsafePathError (unsafe path, link or entry type), AbortedError
+ * IntegrityError (sum mismatch, missing or unlisted entry, bad manifest, seal, structure,
+ * truncation, trailing data; what a kind's payload may hold is the pipeline's check,
+ * shared/kinds/payload-layout.ts), UnsafePathError (unsafe path, link or entry type), AbortedError
  * (signal), a SnapworkerError for a failing input stream, or what onManifest / onEntry threw.
  * Messages name the entry. `input` and every stream made here are destroyed on failure.
  */
@@ -110,7 +109,6 @@ class ArchiveReader {
 
   private state: ReaderState = 'manifest';
   private manifest: Manifest | undefined;
-  private layout: PayloadLayout | undefined;
   private sealMac: Hmac | undefined;
   private sealed = false;
   /** The entry whose data is being read, if any, and the last one read completely. */
@@ -245,7 +243,6 @@ class ArchiveReader {
         break;
       case 'payload':
         if (path === SUMS_ENTRY && header.type === 'file') {
-          this.layout!.end();
           await this.readSums(body);
           this.state = 'after-sums';
         } else {
@@ -281,7 +278,6 @@ class ArchiveReader {
     if (manifest.compression !== this.compression) {
       throw new IntegrityError(`archive: entry ${MANIFEST_ENTRY}: says compression ${manifest.compression}, but the archive is ${this.compression}`);
     }
-    this.layout = payloadLayout(manifest);
     this.prepareSealCheck(manifest);
     this.manifest = manifest;
     await this.options.onManifest?.(manifest);
@@ -311,7 +307,6 @@ class ArchiveReader {
     const xattrs = xattrsFromPax(records, showPath(header.path));
     if (xattrs) header.xattrs = xattrs;
     this.tracker.add(header);
-    this.layout!.check(header);
     if (header.type === 'file') {
       this.fileSums.set(header.path, await this.readFileBody(header, body, sparse && tarHeader.size));
       this.files += 1;
@@ -339,27 +334,15 @@ class ArchiveReader {
       if (map.rest.length > 0) pending = map.rest;
     }
     const hash = contentHash(header.sparse, header.size, showPath(header.path), (n) => progress?.addBytes(n));
-    // Small files whose content restore parses are kept (bounded) and checked the same way here.
-    const limit = this.layout!.contentLimit?.(header);
-    if (limit !== undefined && header.size > limit) {
-      throw new IntegrityError(`archive: entry ${showPath(header.path)}: ${header.size} bytes, more than the ${limit} allowed`);
-    }
-    // Such content is parsed as it is stored: a sparse form of it is not what any writer makes.
-    if (limit !== undefined && header.sparse) throw new IntegrityError(`archive: entry ${showPath(header.path)}: stored as a sparse file`);
-    const content: Buffer[] | undefined = limit === undefined ? undefined : [];
     const take = async (): Promise<Buffer | null> => {
       let chunk = pending;
       pending = undefined;
       if (chunk === undefined) {
         const next = await chunks.next();
-        if (next.done) {
-          if (content) this.layout!.checkContent?.(header, Buffer.concat(content));
-          return null;
-        }
+        if (next.done) return null;
         chunk = next.value;
       }
       await hash.update(chunk);
-      content?.push(chunk);
       return chunk;
     };
     const { onEntry } = this.options;

@@ -1,6 +1,7 @@
 import path from 'node:path/posix';
 import { IntegrityError } from '../../errors.js';
 import { encodePaxRecord } from './pax-record.js';
+import { MAX_SPARSE_SEGMENTS, dataBytes, type DataSegment } from '../../snapshot/sparse-segments.js';
 
 /**
  * Sparse files in GNU tar's pax sparse format 1.0 (GNU tar manual, "Storing Sparse Files" /
@@ -17,18 +18,6 @@ import { encodePaxRecord } from './pax-record.js';
  * Like GNU tar, the map always ends with the segment `(realsize, 0)`, so that even a file that
  * ends in a hole (or is all hole) has its length in the map.
  */
-
-/** One run of data in a sparse file: `length` bytes at byte `offset`; everything between runs is a hole. */
-export interface DataSegment {
-  offset: number;
-  length: number;
-}
-
-/**
- * Most segments a sparse entry may have (the map is held in memory and precedes the data). A
- * source that finds more stores the file densely instead; a reader refuses more.
- */
-export const MAX_SPARSE_SEGMENTS = 65_536;
 
 const BLOCK = 512;
 /** Longest decimal number in a map: 2^53 has 16 digits. */
@@ -59,13 +48,6 @@ export function encodeSparseMap(segments: readonly DataSegment[], realSize: numb
   const padded = Buffer.alloc(Math.ceil(text.length / BLOCK) * BLOCK);
   text.copy(padded);
   return padded;
-}
-
-/** Bytes of data (not holes) in the segments. */
-export function dataBytes(segments: readonly DataSegment[]): number {
-  let total = 0;
-  for (const segment of segments) total += segment.length;
-  return total;
 }
 
 /**

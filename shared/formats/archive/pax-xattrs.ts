@@ -1,11 +1,6 @@
 import { IntegrityError } from '../../errors.js';
 import { encodePaxRecord } from './pax-record.js';
-
-/** One extended attribute: its full name with namespace (`user.mime_type`) and value bytes. */
-export interface Xattr {
-  name: string;
-  value: Buffer;
-}
+import type { Xattr } from '../../snapshot/xattr.js';
 
 /**
  * Extended attributes travel as pax `SCHILY.xattr.<name>=<value>` records, the keyword GNU tar

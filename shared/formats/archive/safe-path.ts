@@ -1,6 +1,6 @@
 import { IntegrityError, UnsafeEntryError } from '../../errors.js';
 import { nameByteLength, showName } from '../../fsutil/byte-name.js';
-import type { EntryHeader, EntryType } from './archive-entry.js';
+import type { EntryHeader, EntryType } from '../../snapshot/entry.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY } from './manifest.js';
 
 /** Longest entry path or link target accepted, in bytes (Linux PATH_MAX). */

@@ -1,55 +1,7 @@
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../../errors.js';
-import type { DataSegment } from './pax-sparse.js';
+import { SparseCursor, type DataSegment } from '../../snapshot/sparse-segments.js';
 import { EventLoopYielder } from './stream-wait.js';
-
-/** A piece of a sparse entry's packed data and the file offset it belongs at. */
-export interface PlacedBytes {
-  position: number;
-  bytes: Buffer;
-}
-
-/**
- * Walks a sparse entry's packed data (the segments' bytes back to back, see pax-sparse.ts) and
- * tells where in the file each piece goes. Chunks may start and end anywhere.
- */
-export class SparseCursor {
-  private index = 0;
-  private inSegment = 0;
-
-  constructor(
-    private readonly segments: readonly DataSegment[],
-    private readonly entryName: string,
-  ) {}
-
-  /**
-   * The pieces of `chunk`, each within one segment, in order.
-   *
-   * @throws IntegrityError when the chunk goes past the last segment.
-   */
-  place(chunk: Buffer): PlacedBytes[] {
-    const pieces: PlacedBytes[] = [];
-    let offset = 0;
-    while (offset < chunk.length) {
-      const segment = this.segments[this.index];
-      if (!segment) throw new IntegrityError(`archive: entry ${this.entryName}: more data than its sparse map holds`);
-      const take = Math.min(chunk.length - offset, segment.length - this.inSegment);
-      pieces.push({ position: segment.offset + this.inSegment, bytes: chunk.subarray(offset, offset + take) });
-      offset += take;
-      this.inSegment += take;
-      if (this.inSegment === segment.length) {
-        this.index += 1;
-        this.inSegment = 0;
-      }
-    }
-    return pieces;
-  }
-
-  /** True once every segment's bytes went through `place`. */
-  get complete(): boolean {
-    return this.index === this.segments.length;
-  }
-}
 
 const ZEROS = Buffer.alloc(1024 * 1024);
 

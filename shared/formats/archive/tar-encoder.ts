@@ -1,4 +1,4 @@
-import type { EntryType } from './archive-entry.js';
+import type { EntryType } from '../../snapshot/entry.js';
 import { encodeName, hasEscapedBytes } from '../../fsutil/byte-name.js';
 import { encodePaxRecord } from './pax-record.js';
 

@@ -3,21 +3,19 @@ import { chmodSync, closeSync, constants, fchmodSync, ftruncateSync, linkSync, m
 import { lstat, mkdir, open, readdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { entryMtimeNs, type EntryHeader } from '../../formats/archive/archive-entry.js';
-import { showPath } from '../../formats/archive/safe-path.js';
-import type { Manifest } from '../../formats/archive/manifest.js';
+import { entryMtimeNs, type EntryHeader } from '../../snapshot/entry.js';
+import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafeEntryError, throwIfAborted } from '../../errors.js';
 import { dirPathFromUris } from './dir-uri.js';
-import { fsPath } from '../../fsutil/byte-name.js';
+import { fsPath, showName as showPath } from '../../fsutil/byte-name.js';
 import { errnoCode, errorText } from '../../fsutil/errno.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
 import { safePathSegments } from '../../fsutil/relative-path.js';
 import { makeNode, setTimesNs } from '../../fsutil/native-fs.js';
 import { removeTree } from '../../fsutil/remove-tree.js';
 import { writeXattrs } from '../../fsutil/xattrs.js';
-import { dataBytes } from '../../formats/archive/pax-sparse.js';
-import type { Xattr } from '../../formats/archive/pax-xattrs.js';
-import { SparseCursor } from '../../formats/archive/sparse-content.js';
+import { dataBytes, SparseCursor } from '../../snapshot/sparse-segments.js';
+import type { Xattr } from '../../snapshot/xattr.js';
 import { syncFilesystem } from '../../fsutil/sync-filesystem.js';
 import type { EndpointContext } from '../source.js';
 import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../restore-target.js';
@@ -84,7 +82,7 @@ export class DirTarget implements RestoreTarget {
    * @throws InvalidInputError when the snapshot is not of a directory, the parent is missing, the
    *   target is a symlink, or the target holds something and `replace` is false.
    */
-  async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
+  async begin(manifest: SnapshotManifest, options: RestoreOptions): Promise<RestoreSession> {
     const kind = manifest.source.kind;
     if (!this.accepts.includes(kind)) {
       throw new InvalidInputError(`restore: a ${kind} snapshot cannot be restored to directory ${this.targetPath}`);

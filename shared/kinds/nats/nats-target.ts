@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pipeline } from 'node:stream/promises';
-import type { EntryHeader } from '../../formats/archive/archive-entry.js';
-import type { Manifest } from '../../formats/archive/manifest.js';
+import type { EntryHeader } from '../../snapshot/entry.js';
+import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
 import { deleteStream, lookupStream } from './jetstream-api.js';
 import { withNatsConnection, type NatsConnectOptions } from './nats-connection.js';
@@ -81,7 +81,7 @@ class NatsStreamTarget implements RestoreTarget {
    * @throws InvalidInputError when the archive is not a NATS snapshot, holds another stream, or the
    *   stream exists and `replace` is not set; connection errors when the server cannot be asked.
    */
-  async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
+  async begin(manifest: SnapshotManifest, options: RestoreOptions): Promise<RestoreSession> {
     if (manifest.source.kind !== 'nats') {
       throw new InvalidInputError(`nats: restore to ${this.uri}: the snapshot holds a ${manifest.source.kind} source, not a nats stream`);
     }
@@ -218,7 +218,7 @@ function checkOverrides(overrides: Record<string, unknown> | undefined, endpoint
 }
 
 /** The stream an archive holds, from the manifest: `details.stream`, else the source URI's path. */
-function archivedStreamName(manifest: Manifest): string {
+function archivedStreamName(manifest: SnapshotManifest): string {
   const fromDetails = manifest.source.details?.stream;
   if (typeof fromDetails === 'string' && fromDetails !== '') return fromDetails;
   try {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { EntryHeader } from '../../formats/archive/archive-entry.js';
-import type { Manifest } from '../../formats/archive/manifest.js';
+import type { EntryHeader } from '../../snapshot/entry.js';
+import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { IntegrityError, InvalidInputError, SnapworkerError, throwIfAborted } from '../../errors.js';
 import type { EndpointContext } from '../source.js';
 import { checkDatabaseIntegrity } from './check-integrity.js';
@@ -40,7 +40,7 @@ class SqliteTarget implements RestoreTarget {
     this.uri = endpoints.map((endpoint) => endpoint.uri).join(' ');
   }
 
-  async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
+  async begin(manifest: SnapshotManifest, options: RestoreOptions): Promise<RestoreSession> {
     if (!this.accepts.includes(manifest.source.kind as 'sqlite')) {
       throw new InvalidInputError(`sqlite target ${this.uri}: snapshot ${manifest.snapshotId} is of kind ${manifest.source.kind}, not sqlite`);
     }
@@ -147,7 +147,7 @@ async function writeDurably(body: Readable, filePath: string, mode: number, sign
   return bytes;
 }
 
-function archivedDatabaseNames(manifest: Manifest): string[] | undefined {
+function archivedDatabaseNames(manifest: SnapshotManifest): string[] | undefined {
   const databases = manifest.source.details?.['databases'];
   if (!Array.isArray(databases)) return undefined;
   return databases.map((database) => String((database as { name?: unknown }).name));

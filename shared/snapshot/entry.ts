@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { DataSegment } from './pax-sparse.js';
-import type { Xattr } from './pax-xattrs.js';
-import { SnapworkerError } from '../../errors.js';
+import type { DataSegment } from './sparse-segments.js';
+import type { Xattr } from './xattr.js';
+import { SnapworkerError } from '../errors.js';
 
 /**
  * Thrown by `SourceEntry.open()` for a file deleted since it was listed. The archive writer
@@ -22,7 +22,10 @@ export class EntryVanishedError extends SnapworkerError {
  */
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'fifo' | 'chardev' | 'blockdev';
 
-/** The header of one payload entry, as written to and read from the tar stream. */
+/**
+ * The header of one payload entry: what a source yields, a format stores, and a format's reader
+ * hands back to a restore target. Format-neutral (the archive format maps it to tar headers).
+ */
 export interface EntryHeader {
   /**
    * Relative POSIX path inside the archive, e.g. `data/etc/app.conf`. Never absolute, never `..`.
@@ -45,10 +48,10 @@ export interface EntryHeader {
    * Files only: the file is sparse, and these are its data segments (in order, non-empty,
    * within `size`); everything between them is a hole. `size` stays the logical size. A
    * source's `open()` and a reader's body then yield only the segments' bytes, back to back.
-   * Stored in pax sparse format 1.0 (see pax-sparse.ts).
+   * The archive format stores this in pax sparse format 1.0 (formats/archive/pax-sparse.ts).
    */
   sparse?: readonly DataSegment[];
-  /** Extended attributes, sorted by name (see pax-xattrs.ts). */
+  /** Extended attributes, sorted by name (see xattr.ts). */
   xattrs?: readonly Xattr[];
   /** Character and block devices: the device numbers. */
   devMajor?: number;

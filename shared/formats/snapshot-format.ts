@@ -1,0 +1,146 @@
+import type { Readable } from 'node:stream';
+import type { Repository } from '../catalog/repository.js';
+import type { SnapshotRecord } from '../catalog/snapshot-record.js';
+import type { ProgressSink } from '../progress.js';
+import type { EntryHeader, SourceEntry } from '../snapshot/entry.js';
+import type { SnapshotManifest } from '../snapshot/manifest.js';
+import type { SignalOptions } from '../storage/storage-driver.js';
+import type { Compression } from './archive/manifest.js';
+import type { SealKey } from './archive/seal.js';
+
+/*
+ * The snapshot-format seam (docs/formats.md). The pipeline knows a snapshot only as a manifest
+ * and a stream of entries: it hands a format's writer an `AsyncIterable` of entries, and pulls
+ * entries back from the format's reader. How the entries become stored objects (one tar per
+ * snapshot today; content-defined chunks in shared packs later) is the format's business, and so
+ * is checking them on the way back. Layering, as in restic and kopia:
+ *
+ *   pipeline (sources, targets, retention)
+ *     └ SnapshotFormat (archive, …)            entries ⇄ objects, integrity per entry
+ *         └ Repository (shared/catalog)         layout: records, config, keys; upload tokens
+ *             └ StorageDriver (shared/storage)  bytes under keys: fs, s3
+ *
+ * Encryption arrives as a layer between a format and the repository's objects (restic's
+ * repository encrypts every blob a format stores), so a format never sees a key.
+ */
+
+/** One entry as a reader hands it back. */
+export interface SnapshotEntry {
+  header: EntryHeader;
+  /**
+   * Files only: the bytes (for a sparse file only its data segments', back to back). Consume it
+   * fully, or leave it: asking for the next entry drains what is left. Its bytes are known good
+   * only once the iteration ended without an error.
+   */
+  body: Readable | undefined;
+}
+
+/** Options every writer takes; a format ignores what it has no use for. */
+export interface FormatWriteOptions {
+  /** Default `zstd`. */
+  compression?: Compression;
+  /** Compression level (zstd default 3). */
+  level?: number;
+  /** zstd worker threads (0: compress on the calling thread). */
+  threads?: number;
+  /** Seals the snapshot's checksums with this key (HMAC-SHA256). */
+  seal?: SealKey;
+}
+
+export interface WriteSnapshotRequest extends FormatWriteOptions {
+  repository: Repository;
+  /** Fixed before the first entry: what the manifest says is what the record repeats. */
+  manifest: SnapshotManifest;
+  entries: AsyncIterable<SourceEntry>;
+  /** Bytes the source expects to yield, when known (a format may size its buffers and threads by it). */
+  estimatedBytes?: number;
+  signal: AbortSignal;
+  progress: ProgressSink;
+  /**
+   * Called when the repository starts a server-side upload that a crash would strand (an S3
+   * multipart upload), with an opaque token: keep it (the queue worker keeps it on the job) and
+   * hand it to `Repository.discardUpload` before retrying after a crash.
+   */
+  onUploadToken?: (token: string) => void | Promise<void>;
+}
+
+/** What a writer stored, for the record. */
+export interface WrittenSnapshot {
+  /** The record's format-specific fields (the archive format: `archive`, and `sealKeyId` when sealed). */
+  fields: Pick<SnapshotRecord, 'archive'> & Partial<Pick<SnapshotRecord, 'sealKeyId'>>;
+  stats: { entries: number; files: number; rawBytes: number; storedBytes: number };
+}
+
+export interface OpenSnapshotRequest {
+  repository: Repository;
+  record: SnapshotRecord;
+  signal: AbortSignal;
+  progress: ProgressSink;
+  /** Seal keys by key id; a sealed snapshot is checked when its key is known. */
+  sealKeys?: Record<string, Buffer>;
+}
+
+/** Counts from a whole read, once the iteration ended. */
+export interface ReadSummary {
+  /** Payload entries. */
+  entries: number;
+  /** Payload regular files. */
+  files: number;
+  /** Bytes of the payload files. */
+  rawBytes: number;
+  /** True when a seal was present and verified with a known key. */
+  sealed: boolean;
+}
+
+/**
+ * A snapshot being read. `manifest` is checked (and names the record's snapshot) before the
+ * reader is handed out. `entries` may be iterated once: it ends normally only when everything
+ * read verified against the snapshot's checksums and the record, and throws the integrity error
+ * otherwise. Stopping early (break, a throw in the loop, the signal) stops the download and any
+ * decompression thread; `close` does the same and is safe to call more than once and after the end.
+ */
+export interface SnapshotReader {
+  readonly manifest: SnapshotManifest;
+  readonly entries: AsyncIterable<SnapshotEntry>;
+  /** @throws Error when called before `entries` ended normally. */
+  summary(): ReadSummary;
+  close(): Promise<void>;
+}
+
+/** Options for a format's repository-wide maintenance (prune). */
+export interface CollectGarbageOptions extends SignalOptions {
+  /** Records that are kept: whatever they reference stays. */
+  live: readonly SnapshotRecord[];
+  /** Objects changed after this may belong to a snapshot in flight: kept (kopia's safety window). */
+  olderThan: Date;
+  dryRun: boolean;
+}
+
+/**
+ * One way of storing snapshots in a repository, named in each record's `format` and in the
+ * repository's `config.json` (`snapshotFormat`, the default for new snapshots). Registered in
+ * `registry.ts`, one line per format.
+ */
+export interface SnapshotFormat {
+  /** The name records carry, e.g. `archive`. */
+  readonly name: string;
+  /** Stores a snapshot (everything but its record, which the pipeline writes last). */
+  write(request: WriteSnapshotRequest): Promise<WrittenSnapshot>;
+  /** Opens a stored snapshot for reading (restore, verify). */
+  open(request: OpenSnapshotRequest): Promise<SnapshotReader>;
+  /**
+   * The objects a committed snapshot needs, checked to exist after its record was written (a
+   * prune with a short grace may have taken them for debris).
+   */
+  requiredKeys(record: SnapshotRecord): string[];
+  /** The one object that holds the whole snapshot readable by stock tools (`link`), if any. */
+  downloadKey?(record: SnapshotRecord): string | undefined;
+  /** Deletes a snapshot: its record first, so it stops being listed, then every object only it uses. */
+  delete(repository: Repository, record: SnapshotRecord, options?: SignalOptions): Promise<void>;
+  /**
+   * For formats whose snapshots share objects (packs): removes objects no live record references.
+   * Resolves with the keys removed (or, in a dry run, that would be). Formats that keep each
+   * snapshot's objects under its own folder do without: prune's incomplete-snapshot sweep covers them.
+   */
+  collectGarbage?(repository: Repository, options: CollectGarbageOptions): Promise<string[]>;
+}

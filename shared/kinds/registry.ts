@@ -66,7 +66,7 @@ export function checkEndpoints(uris: readonly string[]): ParsedEndpoints | strin
   const kinds = new Set(urls.map((url) => BY_SCHEME.get(url.protocol)!));
   if (kinds.size > 1) return `URIs of different kinds in one job (${[...kinds].map((k) => k.kind).join(', ')})`;
   const registration = BY_SCHEME.get(urls[0]!.protocol)!;
-  if (urls.length > 1 && !registration.multipleUris) return `a ${registration.kind} job takes one URI (${registration.uriForm}), got ${urls.length}`;
+  if (urls.length > 1 && !registration.multipleUris) return `${registration.kind} takes one URI per job (${registration.uriForm}), got ${urls.length}`;
   return { registration, urls };
 }
 

@@ -6,6 +6,30 @@ import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
 import { cli, spawnCli } from './helpers/cli.js';
 import { eventually, useTestWorker } from './helpers/worker-fixture.js';
+import { parseCommandLine } from '../worker/commands/parse-command-line.js';
+import { snapshotJobData } from '../worker/commands/options.js';
+
+describe('kind flags on the command line', () => {
+  it('turn into the job fields of the kinds registered, only those given', () => {
+    const snapshot = parseCommandLine(['snapshot', 'dir:///srv/app', '--include', 'conf/**', '--include', '*.md', '--skip-unreadable']);
+    assert.equal(snapshot.kind, 'run');
+    if (snapshot.kind !== 'run') return;
+    assert.deepEqual(snapshot.options.kindFields, { include: ['conf/**', '*.md'], skipUnreadable: true });
+    assert.deepEqual(snapshotJobData(snapshot.args, snapshot.options), {
+      v: 1,
+      source: 'dir:///srv/app',
+      repo: undefined,
+      name: undefined,
+      labels: undefined,
+      compression: undefined,
+      include: ['conf/**', '*.md'],
+      skipUnreadable: true,
+    });
+    const restore = parseCommandLine(['restore', 'latest', 'nats://127.0.0.1:4222/S', '--stream-config', '{"num_replicas":3}', '--replace']);
+    assert.ok(restore.kind === 'run');
+    if (restore.kind === 'run') assert.deepEqual(restore.options.kindFields, { streamConfig: { num_replicas: 3 } });
+  });
+});
 
 describe('the snapworker command line', () => {
   let root: string;
@@ -98,6 +122,10 @@ describe('the snapworker command line', () => {
       [['snapshot', `dir://${source}`, '--local', '--job-id', 'x'], /--job-id names a queued job; it does not apply to --local/],
       [['snapshot', `dir://${source}`, '--local', '--wait'], /--wait and --local exclude each other/],
       [['ls', '--constructor'], /ls: unknown flag --constructor/],
+      [['snapshot', 'nats://127.0.0.1:4222/S', '--include', 'x', '--local'], /invalid snapshot job: field "include": belongs to dir sources; this job's source is nats/],
+      [['restore', 'latest', `dir://${root}/x`, '--stream-config', '{', '--local'], /restore: --stream-config: not valid JSON/],
+      [['restore', 'latest', `dir://${root}/x`, '--no-consumers'], /restore: --no-consumers does not apply to restore/],
+      [['snapshot', `dir://${source}`, '--skip-unreadabel', '--local'], /unknown flag --skip-unreadabel \(did you mean --skip-unreadable\?\)/],
     ];
     for (const [args, message] of cases) {
       const run = await cli(args);
@@ -119,6 +147,7 @@ describe('the snapworker command line', () => {
     const restore = await cli(['help', 'restore']);
     assert.match(restore.stdout, /^  --replace\b/m);
     assert.doesNotMatch(restore.stdout, /--include/);
+    assert.match(restore.stdout, /^nats target flags:\n  --stream-config JSON /m, 'kind flags under their kind');
     const version = await cli(['--version']);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^snapworker \d+\.\d+\.\d+\n$/);

@@ -54,7 +54,7 @@ describe('snapshot formats', () => {
   let repository: WatchedRepository;
   let record: SnapshotRecord;
   const signal = new AbortController().signal;
-  const context: EndpointContext = { checkPath: () => {}, stagingDir: '', natsProfiles: {} };
+  const context: EndpointContext = { checkPath: () => {}, stagingDir: '' };
 
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-formats-'));

@@ -1,0 +1,38 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * A PostgreSQL snapshot's payload is one pg_dump directory-format dump (`pg_dump -Fd`), each of
+ * its files an archive entry `dump/<file>`: `toc.dat` (the table of contents: schema, sequences'
+ * values, ownership and grants), one `<dumpId>.dat` per table's data, and for large objects
+ * `blobs.toc` and one `blob_<oid>.dat` each. Uncompressed (`-Z0`): the archive compresses once.
+ */
+export const DUMP_ENTRY_PREFIX = 'dump/';
+
+/** The names pg_dump writes into a directory dump (and so the only ones a restore accepts). */
+const DUMP_FILE_NAME = /^[A-Za-z0-9_]+\.(dat|toc)$/;
+
+/** The file name of a dump entry, or `undefined` when `entryPath` is not one. */
+export function dumpFileName(entryPath: string): string | undefined {
+  if (!entryPath.startsWith(DUMP_ENTRY_PREFIX)) return undefined;
+  const name = entryPath.slice(DUMP_ENTRY_PREFIX.length);
+  return DUMP_FILE_NAME.test(name) ? name : undefined;
+}
+
+/** One file of a staged dump. */
+export interface DumpFile {
+  name: string;
+  size: number;
+  mode: number;
+}
+
+/** The files of a directory dump, `toc.dat` first (so a reader meets the contents first), then by name. */
+export async function listDumpFiles(dumpDir: string): Promise<DumpFile[]> {
+  const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  const files: DumpFile[] = [];
+  for (const name of names) {
+    const info = await stat(path.join(dumpDir, name));
+    files.push({ name, size: info.size, mode: info.mode & 0o777 });
+  }
+  return files;
+}

@@ -28,7 +28,7 @@ import type { EndpointContext, Source } from '../shared/kinds/source.js';
 import { createDirTargetFactory } from '../shared/kinds/dir/dir-target.js';
 
 const MiB = 1024 * 1024;
-const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
+const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir() };
 
 interface Run {
   seconds: number;

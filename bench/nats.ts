@@ -35,7 +35,7 @@ function rate(bytes: number, ms: number): string {
 
 const server = await startNatsServer();
 const stagingDir = await mkdtemp(join(tmpdir(), 'snapworker-nats-bench-'));
-const context: EndpointContext = { checkPath() {}, stagingDir, natsProfiles: {} };
+const context: EndpointContext = { checkPath() {}, stagingDir };
 try {
   const nc = await connect({ servers: server.url });
   const jsm = await jetstreamManager(nc);

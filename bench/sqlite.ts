@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(args.dir!, 'snapworker-bench-sqlite-'));
   const staging = path.join(work, 'staging');
   await mkdir(staging);
-  const context: EndpointContext = { checkPath() {}, stagingDir: staging, natsProfiles: {} };
+  const context: EndpointContext = { checkPath() {}, stagingDir: staging };
   const live = path.join(work, 'live.db');
   try {
     await timed(`generate ${sizeMiB} MiB database (WAL mode)`, 0, () => generate(live, sizeMiB * MiB));

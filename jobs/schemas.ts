@@ -4,15 +4,18 @@ import { CALENDAR_DURATION_PATTERN } from '../shared/retention/calendar-duration
 import { checkTimeZone } from '../shared/retention/calendar-buckets.js';
 import { GROUP_KEYS } from '../shared/retention/group-snapshots.js';
 import type { RetentionPolicy } from '../shared/retention/retention-policy.js';
+import { ENDPOINT_FORMS } from '../shared/kinds/registry.js';
+import { checkKindFields, kindFieldsShape } from './kind-fields.js';
 
 /**
  * Job data contracts, version 1. Plain JSON, so a producer in any language with a BullMQ client
  * can enqueue; the same schemas are exported as JSON Schema files under `docs/schemas/`.
  * Job data never carries credentials: repositories are referred to by name, NATS credentials by
- * worker-side profile.
+ * worker-side profile. The fields of each kind of source and target come from its registration
+ * (`shared/kinds/<kind>/index.ts`, see `kind-fields.ts`).
  */
 
-const uri = z.string().min(1).max(4096).describe('A source or target URI: dir:///abs/path, sqlite:///abs/path/db.sqlite, nats://host:4222/STREAM');
+const uri = z.string().min(1).max(4096).describe(`A source or target URI: ${ENDPOINT_FORMS}`);
 const uris = z.union([uri, z.array(uri).min(1).max(64)]);
 const repo = z
   .string()
@@ -28,7 +31,6 @@ const snapshotRef = z
   .regex(/^(latest|\d{8}T\d{9}Z-[0-9a-f]{8})$/, 'a snapshot id like 20261122T031500123Z-1a2b3c4d, or "latest"')
   .describe('A snapshot id, or "latest" together with `source` and/or `labels`');
 const duration = z.string().regex(/^\d+(s|m|h|d|w)$/, 'a duration like 90s, 30m, 12h, 7d or 4w');
-const glob = z.string().min(1).max(1024);
 const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a name of letters, digits, _ . - (at most 64)').describe('Schedule name');
 const keepCount = (what: string) =>
   z.union([z.number().int().min(0).max(100000), z.literal('unlimited')]).optional().describe(what + '; "unlimited" keeps one in every such period');
@@ -81,7 +83,7 @@ export const retentionFields = {
   tz: timeZone.optional(),
 };
 
-export const snapshotJobSchema = z
+const snapshotJobObject = z
   .object({
     v: z.literal(1),
     source: uris,
@@ -89,14 +91,7 @@ export const snapshotJobSchema = z
     name: lineageName.optional(),
     labels: labels.optional(),
     compression: z.enum(['zstd', 'gzip', 'none']).optional().describe('Archive compression, default zstd'),
-    include: z.array(glob).max(256).optional().describe('Directory sources: only paths matching one of these globs'),
-    exclude: z.array(glob).max(256).optional().describe('Directory sources: leave out paths matching these globs'),
-    noConsumers: z.boolean().optional().describe('NATS sources: leave the stream consumers out'),
-    checkMessages: z.boolean().optional().describe('NATS sources: have the server check messages before the snapshot'),
-    skipUnreadable: z
-      .boolean()
-      .optional()
-      .describe('Directory sources: leave out entries the worker cannot read, name them in the record and mark the snapshot incomplete, instead of failing (default false)'),
+    ...kindFieldsShape('source'),
     schedule: z
       .object({
         name: scheduleName,
@@ -108,6 +103,8 @@ export const snapshotJobSchema = z
   })
   .strict();
 
+export const snapshotJobSchema = snapshotJobObject.superRefine(checkKindFields('source', 'source'));
+
 export const restoreJobSchema = z
   .object({
     v: z.literal(1),
@@ -117,21 +114,10 @@ export const restoreJobSchema = z
     source: lineageName.optional().describe('With snapshot "latest": the lineage to take it from'),
     labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
     replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
-    streamConfig: z.record(z.string(), z.unknown()).optional().describe('NATS targets: stream config fields to override (never the name)'),
-    replica: z
-      .object({
-        timestamp: z.iso.datetime({ offset: true }).optional().describe('The transactions committed before this time (ISO 8601)'),
-        generation: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/).optional().describe('This generation (its end, or the end of `index`)'),
-        index: z.number().int().min(0).max(0xffffffff).optional().describe('With `generation`: up to the end of this WAL index'),
-      })
-      .strict()
-      .optional()
-      .describe(
-        'SQLite targets: restore from the continuous replica named by `source` instead of a snapshot (`snapshot` must be "latest"); ' +
-          'the newest state when empty',
-      ),
+    ...kindFieldsShape('target'),
   })
-  .strict();
+  .strict()
+  .superRefine(checkKindFields('target', 'target'));
 
 export const verifyJobSchema = z
   .object({
@@ -176,7 +162,7 @@ export const scheduleSchema = z
     cron: z.string().min(9).max(256).optional().describe('Cron pattern (5 or 6 fields), e.g. "0 3 * * *"'),
     every: duration.refine((d) => durationSeconds(d) >= 1, 'at least 1s').optional().describe('Fixed interval instead of cron, e.g. 1h'),
     tz: timeZone.optional().describe('IANA zone the cron pattern and the calendar retention are read in (default UTC)'),
-    job: snapshotJobSchema.omit({ schedule: true }),
+    job: snapshotJobObject.omit({ schedule: true }).superRefine(checkKindFields('source', 'source')),
     retention: z.object(retentionFields).strict().optional(),
     paused: z.boolean().optional(),
     managedBy: z.string().max(64).optional().describe('Who owns the schedule, e.g. "helm"; reconcile touches only its own'),

@@ -6,7 +6,7 @@ import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/
 import { redactUrl } from './redact-url.js';
 import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/redis-connection.js';
 import { writableDirProblem } from './fsutil/writable-dir.js';
-import type { NatsProfile } from './kinds/source.js';
+import { profileSettings } from './kinds/registry.js';
 import type { SealKey } from './formats/archive/seal.js';
 import { parseRepositoryUri } from './storage/open-driver.js';
 
@@ -64,8 +64,12 @@ export interface WorkerConfig {
   zstdThreads: number;
   /** `SNAPWORKER_SEAL_KEY` (hex or base64, at least 32 bytes) and `SNAPWORKER_SEAL_KEY_ID`. */
   seal?: SealKey;
-  /** `SNAPWORKER_NATS_PROFILES`: JSON name → NatsProfile, for NATS sources and targets. */
-  natsProfiles: Record<string, NatsProfile>;
+  /**
+   * Credentials profiles by kind, then by name: `SNAPWORKER_<KIND>_PROFILES` for every kind whose
+   * registration has a `profile` schema (`SNAPWORKER_NATS_PROFILES`: JSON name → NatsProfile), each
+   * checked against that schema. A kind without the variable set has no profiles (`{}`).
+   */
+  profiles: Record<string, Record<string, unknown>>;
   /**
    * `SNAPWORKER_SCHEDULES_FILE`: a JSON array of schedules (the chart's ConfigMap) that the
    * worker reconciles at start and whenever the file changes; only schedules it manages
@@ -119,28 +123,20 @@ const envSchema = z.object({
   SNAPWORKER_ZSTD_THREADS: wholeNumber(0, 64).optional(),
   SNAPWORKER_SEAL_KEY: z.string().optional(),
   SNAPWORKER_SEAL_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . and - only, at most 64').optional(),
-  SNAPWORKER_NATS_PROFILES: z.string().optional(),
   SNAPWORKER_RESTORE_SETUID: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   SNAPWORKER_SCHEDULES_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 });
 type Env = z.infer<typeof envSchema>;
 
+/** The kinds' credentials profiles (`SNAPWORKER_<KIND>_PROFILES`), read beside `envSchema`. */
+const PROFILE_SETTINGS = profileSettings();
+
 /** Variables whose values are secrets: a problem with them never prints the value. */
-const SECRET_VARIABLES = new Set(['SNAPWORKER_SEAL_KEY', 'SNAPWORKER_NATS_PROFILES']);
+const SECRET_VARIABLES = new Set(['SNAPWORKER_SEAL_KEY', ...PROFILE_SETTINGS.map((setting) => setting.variable)]);
 
 const repositoryName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'repository names are letters, digits, _ and -');
 const repositoriesSchema = z.record(repositoryName, z.string().regex(/^(file|s3):\/\//, 'must be a file:// or s3:// URI'));
-const natsProfileSchema = z
-  .object({
-    token: z.string().optional(),
-    user: z.string().optional(),
-    pass: z.string().optional(),
-    credsFile: z.string().optional(),
-    tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() }).strict().optional(),
-  })
-  .strict();
-const natsProfilesSchema = z.record(z.string(), natsProfileSchema);
 
 /** Thrown at start when configuration is wrong; the message has one line per bad value. */
 export class ConfigError extends InvalidInputError {
@@ -178,7 +174,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     const problem = clusterPrefixProblem(e.SNAPWORKER_PREFIX);
     if (problem) problems.push(`SNAPWORKER_PREFIX=${quote(e.SNAPWORKER_PREFIX)}: ${problem}`);
   }
-  const natsProfiles = parseJsonSetting('SNAPWORKER_NATS_PROFILES', e.SNAPWORKER_NATS_PROFILES, natsProfilesSchema, problems) ?? {};
+  const profiles: Record<string, Record<string, unknown>> = {};
+  for (const { kind, variable, profile } of PROFILE_SETTINGS) {
+    profiles[kind] = parseJsonSetting(variable, envValue(env, variable), z.record(z.string(), profile), problems) ?? {};
+  }
 
   let natsServers: string[] = [];
   if (e.NATS_URL !== undefined) {
@@ -241,7 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     compressionLevel: e.SNAPWORKER_COMPRESSION_LEVEL,
     zstdThreads: e.SNAPWORKER_ZSTD_THREADS ?? os.availableParallelism(),
     seal,
-    natsProfiles,
+    profiles,
     ...(e.SNAPWORKER_SCHEDULES_FILE ? { schedulesFile: e.SNAPWORKER_SCHEDULES_FILE } : {}),
     logLevel: e.LOG_LEVEL,
     restoreSetuid: e.SNAPWORKER_RESTORE_SETUID === 'true',
@@ -255,8 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Env {
   const values: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(envSchema.shape)) {
-    const raw = Object.hasOwn(env, name) ? env[name] : undefined;
-    const given = raw === undefined || raw.trim() === '' ? undefined : raw;
+    const given = envValue(env, name);
     const parsed = schema.safeParse(given);
     if (parsed.success) {
       values[name] = parsed.data;
@@ -267,6 +265,12 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Env {
     values[name] = schema.safeParse(undefined).data;
   }
   return values as Env;
+}
+
+/** The value of variable `name`; the empty string (or only spaces) counts as unset. */
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = Object.hasOwn(env, name) ? env[name] : undefined;
+  return raw === undefined || raw.trim() === '' ? undefined : raw;
 }
 
 /** A value for a one-line message: quoted, control characters escaped, long ones cut. */

@@ -13,13 +13,14 @@ import { dirUri } from '../shared/kinds/dir/dir-uri.js';
 import { asyncTreeIo, syncTreeIo } from '../shared/fsutil/tree-io.js';
 import { nullProgress } from '../shared/progress.js';
 import { createDirSource, createDirSourceFactory, DirSource } from '../shared/kinds/dir/dir-source.js';
+import type { DirSourceParams } from '../shared/kinds/dir/index.js';
 import type { EndpointContext, Source, SourceParams } from '../shared/kinds/source.js';
 import { createDirTarget } from '../shared/kinds/dir/dir-target.js';
 import type { RestoreResult, RestoreSession } from '../shared/kinds/restore-target.js';
 import { makeSocket } from './helpers/torture-tree.js';
 import { assertTreesEqual, describeTree, dir, file, makeTree, symlink } from './helpers/tree.js';
 
-const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
+const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir() };
 /** The round trips compare modes exactly, setuid bits included. */
 const setuidContext: EndpointContext = { ...context, restoreSetuid: true };
 const OLD = new Date('2003-04-05T06:07:08.123Z');
@@ -40,7 +41,7 @@ function fresh(name = 'tree'): string {
   return path.join(scratch, `${name}-${counter}`);
 }
 
-function sourceOf(root: string, params: SourceParams = {}, io: 'sync' | 'async' = 'sync'): Source {
+function sourceOf(root: string, params: SourceParams & DirSourceParams = {}, io: 'sync' | 'async' = 'sync'): Source {
   return createDirSourceFactory({ io })([dirUri(root)], params, context);
 }
 

@@ -21,7 +21,7 @@ import { PROJECT_ROOT, sh, useTestWorker, type TestEnvironment } from './helpers
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
+const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir() };
 const isRoot = process.getuid?.() === 0;
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -25,7 +25,7 @@ import { PROJECT_ROOT } from './helpers/worker-fixture.js';
 
 const cli = (args: string[], wrap: string[] = []) => runCli(args, { LOG_LEVEL: 'warn' }, PROJECT_ROOT, wrap);
 
-const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} };
+const context: EndpointContext = { checkPath() {}, stagingDir: os.tmpdir() };
 const signal = () => new AbortController().signal;
 
 let scratch: string;

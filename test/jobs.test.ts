@@ -42,6 +42,44 @@ describe('job data contract', () => {
     assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: 'dir:///x', password: 'x' })).message, /unknown field\(s\) password/);
   });
 
+  it('keeps every v1 job of each kind valid and meaning the same (fields derived from the kind registrations)', () => {
+    const jobs: [string, Record<string, unknown>][] = [
+      ['snapshot', { v: 1, source: 'dir:///srv/app', name: 'app', include: ['conf/**'], exclude: ['**/*.tmp'], skipUnreadable: true, compression: 'none' }],
+      ['snapshot', { v: 1, source: ['sqlite:///d/a.db', 'sqlite:///d/b.db'], name: 'dbs' }],
+      ['snapshot', { v: 1, source: 'nats://127.0.0.1:4222/ORDERS?profile=local', noConsumers: true, checkMessages: false }],
+      ['restore', { v: 1, snapshot: 'latest', source: 'orders', target: 'nats://127.0.0.1:4222/ORDERS', replace: true, streamConfig: { num_replicas: 3 } }],
+      ['restore', { v: 1, snapshot: 'latest', source: 'app', target: 'sqlite:///d/a.db', replica: { timestamp: '2026-11-29T16:15:00Z' } }],
+      ['restore', { v: 1, snapshot: '20261122T031500123Z-1a2b3c4d', target: 'dir:///restore/app' }],
+    ];
+    for (const [kind, data] of jobs) assert.deepEqual(parseJobData(kind as 'snapshot', data), data, JSON.stringify(data));
+  });
+
+  it('refuses a field of another kind with one line naming the field and the kind it belongs to', () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['snapshot', { v: 1, source: 'nats://127.0.0.1:4222/S', include: ['a'] }, /field "include": belongs to dir sources; this job's source is nats/],
+      ['snapshot', { v: 1, source: 'dir:///srv/app', noConsumers: true }, /field "noConsumers": belongs to nats sources; this job's source is dir/],
+      ['snapshot', { v: 1, source: 'sqlite:///d/a.db', skipUnreadable: true }, /field "skipUnreadable": belongs to dir sources; this job's source is sqlite/],
+      ['restore', { v: 1, snapshot: 'latest', target: 'dir:///r', streamConfig: {} }, /field "streamConfig": belongs to nats targets; this job's target is dir/],
+      ['restore', { v: 1, snapshot: 'latest', target: 'nats://127.0.0.1:4222/S', replica: {} }, /field "replica": belongs to sqlite targets; this job's target is nats/],
+    ];
+    for (const [kind, data, pattern] of cases) {
+      const message = invalid(() => parseJobData(kind as 'snapshot', data)).message;
+      assert.match(message, pattern);
+      assert.equal(message.split('\n').length, 1);
+    }
+  });
+
+  it('checks URIs as the worker opens them: scheme, credentials, one kind, one URI unless the kind takes several', () => {
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: 'ftp://h/x' })).message, /field "source": unsupported scheme "ftp:"/);
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: ['dir:///a', 'dir:///b'] })).message, /field "source": dir takes one URI per job/);
+    assert.match(invalid(() => parseJobData('snapshot', { v: 1, source: ['dir:///a', 'sqlite:///b'] })).message, /URIs of different kinds in one job \(dir, sqlite\)/);
+    assert.match(invalid(() => parseJobData('restore', { v: 1, snapshot: 'latest', target: 'nats://u:p@h/S' })).message, /field "target": credentials are not allowed/);
+    assert.match(
+      invalid(() => parseJob('snapshot', { v: 1, source: 'dir:///srv', schedule: { name: 'x' }, noConsumers: true })).message,
+      /field "noConsumers": belongs to nats sources/,
+    );
+  });
+
   it('refuses unknown job names', () => {
     assert.match(invalid(() => parseJob('backup', { v: 1 })).message, /unknown job name "backup"/);
   });

@@ -24,7 +24,7 @@ describe('lineage names a source derives', () => {
   });
 
   it('are what a directory source records for a folder with a space in its name', () => {
-    const source = createDirSource([dirUri('/srv/my app')], {}, { checkPath() {}, stagingDir: os.tmpdir(), natsProfiles: {} });
+    const source = createDirSource([dirUri('/srv/my app')], {}, { checkPath() {}, stagingDir: os.tmpdir() });
     assert.equal(source.descriptor.name, 'my-app');
   });
 });

@@ -16,7 +16,8 @@ import { nullProgress, type ProgressSink } from '../shared/progress.js';
 import { createNatsSource, natsSourceFactory } from '../shared/kinds/nats/nats-source.js';
 import type { EndpointContext, Source, SourceFactory, SourceParams } from '../shared/kinds/source.js';
 import { createNatsTarget, natsTargetFactory } from '../shared/kinds/nats/nats-target.js';
-import type { RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../shared/kinds/restore-target.js';
+import type { RestoreSession, RestoreTarget, TargetFactory } from '../shared/kinds/restore-target.js';
+import type { NatsSourceParams, NatsTargetParams } from '../shared/kinds/nats/index.js';
 import { startNatsServer } from './helpers/nats-server.js';
 
 const SHARED_NATS = 'nats://127.0.0.1:4222';
@@ -27,7 +28,7 @@ let jsm: JetStreamManager;
 const streamsToDelete = new Set<string>();
 
 function endpointContext(): EndpointContext {
-  return { checkPath() {}, stagingDir, natsProfiles: { local: {} } };
+  return { checkPath() {}, stagingDir, profiles: { nats: { local: {} } } };
 }
 
 function streamName(): string {
@@ -73,11 +74,11 @@ async function beginRestore(
   return session;
 }
 
-function natsTarget(uri: string, params: TargetParams = {}, factory: TargetFactory = createNatsTarget): RestoreTarget {
+function natsTarget(uri: string, params: NatsTargetParams = {}, factory: TargetFactory<NatsTargetParams> = createNatsTarget): RestoreTarget {
   return factory([new URL(uri)], params, endpointContext());
 }
 
-function natsSource(uri: string, params: SourceParams = {}, factory: SourceFactory = createNatsSource): Source {
+function natsSource(uri: string, params: SourceParams & NatsSourceParams = {}, factory: SourceFactory<NatsSourceParams> = createNatsSource): Source {
   return factory([new URL(uri)], params, endpointContext());
 }
 
@@ -303,7 +304,7 @@ describe('NATS stream snapshot and restore', () => {
   });
 
   it('refuses credentials inside the uri, unknown profiles and more than one uri', () => {
-    const refuses = (uris: string[], pattern: RegExp, factory: SourceFactory | TargetFactory = createNatsSource) =>
+    const refuses = (uris: string[], pattern: RegExp, factory: SourceFactory<NatsSourceParams> | TargetFactory<NatsTargetParams> = createNatsSource) =>
       assert.throws(
         () => factory(uris.map((u) => new URL(u)), {}, endpointContext()),
         (err: Error) => err instanceof InvalidInputError && pattern.test(err.message),

@@ -91,7 +91,7 @@ describe('a full staging disk', { skip: CANNOT_MOUNT }, () => {
       for (let i = 0; i < 3000; i++) insert.run();
     })();
     db.close();
-    const source = createSqliteSource([new URL(`sqlite://${dbPath}`)], {}, { checkPath: () => {}, stagingDir: path.join(root, 'staging'), natsProfiles: {} });
+    const source = createSqliteSource([new URL(`sqlite://${dbPath}`)], {}, { checkPath: () => {}, stagingDir: path.join(root, 'staging') });
     const signal = new AbortController().signal;
     await assert.rejects(source.prepare!({ signal, progress: nullProgress, notices: nullNotices }), (err: Error) => {
       assert.ok(err instanceof NoSpaceError, String(err));
@@ -127,7 +127,7 @@ describe('a full staging disk for a NATS snapshot', { skip: CANNOT_MOUNT }, () =
       for (let i = 0; i < 100; i++) nc.publish(`${stream}.x`, randomBytes(32 * 1024));
       await nc.flush();
       while ((await jsm.streams.info(stream)).state.messages < 100) await new Promise((r) => setTimeout(r, 20));
-      const source = createNatsSource([new URL(`nats://127.0.0.1:4222/${stream}`)], {}, { checkPath: () => {}, stagingDir: root, natsProfiles: {} });
+      const source = createNatsSource([new URL(`nats://127.0.0.1:4222/${stream}`)], {}, { checkPath: () => {}, stagingDir: root });
       const signal = new AbortController().signal;
       await assert.rejects(source.prepare!({ signal, progress: nullProgress, notices: nullNotices }), (err: Error) => {
         assert.ok(err instanceof NoSpaceError, String(err));

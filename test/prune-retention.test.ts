@@ -159,7 +159,7 @@ describe('prune racing a snapshot of the same lineage', () => {
     const dir = path.join(root, `${name}-src`);
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'file.txt'), 'data');
-    const source = await openSource([`dir://${dir}`], { name: 'app' }, { checkPath: () => {}, stagingDir: root, natsProfiles: {} });
+    const source = await openSource([`dir://${dir}`], { name: 'app' }, { checkPath: () => {}, stagingDir: root });
     const snapshot = takeSnapshot({ id: pending, source, repository, labels: {}, compression: 'none', signal: new AbortController().signal, progress: nullProgress });
     snapshot.catch(() => {});
     await recordReady;

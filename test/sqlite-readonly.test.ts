@@ -33,7 +33,7 @@ const mounts: string[] = [];
 before(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-sqlite-ro-'));
   await chmod(root, 0o755); // for the cases run as another user
-  context = { checkPath: () => {}, stagingDir: path.join(root, 'staging'), natsProfiles: {} };
+  context = { checkPath: () => {}, stagingDir: path.join(root, 'staging') };
   await mkdir(context.stagingDir);
 });
 

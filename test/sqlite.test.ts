@@ -36,7 +36,6 @@ before(async () => {
   context = {
     checkPath: (absPath) => assert.ok(absPath.startsWith(root + path.sep), `test paths stay in ${root}`),
     stagingDir: path.join(root, 'staging'),
-    natsProfiles: {},
   };
   await mkdir(context.stagingDir);
 });

@@ -42,7 +42,7 @@ export class JobRuntime {
       checkPath: (p, role = 'target') => paths.check(p, role),
       checkNatsServer: (server, role) => natsServers.check(server, role),
       stagingDir: config.stagingDir,
-      natsProfiles: config.natsProfiles,
+      profiles: config.profiles,
       restoreSetuid: config.restoreSetuid,
     };
   }

@@ -11,9 +11,12 @@ import type { TargetFactory } from './restore-target.js';
  * A registration module must stay light (zod and URI parsing only): the source and target
  * modules, with their native or client dependencies, load lazily, so a worker that only snapshots
  * directories never loads the NATS client or better-sqlite3.
+ *
+ * `S` and `T` are the shapes of `sourceParams` and `targetParams`; `defineKind` infers them, so
+ * the factories are typed with exactly the fields the job schema lets through.
  */
-export interface KindRegistration {
-  /** The kind recorded in manifests and records (`source.kind`), e.g. `dir`. */
+export interface KindRegistration<S extends z.ZodRawShape = z.ZodRawShape, T extends z.ZodRawShape = z.ZodRawShape> {
+  /** The kind recorded in manifests and records (`source.kind`), e.g. `dir`. Lower case: it names `SNAPWORKER_<KIND>_PROFILES`. */
   readonly kind: string;
   /** URI schemes as `URL.protocol` spells them, e.g. `['postgres:', 'postgresql:']`. */
   readonly schemes: readonly string[];
@@ -22,15 +25,22 @@ export interface KindRegistration {
   /** Whether one job may name several URIs of this kind (SQLite: several databases). Default false. */
   readonly multipleUris?: boolean;
   /**
-   * The snapshot-job fields this kind reads, flat in job data (v: 1), with descriptions; a field of
-   * another kind in a job is refused with a message naming the kind it belongs to.
+   * The snapshot-job fields this kind reads, flat in job data (v: 1), each with a description
+   * written without the kind ("leave the stream consumers out"); a field of another kind in a job
+   * is refused with a message naming the kind it belongs to. Each field also becomes a CLI flag of
+   * `snapshot` and `schedule add` (`noConsumers` → `--no-consumers`): booleans are switches,
+   * string arrays repeatable, strings and numbers take a value, objects take JSON. A field two
+   * kinds share must be the same zod schema object (one definition in `shared/kinds/`).
    */
-  readonly sourceParams: z.ZodRawShape;
-  /** The restore-job fields this kind reads, flat in job data. */
-  readonly targetParams: z.ZodRawShape;
+  readonly sourceParams: S;
+  /** The restore-job fields this kind reads, flat in job data; CLI flags of `restore` as above. */
+  readonly targetParams: T;
+  /** Placeholders for flag values in `--help` (`{ include: 'G' }` shows `--include G`); default `VALUE`, `JSON` for objects. */
+  readonly flagValues?: Readonly<Record<string, string>>;
   /**
    * One named credentials profile (worker config `SNAPWORKER_<KIND>_PROFILES`, a JSON object of
-   * name → profile; URIs pick one with `?profile=name`). Absent: the kind takes no profiles.
+   * name → profile, a secret never printed; URIs pick one with `?profile=name`; the kind's code
+   * reads them with `profilesOf`). Absent: the kind takes no profiles.
    */
   readonly profile?: z.ZodType;
   /**
@@ -39,7 +49,16 @@ export interface KindRegistration {
    */
   admit?(url: URL, role: 'source' | 'target', context: EndpointContext): void;
   /** Loads the source factory (lazily: see above). */
-  source(): Promise<SourceFactory>;
+  source(): Promise<SourceFactory<z.infer<z.ZodObject<S>>>>;
   /** Loads the restore-target factory. */
-  target(): Promise<TargetFactory>;
+  target(): Promise<TargetFactory<z.infer<z.ZodObject<T>>>>;
+}
+
+/** A registration of any field shapes, as the registry holds them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry validated params against the kind's own schema
+export type AnyKindRegistration = KindRegistration<any, any>;
+
+/** Declares a kind, keeping its field shapes in the type (see `KindRegistration`). */
+export function defineKind<S extends z.ZodRawShape, T extends z.ZodRawShape>(registration: KindRegistration<S, T>): KindRegistration<S, T> {
+  return registration;
 }

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { EntryHeader } from '../formats/archive/archive-entry.js';
 import type { Manifest } from '../formats/archive/manifest.js';
 import type { ProgressSink } from '../progress.js';
+import type { EndpointContext } from './source.js';
 
 export interface RestoreOptions {
   signal: AbortSignal;
@@ -47,15 +48,8 @@ export interface RestoreTarget {
   begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession>;
 }
 
-/** Per-job options a producer may set for a restore target (validated by the job schema). */
-export interface TargetParams {
-  /** NATS targets: config fields to override (placement, replicas, limits); never the name. */
-  streamConfig?: Record<string, unknown>;
-}
-
-/** Builds a restore target for the URIs of one scheme. */
-export type TargetFactory = (
-  uris: URL[],
-  params: TargetParams,
-  context: import('./source.js').EndpointContext,
-) => RestoreTarget;
+/**
+ * Builds a restore target for the URIs of one kind (validated and admitted by the registry).
+ * `P`: the kind's restore-job fields (its registration's `targetParams`).
+ */
+export type TargetFactory<P extends object = {}> = (uris: URL[], params: P, context: EndpointContext) => RestoreTarget;

@@ -46,40 +46,33 @@ export interface EndpointContext {
   checkNatsServer?(server: string, role: 'source' | 'target'): void;
   /** Directory for staging files (temp copies, restore staging for non-directory targets). */
   stagingDir: string;
-  /** Named NATS connection profiles from worker config (credentials live only here). */
-  natsProfiles: Record<string, NatsProfile>;
+  /**
+   * Credentials profiles from worker config, by kind then by profile name
+   * (`SNAPWORKER_<KIND>_PROFILES`, each checked against its kind's `profile` schema at start);
+   * read them with `profilesOf`. Absent: no profiles (tests, tools).
+   */
+  profiles?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** Directory restores keep setuid, setgid and sticky bits (config `SNAPWORKER_RESTORE_SETUID`). Default false. */
   restoreSetuid?: boolean;
 }
 
-/** How to authenticate to a NATS server; referenced from a URI as `?profile=<name>`. */
-export interface NatsProfile {
-  token?: string;
-  user?: string;
-  pass?: string;
-  /** Path to a `.creds` file (JWT + nkey seed). */
-  credsFile?: string;
-  tls?: { caFile?: string; certFile?: string; keyFile?: string };
-}
-
-/** Per-job options a producer may set for a snapshot source (validated by the job schema). */
+/**
+ * The snapshot-job fields every source reads. A kind's own fields (its registration's
+ * `sourceParams`) come on top: a factory is a `SourceFactory<ItsParams>`.
+ */
 export interface SourceParams {
   /** Lineage name; defaults from the URI (directory basename, stream name, database basename). */
   name?: string;
-  /** Directory sources: glob patterns (picomatch) relative to the root. */
-  include?: string[];
-  exclude?: string[];
-  /** NATS sources: leave consumers out. */
-  noConsumers?: boolean;
-  /** NATS sources: ask the server to check messages before the snapshot. */
-  checkMessages?: boolean;
-  /**
-   * Directory sources: leave out an entry the worker cannot read (EACCES, EPERM, EIO on list,
-   * open or read ahead) and report it as an `unreadable` notice, making the snapshot incomplete,
-   * instead of failing the snapshot (the default). restic's default behaviour.
-   */
-  skipUnreadable?: boolean;
 }
 
-/** Builds a source for the URIs of one scheme (`dir:`, `nats:`, `sqlite:`). */
-export type SourceFactory = (uris: URL[], params: SourceParams, context: EndpointContext) => Source;
+/** Builds a source for the URIs of one kind (validated and admitted by the registry). */
+export type SourceFactory<P extends object = {}> = (uris: URL[], params: SourceParams & P, context: EndpointContext) => Source;
+
+/**
+ * The worker's profiles of one kind, by name, as its registration's `profile` schema parsed them
+ * (`P` is that schema's type; the registry checked every value at start).
+ */
+export function profilesOf<P>(context: EndpointContext, kind: string): Readonly<Record<string, P>> {
+  const profiles = context.profiles;
+  return ((profiles && Object.hasOwn(profiles, kind) ? profiles[kind] : undefined) ?? {}) as Readonly<Record<string, P>>;
+}

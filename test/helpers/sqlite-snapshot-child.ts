@@ -18,7 +18,7 @@ if (!dbPath || !stagingDir || !copyPath) {
   process.stderr.write('usage: sqlite-snapshot-child.ts <db path> <staging dir> <copy path>\n');
   process.exit(2);
 }
-const source = createSqliteSource([new URL(`sqlite://${dbPath}`)], {}, { checkPath: () => {}, stagingDir, natsProfiles: {} });
+const source = createSqliteSource([new URL(`sqlite://${dbPath}`)], {}, { checkPath: () => {}, stagingDir });
 try {
   for await (const entry of source.entries({ signal: new AbortController().signal, progress: nullProgress, notices: nullNotices })) {
     const chunks: Buffer[] = [];

@@ -19,6 +19,7 @@ import { deviceNumbers } from '../../fsutil/native-fs.js';
 import { walkTree, type WalkedNode } from '../../fsutil/walk-tree.js';
 import { nullNotices, type NoticeSink } from '../notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
+import type { DirSourceParams } from './index.js';
 import { lineageNameFrom } from '../lineage-name.js';
 
 const MiB = 1024 * 1024;
@@ -118,7 +119,7 @@ export class DirSource implements Source {
   constructor(
     readonly root: string,
     uri: string,
-    params: SourceParams,
+    params: SourceParams & DirSourceParams,
     options: DirSourceOptions = {},
   ) {
     const merged = { ...DIR_SOURCE_DEFAULTS, ...options };
@@ -408,8 +409,8 @@ function entryType(stats: BigIntStats): EntryType | undefined {
  * @throws InvalidInputError unless exactly one well-formed `dir:` URI is given;
  *   UnsafePathError (from `context.checkPath`) when the path is outside the allowed roots.
  */
-export function createDirSourceFactory(options: DirSourceOptions = {}): SourceFactory {
-  return (uris: URL[], params: SourceParams, context: EndpointContext): Source => {
+export function createDirSourceFactory(options: DirSourceOptions = {}): SourceFactory<DirSourceParams> {
+  return (uris: URL[], params: SourceParams & DirSourceParams, context: EndpointContext): Source => {
     const root = dirPathFromUris(uris, 'dir source');
     context.checkPath(root);
     return new DirSource(root, uris[0]!.href, params, options);
@@ -417,4 +418,4 @@ export function createDirSourceFactory(options: DirSourceOptions = {}): SourceFa
 }
 
 /** The directory source with default tuning: `dir:///abs/path`, exactly one URI. */
-export const createDirSource: SourceFactory = createDirSourceFactory();
+export const createDirSource: SourceFactory<DirSourceParams> = createDirSourceFactory();

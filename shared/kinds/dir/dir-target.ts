@@ -20,7 +20,7 @@ import type { Xattr } from '../../formats/archive/pax-xattrs.js';
 import { SparseCursor } from '../../formats/archive/sparse-content.js';
 import { syncFilesystem } from '../../fsutil/sync-filesystem.js';
 import type { EndpointContext } from '../source.js';
-import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../restore-target.js';
+import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory } from '../restore-target.js';
 
 /** Tuning of the directory target; every member is optional. */
 export interface DirTargetOptions {
@@ -81,14 +81,11 @@ export class DirTarget implements RestoreTarget {
   /**
    * Checks the target and creates the staging directory.
    *
-   * @throws InvalidInputError when the snapshot is not of a directory, the parent is missing, the
+   * A snapshot of another kind never gets here (`openTarget` refuses it by `accepts`).
+   * @throws InvalidInputError when the parent is missing, the
    *   target is a symlink, or the target holds something and `replace` is false.
    */
   async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
-    const kind = manifest.source.kind;
-    if (!this.accepts.includes(kind)) {
-      throw new InvalidInputError(`restore: a ${kind} snapshot cannot be restored to directory ${this.targetPath}`);
-    }
     throwIfAborted(options.signal);
     const parent = path.dirname(this.targetPath);
     if (parent === this.targetPath) throw new InvalidInputError('restore: cannot restore onto / (it has no parent to stage in)');
@@ -611,7 +608,7 @@ function entryFailure(header: EntryHeader, operation: string, cause: unknown): S
  *   UnsafePathError (from `context.checkPath`) when the path is outside the allowed roots.
  */
 export function createDirTargetFactory(options: DirTargetOptions = {}): TargetFactory {
-  return (uris: URL[], _params: TargetParams, context: EndpointContext): RestoreTarget => {
+  return (uris: URL[], _params: object, context: EndpointContext): RestoreTarget => {
     const targetPath = dirPathFromUris(uris, 'dir target');
     context.checkPath(targetPath);
     return new DirTarget(targetPath, uris[0]!.href, { ...options, restoreSetuid: options.restoreSetuid ?? context.restoreSetuid ?? false });

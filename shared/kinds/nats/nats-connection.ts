@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { AbortedError, InvalidInputError, SnapworkerError, errorMessage, throwIfAborted } from '../../errors.js';
-import type { NatsProfile } from '../source.js';
+import type { NatsProfile } from './nats-profile.js';
 import type { NatsEndpoint } from './nats-endpoint.js';
 
 export interface NatsConnectOptions {

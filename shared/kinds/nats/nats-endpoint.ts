@@ -1,7 +1,7 @@
 import { DEFAULT_NATS_PORT } from '../../nats/nats-servers.js';
 import { InvalidInputError } from '../../errors.js';
 import { redactUrl } from '../../redact-url.js';
-import type { NatsProfile } from '../source.js';
+import type { NatsProfile } from './nats-profile.js';
 
 /** A parsed `nats://host:port/STREAM[?profile=name]` URI: where to connect and which stream. */
 export interface NatsEndpoint {
@@ -64,7 +64,7 @@ export function parseSingleNatsUri(uris: readonly URL[], role: 'source' | 'targe
  */
 export function resolveNatsProfile(
   endpoint: NatsEndpoint,
-  profiles: Record<string, NatsProfile>,
+  profiles: Readonly<Record<string, NatsProfile>>,
 ): NatsProfile | undefined {
   if (endpoint.profileName === undefined) return undefined;
   const profile = Object.hasOwn(profiles, endpoint.profileName) ? profiles[endpoint.profileName] : undefined;

@@ -14,7 +14,9 @@ import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
 import { BACKUP_METADATA_ENTRY, SNAPSHOT_DATA_ENTRY, encodeBackupMetadata } from './stream-backup.js';
 import { memoryStreamError, snapshotStream, type StreamSnapshotOptions } from './stream-snapshot.js';
 import type { TransferProgress } from './transfer-meter.js';
-import type { NatsProfile, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
+import { profilesOf, type Source, type SourceFactory, type SourceOpenOptions, type SourceParams } from '../source.js';
+import type { NatsSourceParams } from './index.js';
+import type { NatsProfile } from './nats-profile.js';
 import { lineageNameFrom } from '../lineage-name.js';
 
 /** Transfer tuning for NATS sources; the defaults suit a worker, tests shorten the timeouts. */
@@ -46,12 +48,13 @@ const ENTRY_MODE = 0o644;
  * @throws InvalidInputError (from the factory) for anything but exactly one valid URI, credentials
  *   inside the URI, or an unknown profile.
  */
-export function natsSourceFactory(tuning: NatsSourceTuning = {}): SourceFactory {
-  return (uris, params, context) => new NatsStreamSource(parseSingleNatsUri(uris, 'source'), params, context.natsProfiles, context.stagingDir, tuning);
+export function natsSourceFactory(tuning: NatsSourceTuning = {}): SourceFactory<NatsSourceParams> {
+  return (uris, params, context) =>
+    new NatsStreamSource(parseSingleNatsUri(uris, 'source'), params, profilesOf<NatsProfile>(context, 'nats'), context.stagingDir, tuning);
 }
 
 /** The factory with the default tuning, as the endpoint registry loads it. */
-export const createNatsSource: SourceFactory = natsSourceFactory();
+export const createNatsSource: SourceFactory<NatsSourceParams> = natsSourceFactory();
 
 class NatsStreamSource implements Source {
   readonly descriptor: SourceDescriptor;
@@ -61,8 +64,8 @@ class NatsStreamSource implements Source {
 
   constructor(
     private readonly endpoint: NatsEndpoint,
-    private readonly params: SourceParams,
-    profiles: Record<string, NatsProfile>,
+    private readonly params: SourceParams & NatsSourceParams,
+    profiles: Readonly<Record<string, NatsProfile>>,
     private readonly stagingDir: string,
     private readonly tuning: NatsSourceTuning,
   ) {

@@ -19,8 +19,10 @@ import {
 } from './stream-backup.js';
 import { restoreStream, type StreamRestoreOptions } from './stream-restore.js';
 import type { TransferProgress } from './transfer-meter.js';
-import type { NatsProfile } from '../source.js';
-import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../restore-target.js';
+import { profilesOf } from '../source.js';
+import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory } from '../restore-target.js';
+import type { NatsTargetParams } from './index.js';
+import type { NatsProfile } from './nats-profile.js';
 
 /** Transfer tuning for NATS targets; the defaults suit a worker, tests shorten the timeouts. */
 export type NatsTargetTuning = NatsConnectOptions &
@@ -51,13 +53,13 @@ export type NatsTargetTuning = NatsConnectOptions &
  * @throws InvalidInputError (from the factory) for anything but exactly one valid URI, credentials
  *   inside it, an unknown profile, or a `streamConfig` that is not an object or names the stream.
  */
-export function natsTargetFactory(tuning: NatsTargetTuning = {}): TargetFactory {
+export function natsTargetFactory(tuning: NatsTargetTuning = {}): TargetFactory<NatsTargetParams> {
   return (uris, params, context) =>
-    new NatsStreamTarget(parseSingleNatsUri(uris, 'target'), params, context.natsProfiles, context.stagingDir, tuning);
+    new NatsStreamTarget(parseSingleNatsUri(uris, 'target'), params, profilesOf<NatsProfile>(context, 'nats'), context.stagingDir, tuning);
 }
 
 /** The factory with the default tuning, as the endpoint registry loads it. */
-export const createNatsTarget: TargetFactory = natsTargetFactory();
+export const createNatsTarget: TargetFactory<NatsTargetParams> = natsTargetFactory();
 
 class NatsStreamTarget implements RestoreTarget {
   readonly uri: string;
@@ -67,8 +69,8 @@ class NatsStreamTarget implements RestoreTarget {
 
   constructor(
     private readonly endpoint: NatsEndpoint,
-    params: TargetParams,
-    profiles: Record<string, NatsProfile>,
+    params: NatsTargetParams,
+    profiles: Readonly<Record<string, NatsProfile>>,
     private readonly stagingDir: string,
     private readonly tuning: NatsTargetTuning,
   ) {
@@ -78,13 +80,10 @@ class NatsStreamTarget implements RestoreTarget {
   }
 
   /**
-   * @throws InvalidInputError when the archive is not a NATS snapshot, holds another stream, or the
+   * @throws InvalidInputError when the archive holds another stream, or the
    *   stream exists and `replace` is not set; connection errors when the server cannot be asked.
    */
   async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
-    if (manifest.source.kind !== 'nats') {
-      throw new InvalidInputError(`nats: restore to ${this.uri}: the snapshot holds a ${manifest.source.kind} source, not a nats stream`);
-    }
     checkSameStream(archivedStreamName(manifest), this.endpoint);
     if (!options.replace) await this.refuseExisting(options.signal);
     const staging = await createStagingDir(this.stagingDir, 'nats-restore-');

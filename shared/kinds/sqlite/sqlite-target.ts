@@ -10,7 +10,7 @@ import { checkDatabaseIntegrity } from './check-integrity.js';
 import { removeSideFiles } from './durable-fs.js';
 import { assertPlaceable, swapIn } from './swap-in.js';
 import { DATABASE_ENTRY_PREFIX, parseSqliteUris, type SqliteEndpoint } from './sqlite-uri.js';
-import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../restore-target.js';
+import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory } from '../restore-target.js';
 
 /**
  * The `sqlite:` restore target. Accepts archives of kind `sqlite`. Databases map to the target
@@ -23,11 +23,10 @@ import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, Targ
  * fsyncs the directory. A process that holds the old database open keeps its old file (see
  * docs/sqlite.md); stop writers, or make them reopen, before a replace.
  *
- * @throws InvalidInputError (factory) for bad URIs or the same path twice; (begin) for an archive of
- *   another kind, a URI count that does not match the databases, a missing parent directory, or an
+ * @throws InvalidInputError (factory) for bad URIs or the same path twice; (begin) for a URI count that does not match the databases, a missing parent directory, or an
  *   existing target without `replace`.
  */
-export const createSqliteTarget: TargetFactory = (uris: URL[], _params: TargetParams, context: EndpointContext) =>
+export const createSqliteTarget: TargetFactory = (uris: URL[], _params: object, context: EndpointContext) =>
   new SqliteTarget(parseSqliteUris(uris, context, 'target'));
 
 class SqliteTarget implements RestoreTarget {
@@ -41,9 +40,6 @@ class SqliteTarget implements RestoreTarget {
   }
 
   async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
-    if (!this.accepts.includes(manifest.source.kind as 'sqlite')) {
-      throw new InvalidInputError(`sqlite target ${this.uri}: snapshot ${manifest.snapshotId} is of kind ${manifest.source.kind}, not sqlite`);
-    }
     const names = archivedDatabaseNames(manifest);
     if (names) assertMapping(names.length, this.endpoints.length, names);
     for (const endpoint of this.endpoints) await assertPlaceable(endpoint.path, options.replace);

@@ -10,15 +10,16 @@ import { IntegrityError, InvalidInputError } from '../shared/errors.js';
 import { nullProgress } from '../shared/progress.js';
 import { nullNotices } from '../shared/kinds/notices.js';
 import type { EndpointContext, Source } from '../shared/kinds/source.js';
-import type { RestoreResult, TargetParams } from '../shared/kinds/restore-target.js';
-import { postgresSourceFactory, type PostgresDetails, type PostgresKindOptions } from '../shared/kinds/postgres/postgres-source.js';
-import { postgresTargetFactory, type PostgresTargetParams } from '../shared/kinds/postgres/postgres-target.js';
+import type { RestoreResult } from '../shared/kinds/restore-target.js';
+import type { PostgresTargetParams } from '../shared/kinds/postgres/index.js';
+import { openTarget } from '../shared/kinds/registry.js';
+import type { PostgresProfile } from '../shared/kinds/postgres/postgres-profile.js';
+import { createPostgresSource as createSource, postgresSourceFactory, type PostgresDetails } from '../shared/kinds/postgres/postgres-source.js';
+import { createPostgresTarget as createTarget, postgresTargetFactory } from '../shared/kinds/postgres/postgres-target.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { createDatabase, databasesLike, dropDatabases, PG_ENV, pgUri, psql, psqlValue, randomDatabaseName } from './helpers/postgres.js';
 
-const OPTIONS: PostgresKindOptions = { profiles: { test: { user: 'postgres' } }, jobs: 2 };
-const createSource = postgresSourceFactory(OPTIONS);
-const createTarget = postgresTargetFactory(OPTIONS);
+const TEST_PROFILE: PostgresProfile = { user: 'postgres' };
 
 let root: string;
 let context: EndpointContext;
@@ -40,7 +41,7 @@ function restoredName(): string {
 
 before(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-postgres-'));
-  context = { checkPath: () => {}, stagingDir: path.join(root, 'staging'), natsProfiles: {} };
+  context = { checkPath: () => {}, stagingDir: path.join(root, 'staging'), profiles: { postgres: { test: TEST_PROFILE } } };
   await mkdir(context.stagingDir);
 });
 
@@ -58,7 +59,7 @@ async function snapshotAndRestore(
   const signal = new AbortController().signal;
   const options = { signal, progress: nullProgress, notices: nullNotices };
   await source.prepare!(options);
-  const session = await createTarget([pgUri(target)], params as TargetParams, context).begin(manifestFor(source), { signal, progress: nullProgress, replace });
+  const session = await createTarget([pgUri(target)], params, context).begin(manifestFor(source), { signal, progress: nullProgress, replace });
   try {
     for await (const entry of source.entries(options)) {
       const { open: openBody, ...header } = entry;
@@ -71,6 +72,11 @@ async function snapshotAndRestore(
     throw err;
   }
   return session.commit();
+}
+
+/** The test context with one more profile, `other`. */
+function withProfile(profile: PostgresProfile): EndpointContext {
+  return { ...context, profiles: { postgres: { test: TEST_PROFILE, other: profile } } };
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -309,8 +315,8 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
   it('names an unknown database, a profile the worker lacks, and an unset password variable', async () => {
     await refusal(() => createSource([pgUri('snapworker_no_such_db')], {}, context).prepare!(open), /postgres source postgres:\/\/127\.0\.0\.1:5432\/snapworker_no_such_db\?profile=test: psql: .*database "snapworker_no_such_db" does not exist/);
     await refusal(() => createSource([pgUri('postgres', 'nope')], {}, context).prepare!(open), /profile "nope" is not configured on this worker/);
-    const secretless = postgresSourceFactory({ profiles: { env: { user: 'postgres', passwordEnv: 'SNAPWORKER_TEST_UNSET_PASSWORD' } } });
-    await refusal(() => secretless([pgUri('postgres', 'env')], {}, context).prepare!(open), /passwordEnv SNAPWORKER_TEST_UNSET_PASSWORD is not set/);
+    const unset = withProfile({ user: 'postgres', passwordEnv: 'SNAPWORKER_TEST_UNSET_PASSWORD' });
+    await refusal(() => createSource([pgUri('postgres', 'other')], {}, unset).prepare!(open), /passwordEnv SNAPWORKER_TEST_UNSET_PASSWORD is not set/);
     await stagingIsEmpty();
   });
 
@@ -324,7 +330,7 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
     }
     await writeFile(path.join(binDir, 'psql'), '#!/bin/sh\nexec psql "$@"\n');
     await chmod(path.join(binDir, 'psql'), 0o755);
-    const old = { ...OPTIONS, binDir };
+    const old = { binDir };
     await refusal(
       () => postgresSourceFactory(old)([pgUri('postgres')], {}, context).prepare!(open),
       /pg_dump 9\.6 is older than the server \(PostgreSQL \d+\.\d+\) and cannot dump it; install postgresql-client \d+ or newer on the worker/,
@@ -340,9 +346,10 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
 
   it('refuses a snapshot of another kind and an unexpected entry', async () => {
     const manifest = manifestFor(createSource([pgUri('postgres')], {}, context));
+    const registered = await openTarget([pgUri(randomDatabaseName()).href], {}, context);
     await refusal(
-      () => createTarget([pgUri(randomDatabaseName())], {}, context).begin({ ...manifest, source: { kind: 'sqlite', uri: 'sqlite:///x.db', name: 'x' } }, { signal, progress: nullProgress, replace: false }),
-      /is of kind sqlite, not postgres/,
+      () => registered.begin({ ...manifest, source: { kind: 'sqlite', uri: 'sqlite:///x.db', name: 'x' } }, { signal, progress: nullProgress, replace: false }),
+      /holds a sqlite source; target postgres:\/\/.* takes postgres/,
     );
     const session = await createTarget([pgUri(randomDatabaseName())], {}, context).begin(manifest, { signal, progress: nullProgress, replace: false });
     await assert.rejects(session.write({ path: 'dump/../../etc/passwd', type: 'file', mode: 0o644, mtime: new Date(), size: 1 }, Readable.from([Buffer.from('x')])), IntegrityError);
@@ -371,8 +378,7 @@ describe('postgres kind: secrets', () => {
   it('keeps the password out of the descriptor, the URI and error messages', async () => {
     const passwordFile = path.join(root, 'password');
     await writeFile(passwordFile, 'hunter2-not-stored\n', { mode: 0o600 });
-    const factory = postgresSourceFactory({ profiles: { file: { user: 'postgres', passwordFile } } });
-    const source = factory([pgUri('snapworker_no_such_db', 'file')], {}, context);
+    const source = createSource([pgUri('snapworker_no_such_db', 'other')], {}, withProfile({ user: 'postgres', passwordFile }));
     const err = await source.prepare!({ signal: new AbortController().signal, progress: nullProgress, notices: nullNotices }).catch((e: Error) => e);
     assert.ok(err instanceof InvalidInputError);
     assert.doesNotMatch(`${err.message} ${JSON.stringify(source.descriptor)}`, /hunter2/);

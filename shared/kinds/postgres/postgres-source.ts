@@ -4,18 +4,19 @@ import type { SourceEntry } from '../../formats/archive/archive-entry.js';
 import type { SourceDescriptor } from '../../formats/archive/manifest.js';
 import { InvalidInputError } from '../../errors.js';
 import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
-import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
+import { profilesOf, type EndpointContext, type Source, type SourceFactory, type SourceOpenOptions, type SourceParams } from '../source.js';
 import { lineageNameFrom } from '../lineage-name.js';
 import { DUMP_ENTRY_PREFIX, listDumpFiles, type DumpFile } from './dump-layout.js';
 import { PostgresClient } from './postgres-client.js';
-import type { PostgresProfiles } from './postgres-profile.js';
+import type { PostgresProfile } from './postgres-profile.js';
 import { parseSinglePostgresUri, quoteLiteral, type PostgresEndpoint } from './postgres-uri.js';
 import { serverMajor, type PgToolOptions } from './pg-tools.js';
 
-/** Worker-level options of the PostgreSQL kind (never from job data). */
+/**
+ * Worker-level options of the PostgreSQL kind (never from job data). Connection profiles come
+ * from the worker's config through the context (`SNAPWORKER_POSTGRES_PROFILES`).
+ */
 export interface PostgresKindOptions extends PgToolOptions {
-  /** Named connection profiles (`SNAPWORKER_POSTGRES_PROFILES`). Default none. */
-  profiles?: PostgresProfiles;
   /** Parallel jobs for pg_dump and pg_restore (`-j`), each one more connection. Default 2. */
   jobs?: number;
 }
@@ -59,6 +60,9 @@ export function postgresSourceFactory(options: PostgresKindOptions = {}): Source
   return (uris, params, context) => new PostgresSource(parseSinglePostgresUri(uris, 'source'), params, context, options);
 }
 
+/** The `postgres:` source with default options. */
+export const createPostgresSource: SourceFactory = postgresSourceFactory();
+
 class PostgresSource implements Source {
   readonly descriptor: SourceDescriptor;
   private readonly details: PostgresDetails;
@@ -87,7 +91,7 @@ class PostgresSource implements Source {
   async prepare({ signal, progress }: SourceOpenOptions): Promise<void> {
     if (this.staged) return;
     try {
-      const client = await PostgresClient.open(this.endpoint, this.options.profiles ?? {}, this.options, 'source');
+      const client = await PostgresClient.open(this.endpoint, profilesOf<PostgresProfile>(this.context, 'postgres'), this.options, 'source');
       const database = this.endpoint.database;
       const [facts] = await client.query(
         database,

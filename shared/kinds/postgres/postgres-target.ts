@@ -7,8 +7,10 @@ import type { EntryHeader } from '../../formats/archive/archive-entry.js';
 import type { Manifest } from '../../formats/archive/manifest.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
 import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
-import type { EndpointContext } from '../source.js';
-import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory, TargetParams } from '../restore-target.js';
+import { profilesOf, type EndpointContext } from '../source.js';
+import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory } from '../restore-target.js';
+import type { PostgresTargetParams } from './index.js';
+import type { PostgresProfile } from './postgres-profile.js';
 import { checkRestoredDatabase } from './check-restored.js';
 import { dumpFileName } from './dump-layout.js';
 import { PostgresClient } from './postgres-client.js';
@@ -16,18 +18,9 @@ import type { PostgresDetails, PostgresKindOptions } from './postgres-source.js'
 import { parseSinglePostgresUri, quoteIdent, quoteLiteral, type PostgresEndpoint } from './postgres-uri.js';
 import { existsError, scratchDatabaseName, swapDatabase } from './swap-database.js';
 
-/** Restore-job fields of the PostgreSQL kind. */
-export interface PostgresTargetParams {
-  /**
-   * With `replace`: terminate the sessions connected to the database being replaced (after
-   * closing it to new ones) instead of refusing to replace it while any is open. Default false.
-   */
-  terminateConnections?: boolean;
-}
-
 /**
  * Builds the `postgres:` restore target with worker-level options. Accepts snapshots of kind
- * `postgres`. The dump's files are staged in the staging directory; `commit` creates a scratch
+ * `postgres` (the registry refuses others before `begin`). The dump's files are staged in the staging directory; `commit` creates a scratch
  * database (`snapworker_restore_<hex>`, with the snapshot's encoding and locale, from
  * template0), runs `pg_restore -Fd -j <jobs> --exit-on-error` into it, checks it
  * (`checkRestoredDatabase`), and only then swaps it in under the target's name
@@ -37,15 +30,16 @@ export interface PostgresTargetParams {
  * Roles are cluster-wide and not in a database dump: the roles the dump names as owners or in
  * grants must exist on the target server (pg_restore stops at the first that does not).
  *
- * @throws InvalidInputError (factory) for a bad URI; (begin) for a snapshot of another kind, a
- *   profile the worker lacks, an existing database without `replace`, a pg_restore older than the
+ * @throws InvalidInputError (factory) for a bad URI; (begin) for a profile the worker lacks, an existing database without `replace`, a pg_restore older than the
  *   pg_dump that made the snapshot; (commit) see `swapDatabase`; IntegrityError for an unexpected
  *   entry or a restored database that fails the check.
  */
-export function postgresTargetFactory(options: PostgresKindOptions = {}): TargetFactory {
-  return (uris: URL[], params: TargetParams, context: EndpointContext) =>
-    new PostgresTarget(parseSinglePostgresUri(uris, 'target'), params as TargetParams & PostgresTargetParams, context, options);
+export function postgresTargetFactory(options: PostgresKindOptions = {}): TargetFactory<PostgresTargetParams> {
+  return (uris, params, context) => new PostgresTarget(parseSinglePostgresUri(uris, 'target'), params, context, options);
 }
+
+/** The `postgres:` restore target with default options. */
+export const createPostgresTarget: TargetFactory<PostgresTargetParams> = postgresTargetFactory();
 
 class PostgresTarget implements RestoreTarget {
   readonly uri: string;
@@ -61,11 +55,8 @@ class PostgresTarget implements RestoreTarget {
   }
 
   async begin(manifest: Manifest, options: RestoreOptions): Promise<RestoreSession> {
-    if (manifest.source.kind !== 'postgres') {
-      throw new InvalidInputError(`postgres target ${this.uri}: snapshot ${manifest.snapshotId} is of kind ${manifest.source.kind}, not postgres`);
-    }
     const details = (manifest.source.details ?? {}) as Partial<PostgresDetails>;
-    const client = await PostgresClient.open(this.endpoint, this.options.profiles ?? {}, this.options, 'target');
+    const client = await PostgresClient.open(this.endpoint, profilesOf<PostgresProfile>(this.context, 'postgres'), this.options, 'target');
     const via = client.profile?.maintenanceDatabase ?? 'postgres';
     if (this.endpoint.database === via) {
       throw new InvalidInputError(`${client.what}: cannot restore over ${via}, the database restores connect through (set maintenanceDatabase in the profile)`);

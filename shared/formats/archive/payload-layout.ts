@@ -1,6 +1,7 @@
 import { IntegrityError } from '../../errors.js';
 import { BACKUP_METADATA_ENTRY, MAX_BACKUP_METADATA_BYTES, SNAPSHOT_DATA_ENTRY, parseBackupMetadata } from '../../kinds/nats/stream-backup.js';
 import { DATABASE_ENTRY_PREFIX } from '../../kinds/sqlite/sqlite-uri.js';
+import { postgresPayloadLayout } from '../../kinds/postgres/dump-layout.js';
 import type { EntryHeader } from './archive-entry.js';
 import type { Manifest } from './manifest.js';
 import { showPath } from './safe-path.js';
@@ -25,7 +26,7 @@ export interface PayloadLayout {
 }
 
 /** Source kinds whose archives this version can restore. */
-export const PAYLOAD_KINDS = ['dir', 'nats', 'sqlite'] as const;
+export const PAYLOAD_KINDS = ['dir', 'nats', 'sqlite', 'postgres'] as const;
 
 /**
  * The layout for the manifest's source kind.
@@ -45,6 +46,8 @@ export function payloadLayout(manifest: Manifest): PayloadLayout {
       };
     case 'sqlite':
       return sqliteLayout();
+    case 'postgres':
+      return postgresPayloadLayout();
     default:
       throw new IntegrityError(`archive: manifest.json: unknown source kind ${JSON.stringify(kind)} (known: ${PAYLOAD_KINDS.join(', ')})`);
   }

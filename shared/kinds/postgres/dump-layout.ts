@@ -1,5 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { IntegrityError } from '../../errors.js';
+import type { PayloadLayout } from '../../formats/archive/payload-layout.js';
+import { showPath } from '../../formats/archive/safe-path.js';
 
 /**
  * A PostgreSQL snapshot's payload is one pg_dump directory-format dump (`pg_dump -Fd`), each of
@@ -8,6 +11,9 @@ import path from 'node:path';
  * `blobs.toc` and one `blob_<oid>.dat` each. Uncompressed (`-Z0`): the archive compresses once.
  */
 export const DUMP_ENTRY_PREFIX = 'dump/';
+
+/** The dump's table of contents, which pg_restore reads first. */
+const TOC_FILE = 'toc.dat';
 
 /** The names pg_dump writes into a directory dump (and so the only ones a restore accepts). */
 const DUMP_FILE_NAME = /^[A-Za-z0-9_]+\.(dat|toc)$/;
@@ -28,11 +34,33 @@ export interface DumpFile {
 
 /** The files of a directory dump, `toc.dat` first (so a reader meets the contents first), then by name. */
 export async function listDumpFiles(dumpDir: string): Promise<DumpFile[]> {
-  const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  const names = (await readdir(dumpDir)).sort((a, b) => (a === TOC_FILE ? -1 : b === TOC_FILE ? 1 : a < b ? -1 : a > b ? 1 : 0));
   const files: DumpFile[] = [];
   for (const name of names) {
     const info = await stat(path.join(dumpDir, name));
     files.push({ name, size: info.size, mode: info.mode & 0o777 });
   }
   return files;
+}
+
+/**
+ * The payload layout of a `postgres` archive (see `formats/archive/payload-layout.ts`): only
+ * regular files `dump/<file>` with the names pg_dump writes, each once, `toc.dat` among them.
+ * `verify` and `restore` both read through it.
+ */
+export function postgresPayloadLayout(): PayloadLayout {
+  const seen = new Set<string>();
+  return {
+    check(header) {
+      const name = dumpFileName(header.path);
+      if (header.type !== 'file' || name === undefined) {
+        throw new IntegrityError(`archive: entry ${showPath(header.path)}: a ${header.type} does not belong in a postgres archive (expected ${DUMP_ENTRY_PREFIX}<file> files of a pg_dump directory)`);
+      }
+      if (seen.has(name)) throw new IntegrityError(`archive: entry ${showPath(header.path)}: appears twice`);
+      seen.add(name);
+    },
+    end() {
+      if (!seen.has(TOC_FILE)) throw new IntegrityError(`archive: a postgres archive needs ${DUMP_ENTRY_PREFIX}${TOC_FILE}, which is missing`);
+    },
+  };
 }

@@ -17,6 +17,8 @@ import type { PostgresProfile } from '../shared/kinds/postgres/postgres-profile.
 import { createPostgresSource as createSource, postgresSourceFactory, type PostgresDetails } from '../shared/kinds/postgres/postgres-source.js';
 import { createPostgresTarget as createTarget, postgresTargetFactory } from '../shared/kinds/postgres/postgres-target.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
+import { createTestEnvironment, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { createDatabase, databasesLike, dropDatabases, PG_ENV, pgUri, psql, psqlValue, randomDatabaseName } from './helpers/postgres.js';
 
 const TEST_PROFILE: PostgresProfile = { user: 'postgres' };
@@ -383,5 +385,53 @@ describe('postgres kind: secrets', () => {
     assert.ok(err instanceof InvalidInputError);
     assert.doesNotMatch(`${err.message} ${JSON.stringify(source.descriptor)}`, /hunter2/);
     assert.equal(await readFile(passwordFile, 'utf8'), 'hunter2-not-stored\n');
+  });
+});
+
+describe('postgres kind: through the queue, with a real worker process', () => {
+  let environment: TestEnvironment;
+  let worker: WorkerProcess;
+
+  before(async () => {
+    environment = await createTestEnvironment({ SNAPWORKER_POSTGRES_PROFILES: JSON.stringify({ test: TEST_PROFILE }) });
+    worker = spawnWorker(environment, { LOG_LEVEL: 'warn' });
+  });
+
+  after(async () => {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await environment.cleanup();
+  });
+
+  it('snapshots a database and restores it over another one (replace) as jobs', async () => {
+    const source = await database();
+    await psql(source, `CREATE SCHEMA shop; CREATE TABLE shop.orders (id serial PRIMARY KEY, total numeric); INSERT INTO shop.orders (total) SELECT g * 1.5 FROM generate_series(1, 5000) g`);
+    const target = await database();
+    await psql(target, `CREATE TABLE leftover (x int)`);
+
+    const snapshot = await environment.queue.add('snapshot', { v: 1, source: pgUri(source).href, labels: { app: 'shop' } });
+    const record = (await snapshot.waitUntilFinished(environment.events, 180_000)) as SnapshotRecord;
+    assert.equal(record.source.kind, 'postgres');
+    assert.equal(record.source.uri, pgUri(source).href);
+    assert.equal((record.source.details as unknown as PostgresDetails).dumpFormat, 'directory');
+
+    const restore = await environment.queue.add('restore', { v: 1, snapshot: record.id, target: pgUri(target).href, replace: true, terminateConnections: true });
+    await restore.waitUntilFinished(environment.events, 180_000);
+    assert.equal(await psqlValue(target, 'SELECT count(*) || \' \' || sum(total) FROM shop.orders'), await psqlValue(source, 'SELECT count(*) || \' \' || sum(total) FROM shop.orders'));
+    assert.equal(await psqlValue(target, `SELECT to_regclass('leftover') IS NULL`), 't', 'the old database is gone whole');
+    await noScratchDatabases();
+  });
+
+  it('fails a job naming an unknown profile or database at once, with one line', async () => {
+    for (const [uri, pattern] of [
+      [pgUri('postgres', 'nope').href, /profile "nope" is not configured on this worker/],
+      [pgUri('snapworker_no_such_db').href, /database "snapworker_no_such_db" does not exist/],
+    ] as const) {
+      const job = await environment.queue.add('snapshot', { v: 1, source: uri }, { attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+      await assert.rejects(job.waitUntilFinished(environment.events, 60_000), pattern);
+      const failed = (await environment.queue.getJob(job.id!))!;
+      assert.equal(failed.attemptsMade, 1, 'not retried');
+      assert.doesNotMatch(failed.failedReason, /\n/);
+    }
   });
 });

@@ -66,8 +66,8 @@ export const createPostgresSource: SourceFactory = postgresSourceFactory();
 class PostgresSource implements Source {
   readonly descriptor: SourceDescriptor;
   private readonly details: PostgresDetails;
-  private staging: StagingDir | undefined;
-  private staged: { dumpDir: string; files: DumpFile[]; takenAt: Date } | undefined;
+  /** The dump `prepare` staged, until `entries` ends or `release`. */
+  private staged: { staging: StagingDir; dumpDir: string; files: DumpFile[]; takenAt: Date } | undefined;
 
   constructor(
     private readonly endpoint: PostgresEndpoint,
@@ -90,6 +90,7 @@ class PostgresSource implements Source {
    */
   async prepare({ signal, progress }: SourceOpenOptions): Promise<void> {
     if (this.staged) return;
+    let staging: StagingDir | undefined;
     try {
       const client = await PostgresClient.open(this.endpoint, profilesOf<PostgresProfile>(this.context, 'postgres'), this.options, 'source');
       const database = this.endpoint.database;
@@ -109,8 +110,8 @@ class PostgresSource implements Source {
       }
       Object.assign(this.details, { serverVersion: server.text, pgDumpVersion: pgDump.text, databaseSizeBytes: Number(size), encoding, lcCollate, lcCtype });
 
-      this.staging = await createStagingDir(this.context.stagingDir, 'postgres-snapshot-');
-      const dumpDir = path.join(this.staging.path, 'dump');
+      staging = await createStagingDir(this.context.stagingDir, 'postgres-snapshot-');
+      const dumpDir = path.join(staging.path, 'dump');
       progress.setPhase('reading');
       const takenAt = new Date();
       await client.run(
@@ -121,9 +122,9 @@ class PostgresSource implements Source {
       const files = await listDumpFiles(dumpDir);
       this.details.dumpFiles = files.length;
       this.details.dumpBytes = files.reduce((sum, file) => sum + file.size, 0);
-      this.staged = { dumpDir, files, takenAt };
+      this.staged = { staging, dumpDir, files, takenAt };
     } catch (err) {
-      await this.release();
+      await staging?.remove();
       throw err;
     }
   }
@@ -143,9 +144,8 @@ class PostgresSource implements Source {
   }
 
   async release(): Promise<void> {
-    const staging = this.staging;
-    this.staging = undefined;
+    const staged = this.staged;
     this.staged = undefined;
-    await staging?.remove();
+    await staged?.staging.remove();
   }
 }

@@ -13,7 +13,7 @@ import type { EndpointContext, Source } from '../shared/kinds/source.js';
 import type { RestoreResult } from '../shared/kinds/restore-target.js';
 import type { PostgresTargetParams } from '../shared/kinds/postgres/index.js';
 import { openTarget } from '../shared/kinds/registry.js';
-import type { PostgresProfile } from '../shared/kinds/postgres/postgres-profile.js';
+import { postgresProfileSchema, type PostgresProfile } from '../shared/kinds/postgres/postgres-profile.js';
 import { createPostgresSource as createSource, postgresSourceFactory, type PostgresDetails } from '../shared/kinds/postgres/postgres-source.js';
 import { createPostgresTarget as createTarget, postgresTargetFactory } from '../shared/kinds/postgres/postgres-target.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
@@ -317,9 +317,18 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
   it('names an unknown database, a profile the worker lacks, and an unset password variable', async () => {
     await refusal(() => createSource([pgUri('snapworker_no_such_db')], {}, context).prepare!(open), /postgres source postgres:\/\/127\.0\.0\.1:5432\/snapworker_no_such_db\?profile=test: psql: .*database "snapworker_no_such_db" does not exist/);
     await refusal(() => createSource([pgUri('postgres', 'nope')], {}, context).prepare!(open), /profile "nope" is not configured on this worker/);
-    const unset = withProfile({ user: 'postgres', passwordEnv: 'SNAPWORKER_TEST_UNSET_PASSWORD' });
+    const unset = withProfile({ user: 'postgres', passwordEnv: 'SNAPWORKER_TEST_UNSET_PASSWORD', hosts: ['127.0.0.1'] });
     await refusal(() => createSource([pgUri('postgres', 'other')], {}, unset).prepare!(open), /passwordEnv SNAPWORKER_TEST_UNSET_PASSWORD is not set/);
     await stagingIsEmpty();
+  });
+
+  it('sends a profile\'s secret only to the hosts it lists, and a profile with a secret must list them', async () => {
+    const elsewhere = withProfile({ user: 'postgres', passwordEnv: 'PATH', hosts: ['10.1.2.3:5432', 'db.internal'] });
+    await refusal(() => createSource([pgUri('postgres', 'other')], {}, elsewhere).prepare!(open), /profile "other" may not be used with 127\.0\.0\.1:5432 \(its hosts: 10\.1\.2\.3:5432, db\.internal\)/);
+    const result = postgresProfileSchema.safeParse({ user: 'backup', passwordFile: '/run/secrets/pg' });
+    assert.equal(result.success, false);
+    assert.match(result.error!.issues[0]!.message, /a profile with a password or client key must list the hosts it may be sent to/);
+    assert.equal(postgresProfileSchema.safeParse({ user: 'backup', passwordFile: '/run/secrets/pg', hosts: ['db.internal:5432'] }).success, true);
   });
 
   it('says so when pg_dump is older than the server, or pg_restore older than the dump', async () => {
@@ -360,7 +369,27 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
   });
 });
 
-describe('postgres kind: abort', () => {
+describe('postgres kind: progress and abort', () => {
+  it('reports the dump\'s bytes while pg_dump writes them, once (entries are marked as counted)', async () => {
+    const source = await database();
+    await psql(source, `CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g`);
+    let bytes = 0;
+    const phases: string[] = [];
+    const progress = { ...nullProgress, addBytes: (n: number) => void (bytes += n), setPhase: (phase: string) => void phases.push(phase) };
+    const snapshot = createSource([pgUri(source)], {}, context);
+    const options = { signal: new AbortController().signal, progress, notices: nullNotices };
+    await snapshot.prepare!(options);
+    const details = snapshot.descriptor.details as unknown as PostgresDetails;
+    assert.equal(bytes, details.dumpBytes);
+    assert.deepEqual(phases, ['reading']);
+    for await (const entry of snapshot.entries(options)) {
+      assert.equal(entry.progressCounted, true);
+      (await entry.open!()).destroy();
+    }
+    await stagingIsEmpty();
+  });
+
+
   it('an aborted dump leaves no staged files', async () => {
     const source = await database();
     await psql(source, `CREATE TABLE big AS SELECT g, repeat('z', 1000) AS pad FROM generate_series(1, 200000) g`);
@@ -380,7 +409,7 @@ describe('postgres kind: secrets', () => {
   it('keeps the password out of the descriptor, the URI and error messages', async () => {
     const passwordFile = path.join(root, 'password');
     await writeFile(passwordFile, 'hunter2-not-stored\n', { mode: 0o600 });
-    const source = createSource([pgUri('snapworker_no_such_db', 'other')], {}, withProfile({ user: 'postgres', passwordFile }));
+    const source = createSource([pgUri('snapworker_no_such_db', 'other')], {}, withProfile({ user: 'postgres', passwordFile, hosts: ['127.0.0.1:5432'] }));
     const err = await source.prepare!({ signal: new AbortController().signal, progress: nullProgress, notices: nullNotices }).catch((e: Error) => e);
     assert.ok(err instanceof InvalidInputError);
     assert.doesNotMatch(`${err.message} ${JSON.stringify(source.descriptor)}`, /hunter2/);

@@ -32,6 +32,13 @@ export interface DumpFile {
   mode: number;
 }
 
+/** The total size of the files in a dump directory so far (while pg_dump writes it). */
+export async function dumpDirBytes(dumpDir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dumpDir)) total += (await stat(path.join(dumpDir, name)).catch(() => ({ size: 0 }))).size;
+  return total;
+}
+
 /** The files of a directory dump, `toc.dat` first (so a reader meets the contents first), then by name. */
 export async function listDumpFiles(dumpDir: string): Promise<DumpFile[]> {
   const names = (await readdir(dumpDir)).sort((a, b) => (a === TOC_FILE ? -1 : b === TOC_FILE ? 1 : a < b ? -1 : a > b ? 1 : 0));

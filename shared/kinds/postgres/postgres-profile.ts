@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { InvalidInputError } from '../../errors.js';
-import type { PostgresEndpoint } from './postgres-uri.js';
+import { DEFAULT_POSTGRES_PORT, type PostgresEndpoint } from './postgres-uri.js';
 
 /**
  * How a worker connects to a PostgreSQL server; jobs name one with `?profile=<name>`. Configured
@@ -28,8 +28,17 @@ export const postgresProfileSchema = z
     sslkey: z.string().min(1).optional(),
     /** Database restores connect to for CREATE/ALTER/DROP DATABASE. Default `postgres`. */
     maintenanceDatabase: z.string().min(1).optional(),
+    /**
+     * The servers (`host:port`, or `host` for port 5432) jobs may use this profile with, as the
+     * URI spells them. Required for a profile that holds a secret (a password or a client key):
+     * otherwise a job could name a server of its own and receive the credentials.
+     */
+    hosts: z.array(z.string().min(1)).min(1).optional(),
   })
-  .refine((profile) => !(profile.passwordFile && profile.passwordEnv), { message: 'give passwordFile or passwordEnv, not both' });
+  .refine((profile) => !(profile.passwordFile && profile.passwordEnv), { message: 'give passwordFile or passwordEnv, not both' })
+  .refine((profile) => profile.hosts !== undefined || !(profile.passwordFile || profile.passwordEnv || profile.sslkey), {
+    message: 'a profile with a password or client key must list the hosts it may be sent to (hosts: ["db.internal:5432"])',
+  });
 
 export type PostgresProfile = z.infer<typeof postgresProfileSchema>;
 
@@ -46,7 +55,21 @@ export function resolvePostgresProfile(endpoint: PostgresEndpoint, profiles: Pos
   if (profile === undefined) {
     throw new InvalidInputError(`postgres: ${endpoint.uri}: profile ${JSON.stringify(endpoint.profileName)} is not configured on this worker (SNAPWORKER_POSTGRES_PROFILES)`);
   }
+  const server = new URL(endpoint.uri).host;
+  if (profile.hosts && !profile.hosts.some((allowed) => hostKey(allowed) === server)) {
+    throw new InvalidInputError(`postgres: ${endpoint.uri}: profile ${JSON.stringify(endpoint.profileName)} may not be used with ${server} (its hosts: ${profile.hosts.join(', ')})`);
+  }
   return profile;
+}
+
+/** `host[:port]` as `URL.host` spells it with the port always there (`db:5432`, `[::1]:5432`); unparsable: itself. */
+function hostKey(hostAndPort: string): string {
+  try {
+    const url = new URL(`postgres://${hostAndPort}`);
+    return `${url.hostname}:${url.port || DEFAULT_POSTGRES_PORT}`;
+  } catch {
+    return hostAndPort;
+  }
 }
 
 /** Seconds libpq waits for a connection before giving up (`PGCONNECT_TIMEOUT`). */

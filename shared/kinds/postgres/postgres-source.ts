@@ -6,7 +6,8 @@ import { InvalidInputError } from '../../errors.js';
 import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
 import { profilesOf, type EndpointContext, type Source, type SourceFactory, type SourceOpenOptions, type SourceParams } from '../source.js';
 import { lineageNameFrom } from '../lineage-name.js';
-import { DUMP_ENTRY_PREFIX, listDumpFiles, type DumpFile } from './dump-layout.js';
+import { DUMP_ENTRY_PREFIX, dumpDirBytes, listDumpFiles, type DumpFile } from './dump-layout.js';
+import { GrowthMeter } from './growth-meter.js';
 import { PostgresClient } from './postgres-client.js';
 import type { PostgresProfile } from './postgres-profile.js';
 import { parseSinglePostgresUri, quoteLiteral, type PostgresEndpoint } from './postgres-uri.js';
@@ -86,7 +87,8 @@ class PostgresSource implements Source {
 
   /**
    * Reads the server's facts, checks that this pg_dump can dump it, and dumps the database into
-   * the staging directory. Progress: phase `preparing` while asking, `reading` while dumping.
+   * the staging directory. Progress: phase `preparing` while asking, `reading` while dumping,
+   * with the dump's bytes as pg_dump writes them (so its entries are `progressCounted`).
    */
   async prepare({ signal, progress }: SourceOpenOptions): Promise<void> {
     if (this.staged) return;
@@ -114,11 +116,16 @@ class PostgresSource implements Source {
       const dumpDir = path.join(staging.path, 'dump');
       progress.setPhase('reading');
       const takenAt = new Date();
-      await client.run(
-        'pg_dump',
-        ['--format=directory', `--jobs=${this.details.jobs}`, '--compress=0', '--no-sync', `--file=${dumpDir}`, `--dbname=${database}`],
-        signal,
-      );
+      const meter = new GrowthMeter(() => dumpDirBytes(dumpDir), (bytes) => progress.addBytes(bytes));
+      try {
+        await client.run(
+          'pg_dump',
+          ['--format=directory', `--jobs=${this.details.jobs}`, '--compress=0', '--no-sync', `--file=${dumpDir}`, `--dbname=${database}`],
+          signal,
+        );
+      } finally {
+        await meter.stop({ final: true });
+      }
       const files = await listDumpFiles(dumpDir);
       this.details.dumpFiles = files.length;
       this.details.dumpBytes = files.reduce((sum, file) => sum + file.size, 0);
@@ -136,7 +143,15 @@ class PostgresSource implements Source {
       const { dumpDir, files, takenAt } = this.staged!;
       for (const file of files) {
         const filePath = path.join(dumpDir, file.name);
-        yield { path: `${DUMP_ENTRY_PREFIX}${file.name}`, type: 'file', mode: file.mode, mtime: takenAt, size: file.size, open: () => createReadStream(filePath) };
+        yield {
+          path: `${DUMP_ENTRY_PREFIX}${file.name}`,
+          type: 'file',
+          mode: file.mode,
+          mtime: takenAt,
+          size: file.size,
+          progressCounted: true, // counted while pg_dump wrote it
+          open: () => createReadStream(filePath),
+        };
       }
     } finally {
       await this.release();

@@ -13,6 +13,7 @@ import type { PostgresTargetParams } from './index.js';
 import type { PostgresProfile } from './postgres-profile.js';
 import { checkRestoredDatabase } from './check-restored.js';
 import { dumpFileName } from './dump-layout.js';
+import { GrowthMeter } from './growth-meter.js';
 import { PostgresClient } from './postgres-client.js';
 import type { PostgresDetails, PostgresKindOptions } from './postgres-source.js';
 import { parseSinglePostgresUri, quoteIdent, quoteLiteral, type PostgresEndpoint } from './postgres-uri.js';
@@ -116,7 +117,18 @@ class PostgresRestoreSession implements RestoreSession {
       const restored = scratchDatabaseName('restore');
       await this.client.query(this.via, createDatabaseSql(restored, this.details), signal);
       this.restored = restored;
-      await this.client.run('pg_restore', ['--format=directory', `--jobs=${this.jobs}`, '--exit-on-error', `--dbname=${restored}`, this.dumpDir], signal);
+      // The archive's bytes were counted as they arrived; the database growing is progress
+      // too (a call, no bytes), so a long pg_restore is not taken for a stalled job.
+      const meter = new GrowthMeter(
+        async () => Number(await this.client.scalar(this.via, `SELECT pg_database_size(${quoteLiteral(restored)})`, signal)),
+        () => progress.addBytes(0),
+        5000,
+      );
+      try {
+        await this.client.run('pg_restore', ['--format=directory', `--jobs=${this.jobs}`, '--exit-on-error', `--dbname=${restored}`, this.dumpDir], signal);
+      } finally {
+        await meter.stop();
+      }
       progress.setPhase('verifying');
       await checkRestoredDatabase(this.client, this.dumpDir, restored, signal);
       progress.setPhase('committing');

@@ -1,7 +1,7 @@
 import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { InvalidInputError } from '../shared/errors.js';
 import type { JobKind } from '../shared/job-kind.js';
-import type { ProgressReport } from '../shared/progress.js';
+import type { ProgressReport } from './progress-report.js';
 import type { JobResultByKind } from './results.js';
 import { ScheduleBook } from './schedules.js';
 import { JOB_PRIORITY, type JobDataByKind, type ScheduleDefinition } from './schemas.js';

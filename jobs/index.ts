@@ -19,7 +19,17 @@ export {
 export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, JobDataByKind, ScheduleDefinition, RetentionFields } from './schemas.js';
 export { ScheduleBook, jobDataOf } from './schedules.js';
 export type { ScheduleStatus, ScheduleRun } from './schedules.js';
-export type { SnapshotJobResult, RestoreJobResult, VerifyJobResult, PruneJobResult, JobResultByKind } from './results.js';
+export type {
+  SnapshotJobResult,
+  SnapshotRecordResult,
+  ScheduledRetention,
+  RestoreJobResult,
+  VerifyJobResult,
+  PruneJobResult,
+  PruneDecisionResult,
+  EntryNoticeKind,
+  JobResultByKind,
+} from './results.js';
 export { parseJobData, parseJob, isJobKind } from './validate.js';
 export { JOB_KINDS, type JobKind } from '../shared/job-kind.js';
-export type { ProgressReport } from '../shared/progress.js';
+export type { ProgressReport, Phase } from './progress-report.js';

@@ -15,12 +15,17 @@ export type SourceFieldsShape = UnionToIntersection<Kind['sourceParams']>;
 /** Every kind's restore-job fields in one shape. */
 export type TargetFieldsShape = UnionToIntersection<Kind['targetParams']>;
 
-/** The fields of `role` for the job object, each described as `<kinds> <role>s: <description>`. */
-export function kindFieldsShape(role: 'source'): SourceFieldsShape;
-export function kindFieldsShape(role: 'target'): TargetFieldsShape;
-export function kindFieldsShape(role: EndpointRole): z.ZodRawShape {
-  const shape: Record<string, z.ZodType> = {};
+/**
+ * The job's own fields (`jobFields`) followed by the kinds' fields of `role`, each described as
+ * `<kinds> <role>s: <description>`.
+ * @throws Error (at start, a programming error) when a kind declares a field the job has already.
+ */
+export function withKindFields<J extends z.ZodRawShape>(jobFields: J, role: 'source'): J & SourceFieldsShape;
+export function withKindFields<J extends z.ZodRawShape>(jobFields: J, role: 'target'): J & TargetFieldsShape;
+export function withKindFields(jobFields: z.ZodRawShape, role: EndpointRole): z.ZodRawShape {
+  const shape: Record<string, z.core.$ZodType> = { ...jobFields };
   for (const [name, field] of kindFields(role)) {
+    if (Object.hasOwn(jobFields, name)) throw new Error(`kinds: ${field.kinds.join(', ')} declare the ${role} field ${name}, a job field snapworker has already; rename it`);
     const schema = field.schema as z.ZodType;
     shape[name] = schema.describe(`${field.kinds.join(', ')} ${role}s: ${schema.description ?? name}`);
   }

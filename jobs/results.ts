@@ -1,5 +1,56 @@
-import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
-import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
+/**
+ * What each job returns (BullMQ `returnvalue`, and the CLI's `--json` output): plain JSON, stated
+ * here so the published contract holds its own types. The worker's results are checked against
+ * these by the compiler (`worker/job-runner.ts` returns them), so the two cannot drift apart
+ * unnoticed; a field the worker adds appears here when it is documented.
+ */
+
+/** Kinds of entries a snapshot could not keep exactly (docs/directories.md, "Notices"). */
+export type EntryNoticeKind = 'unsupported' | 'unreadable' | 'vanished' | 'changed';
+
+/**
+ * The record of a complete snapshot (`snapshots/<id>/snapshot.json`, docs/archive-format.md):
+ * what a snapshot job returns, and what `ls --json` and `show` print.
+ */
+export interface SnapshotRecordResult {
+  v: 1;
+  /** Sorts by time; safe in paths, S3 keys and NATS subjects, e.g. `20261122T031500123Z-1a2b3c4d`. */
+  id: string;
+  formatVersion: 1;
+  /** What was snapshotted: its kind (`dir`, `sqlite`, `nats`, ...), URI without secrets, lineage name, kind-specific details. */
+  source: { kind: string; uri: string; name: string; details?: Record<string, unknown> };
+  labels: Record<string, string>;
+  /** ISO 8601 times. */
+  createdAt: string;
+  completedAt: string;
+  archive: {
+    /** Storage key of the archive in the repository. */
+    key: string;
+    compression: 'zstd' | 'gzip' | 'none';
+    /** Bytes stored. */
+    size: number;
+    /** Hex SHA-256 of the whole stored archive. */
+    sha256: string;
+    /** The same digest as `sha-256=<base64>`. */
+    checksum: string;
+    /** Multipart uploads: each part's size and hex SHA-256. */
+    parts?: { partNumber: number; size: number; sha256: string }[];
+  };
+  stats: { entries: number; files: number; rawBytes: number; storedBytes: number; durationSeconds: number };
+  /** Id of the key `SHA256SUMS.seal` was made with, when sealed. */
+  sealKeyId?: string;
+  /** Entries the snapshot could not keep exactly: counts per kind, the first ones named. */
+  notices?: {
+    counts: Partial<Record<EntryNoticeKind, number>>;
+    first: { kind: EntryNoticeKind; path: string; reason: string }[];
+    truncated: boolean;
+  };
+  /** True when the snapshot left out data it should hold (an unreadable entry skipped); CLI exit 3. */
+  incomplete?: boolean;
+  tool: { name: string; version: string };
+  /** The queued job that took it. */
+  job?: { id: string; queue: string };
+}
 
 /** How a scheduled snapshot's lineage was pruned right after it (`error` when that failed). */
 export interface ScheduledRetention {
@@ -10,11 +61,8 @@ export interface ScheduledRetention {
   error?: string;
 }
 
-/**
- * What each job returns (BullMQ `returnvalue`, and the CLI's `--json` output). A snapshot run by a
- * schedule with a retention policy also reports its lineage's prune.
- */
-export type SnapshotJobResult = SnapshotRecord & { retention?: ScheduledRetention };
+/** A snapshot job's result: its record; a snapshot run by a schedule with a retention policy also reports its lineage's prune. */
+export type SnapshotJobResult = SnapshotRecordResult & { retention?: ScheduledRetention };
 
 export interface RestoreJobResult {
   /** The snapshot restored; for a restore from a replica, the generation. */
@@ -38,7 +86,27 @@ export interface VerifyJobResult {
   sealed: boolean;
 }
 
-export type PruneJobResult = PruneResult;
+/** One complete snapshot a prune considered, with its verdict. */
+export interface PruneDecisionResult {
+  id: string;
+  createdAt: string;
+  /** The group the policy was applied in, e.g. `source=app`. */
+  group: string;
+  action: 'keep' | 'remove';
+  /** Why it is kept ("last snapshot", "daily snapshot", "within 7d", …); empty when removed. */
+  reasons: string[];
+}
+
+export interface PruneJobResult {
+  dryRun: boolean;
+  /** The policy in words, e.g. "keep 7 daily, 4 weekly snapshots". */
+  policy: string;
+  kept: string[];
+  removed: string[];
+  removedIncomplete: string[];
+  /** Every complete snapshot considered, oldest first, with its verdict. */
+  snapshots: PruneDecisionResult[];
+}
 
 export interface JobResultByKind {
   snapshot: SnapshotJobResult;

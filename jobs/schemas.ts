@@ -5,7 +5,7 @@ import { checkTimeZone } from '../shared/retention/calendar-buckets.js';
 import { GROUP_KEYS } from '../shared/retention/group-snapshots.js';
 import type { RetentionPolicy } from '../shared/retention/retention-policy.js';
 import { ENDPOINT_FORMS } from '../shared/kinds/registry.js';
-import { checkKindFields, kindFieldsShape } from './kind-fields.js';
+import { checkKindFields, withKindFields } from './kind-fields.js';
 
 /**
  * Job data contracts, version 1. Plain JSON, so a producer in any language with a BullMQ client
@@ -84,38 +84,46 @@ export const retentionFields = {
 };
 
 const snapshotJobObject = z
-  .object({
-    v: z.literal(1),
-    source: uris,
-    repo: repo.optional(),
-    name: lineageName.optional(),
-    labels: labels.optional(),
-    compression: z.enum(['zstd', 'gzip', 'none']).optional().describe('Archive compression, default zstd'),
-    ...kindFieldsShape('source'),
-    schedule: z
-      .object({
-        name: scheduleName,
-        retention: z.object(retentionFields).strict().optional(),
-      })
-      .strict()
-      .optional()
-      .describe("Set by schedules: the schedule's name, and the retention its lineage is pruned by after each successful snapshot"),
-  })
+  .object(
+    withKindFields(
+      {
+        v: z.literal(1),
+        source: uris,
+        repo: repo.optional(),
+        name: lineageName.optional(),
+        labels: labels.optional(),
+        compression: z.enum(['zstd', 'gzip', 'none']).optional().describe('Archive compression, default zstd'),
+        schedule: z
+          .object({
+            name: scheduleName,
+            retention: z.object(retentionFields).strict().optional(),
+          })
+          .strict()
+          .optional()
+          .describe("Set by schedules: the schedule's name, and the retention its lineage is pruned by after each successful snapshot"),
+      },
+      'source',
+    ),
+  )
   .strict();
 
 export const snapshotJobSchema = snapshotJobObject.superRefine(checkKindFields('source', 'source'));
 
 export const restoreJobSchema = z
-  .object({
-    v: z.literal(1),
-    snapshot: snapshotRef,
-    target: uris,
-    repo: repo.optional(),
-    source: lineageName.optional().describe('With snapshot "latest": the lineage to take it from'),
-    labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
-    replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
-    ...kindFieldsShape('target'),
-  })
+  .object(
+    withKindFields(
+      {
+        v: z.literal(1),
+        snapshot: snapshotRef,
+        target: uris,
+        repo: repo.optional(),
+        source: lineageName.optional().describe('With snapshot "latest": the lineage to take it from'),
+        labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
+        replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
+      },
+      'target',
+    ),
+  )
   .strict()
   .superRefine(checkKindFields('target', 'target'));
 

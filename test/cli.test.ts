@@ -98,6 +98,10 @@ describe('the snapworker command line', () => {
       [['snapshot', `dir://${source}`, '--local', '--job-id', 'x'], /--job-id names a queued job; it does not apply to --local/],
       [['snapshot', `dir://${source}`, '--local', '--wait'], /--wait and --local exclude each other/],
       [['ls', '--constructor'], /ls: unknown flag --constructor/],
+      [['snapshot', 'nats://127.0.0.1:4222/S', '--include', 'x', '--local'], /invalid snapshot job: field "include": belongs to dir sources; this job's source is nats/],
+      [['restore', 'latest', `dir://${root}/x`, '--stream-config', '{', '--local'], /restore: --stream-config: not valid JSON/],
+      [['restore', 'latest', `dir://${root}/x`, '--no-consumers'], /restore: --no-consumers does not apply to restore/],
+      [['snapshot', `dir://${source}`, '--skip-unreadabel', '--local'], /unknown flag --skip-unreadabel \(did you mean --skip-unreadable\?\)/],
     ];
     for (const [args, message] of cases) {
       const run = await cli(args);
@@ -119,6 +123,7 @@ describe('the snapworker command line', () => {
     const restore = await cli(['help', 'restore']);
     assert.match(restore.stdout, /^  --replace\b/m);
     assert.doesNotMatch(restore.stdout, /--include/);
+    assert.match(restore.stdout, /^nats target flags:\n  --stream-config JSON /m, 'kind flags under their kind');
     const version = await cli(['--version']);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^snapworker \d+\.\d+\.\d+\n$/);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,10 @@ import { parseJob, parseJobData } from '../jobs/validate.js';
 import { InvalidInputError } from '../shared/errors.js';
 import { jobJsonSchemas } from '../scripts/job-json-schemas.js';
 import { snapshotIdForJob, newSnapshotId, isSnapshotId } from '../shared/ids.js';
+import type { EntryNoticeKind, PruneJobResult, SnapshotRecordResult } from '../jobs/results.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
+import type { PruneResult } from '../shared/pipeline/prune-snapshots.js';
+import type { NoticeKind } from '../shared/kinds/notices.js';
 
 const docs = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'schemas');
 
@@ -101,6 +105,16 @@ describe('job data contract', () => {
   });
 });
 
+describe('the published jobs/ contract', () => {
+  it('imports nothing from the worker, the pipeline, the catalog, formats or storage', () => {
+    const jobsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'jobs');
+    for (const file of readdirSync(jobsDir).filter((f) => f.endsWith('.ts'))) {
+      const imports = [...readFileSync(path.join(jobsDir, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]!);
+      for (const spec of imports) assert.doesNotMatch(spec, /^\.\.\/(worker|shared\/(pipeline|catalog|formats|storage))\//, `jobs/${file} imports ${spec}`);
+    }
+  });
+});
+
 describe('snapshot ids', () => {
   it('sort by time and are safe in paths, S3 keys and NATS subjects', () => {
     const a = newSnapshotId(new Date('2026-01-01T00:00:00Z'));
@@ -115,3 +129,10 @@ describe('snapshot ids', () => {
     assert.notEqual(snapshotIdForJob(1700000000000, 'bull:q:1'), snapshotIdForJob(1700000000000, 'bull:q:2'));
   });
 });
+
+// The published result types are stated in jobs/ (producers import nothing else); the worker's
+// own types must stay the same shape, or this file stops compiling (npm run typecheck).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const recordsAgree: Same<SnapshotRecord, SnapshotRecordResult> = true;
+export const pruneResultsAgree: Same<PruneResult, PruneJobResult> = true;
+export const noticeKindsAgree: Same<NoticeKind, EntryNoticeKind> = true;

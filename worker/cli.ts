@@ -74,7 +74,7 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
       return expandSnapshotRef(snapshot!, options, config, logger).then((ref) =>
         runJobCommand(
           'restore',
-          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined },
+          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined, ...options.kindFields },
           options,
           config,
           logger,

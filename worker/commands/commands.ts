@@ -1,4 +1,6 @@
-import type { FlagName } from './flags.js';
+import { ENDPOINT_FORMS, type EndpointRole } from '../../shared/kinds/registry.js';
+import { FLAGS, type FlagName, type FlagSpec } from './flags.js';
+import { kindFlags, type KindFlag } from './kind-flags.js';
 
 /** What a command accepts: its arguments, its flags, and the text of its help. */
 export interface CommandSpec {
@@ -10,6 +12,8 @@ export interface CommandSpec {
   /** Infinity for a list (`<source>...`). */
   maxArgs: number;
   flags: readonly FlagName[];
+  /** The command also takes the flags of the kinds' source or target job fields (`kind-flags.ts`). */
+  kindFlags?: EndpointRole;
   summary: string;
   /** Paragraphs shown by `snapworker help <command>` after the flags. */
   notes?: string;
@@ -43,9 +47,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '<source>...',
     minArgs: 1,
     maxArgs: Infinity,
-    flags: ['repo', 'label', 'name', 'include', 'exclude', 'compression', 'no-consumers', 'check-messages', 'skip-unreadable', ...JOB_FLAGS],
+    flags: ['repo', 'label', 'name', 'compression', ...JOB_FLAGS],
+    kindFlags: 'source',
     summary: 'snapshot sources into the repository',
-    notes: `Sources: dir:///abs/path, sqlite:///abs/path/db.sqlite (several allowed), nats://host:4222/STREAM.\n${JOB_MODES}`,
+    notes: `Sources: ${ENDPOINT_FORMS}.\n${JOB_MODES}`,
   },
   {
     name: 'restore',
@@ -53,6 +58,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     minArgs: 2,
     maxArgs: Infinity,
     flags: [...PICK_FLAGS, 'replace', ...JOB_FLAGS],
+    kindFlags: 'target',
     summary: 'restore a snapshot into targets (URIs like the sources)',
     notes: `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}`,
   },
@@ -119,7 +125,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '<name> <source>...',
     minArgs: 2,
     maxArgs: Infinity,
-    flags: ['cron', 'every', 'tz', 'keep', 'group-by', 'paused', 'repo', 'label', 'name', 'include', 'exclude', 'compression', 'no-consumers', 'check-messages', 'skip-unreadable', 'json'],
+    flags: ['cron', 'every', 'tz', 'keep', 'group-by', 'paused', 'repo', 'label', 'name', 'compression', 'json'],
+    kindFlags: 'source',
     summary: 'add or replace a schedule: a snapshot on --cron (in --tz) or --every, pruned by --keep after each run',
     notes: `Exactly one of --cron and --every. ${POLICY_RULES}`,
   },
@@ -131,6 +138,25 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'schedule run', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'enqueue one run now and print its job id' },
   { name: 'help', args: '[command]', minArgs: 0, maxArgs: 2, flags: [], summary: 'show help for a command' },
 ];
+
+/** The kind flags `command` takes (none for most commands). */
+export function kindFlagsOf(command: CommandSpec): readonly KindFlag[] {
+  return command.kindFlags ? kindFlags(command.kindFlags) : [];
+}
+
+/** Every flag `command` takes, by name as typed: its own, then its kinds'. */
+export function flagSpecsOf(command: CommandSpec): Map<string, FlagSpec> {
+  return new Map<string, FlagSpec>([...command.flags.map((name) => [name, FLAGS[name]] as const), ...kindFlagsOf(command).map((flag) => [flag.name, flag.spec] as const)]);
+}
+
+/** Every flag of the command line, by name: for spotting a flag of another command. */
+export const ALL_FLAG_SPECS = new Map<string, FlagSpec>([
+  ...Object.entries(FLAGS),
+  ...[...kindFlags('source'), ...kindFlags('target')].map((flag) => [flag.name, flag.spec] as const),
+]);
+for (const flag of [...kindFlags('source'), ...kindFlags('target')]) {
+  if (Object.hasOwn(FLAGS, flag.name)) throw new Error(`kinds: the ${flag.kinds.join(', ')} field ${flag.field} would be --${flag.name}, a flag snapworker has already`);
+}
 
 /** The spec of `name` (`restore`, `job status`), or undefined. */
 export function findCommand(name: string): CommandSpec | undefined {

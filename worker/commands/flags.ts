@@ -10,20 +10,16 @@ export interface FlagSpec {
 }
 
 /**
- * Every flag of the command line. Each command accepts the subset its spec lists
- * (`commands.ts`); any other flag is refused, so a flag never silently does nothing.
+ * Every flag of the command line but those of the kinds' job fields (`kind-flags.ts`, derived from
+ * the kind registrations). Each command accepts the subset its spec lists (`commands.ts`); any
+ * other flag is refused, so a flag never silently does nothing.
  */
 export const FLAGS = {
   repo: { type: 'string', value: 'R', description: 'repository: a configured name, or for in-process commands a file:// or s3:// URI' },
   label: { type: 'string', multiple: true, value: 'k=v', description: 'a label (repeatable); as a filter, every one given must match' },
   name: { type: 'string', value: 'N', description: 'lineage name of the snapshot (default: derived from the source)' },
   source: { type: 'string', value: 'NAME', description: 'only snapshots of this lineage (with "latest": the lineage to take it from)' },
-  include: { type: 'string', multiple: true, value: 'G', description: 'directory sources: only paths matching this glob (repeatable)' },
-  exclude: { type: 'string', multiple: true, value: 'G', description: 'directory sources: leave out paths matching this glob (repeatable)' },
   compression: { type: 'string', value: 'zstd|gzip|none', description: 'archive compression (default zstd)' },
-  'no-consumers': { type: 'boolean', description: 'NATS sources: leave the stream consumers out' },
-  'check-messages': { type: 'boolean', description: 'NATS sources: have the server check messages before the snapshot' },
-  'skip-unreadable': { type: 'boolean', description: 'leave out entries that cannot be read, naming them in the record (exit 3), instead of failing' },
   replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
   'dry-run': { type: 'boolean', description: 'report what would be removed, remove nothing' },
   tz: { type: 'string', value: 'ZONE', description: 'IANA time zone for cron and calendar retention, e.g. Europe/Prague (default UTC)' },
@@ -49,12 +45,7 @@ export interface CliOptions {
   label: string[];
   name?: string;
   source?: string;
-  include: string[];
-  exclude: string[];
   compression?: string;
-  'no-consumers': boolean;
-  'check-messages': boolean;
-  'skip-unreadable': boolean;
   replace: boolean;
   'dry-run': boolean;
   tz?: string;
@@ -70,4 +61,6 @@ export interface CliOptions {
   local: boolean;
   json: boolean;
   help: boolean;
+  /** The job fields the kind flags gave (`--no-consumers` → `noConsumers: true`); only those given. */
+  kindFields: Record<string, unknown>;
 }

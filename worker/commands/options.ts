@@ -11,11 +11,7 @@ export function snapshotJobData(sources: readonly string[], options: CliOptions)
     name: options.name,
     labels: parseLabels(options.label),
     compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
-    include: options.include.length ? options.include : undefined,
-    exclude: options.exclude.length ? options.exclude : undefined,
-    noConsumers: options['no-consumers'] || undefined,
-    checkMessages: options['check-messages'] || undefined,
-    skipUnreadable: options['skip-unreadable'] || undefined,
+    ...options.kindFields,
   };
 }
 

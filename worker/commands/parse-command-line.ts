@@ -1,8 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidInputError } from '../../shared/errors.js';
 import { closest } from './closest.js';
-import { COMMANDS, findCommand, type CommandSpec } from './commands.js';
-import { FLAGS, type CliOptions, type FlagName } from './flags.js';
+import { ALL_FLAG_SPECS, COMMANDS, findCommand, flagSpecsOf, kindFlagsOf, type CommandSpec } from './commands.js';
+import { FLAGS, type CliOptions, type FlagSpec } from './flags.js';
 
 /** What the user asked for. */
 export type CommandLine =
@@ -13,7 +13,7 @@ export type CommandLine =
 
 type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
 
-const ALL_FLAGS = { ...FLAGS, version: { type: 'boolean', short: 'V' } } as const;
+const ALL_FLAGS: Record<string, FlagSpec> = { ...Object.fromEntries(ALL_FLAG_SPECS), version: { type: 'boolean', short: 'V', description: 'print the version' } };
 
 /**
  * Parses `argv` (without node and the script) against the command's own flags. Anything the
@@ -37,7 +37,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     // command; the flag is the mistake to report.
     const unknown = flagsTyped.find((t) => !Object.hasOwn(ALL_FLAGS, t.name));
     if (!unknown) throw err;
-    const guess = closest(unknown.name, Object.keys(FLAGS));
+    const guess = closest(unknown.name, [...ALL_FLAG_SPECS.keys()]);
     throw new InvalidInputError(`unknown flag ${unknown.rawName}${guess ? ` (did you mean --${guess}?)` : ''}`);
   }
   const [command, argsAfter] = identified;
@@ -77,18 +77,19 @@ function identifyCommand(positionals: readonly string[]): [CommandSpec, string[]
 
 function checkFlag(token: Extract<Token, { kind: 'option' }>, command: CommandSpec): void {
   const typed = token.rawName;
-  const name = token.name as FlagName;
+  const name = token.name;
+  const accepts = [...flagSpecsOf(command).keys()];
   if (!Object.hasOwn(ALL_FLAGS, token.name)) {
-    const guess = closest(token.name, command.flags.length ? command.flags : Object.keys(FLAGS));
+    const guess = closest(token.name, accepts.length ? accepts : [...ALL_FLAG_SPECS.keys()]);
     throw new InvalidInputError(`${command.name}: unknown flag ${typed}${guess ? ` (did you mean --${guess}?)` : ''}; "snapworker help ${command.name}" lists its flags`);
   }
-  if (!command.flags.includes(name) && name !== 'help') {
-    const accepted = command.flags.length ? command.flags.map((f) => `--${f}`).join(' ') : 'none';
+  if (!accepts.includes(name) && name !== 'help') {
+    const accepted = accepts.length ? accepts.map((f) => `--${f}`).join(' ') : 'none';
     throw new InvalidInputError(`${command.name}: ${typed} does not apply to ${command.name} (its flags: ${accepted})`);
   }
-  const spec = FLAGS[name];
+  const spec = ALL_FLAGS[name]!;
   if (spec.type === 'string' && token.value === undefined) {
-    throw new InvalidInputError(`${command.name}: ${typed} needs a value (${typed} ${'value' in spec ? spec.value : 'VALUE'})`);
+    throw new InvalidInputError(`${command.name}: ${typed} needs a value (${typed} ${spec.value ?? 'VALUE'})`);
   }
   if (spec.type === 'boolean' && token.inlineValue) {
     throw new InvalidInputError(`${command.name}: ${typed} takes no value`);
@@ -97,10 +98,9 @@ function checkFlag(token: Extract<Token, { kind: 'option' }>, command: CommandSp
 
 /** The strict parse with only the command's flags; its raw errors become one line of ours. */
 function strictParse(argv: readonly string[], command: CommandSpec): CliOptions {
-  const options: Record<string, (typeof FLAGS)[FlagName] & { default?: boolean | string[] }> = { help: FLAGS.help };
-  for (const name of command.flags) {
-    const spec = FLAGS[name];
-    options[name] = { ...spec, ...(spec.type === 'boolean' ? { default: false } : 'multiple' in spec ? { default: [] } : {}) };
+  const options: Record<string, FlagSpec & { default?: boolean | string[] }> = { help: FLAGS.help };
+  for (const [name, spec] of flagSpecsOf(command)) {
+    options[name] = { ...spec, ...(spec.type === 'boolean' ? { default: false } : spec.multiple ? { default: [] } : {}) };
   }
   let values: Record<string, unknown>;
   try {
@@ -110,7 +110,18 @@ function strictParse(argv: readonly string[], command: CommandSpec): CliOptions 
     const text = (err as Error).message.split('\n')[0]!.replace(/[.']/g, '');
     throw new InvalidInputError(`${command.name}: ${text}`);
   }
-  return { label: [], include: [], exclude: [], ...defaultsOfAll(), ...values } as unknown as CliOptions;
+  const kindFields: Record<string, unknown> = {};
+  for (const flag of kindFlagsOf(command)) {
+    let value: unknown;
+    try {
+      value = flag.toField(values[flag.name]);
+    } catch (err) {
+      throw new InvalidInputError(`${command.name}: ${(err as Error).message}`);
+    }
+    delete values[flag.name];
+    if (value !== undefined) kindFields[flag.field] = value;
+  }
+  return { label: [], ...defaultsOfAll(), ...values, kindFields } as unknown as CliOptions;
 }
 
 /** Every boolean false, so code reading a flag of another command sees "not given". */

@@ -13,7 +13,7 @@ export const dirSourceParams = {
   skipUnreadable: z
     .boolean()
     .optional()
-    .describe('leave out entries the worker cannot read, name them in the record and mark the snapshot incomplete, instead of failing (default false)'),
+    .describe('leave out entries the worker cannot read, name them in the record and mark the snapshot incomplete (CLI exit 3), instead of failing (default false)'),
 };
 
 /** Directories and volumes: `dir:///abs/path`, a tree of files as `data/...` entries. */

@@ -118,7 +118,10 @@ class NatsStreamSource implements Source {
         await finished(out);
         return result;
       } finally {
+        // When the snapshot failed or was aborted, a chunk's write may still be in flight: its late
+        // ERR_STREAM_DESTROYED must find a listener, or it is an uncaught exception that ends the worker.
         out.destroy();
+        await finished(out).catch(() => undefined);
       }
     }).catch((err: unknown) => {
       if (!isNoSpaceError(err)) throw err;

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pipeline } from 'node:stream/promises';
 import type { EntryHeader } from '../../formats/archive/archive-entry.js';
@@ -166,7 +166,8 @@ class NatsRestoreSession implements RestoreSession {
     }
     if (header.path === BACKUP_METADATA_ENTRY) {
       this.refuseDuplicate(this.metadata !== undefined, header.path);
-      const metadata = parseBackupMetadata(await readSmall(body, header));
+      // Tied to the job's signal: an abort mid-entry must end this read even if the body never ends.
+      const metadata = parseBackupMetadata(await readSmall(addAbortSignal(this.options.signal, body), header));
       this.target.checkMetadata(metadata);
       this.metadata = metadata;
     } else if (header.path === SNAPSHOT_DATA_ENTRY) {

@@ -57,12 +57,18 @@ export async function runPgTool(tool: PgTool, args: readonly string[], options: 
     stderr = (stderr + chunk).slice(-MAX_STDERR_BYTES);
   });
   const outcome = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, error }));
-    child.once('close', (code) => resolve({ code }));
+    let error: Error | undefined;
+    // An abort emits 'error' while the program still runs: wait for it (and pg_dump's parallel
+    // workers, which hold its pipes) to exit, so nothing writes into a folder being removed.
+    child.once('error', (err) => {
+      error = err;
+      if (child.pid === undefined) resolve({ code: null, error }); // never started
+    });
+    child.once('close', (code) => resolve({ code, error }));
   });
   lines?.close();
   if (options.signal.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new AbortedError(`${options.what}: ${tool}: aborted`);
-  if (outcome.error) {
+  if (outcome.error && child.pid === undefined) {
     const code = (outcome.error as NodeJS.ErrnoException).code;
     const hint = code === 'ENOENT' ? ' (install postgresql-client on the worker)' : '';
     throw new SnapworkerError(`${options.what}: cannot run ${program}: ${code ?? outcome.error.message}${hint}`, { cause: outcome.error });

@@ -44,6 +44,12 @@ RUN npm run build \
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     SNAPWORKER_STAGING_DIR=/var/lib/snapworker/staging
+# postgresql-client: pg_dump, pg_restore and psql for the PostgreSQL kind (docs/postgres.md). Its
+# major must be at least the servers' (Debian 12: 15); for newer servers install it from the
+# PostgreSQL project's apt repository instead.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 snapworker \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin snapworker \

@@ -50,11 +50,10 @@ export interface KindRegistration<S extends z.ZodRawShape = z.ZodRawShape, T ext
   admit?(url: URL, role: 'source' | 'target', context: EndpointContext): void;
   /**
    * The structure of this kind's payload (`PayloadLayout`, shared/kinds/payload-layout.ts), which
-   * the restore and verify pipelines apply to whatever a snapshot format yields. Optional: a kind
-   * without one is restored without a structural check before its target sees the entries.
-   * Until the registry lists registrations, `payload-layout.ts` maps kinds to layouts itself.
+   * the restore and verify pipelines apply to whatever a snapshot format yields, made fresh per
+   * snapshot read (a layout counts what it saw).
    */
-  readonly payload?: () => import('./payload-layout.js').PayloadLayout;
+  readonly payload: () => import('./payload-layout.js').PayloadLayout;
   /** Loads the source factory (lazily: see above). */
   source(): Promise<SourceFactory<z.infer<z.ZodObject<S>>>>;
   /** Loads the restore-target factory. */

@@ -1,8 +1,6 @@
 import { IntegrityError } from '../errors.js';
 import type { EntryHeader } from '../snapshot/entry.js';
-import { dirPayload } from './dir/dir-payload.js';
-import { natsPayload } from './nats/nats-payload.js';
-import { sqlitePayload } from './sqlite/sqlite-payload.js';
+import { findKind, KINDS } from './registry.js';
 
 /**
  * The structure of one kind's payload (docs/archive-format.md, "Payload per source kind"): which
@@ -25,23 +23,12 @@ export interface PayloadLayout {
 }
 
 /**
- * Each kind's layout, made fresh per snapshot read (layouts count what they saw). Until the
- * kinds registry lists registrations (`KindRegistration.payload`), this is the one place that
- * names them. A Map: the kind comes from a stored manifest.
- */
-const LAYOUTS = new Map<string, () => PayloadLayout>([
-  ['dir', dirPayload],
-  ['nats', natsPayload],
-  ['sqlite', sqlitePayload],
-]);
-
-/**
  * The layout for a snapshot of `kind`.
  * @throws IntegrityError for a kind this version does not know (a newer writer, or tampering):
  *   verifying what could never be restored would report a false OK.
  */
 export function payloadLayout(kind: string): PayloadLayout {
-  const layout = LAYOUTS.get(kind);
-  if (!layout) throw new IntegrityError(`manifest: unknown source kind ${JSON.stringify(kind)} (known: ${[...LAYOUTS.keys()].join(', ')})`);
-  return layout();
+  const registration = findKind(kind);
+  if (!registration) throw new IntegrityError(`manifest: unknown source kind ${JSON.stringify(kind)} (known: ${KINDS.map((k) => k.kind).join(', ')})`);
+  return registration.payload();
 }

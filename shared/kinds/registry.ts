@@ -5,13 +5,14 @@ import type { EndpointContext, Source, SourceParams } from './source.js';
 import type { RestoreTarget } from './restore-target.js';
 import { dirKind } from './dir/index.js';
 import { natsKind } from './nats/index.js';
+import { postgresKind } from './postgres/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
 /**
  * Every kind snapworker knows, one line each (restic's `internal/backend/all`): adding a kind is
  * its folder under `shared/kinds/` plus one line here. The order is the order of `--help` and docs.
  */
-export const KINDS = [dirKind, sqliteKind, natsKind] as const satisfies readonly AnyKindRegistration[];
+export const KINDS = [dirKind, sqliteKind, natsKind, postgresKind] as const satisfies readonly AnyKindRegistration[];
 
 /** Which role a URI plays in a job: read from (`source`) or restored into (`target`). */
 export type EndpointRole = 'source' | 'target';

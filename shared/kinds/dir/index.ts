@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
+import { dirPayload } from './dir-payload.js';
 
 const globs = (what: string) => z.array(z.string().min(1).max(1024)).max(256).optional().describe(what);
 
@@ -24,6 +25,7 @@ export const dirKind = defineKind({
   sourceParams: dirSourceParams,
   targetParams: {},
   flagValues: { include: 'G', exclude: 'G' },
+  payload: dirPayload,
   source: async () => (await import('./dir-source.js')).createDirSource,
   target: async () => (await import('./dir-target.js')).createDirTarget,
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
+import { natsPayload } from './nats-payload.js';
 import { parseNatsUri } from './nats-endpoint.js';
 import { natsProfileSchema } from './nats-profile.js';
 
@@ -30,6 +31,7 @@ export const natsKind = defineKind({
   admit(url, role, context) {
     context.checkNatsServer?.(parseNatsUri(url).server, role);
   },
+  payload: natsPayload,
   source: async () => (await import('./nats-source.js')).createNatsSource,
   target: async () => (await import('./nats-target.js')).createNatsTarget,
 });

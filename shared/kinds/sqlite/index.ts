@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
+import { sqlitePayload } from './sqlite-payload.js';
 
 /** The restore-job fields of SQLite targets (docs/sqlite.md, "Replication"). */
 export const sqliteTargetParams = {
@@ -22,6 +23,7 @@ export const sqliteKind = defineKind({
   multipleUris: true,
   sourceParams: {},
   targetParams: sqliteTargetParams,
+  payload: sqlitePayload,
   source: async () => (await import('./sqlite-source.js')).createSqliteSource,
   target: async () => (await import('./sqlite-target.js')).createSqliteTarget,
 });

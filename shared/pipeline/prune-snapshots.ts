@@ -1,5 +1,4 @@
 import type { Repository, SnapshotFilter } from '../catalog/repository.js';
-import { NotFoundError } from '../errors.js';
 import { applyRetentionPolicy } from '../retention/apply-policy.js';
 import { groupSnapshots, type GroupKey } from '../retention/group-snapshots.js';
 import { describePolicy, type RetentionPolicy } from '../retention/retention-policy.js';
@@ -55,7 +54,8 @@ export interface PruneResult {
 export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult> {
   const { repository, policy, signal, dryRun } = request;
   const now = request.now ?? new Date();
-  const records = await repository.list(request.filter, { signal });
+  // From the catalog index: one lineage's objects when the filter names a source.
+  const records = await repository.index.snapshots(request.filter, { signal });
   const decisions: PruneDecision[] = [];
   for (const [group, members] of groupSnapshots(records, request.groupBy ?? ['source'])) {
     const candidates = members.map((record) => ({ id: record.id, time: new Date(record.createdAt), labels: record.labels, record }));
@@ -65,6 +65,7 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
   }
   decisions.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const removed = decisions.filter((d) => d.action === 'remove').map((d) => d.id);
+  const removedIds = new Set(removed);
 
   const graceMs = (request.incompleteGraceSeconds ?? 3600) * 1000;
   const { incomplete } = await repository.scan({ signal });
@@ -73,10 +74,10 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
   const removedIncomplete: string[] = [];
   if (dryRun) removedIncomplete.push(...stale);
   else {
-    for (const id of removed) await repository.delete(id, { signal });
+    await repository.deleteSnapshots(records.filter((record) => removedIds.has(record.id)), { signal });
     for (const id of stale) {
       // A snapshot that committed since the scan is complete now, not debris.
-      if (await hasRecord(repository, id, signal)) continue;
+      if (await repository.hasRecord(id, { signal })) continue;
       await repository.delete(id, { signal });
       removedIncomplete.push(id);
     }
@@ -92,14 +93,3 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
     snapshots: decisions,
   };
 }
-
-async function hasRecord(repository: Repository, id: string, signal: AbortSignal): Promise<boolean> {
-  try {
-    await repository.driver.head(repository.recordKey(id), { signal });
-    return true;
-  } catch (err) {
-    if (err instanceof NotFoundError) return false;
-    throw err;
-  }
-}
-

@@ -17,6 +17,10 @@ export interface BenchArgs {
   skipQueue: boolean;
   /** `--skip-scaling`: leave out the scaling figures. */
   skipScaling: boolean;
+  /** `--catalog`: only the catalog bench (bench/catalog.ts): `latest` and `ls` over many records. */
+  catalog: boolean;
+  /** `--catalog-snapshots N`: records the catalog bench writes. Default 100,000. */
+  catalogSnapshots: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
   work: string;
 }
@@ -28,6 +32,8 @@ const OPTIONS = {
   'no-write': { type: 'boolean', default: false },
   'skip-queue': { type: 'boolean', default: false },
   'skip-scaling': { type: 'boolean', default: false },
+  catalog: { type: 'boolean', default: false },
+  'catalog-snapshots': { type: 'string', default: '100000' },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -48,6 +54,9 @@ section of docs/benchmarks.md (the default corpus or, with --full, the full one)
   --no-write        print the table only; leave docs/benchmarks.md alone
   --skip-queue      leave out the queue-overhead figures (needs Redis otherwise)
   --skip-scaling    leave out the scaling figures (3 generated sizes)
+  --catalog         instead of all the above: the catalog bench (latest and ls over
+                    100,000 snapshot records, filesystem and s3rver); its own section
+  --catalog-snapshots N  records the catalog bench writes (default 100000)
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -74,6 +83,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
   const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
   if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
+  const catalogSnapshots = Number(values['catalog-snapshots']);
+  if (!Number.isInteger(catalogSnapshots) || catalogSnapshots < 100) {
+    throw new InvalidInputError(`bench: --catalog-snapshots ${values['catalog-snapshots']}: must be a whole number of at least 100`);
+  }
   return {
     full: values.full,
     rounds,
@@ -81,6 +94,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     noWrite: values['no-write'],
     skipQueue: values['skip-queue'],
     skipScaling: values['skip-scaling'],
+    catalog: values.catalog,
+    catalogSnapshots,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

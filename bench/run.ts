@@ -6,6 +6,7 @@
  *   npm run bench -- --full           Debian's linux-source-6.1 tree (1.3 GB, 78k files)
  *   npm run bench -- --rounds 5       more rounds
  *   npm run bench -- --memory 10      also snapshot a generated 10 GiB source and report peak RSS
+ *   npm run bench -- --catalog        only the catalog at 100,000 snapshots (bench/catalog.ts)
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
  *   npm run bench -- --help           every flag (bench-args.ts)
  *
@@ -241,15 +242,40 @@ async function queueOverhead(): Promise<Row[]> {
  * so a default run does not erase the figures of the last full run.
  */
 function writeSection(file: string, key: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--work DIR`).\n';
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
-  const block = `${begin}\n## ${key === 'full' ? 'Full corpus' : 'Default corpus'}\n\n${body}\n${end}`;
+  const title = { full: 'Full corpus', default: 'Default corpus', catalog: 'Catalog at scale' }[key] ?? key;
+  const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
   const current = existsSync(file) ? readFileSync(file, 'utf8') : header;
   const start = current.indexOf(begin);
   const stop = current.indexOf(end);
   const next = start >= 0 && stop > start ? current.slice(0, start) + block + current.slice(stop + end.length) : `${current.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, next);
+}
+
+const MACHINE = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+// The scratch directory is this machine's business, not the page's.
+const SHOWN_ARGS = process.argv.slice(2).map((arg, i, all) => (all[i - 1] === '--work' ? 'DIR' : arg.startsWith('--work=') ? '--work=DIR' : arg));
+const COMMAND = `npm run bench${SHOWN_ARGS.length ? ' -- ' + SHOWN_ARGS.join(' ') : ''}`;
+
+/** `--catalog`: the catalog bench alone (no build, no corpus), into its own section. */
+async function catalogMain(): Promise<void> {
+  const { runCatalogBench } = await import('./catalog.js');
+  const { figures, notes } = await runCatalogBench({ snapshots: args.catalogSnapshots, rounds: ROUNDS, work: WORK });
+  const table = [
+    '| figure | filesystem | s3rver | goal |',
+    '|---|---|---|---|',
+    ...figures.map((f) => `| ${f.figure} | ${f.fs} | ${f.s3} | ${f.goal} |`),
+  ].join('\n');
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${MACHINE} with \`${COMMAND}\` (${ROUNDS} rounds on a fresh \`Repository\` each, in process, medians and maxima; s3rver as a child process on the same machine). ` +
+    `100 lineages; records written straight through \`Repository\` (no archives), each lineage's index as 10 objects. Setup: ${notes.join('; ')}.\n\n${table}`;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'catalog', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
 }
 
 async function main(): Promise<void> {
@@ -317,7 +343,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+(args.catalog ? catalogMain() : main()).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exitCode = 1;
 });

@@ -48,7 +48,9 @@ export async function startS3rverProcess(bucket: string): Promise<S3rverProcess>
   const directory = await mkdtemp(join(tmpdir(), 'snapworker-bench-s3-'));
   const port = await freePort();
   const s3rverBin = fileURLToPath(new URL('../node_modules/s3rver/bin/s3rver.js', import.meta.url));
-  const server = spawn(process.execPath, [s3rverBin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
+  // s3rver 3.7.1 makes list continuation tokens with single DES, which OpenSSL 3 keeps in its
+  // legacy provider: without it every listing of more than 1,000 keys fails with a 500.
+  const server = spawn(process.execPath, ['--openssl-legacy-provider', s3rverBin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((done) => server.once('exit', () => done()));

@@ -9,7 +9,7 @@ describe('a damaged snapshot record', () => {
   let root: string;
   after(() => rm(root, { recursive: true, force: true }));
 
-  it('is named by ls on stderr while every other snapshot is still listed', async () => {
+  it('is named by catalog rebuild on stderr and left out of the index, while every other snapshot is still listed', async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-damaged-'));
     const env = { SNAPWORKER_ALLOWED_PATHS: root };
     await mkdir(path.join(root, 'src'));
@@ -23,9 +23,19 @@ describe('a damaged snapshot record', () => {
     }
     await writeFile(path.join(root, 'repo', 'snapshots', ids[0]!, 'snapshot.json'), '{broken');
 
+    // ls reads the catalog index, which knows nothing of a record changed behind its back;
+    // show reads the record itself and names the damage.
+    const show = await cli(['show', ids[0]!, '--repo', repo], env);
+    assert.equal(show.code, 1);
+    assert.match(show.stderr, new RegExp(`record of ${ids[0]} is not JSON`));
+
+    const rebuild = await cli(['catalog', 'rebuild', '--repo', repo], env);
+    assert.equal(rebuild.code, 0, rebuild.stderr);
+    assert.match(rebuild.stderr, new RegExp(`warning: .*record of ${ids[0]} is not JSON; left out of the index`));
+    assert.match(rebuild.stdout, /1 snapshot in 1 lineage, .* 1 damaged record left out/);
+
     const ls = await cli(['ls', '--repo', repo, '--json'], env);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual((JSON.parse(ls.stdout) as { id: string }[]).map((r) => r.id), [ids[1]]);
-    assert.match(ls.stderr, new RegExp(`warning: .*record of ${ids[0]} is not JSON; left out of the list`));
   });
 });

@@ -64,8 +64,9 @@ describe('a full repository disk', { skip: CANNOT_MOUNT }, () => {
     assert.ok(failed.failedReason.includes(environment.repoDir), failed.failedReason);
     assert.equal(failed.failedReason.split('\n').length, 1, 'one line');
     assert.equal(failed.attemptsMade, 1, 'a full disk is not retried');
-    // config.json: the repository itself, created (SNAPWORKER_AUTO_INIT) before the snapshot started.
-    assert.deepEqual(await everything(environment.repoDir), ['config.json'], 'no archive, temp file or snapshot folder is left');
+    // config.json and the index marker: the repository itself, created (SNAPWORKER_AUTO_INIT)
+    // before the snapshot started.
+    assert.deepEqual(await everything(environment.repoDir), ['config.json', 'index', 'index/catalog.json'], 'no archive, temp file or snapshot folder is left');
   });
 });
 

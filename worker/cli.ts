@@ -20,7 +20,7 @@ import { parseCommandLine } from './commands/parse-command-line.js';
 import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
-const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link'] as const;
+const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild'] as const;
 type CatalogCommand = (typeof CATALOG_COMMANDS)[number];
 
 async function main(argv: string[]): Promise<number> {

@@ -5,6 +5,12 @@ import { isSnapshotId, isSnapshotIdPrefix } from '../ids.js';
 import type { GetOptions, ObjectInfo, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
 import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
 import { decodeUploadToken, encodeUploadToken } from './upload-token.js';
+import { CatalogIndex, type CatalogIndexOptions } from './catalog-index.js';
+import { mapOrdered } from '../fsutil/map-ordered.js';
+import { readText } from './read-text.js';
+import type { OnDamagedRecord } from './record-store.js';
+import { describeFilter, matchesFilter, type SnapshotFilter } from './snapshot-filter.js';
+import type { SnapshotSummary } from './snapshot-summary.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
@@ -38,14 +44,7 @@ export interface SnapshotObjectOptions extends Omit<PutOptions, 'onUploadStarted
   onUploadToken?: (token: string) => void | Promise<void>;
 }
 
-
-/** Which snapshots a listing or a `latest` lookup considers. */
-export interface SnapshotFilter {
-  /** Lineage (source) name. */
-  source?: string;
-  /** Every label given must match exactly. */
-  labels?: Record<string, string>;
-}
+export type { SnapshotFilter };
 
 /** A snapshot directory that has objects but no record: an interrupted or failed snapshot. */
 export interface IncompleteSnapshot {
@@ -69,6 +68,9 @@ export class Repository {
   /** `config.json` once read (undefined: the repository has none, made before `init` existed). */
   private config: Promise<RepositoryConfig | undefined> | undefined;
 
+  /** The catalog index (shared/catalog/catalog-index.ts): what `ls`, `latest` and prune read. */
+  readonly index: CatalogIndex;
+
   /**
    * @param driver the storage underneath. Formats and the pipeline reach storage only through
    *   this class; the SQLite replica store (its own layout under `replicas/`) is the one other user.
@@ -76,7 +78,10 @@ export class Repository {
   constructor(
     readonly name: string,
     readonly driver: StorageDriver,
-  ) {}
+    indexOptions?: CatalogIndexOptions,
+  ) {
+    this.index = new CatalogIndex(this, indexOptions);
+  }
 
   /**
    * True when the repository exists: it has its `config.json`, or (made before `init` existed, or
@@ -127,6 +132,7 @@ export class Repository {
     await this.driver.put(CONFIG_FILE, Readable.from([body]), { signal: options?.signal, size: body.length });
     this.known = true;
     this.config = Promise.resolve(config);
+    await this.index.markBuilt(options);
     return config;
   }
 
@@ -244,10 +250,16 @@ export class Repository {
     await this.driver.close?.();
   }
 
-  /** Commits a snapshot: call only after its archive is stored and checked. */
+  /**
+   * Commits a snapshot: call only after its archive is stored and checked. The record is written
+   * between a pending marker and its index entry (CatalogIndex), so a crash anywhere leaves a
+   * snapshot that is either not committed or found.
+   */
   async putRecord(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
+    await this.index.committing(record, options);
     const body = Buffer.from(JSON.stringify(record, null, 2) + '\n');
     await this.driver.put(this.recordKey(record.id), Readable.from([body]), { ...options, size: body.length });
+    await this.index.committed(record, options);
   }
 
   /**
@@ -258,7 +270,7 @@ export class Repository {
   async getRecord(id: string, options?: SignalOptions): Promise<SnapshotRecord> {
     let text: string;
     try {
-      text = await readText(await this.driver.get(this.recordKey(id), options));
+      text = await readText(await this.driver.get(this.recordKey(id), options), `record of ${id}`);
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(`repository ${this.name}: no snapshot ${id}`, { cause: err });
       throw err;
@@ -277,29 +289,34 @@ export class Repository {
   }
 
   /**
-   * Complete snapshots matching `filter`, oldest first (ids sort by time).
+   * Complete snapshots matching `filter`, oldest first (ids sort by time), read from the records
+   * themselves: every record is read. `index.snapshots` answers the same from the catalog index.
    * @param options.onDamaged told about each record that is not a valid record (and then left
    *   out), so one damaged record does not hide every other snapshot; without it such a record
    *   throws its IntegrityError.
    */
-  async list(filter: SnapshotFilter = {}, options?: SignalOptions & { onDamaged?: (id: string, err: IntegrityError) => void }): Promise<SnapshotRecord[]> {
-    const { complete } = await this.scan(options);
+  async list(filter: SnapshotFilter = {}, options?: SignalOptions & { onDamaged?: OnDamagedRecord }): Promise<SnapshotRecord[]> {
     const records: SnapshotRecord[] = [];
-    for (const id of complete) {
-      let record: SnapshotRecord;
+    for await (const record of this.records(options)) if (matchesFilter(record, filter)) records.push(record);
+    return records;
+  }
+
+  /** Every record, oldest first, read 16 at a time; `onDamaged` as for `list`. */
+  async *records(options?: SignalOptions & { onDamaged?: OnDamagedRecord }): AsyncGenerator<SnapshotRecord> {
+    const { complete } = await this.scan(options);
+    const read = async (id: string): Promise<SnapshotRecord | undefined> => {
       try {
-        record = await this.getRecord(id, options);
+        return await this.getRecord(id, options);
       } catch (err) {
-        if (err instanceof NotFoundError) continue; // deleted while listing
+        if (err instanceof NotFoundError) return undefined; // deleted while listing
         if (err instanceof IntegrityError && options?.onDamaged) {
           options.onDamaged(id, err);
-          continue;
+          return undefined;
         }
         throw err;
       }
-      if (matches(record, filter)) records.push(record);
-    }
-    return records;
+    };
+    for await (const record of mapOrdered(complete, 16, read)) if (record) yield record;
   }
 
   /**
@@ -315,10 +332,17 @@ export class Repository {
     if (!filter.source && !(filter.labels && Object.keys(filter.labels).length > 0)) {
       throw new InvalidInputError('snapshot "latest" needs a source name or labels to choose from');
     }
-    const records = await this.list(filter, options);
-    const latest = records.at(-1);
-    if (!latest) throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
-    return latest;
+    // Newest first from the index; an entry whose record is gone (removed outside snapworker,
+    // not yet compacted away) is passed over: the record is the truth.
+    const candidates = await this.index.snapshots(filter, options);
+    for (let i = candidates.length - 1; i >= 0; i--) {
+      try {
+        return await this.getRecord(candidates[i]!.id, options);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
   }
 
   /**
@@ -337,11 +361,31 @@ export class Repository {
   }
 
   /**
-   * Deletes a snapshot: the record first, so the snapshot stops being listed before any of its
-   * data goes, then every other object under its directory. Also removes an incomplete snapshot
-   * (no record). Objects a format shares between snapshots are its own to collect.
+   * Deletes a snapshot: its index entry first (a tombstone), then the record, so the snapshot
+   * stops being listed before any of its data goes, then every other object under its directory.
+   * For a snapshot without a readable record (incomplete, damaged) there is no entry to remove.
    */
   async delete(id: string, options?: SignalOptions): Promise<void> {
+    const record = await this.getRecord(id, options).catch((err: unknown) => {
+      if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
+      throw err;
+    });
+    await this.deleteSnapshots(record ? [record] : [], options);
+    if (!record) await this.deleteObjects(id, options);
+  }
+
+  /**
+   * Deletes complete snapshots known by their summaries (prune, `rm --all`): one tombstone object
+   * per lineage for all of them first, then each snapshot's record and data.
+   */
+  async deleteSnapshots(snapshots: readonly SnapshotSummary[], options?: SignalOptions): Promise<void> {
+    if (snapshots.length === 0) return;
+    await this.index.forget(snapshots, options);
+    for (const { id } of snapshots) await this.deleteObjects(id, options);
+  }
+
+  /** The record first, then every other object of the snapshot. */
+  private async deleteObjects(id: string, options?: SignalOptions): Promise<void> {
     await this.driver.delete(this.recordKey(id), options);
     for await (const object of this.driver.list(`${SNAPSHOTS}${checkedId(id)}/`, options)) {
       await this.driver.delete(object.key, options);
@@ -380,21 +424,6 @@ export class Repository {
   }
 }
 
-function matches(record: SnapshotRecord, filter: SnapshotFilter): boolean {
-  if (filter.source !== undefined && record.source.name !== filter.source) return false;
-  for (const [key, value] of Object.entries(filter.labels ?? {})) {
-    if (record.labels[key] !== value) return false;
-  }
-  return true;
-}
-
-function describeFilter(filter: SnapshotFilter): string {
-  const parts: string[] = [];
-  if (filter.source) parts.push(`source ${filter.source}`);
-  for (const [k, v] of Object.entries(filter.labels ?? {})) parts.push(`${k}=${v}`);
-  return parts.join(', ');
-}
-
 /** The one wording for a snapshot reference that is neither an id nor a prefix of one. */
 export function notAnIdMessage(ref: string): string {
   return `"${ref}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d, its hex part 1a2b3c4d, or a prefix of 4 or more characters of either)`;
@@ -403,19 +432,4 @@ export function notAnIdMessage(ref: string): string {
 function checkedId(id: string): string {
   if (!isSnapshotId(id)) throw new InvalidInputError(`"${id}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d)`);
   return id;
-}
-
-async function readText(stream: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    // Records are a few KB; refuse to buffer something that is plainly not one.
-    if (size > 16 * 1024 * 1024) {
-      stream.destroy();
-      throw new IntegrityError('record larger than 16 MiB');
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

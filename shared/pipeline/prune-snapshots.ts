@@ -1,5 +1,5 @@
 import type { Repository, SnapshotFilter } from '../catalog/repository.js';
-import { allFormats, formatOf } from '../formats/registry.js';
+import { allFormats } from '../formats/registry.js';
 import { applyRetentionPolicy } from '../retention/apply-policy.js';
 import { groupSnapshots, type GroupKey } from '../retention/group-snapshots.js';
 import { describePolicy, type RetentionPolicy } from '../retention/retention-policy.js';
@@ -60,7 +60,8 @@ export interface PruneResult {
 export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult> {
   const { repository, policy, signal, dryRun } = request;
   const now = request.now ?? new Date();
-  const records = await repository.list(request.filter, { signal });
+  // From the catalog index: one lineage's objects when the filter names a source.
+  const records = await repository.index.snapshots(request.filter, { signal });
   const decisions: PruneDecision[] = [];
   for (const [group, members] of groupSnapshots(records, request.groupBy ?? ['source'])) {
     const candidates = members.map((record) => ({ id: record.id, time: new Date(record.createdAt), labels: record.labels, record }));
@@ -70,6 +71,7 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
   }
   decisions.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const removed = decisions.filter((d) => d.action === 'remove').map((d) => d.id);
+  const removedIds = new Set(removed);
 
   const graceMs = (request.incompleteGraceSeconds ?? 3600) * 1000;
   const { incomplete } = await repository.scan({ signal });
@@ -79,7 +81,9 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
   const byId = new Map(records.map((record) => [record.id, record]));
   if (dryRun) removedIncomplete.push(...stale);
   else {
-    for (const id of removed) await formatOf(byId.get(id)!).delete(repository, byId.get(id)!, { signal });
+    // Every format keeps a snapshot's own objects under its folder, which this removes (index
+    // tombstones first, batched per lineage); objects formats share are collected below.
+    await repository.deleteSnapshots(records.filter((record) => removedIds.has(record.id)), { signal });
     for (const id of stale) {
       // A snapshot that committed since the scan is complete now, not debris.
       if (await repository.hasRecord(id, { signal })) continue;

@@ -1,21 +1,22 @@
 import type { Repository, SnapshotFilter } from '../../shared/catalog/repository.js';
-import type { SnapshotRecord } from '../../shared/catalog/snapshot-record.js';
+import type { SnapshotSummary } from '../../shared/catalog/snapshot-summary.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { formatOf } from '../../shared/formats/registry.js';
 import type { Logger } from '../../shared/logging.js';
+import { groupSnapshots, parseGroupKeys } from '../../shared/retention/group-snapshots.js';
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
 import type { CliOptions } from './flags.js';
 import { parseExpiry, parseLabels } from './options.js';
 
 /**
- * `init`, `ls`, `show`, `rm` and `link`: read or change the repository directly, no job needed.
- * Only `init` creates a repository; the others fail with RepositoryMissingError (exit 10) when it
- * does not exist, rather than reporting an empty one.
+ * `init`, `ls`, `show`, `rm`, `link` and `catalog rebuild`: read or change the repository
+ * directly, no job needed. Only `init` creates a repository; the others fail with
+ * RepositoryMissingError (exit 10) when it does not exist, rather than reporting an empty one.
  */
 export async function runCatalogCommand(
-  command: 'init' | 'ls' | 'show' | 'rm' | 'link',
+  command: 'init' | 'ls' | 'show' | 'rm' | 'link' | 'catalog rebuild',
   args: string[],
   options: CliOptions,
   config: WorkerConfig,
@@ -34,11 +35,28 @@ export async function runCatalogCommand(
     const filter = { source: options.source, labels: parseLabels(options.label) };
 
     if (command === 'ls') {
-      // A damaged record is named on stderr and the rest listed, as restic's `snapshots` does.
-      const onDamaged = (_id: string, err: Error) => process.stderr.write(`snapworker: warning: ${err.message}; left out of the list\n`);
-      const records = await repository.list(filter, { onDamaged });
-      if (options.json) out(JSON.stringify(records, null, 2));
-      else out(formatSnapshotTable(records));
+      const keys = options['group-by'] === undefined ? undefined : parseGroupKeys(options['group-by']);
+      const snapshots = await repository.index.snapshots(filter);
+      if (keys === undefined) out(options.json ? JSON.stringify(snapshots, null, 2) : formatSnapshotTable(snapshots));
+      else {
+        // restic's `snapshots --group-by`: a group key, then its snapshots.
+        const groups = [...groupSnapshots(snapshots, keys)].map(([group, members]) => ({ group, snapshots: members }));
+        if (options.json) out(JSON.stringify(groups, null, 2));
+        else out(groups.map(({ group, snapshots: members }) => `snapshots for ${group}:\n${formatSnapshotTable(members)}`).join('\n\n'));
+      }
+      return 0;
+    }
+
+    if (command === 'catalog rebuild') {
+      // A damaged record is named on stderr and left out, as restic's `snapshots` does.
+      const onDamaged = (_id: string, err: Error) => process.stderr.write(`snapworker: warning: ${err.message}; left out of the index\n`);
+      const result = await repository.index.rebuild({ onDamaged });
+      const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+      out(
+        options.json
+          ? JSON.stringify({ repository: repository.name, ...result })
+          : `rebuilt the catalog index of ${repository.name}: ${plural(result.snapshots, 'snapshot')} in ${plural(result.lineages, 'lineage')}, ${plural(result.replaced, 'index object')} replaced${result.damaged.length ? `, ${plural(result.damaged.length, 'damaged record')} left out` : ''}`,
+      );
       return 0;
     }
 
@@ -82,9 +100,9 @@ async function removeAll(
   if (!options.all) throw new InvalidInputError('rm: give a <snapshot>, or --all with --source and/or --label');
   if (args.length > 0) throw new InvalidInputError(`rm: --all removes every snapshot matching the filter; drop "${args[0]}" or --all`);
   if (filter.source === undefined && filter.labels === undefined) throw new InvalidInputError('rm --all: needs --source or --label, so that it never empties the whole repository');
-  const records = await repository.list(filter);
+  const records = await repository.index.snapshots(filter);
   const dryRun = options['dry-run'];
-  for (const record of records) if (!dryRun) await formatOf(record).delete(repository, record);
+  if (!dryRun) await repository.deleteSnapshots(records);
   if (options.json) out(JSON.stringify({ dryRun, removed: records.map((r) => r.id) }));
   else {
     for (const record of records) out(`${dryRun ? 'would remove' : 'removed'} ${record.id}`);
@@ -99,7 +117,7 @@ async function removeAll(
  * stored size; a count last. An id ending in `!` marks an incomplete snapshot (data left out,
  * restic's exit code 3; `show` names the entries).
  */
-export function formatSnapshotTable(records: readonly SnapshotRecord[]): string {
+export function formatSnapshotTable(records: readonly SnapshotSummary[]): string {
   const rows = records.map((r) => [
     r.id.slice(r.id.indexOf('-') + 1) + (r.incomplete ? '!' : ''),
     r.createdAt.slice(0, 19).replace('T', ' '),

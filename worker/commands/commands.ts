@@ -80,7 +80,16 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'remove snapshots the policy does not keep, and incomplete ones',
     notes: `${POLICY_RULES}\n${JOB_MODES}`,
   },
-  { name: 'ls', args: '', minArgs: 0, maxArgs: 0, flags: ['repo', 'source', 'label', 'json'], summary: 'list snapshots (a table; --json for records)' },
+  {
+    name: 'ls',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'source', 'label', 'group-by', 'json'],
+    summary: 'list snapshots (a table; --json for their summaries)',
+    notes:
+      'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.',
+  },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
   {
@@ -136,6 +145,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'schedule pause', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'stop creating runs until resumed' },
   { name: 'schedule resume', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'create runs again' },
   { name: 'schedule run', args: '<name>', minArgs: 1, maxArgs: 1, flags: SCHEDULE_FLAGS, summary: 'enqueue one run now and print its job id' },
+  {
+    name: 'catalog rebuild',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'json'],
+    summary: 'rebuild the catalog index from the snapshot records',
+    notes:
+      'Reads every record (the truth) and replaces the index objects with one per lineage; damaged records are named and left out. Safe while snapshots and prunes run. Needed only after records were changed outside snapworker (copied in, deleted by hand) or by a version without the index.',
+  },
   { name: 'help', args: '[command]', minArgs: 0, maxArgs: 2, flags: [], summary: 'show help for a command' },
 ];
 

@@ -23,7 +23,11 @@ export const FLAGS = {
   replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
   'dry-run': { type: 'boolean', description: 'report what would be removed, remove nothing' },
   tz: { type: 'string', value: 'ZONE', description: 'IANA time zone for cron and calendar retention, e.g. Europe/Prague (default UTC)' },
-  'group-by': { type: 'string', value: 'KEYS', description: 'apply the policy per source (default), labels, source,labels, or "" for all together' },
+  'group-by': {
+    type: 'string',
+    value: 'KEYS',
+    description: 'prune: apply the policy per source (default), labels, source,labels, or "" for all together; ls: one table per source, labels or label:KEY',
+  },
   cron: { type: 'string', value: 'EXPR', description: 'cron pattern, e.g. "0 3 * * *" (in --tz)' },
   every: { type: 'string', value: 'D', description: 'fixed interval instead of --cron: 90s, 30m, 1h, 1d, 1w' },
   keep: { type: 'string', value: 'POLICY', description: 'retention after each run: keep-daily=7,keep-weekly=4,... (as prune)' },

@@ -296,14 +296,15 @@ function failBody(body: Readable, failure: Error): Error {
   return failure;
 }
 
-/** Creates the temp file, making its directory first; retried once if a concurrent delete pruned it. */
+/** Creates the temp file, making its directory first; retried when a concurrent delete pruned it. */
 async function openTemp(tempPath: string): Promise<FileHandle> {
   for (let attempt = 1; ; attempt++) {
-    await mkdir(dirname(tempPath), { recursive: true });
     try {
+      // Inside the retry: a concurrent delete may remove an emptied parent while mkdir walks down.
+      await mkdir(dirname(tempPath), { recursive: true });
       return await open(tempPath, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
     }
   }
 }

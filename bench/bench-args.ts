@@ -17,6 +17,13 @@ export interface BenchArgs {
   skipQueue: boolean;
   /** `--skip-scaling`: leave out the scaling figures. */
   skipScaling: boolean;
+  /**
+   * `--fleet`: only the fleet figures (small-job throughput and exactly-once of 1, 2, 4 and 8
+   * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
+   */
+  fleet: boolean;
+  /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
+  fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
   work: string;
 }
@@ -28,6 +35,8 @@ const OPTIONS = {
   'no-write': { type: 'boolean', default: false },
   'skip-queue': { type: 'boolean', default: false },
   'skip-scaling': { type: 'boolean', default: false },
+  fleet: { type: 'boolean', default: false },
+  'fleet-jobs': { type: 'string', default: '400' },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -48,6 +57,11 @@ section of docs/benchmarks.md (the default corpus or, with --full, the full one)
   --no-write        print the table only; leave docs/benchmarks.md alone
   --skip-queue      leave out the queue-overhead figures (needs Redis otherwise)
   --skip-scaling    leave out the scaling figures (3 generated sizes)
+  --fleet           instead of the above: small-job throughput and exactly-once of 1, 2, 4
+                    and 8 worker processes on a standalone Redis and a 3-master Redis Cluster
+                    (both started on free ports; needs redis-server and redis-cli), --rounds
+                    rounds; rewrites the fleet section of docs/benchmarks.md
+  --fleet-jobs N    jobs in each measured fleet batch (default 400)
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -72,6 +86,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (values.help) return 'help';
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
+  const fleetJobs = Number(values['fleet-jobs']);
+  if (!Number.isInteger(fleetJobs) || fleetJobs < 1) throw new InvalidInputError(`bench: --fleet-jobs ${values['fleet-jobs']}: must be a whole number of at least 1`);
   const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
   if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
   return {
@@ -81,6 +97,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     noWrite: values['no-write'],
     skipQueue: values['skip-queue'],
     skipScaling: values['skip-scaling'],
+    fleet: values.fleet,
+    fleetJobs,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

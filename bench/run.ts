@@ -7,6 +7,7 @@
  *   npm run bench -- --rounds 5       more rounds
  *   npm run bench -- --memory 10      also snapshot a generated 10 GiB source and report peak RSS
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
+ *   npm run bench -- --fleet          instead: 1, 2, 4, 8 worker processes on Redis and a cluster (fleet/)
  *   npm run bench -- --help           every flag (bench-args.ts)
  *
  * Our side runs the compiled CLI (`node dist/worker/cli.js … --local`), as a user would; peak
@@ -20,6 +21,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, QueueEvents } from 'bullmq';
 import { benchArgsOrExit } from './bench-args.js';
+import { median } from './median.js';
+import { fleetBench, fleetTable, FLEET_SIZES, FLEET_CONCURRENCY } from './fleet/fleet-bench.js';
 
 const PROJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(PROJECT, 'dist', 'worker', 'cli.js');
@@ -58,12 +61,6 @@ function timed(command: string | string[], env: NodeJS.ProcessEnv = {}): Promise
       else resolve({ seconds, ...(peak ? { peakRssBytes: peak } : {}) });
     });
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function duSize(dir: string): number {
@@ -240,11 +237,11 @@ async function queueOverhead(): Promise<Row[]> {
  * Replaces the section `key` of the benchmarks page (between its markers), keeping the others,
  * so a default run does not erase the figures of the last full run.
  */
-function writeSection(file: string, key: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--work DIR`).\n';
+function writeSection(file: string, key: string, title: string, body: string): void {
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--fleet`, `--fleet-jobs N`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
-  const block = `${begin}\n## ${key === 'full' ? 'Full corpus' : 'Default corpus'}\n\n${body}\n${end}`;
+  const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
   const current = existsSync(file) ? readFileSync(file, 'utf8') : header;
   const start = current.indexOf(begin);
   const stop = current.indexOf(end);
@@ -252,10 +249,37 @@ function writeSection(file: string, key: string, body: string): void {
   writeFileSync(file, next);
 }
 
+/** `--fleet`: the fleet figures alone, printed and written to their own section. */
+async function fleetMain(): Promise<void> {
+  console.log(`fleet: ${FLEET_SIZES.join(', ')} worker processes × standalone Redis and a 3-master cluster, ${args.fleetJobs} jobs per batch, ${ROUNDS} rounds`);
+  const rows = await fleetBench({ cli: CLI, work: WORK, rounds: ROUNDS, jobs: args.fleetJobs, log: (line) => console.log(line) });
+  const table = fleetTable(rows);
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; ` +
+    `load average ${os.loadavg()[0]!.toFixed(1)} at the end: other work may have shared the cores). Each worker process runs ${FLEET_CONCURRENCY} jobs at once; ` +
+    `a job is a snapshot of a 3-file directory into a file repository, enqueued with the client's defaults. CPU is per job of the measured batch; ` +
+    `"cores busy" is all CPU-seconds (workers, Redis, producer) per wall second; Redis commands include those run inside BullMQ's Lua scripts, ` +
+    `script calls are round trips.\n\n${table}`;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'fleet', 'Worker fleet', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
+function machineLine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+}
+
+function commandLine(): string {
+  return `npm run bench${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+}
+
 async function main(): Promise<void> {
   console.log('building (npm run build)');
   if (spawnSync('npm', ['run', 'build'], { cwd: PROJECT, stdio: 'ignore' }).status !== 0) throw new Error('npm run build failed');
   mkdirSync(WORK, { recursive: true });
+  if (args.fleet) return fleetMain();
   const rows: Row[] = [];
 
   const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
@@ -307,12 +331,10 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.figure} | ${r.ours} | ${r.peer} | ${r.ratio} | ${r.note ?? ''} |`),
   ].join('\n');
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
-  const command = `npm run bench${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
-  const section = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`${command}\` (${ROUNDS} rounds, medians; runs alternate with the peer).\n\n${table}`;
+  const section = `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; runs alternate with the peer).\n\n${table}`;
   console.log('\n' + table);
   if (!args.noWrite) {
-    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), args.full ? 'full' : 'default', section);
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), args.full ? 'full' : 'default', args.full ? 'Full corpus' : 'Default corpus', section);
     console.log('\nwrote docs/benchmarks.md');
   }
 }

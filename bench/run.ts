@@ -258,7 +258,8 @@ async function fleetMain(): Promise<void> {
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; ` +
     `load average ${os.loadavg()[0]!.toFixed(1)} at the end: other work may have shared the cores). Each worker process runs ${FLEET_CONCURRENCY} jobs at once; ` +
     `a job is a snapshot of a 3-file directory into a file repository, enqueued with the client's defaults. CPU is per job of the measured batch; ` +
-    `"cores busy" is all CPU-seconds (workers, Redis, producer) per wall second; Redis commands include those run inside BullMQ's Lua scripts, ` +
+    `"cores busy: ours" is their CPU-seconds (workers, Redis, producer) per wall second, "others" that of every other process on the machine meanwhile; ` +
+    `Redis commands include those run inside BullMQ's Lua scripts, ` +
     `script calls are round trips.\n\n${table}`;
   console.log('\n' + table);
   if (!args.noWrite) {

@@ -9,7 +9,7 @@
  * performance goal (≥ 200 jobs/s on 2 workers).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SnapworkerClient } from '../../jobs/client.js';
 import { DEFAULT_JOB_OPTIONS } from '../../jobs/job-options.js';
@@ -44,8 +44,10 @@ interface Measurement {
   workerCpu: number;
   redisCpu: number;
   producerCpu: number;
-  /** CPU-seconds of all three per wall second: 2 means both cores of this machine were busy. */
+  /** CPU-seconds of all three per wall second: 2 means both cores of a 2-core machine. */
   coresBusy: number;
+  /** CPU-seconds per wall second every other process on the machine used meanwhile (/proc/stat). */
+  othersBusy: number;
   commandsPerJob: number;
   scriptCallsPerJob: number;
   /** Problems with exactly-once, one line each; empty when every job ran once. */
@@ -77,7 +79,7 @@ export async function fleetBench(options: FleetOptions): Promise<FleetRow[]> {
         row.runs.push(run);
         log(
           `  round ${round}: ${row.redis}, ${row.workers} worker(s): ${run.jobsPerSecond.toFixed(0)} jobs/s, ` +
-            `${(run.workerCpu * 1000).toFixed(1)} ms worker CPU/job, ${run.coresBusy.toFixed(2)} cores busy, ` +
+            `${(run.workerCpu * 1000).toFixed(1)} ms worker CPU/job, ${run.coresBusy.toFixed(2)} cores busy (others ${run.othersBusy.toFixed(2)}), ` +
             `${run.commandsPerJob.toFixed(0)} Redis commands/job${run.violations.length ? `, NOT exactly once: ${run.violations.join('; ')}` : ''}`,
         );
       }
@@ -129,11 +131,14 @@ async function measure(options: FleetOptions, redis: RedisUnderTest, workers: nu
     await redis.reset();
     const workerCpuBefore = fleet.cpuSeconds();
     const producerBefore = process.cpuUsage();
+    const machineBefore = machineBusySeconds();
     const started = Date.now();
     const jobs = await enqueue(options.jobs);
     await finished(warmUp + options.jobs);
+    const seenDone = Date.now();
     const work: RedisWork = await redis.read();
     const workerCpu = fleet.cpuSeconds() - workerCpuBefore;
+    const machineBusy = machineBusySeconds() - machineBefore;
     const producer = process.cpuUsage(producerBefore);
     const producerCpu = (producer.user + producer.system) / 1e6;
 
@@ -155,12 +160,15 @@ async function measure(options: FleetOptions, redis: RedisUnderTest, workers: nu
 
     const lastFinished = Math.max(...stored.map((job) => job?.finishedOn ?? 0));
     const seconds = (lastFinished - started) / 1000;
+    const ours = workerCpu + work.cpuSeconds + producerCpu;
     return {
       jobsPerSecond: options.jobs / seconds,
       workerCpu: workerCpu / options.jobs,
       redisCpu: work.cpuSeconds / options.jobs,
       producerCpu: producerCpu / options.jobs,
-      coresBusy: (workerCpu + work.cpuSeconds + producerCpu) / seconds,
+      coresBusy: ours / seconds,
+      // Measured until the bench saw the last job done, a little after its finishedOn.
+      othersBusy: Math.max(0, machineBusy - ours) / ((seenDone - started) / 1000),
       commandsPerJob: work.commands / options.jobs,
       scriptCallsPerJob: work.scriptCalls / options.jobs,
       violations,
@@ -173,19 +181,27 @@ async function measure(options: FleetOptions, redis: RedisUnderTest, workers: nu
   }
 }
 
+/** CPU-seconds the whole machine has been busy (all cores, every process), from /proc/stat. */
+function machineBusySeconds(): number {
+  // cpu  user nice system idle iowait irq softirq steal …, in USER_HZ (100 per second).
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
 /** The runs as a Markdown table: medians per setting, and whether every run was exactly once. */
 export function fleetTable(rows: FleetRow[]): string {
   const m = (runs: Measurement[], pick: (r: Measurement) => number) => median(runs.map(pick));
   const ms = (seconds: number) => (seconds * 1000).toFixed(2);
   return [
-    '| Redis | worker processes | small jobs/s (median) | runs (jobs/s) | CPU ms/job: workers | Redis | producer | cores busy | Redis commands/job (script calls) | exactly once |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| Redis | worker processes | small jobs/s (median) | runs (jobs/s) | CPU ms/job: workers | Redis | producer | cores busy: ours | others | Redis commands/job (script calls) | exactly once |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((row) => {
       const bad = row.runs.flatMap((r) => r.violations);
       return (
         `| ${row.redis} | ${row.workers} | ${m(row.runs, (r) => r.jobsPerSecond).toFixed(0)} | ${row.runs.map((r) => r.jobsPerSecond.toFixed(0)).join(', ')} | ` +
         `${ms(m(row.runs, (r) => r.workerCpu))} | ${ms(m(row.runs, (r) => r.redisCpu))} | ${ms(m(row.runs, (r) => r.producerCpu))} | ` +
-        `${m(row.runs, (r) => r.coresBusy).toFixed(2)} | ${m(row.runs, (r) => r.commandsPerJob).toFixed(0)} (${m(row.runs, (r) => r.scriptCallsPerJob).toFixed(1)}) | ` +
+        `${m(row.runs, (r) => r.coresBusy).toFixed(2)} | ${m(row.runs, (r) => r.othersBusy).toFixed(2)} | ${m(row.runs, (r) => r.commandsPerJob).toFixed(0)} (${m(row.runs, (r) => r.scriptCallsPerJob).toFixed(1)}) | ` +
         `${bad.length ? `no: ${bad.join('; ')}` : 'yes'} |`
       );
     }),

@@ -272,8 +272,13 @@ function machineLine(): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
 }
 
+/**
+ * The command as the figures' page shows it: without `--work DIR`, which only says where scratch
+ * files went (a machine's own path, nothing the figures depend on).
+ */
 function commandLine(): string {
-  return `npm run bench${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+  const argv = process.argv.slice(2).filter((arg, i, all) => arg !== '--work' && all[i - 1] !== '--work' && !arg.startsWith('--work='));
+  return `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
 }
 
 async function main(): Promise<void> {

@@ -48,7 +48,8 @@ export const BENCH_HELP = `usage: npm run bench [-- FLAGS]
 
 Measures snapshot and restore against the peers (tar | zstd, zstd | tar) in the same run,
 alternating, and prints medians and ratios. Unless --no-write is given, it then REWRITES its
-section of docs/benchmarks.md (the default corpus or, with --full, the full one).
+section of docs/benchmarks.md (the default corpus; with --full the full one; with --fleet the
+worker fleet's).
 
   --full            corpus: Debian's linux-source-6.1 tree (1.3 GB, 78k files; needs the
                     linux-source-6.1 package) instead of the generated one (~300 MB mixed)
@@ -88,6 +89,13 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
   const fleetJobs = Number(values['fleet-jobs']);
   if (!Number.isInteger(fleetJobs) || fleetJobs < 1) throw new InvalidInputError(`bench: --fleet-jobs ${values['fleet-jobs']}: must be a whole number of at least 1`);
+  if (values.fleet) {
+    // The fleet figures run alone: the corpus flags would be silently ignored.
+    const corpusFlag = (['full', 'memory', 'skip-queue', 'skip-scaling'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (corpusFlag) throw new InvalidInputError(`bench: --${corpusFlag} does not apply with --fleet (the fleet figures run alone)`);
+  } else if (values['fleet-jobs'] !== OPTIONS['fleet-jobs'].default) {
+    throw new InvalidInputError('bench: --fleet-jobs applies only with --fleet');
+  }
   const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
   if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
   return {

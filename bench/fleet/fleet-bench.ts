@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SnapworkerClient } from '../../jobs/client.js';
 import { DEFAULT_JOB_OPTIONS } from '../../jobs/job-options.js';
@@ -189,18 +190,24 @@ function machineBusySeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
-/** The runs as a Markdown table: medians per setting, and whether every run was exactly once. */
+/**
+ * The runs as a Markdown table: medians per setting, and whether every run was exactly once.
+ * "CPU ceiling" is this machine's cores divided by the CPU-seconds one job took (workers, Redis
+ * and producer together): the rate at which the cores would be full if nothing else ran.
+ */
 export function fleetTable(rows: FleetRow[]): string {
+  const cores = os.cpus().length;
   const m = (runs: Measurement[], pick: (r: Measurement) => number) => median(runs.map(pick));
   const ms = (seconds: number) => (seconds * 1000).toFixed(2);
   return [
-    '| Redis | worker processes | small jobs/s (median) | runs (jobs/s) | CPU ms/job: workers | Redis | producer | cores busy: ours | others | Redis commands/job (script calls) | exactly once |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    `| Redis | worker processes | small jobs/s (median) | runs (jobs/s) | CPU ms/job: workers | Redis | producer | CPU ceiling, ${cores} cores (jobs/s) | cores busy: ours | others | Redis commands/job (script calls) | exactly once |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((row) => {
       const bad = row.runs.flatMap((r) => r.violations);
       return (
         `| ${row.redis} | ${row.workers} | ${m(row.runs, (r) => r.jobsPerSecond).toFixed(0)} | ${row.runs.map((r) => r.jobsPerSecond.toFixed(0)).join(', ')} | ` +
         `${ms(m(row.runs, (r) => r.workerCpu))} | ${ms(m(row.runs, (r) => r.redisCpu))} | ${ms(m(row.runs, (r) => r.producerCpu))} | ` +
+        `${m(row.runs, (r) => cores / (r.workerCpu + r.redisCpu + r.producerCpu)).toFixed(0)} | ` +
         `${m(row.runs, (r) => r.coresBusy).toFixed(2)} | ${m(row.runs, (r) => r.othersBusy).toFixed(2)} | ${m(row.runs, (r) => r.commandsPerJob).toFixed(0)} (${m(row.runs, (r) => r.scriptCallsPerJob).toFixed(1)}) | ` +
         `${bad.length ? `no: ${bad.join('; ')}` : 'yes'} |`
       );

@@ -23,6 +23,8 @@ import { startWorkerFleet } from './worker-fleet.js';
 export const FLEET_SIZES = [1, 2, 4, 8] as const;
 /** Jobs each worker process runs at once (SNAPWORKER_CONCURRENCY), as in the queue figure of the default run. */
 export const FLEET_CONCURRENCY = 8;
+/** A batch not finished in this long stops the bench with the counts (a lost job must not hang it). */
+const FINISH_WITHIN_MS = 10 * 60_000;
 /** Warm-up jobs per worker before the measured batch (JIT, connections, the repository's first writes). */
 const WARM_UP_PER_WORKER = 8;
 
@@ -117,10 +119,13 @@ async function measure(options: FleetOptions, redis: RedisUnderTest, workers: nu
         opts: { ...DEFAULT_JOB_OPTIONS, priority: JOB_PRIORITY.snapshot },
       })),
     );
+  // Polled, not followed through QueueEvents: ten cheap calls a second add little to the counts.
   const finished = async (count: number) => {
+    const deadline = Date.now() + FINISH_WITHIN_MS;
     for (;;) {
       const { completed = 0, failed = 0 } = await client.queue.getJobCounts('completed', 'failed');
       if (completed + failed >= count) return;
+      if (Date.now() > deadline) throw new Error(`fleet: ${workers} worker(s) on ${redis.kind} finished ${completed + failed} of ${count} jobs in ${FINISH_WITHIN_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, 100));
     }
   };

@@ -21,6 +21,13 @@ export interface BenchArgs {
   catalog: boolean;
   /** `--catalog-snapshots N`: records the catalog bench writes. Default 100,000. */
   catalogSnapshots: number;
+  /**
+   * `--fleet`: only the fleet figures (small-job throughput and exactly-once of 1, 2, 4 and 8
+   * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
+   */
+  fleet: boolean;
+  /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
+  fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
   work: string;
 }
@@ -34,6 +41,8 @@ const OPTIONS = {
   'skip-scaling': { type: 'boolean', default: false },
   catalog: { type: 'boolean', default: false },
   'catalog-snapshots': { type: 'string', default: '100000' },
+  fleet: { type: 'boolean', default: false },
+  'fleet-jobs': { type: 'string', default: '400' },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -45,7 +54,8 @@ export const BENCH_HELP = `usage: npm run bench [-- FLAGS]
 
 Measures snapshot and restore against the peers (tar | zstd, zstd | tar) in the same run,
 alternating, and prints medians and ratios. Unless --no-write is given, it then REWRITES its
-section of docs/benchmarks.md (the default corpus or, with --full, the full one).
+section of docs/benchmarks.md (the default corpus; with --full the full one; with --fleet the
+worker fleet's).
 
   --full            corpus: Debian's linux-source-6.1 tree (1.3 GB, 78k files; needs the
                     linux-source-6.1 package) instead of the generated one (~300 MB mixed)
@@ -57,6 +67,11 @@ section of docs/benchmarks.md (the default corpus or, with --full, the full one)
   --catalog         instead of all the above: the catalog bench (latest and ls over
                     100,000 snapshot records, filesystem and s3rver); its own section
   --catalog-snapshots N  records the catalog bench writes (default 100000)
+  --fleet           instead of the above: small-job throughput and exactly-once of 1, 2, 4
+                    and 8 worker processes on a standalone Redis and a 3-master Redis Cluster
+                    (both started on free ports; needs redis-server and redis-cli), --rounds
+                    rounds; rewrites the fleet section of docs/benchmarks.md
+  --fleet-jobs N    jobs in each measured fleet batch (default 400)
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -81,6 +96,15 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (values.help) return 'help';
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
+  const fleetJobs = Number(values['fleet-jobs']);
+  if (!Number.isInteger(fleetJobs) || fleetJobs < 1) throw new InvalidInputError(`bench: --fleet-jobs ${values['fleet-jobs']}: must be a whole number of at least 1`);
+  if (values.fleet) {
+    // The fleet figures run alone: the corpus flags would be silently ignored.
+    const corpusFlag = (['full', 'memory', 'skip-queue', 'skip-scaling'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (corpusFlag) throw new InvalidInputError(`bench: --${corpusFlag} does not apply with --fleet (the fleet figures run alone)`);
+  } else if (values['fleet-jobs'] !== OPTIONS['fleet-jobs'].default) {
+    throw new InvalidInputError('bench: --fleet-jobs applies only with --fleet');
+  }
   const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
   if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
   const catalogSnapshots = Number(values['catalog-snapshots']);
@@ -96,6 +120,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     skipScaling: values['skip-scaling'],
     catalog: values.catalog,
     catalogSnapshots,
+    fleet: values.fleet,
+    fleetJobs,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

@@ -8,6 +8,7 @@
  *   npm run bench -- --memory 10      also snapshot a generated 10 GiB source and report peak RSS
  *   npm run bench -- --catalog        only the catalog at 100,000 snapshots (bench/catalog.ts)
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
+ *   npm run bench -- --fleet          instead: 1, 2, 4, 8 worker processes on Redis and a cluster (fleet/)
  *   npm run bench -- --help           every flag (bench-args.ts)
  *
  * Our side runs the compiled CLI (`node dist/worker/cli.js … --local`), as a user would; peak
@@ -21,6 +22,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, QueueEvents } from 'bullmq';
 import { benchArgsOrExit } from './bench-args.js';
+import { median } from './median.js';
+import { fleetBench, fleetTable, FLEET_SIZES, FLEET_CONCURRENCY } from './fleet/fleet-bench.js';
 
 const PROJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(PROJECT, 'dist', 'worker', 'cli.js');
@@ -59,12 +62,6 @@ function timed(command: string | string[], env: NodeJS.ProcessEnv = {}): Promise
       else resolve({ seconds, ...(peak ? { peakRssBytes: peak } : {}) });
     });
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function duSize(dir: string): number {
@@ -241,11 +238,10 @@ async function queueOverhead(): Promise<Row[]> {
  * Replaces the section `key` of the benchmarks page (between its markers), keeping the others,
  * so a default run does not erase the figures of the last full run.
  */
-function writeSection(file: string, key: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--work DIR`).\n';
+function writeSection(file: string, key: string, title: string, body: string): void {
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
-  const title = { full: 'Full corpus', default: 'Default corpus', catalog: 'Catalog at scale' }[key] ?? key;
   const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
   const current = existsSync(file) ? readFileSync(file, 'utf8') : header;
   const start = current.indexOf(begin);
@@ -253,11 +249,6 @@ function writeSection(file: string, key: string, body: string): void {
   const next = start >= 0 && stop > start ? current.slice(0, start) + block + current.slice(stop + end.length) : `${current.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, next);
 }
-
-const MACHINE = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
-// The scratch directory is this machine's business, not the page's.
-const SHOWN_ARGS = process.argv.slice(2).map((arg, i, all) => (all[i - 1] === '--work' ? 'DIR' : arg.startsWith('--work=') ? '--work=DIR' : arg));
-const COMMAND = `npm run bench${SHOWN_ARGS.length ? ' -- ' + SHOWN_ARGS.join(' ') : ''}`;
 
 /** `--catalog`: the catalog bench alone (no build, no corpus), into its own section. */
 async function catalogMain(): Promise<void> {
@@ -269,19 +260,52 @@ async function catalogMain(): Promise<void> {
     ...figures.map((f) => `| ${f.figure} | ${f.fs} | ${f.s3} | ${f.goal} |`),
   ].join('\n');
   const section =
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${MACHINE} with \`${COMMAND}\` (${ROUNDS} rounds on a fresh \`Repository\` each, in process, medians and maxima; s3rver as a child process on the same machine). ` +
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds on a fresh \`Repository\` each, in process, medians and maxima; s3rver as a child process on the same machine). ` +
     `100 lineages; records written straight through \`Repository\` (no archives), each lineage's index as 10 objects. Setup: ${notes.join('; ')}.\n\n${table}`;
   console.log('\n' + table);
   if (!args.noWrite) {
-    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'catalog', section);
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'catalog', 'Catalog at scale', section);
     console.log('\nwrote docs/benchmarks.md');
   }
+}
+
+/** `--fleet`: the fleet figures alone, printed and written to their own section. */
+async function fleetMain(): Promise<void> {
+  console.log(`fleet: ${FLEET_SIZES.join(', ')} worker processes × standalone Redis and a 3-master cluster, ${args.fleetJobs} jobs per batch, ${ROUNDS} rounds`);
+  const rows = await fleetBench({ cli: CLI, work: WORK, rounds: ROUNDS, jobs: args.fleetJobs, log: (line) => console.log(line) });
+  const table = fleetTable(rows);
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; ` +
+    `load average ${os.loadavg()[0]!.toFixed(1)} at the end: other work may have shared the cores). Each worker process runs ${FLEET_CONCURRENCY} jobs at once; ` +
+    `a job is a snapshot of a 3-file directory into a file repository, enqueued with the client's defaults. CPU is per job of the measured batch; ` +
+    `"cores busy: ours" is their CPU-seconds (workers, Redis, producer) per wall second, "others" that of every other process on the machine meanwhile; ` +
+    `Redis commands include those run inside BullMQ's Lua scripts, ` +
+    `script calls are round trips.\n\n${table}`;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'fleet', 'Worker fleet', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
+function machineLine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+}
+
+/**
+ * The command as the figures' page shows it: without `--work DIR`, which only says where scratch
+ * files went (a machine's own path, nothing the figures depend on).
+ */
+function commandLine(): string {
+  const argv = process.argv.slice(2).filter((arg, i, all) => arg !== '--work' && all[i - 1] !== '--work' && !arg.startsWith('--work='));
+  return `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
 }
 
 async function main(): Promise<void> {
   console.log('building (npm run build)');
   if (spawnSync('npm', ['run', 'build'], { cwd: PROJECT, stdio: 'ignore' }).status !== 0) throw new Error('npm run build failed');
   mkdirSync(WORK, { recursive: true });
+  if (args.fleet) return fleetMain();
   const rows: Row[] = [];
 
   const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
@@ -333,12 +357,10 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.figure} | ${r.ours} | ${r.peer} | ${r.ratio} | ${r.note ?? ''} |`),
   ].join('\n');
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
-  const command = `npm run bench${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
-  const section = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`${command}\` (${ROUNDS} rounds, medians; runs alternate with the peer).\n\n${table}`;
+  const section = `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; runs alternate with the peer).\n\n${table}`;
   console.log('\n' + table);
   if (!args.noWrite) {
-    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), args.full ? 'full' : 'default', section);
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), args.full ? 'full' : 'default', args.full ? 'Full corpus' : 'Default corpus', section);
     console.log('\nwrote docs/benchmarks.md');
   }
 }

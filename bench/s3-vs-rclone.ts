@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { startS3rverProcess, type S3rverProcess } from './s3.js';
+import { median } from './median.js';
 
 const MiB = 1024 * 1024;
 const PROJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,12 +80,6 @@ function timed(argv: string[], env: Record<string, string | undefined>): Promise
       else resolve({ seconds, peakRssMiB: Math.round(peakKiB / 1024), stdout });
     });
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** A directory holding one file of `bytes` incompressible bytes, written in 4 MiB chunks. */

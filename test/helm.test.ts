@@ -280,6 +280,44 @@ describe('helm chart helm/snapworker', () => {
     assert.equal((full.spec.advanced as { scalingModifiers: { formula: string } }).scalingModifiers.formula, 'waiting + prioritized + active + delayed');
   });
 
+  it('uses the redis-sentinel scaler with the master name, the Sentinels\' addresses and their own password from ci/keda-sentinel-values.yaml', () => {
+    const { manifests, notes } = renderings.find((r) => r.label === 'ci/keda-sentinel-values.yaml')!.chart;
+    const scaled = only<ScaledObject>(manifests, 'ScaledObject');
+    assert.deepEqual(
+      scaled.spec.triggers.map((trigger) => [trigger.type, trigger.name, trigger.metadata.listName]),
+      [
+        ['redis-sentinel', 'waiting', 'bull:snapshots:wait'],
+        ['redis-sentinel', 'prioritized', 'bull:snapshots:prioritized'],
+        ['redis-sentinel', 'active', 'bull:snapshots:active'],
+      ],
+    );
+    for (const trigger of scaled.spec.triggers) {
+      assert.equal(trigger.metadata.sentinelMaster, 'snapmaster');
+      assert.equal(trigger.metadata.databaseIndex, '2', 'the database index applies to the master behind the Sentinels');
+      assert.equal(trigger.metadata.addresses, undefined, 'no address in the ScaledObject: it comes from the Secret');
+    }
+    const auth = only<TriggerAuthentication>(manifests, 'TriggerAuthentication');
+    assert.deepEqual(
+      auth.spec.secretTargetRef?.map((ref) => [ref.parameter, ref.key]),
+      [
+        ['addresses', 'sentinels'],
+        ['password', 'password'],
+        ['sentinelPassword', 'sentinel-password'],
+      ],
+    );
+    assert.match(notes ?? '', /the Sentinels' host:port, comma-separated; master "snapmaster"\) for KEDA's redis-sentinel scaler/);
+    // The Sentinel keys mean nothing to the other scalers and are left out there.
+    const plain = only<TriggerAuthentication>(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests, 'TriggerAuthentication');
+    assert.ok(plain.spec.secretTargetRef?.every((ref) => !ref.parameter.startsWith('sentinel')));
+  });
+
+  it('refuses to watch a Redis Cluster and Sentinels at once, naming both values', async () => {
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [path.join(CI_DIR, 'keda-cluster-values.yaml')], values: { autoscaling: { keda: { redis: { sentinelMaster: 'snapmaster' } } } } }),
+      (error: unknown) => error instanceof ChartRenderError && /autoscaling\.keda\.redis\.cluster and autoscaling\.keda\.redis\.sentinelMaster \("snapmaster"\) are both set/.test(error.message),
+    );
+  });
+
   it('refuses a prefix without a hash tag when KEDA watches a Redis Cluster', async () => {
     await assert.rejects(
       renderer.render(CHART_DIR, { valuesFiles: [path.join(CI_DIR, 'keda-cluster-values.yaml')], values: { worker: { prefix: 'bull' } } }),
@@ -535,6 +573,9 @@ describe('helm chart helm/snapworker', () => {
       ['autoscaling.keda.cooldownPeriod', '300'],
       ['autoscaling.keda.jobsPerReplica', '4'],
       ['autoscaling.keda.redis.cluster', 'false'],
+      ['autoscaling.keda.redis.sentinelMaster', true],
+      ['autoscaling.keda.redis.sentinelMaster', 'my master'],
+      ['autoscaling.keda.redis.sentinelPasswordKey', 5],
       ['autoscaling.hpa.targetCPUUtilizationPercentage', '70%'],
       ['metrics.serviceMonitor.enabled', 'no'],
       ['prometheusRule.enabled', null],

@@ -101,6 +101,9 @@ describe('packaging: Node versions, the AWS SDK warning, the bench command line'
       [['--memory', '0'], /^bench: --memory 0: must be a number of GiB above 0/],
       [['--memory', '-1'], /^bench: Option '--memory' argument is ambiguous/],
       [['--rounds'], /^bench: Option '--rounds <value>' argument missing/],
+      [['--fleet', '--fleet-jobs', '0'], /^bench: --fleet-jobs 0: must be a whole number of at least 1/],
+      [['--fleet', '--full'], /^bench: --full does not apply with --fleet/],
+      [['--fleet-jobs', '10'], /^bench: --fleet-jobs applies only with --fleet/],
     ];
     for (const [args, message] of cases) {
       const refused = await run(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'run.ts'), ...args]);

@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
-import { makeTree } from './helpers/tree.js';
+import { makeTree, writeRandomFile } from './helpers/tree.js';
 import { createTestEnvironment, eventually, spawnWorker, startTestWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { Repository } from '../shared/catalog/repository.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
-
-/** A file of incompressible bytes, written in chunks so the test never holds it in memory. */
-async function writeRandomFile(filePath: string, bytes: number): Promise<void> {
-  const handle = await open(filePath, 'w');
-  try {
-    for (let written = 0; written < bytes; written += 4 << 20) await handle.write(randomBytes(Math.min(4 << 20, bytes - written)));
-  } finally {
-    await handle.close();
-  }
-}
 
 async function stopProcess(worker: WorkerProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill(signal);

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Job } from 'bullmq';
-import { assertTreesEqual, makeTree, sha256File, type TreeSpec } from './helpers/tree.js';
+import { assertTreesEqual, makeTree, sha256File, writeRandomFile, type TreeSpec } from './helpers/tree.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 import {
@@ -44,16 +44,6 @@ function s3RepositoryUri(endpoint: string, bucket: string, prefix: string, extra
 /** The worker environment for one S3 repository called `default`. */
 function s3Env(uri: string): NodeJS.ProcessEnv {
   return { ...CREDENTIALS, SNAPWORKER_REPOSITORIES: JSON.stringify({ default: uri }), SNAPWORKER_STALLED_INTERVAL_MS: '1000', SNAPWORKER_LOCK_DURATION_MS: '3000' };
-}
-
-/** A file of incompressible bytes, written in chunks so the test never holds it in memory. */
-async function writeRandomFile(filePath: string, bytes: number): Promise<void> {
-  const handle = await open(filePath, 'w');
-  try {
-    for (let written = 0; written < bytes; written += 4 * MiB) await handle.write(randomBytes(Math.min(4 * MiB, bytes - written)));
-  } finally {
-    await handle.close();
-  }
 }
 
 /** `count` small files spread over a few directories, some compressible, some not. */

@@ -1,17 +1,23 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import type { Job } from 'bullmq';
 import { SnapworkerClient } from '../jobs/client.js';
 import { parseRedisUrl, toConnection } from '../jobs/redis-connection.js';
-import type { ProgressReport } from '../shared/progress.js';
 import { cli } from './helpers/cli.js';
-import { masterOfKey, startRedisCluster, startRedisSentinels, type TestRedisCluster, type TestRedisSentinels } from './helpers/redis-cluster.js';
-import { eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
+import {
+  masterOfKey,
+  redisQueueEnvironment,
+  startRedisCluster,
+  startRedisSentinels,
+  stopWorker,
+  type RedisQueueEnvironment,
+  type TestRedisCluster,
+  type TestRedisSentinels,
+} from './helpers/redis-cluster.js';
+import { eventually, spawnWorker } from './helpers/worker-fixture.js';
 
 describe('Redis URLs', () => {
   it('reads one server, cluster seed nodes and Sentinels with a master, TLS and ACL users', () => {
@@ -50,9 +56,10 @@ describe('Redis URLs', () => {
   });
 });
 
+// The main paths on a cluster (and through Sentinel) are in redis-queue-suite.test.ts.
 describe('the queue on a Redis Cluster', () => {
   let cluster: TestRedisCluster;
-  let environment: ClusterEnvironment;
+  let environment: RedisQueueEnvironment;
   before(async () => {
     // Replicas too: the failover test kills a master and needs one to take over.
     cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
@@ -63,12 +70,12 @@ describe('the queue on a Redis Cluster', () => {
   });
 
   it('refuses at start a prefix without a hash tag, and a redis:// URL naming one node (worker and command line), each with one line', async () => {
-    environment = await clusterEnvironment(cluster.url);
-    const noTag = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_PREFIX: 'bull' });
+    environment = await redisQueueEnvironment(cluster.url);
+    const noTag = spawnWorker(environment, { SNAPWORKER_PREFIX: 'bull' });
     assert.equal(await noTag.exited, 2);
     assert.match(noTag.logs(), /SNAPWORKER_PREFIX="bull": on a Redis Cluster the prefix needs a hash tag such as \{snapworker\}.*CROSSSLOT/);
 
-    const oneNode = spawnWorker(environment as unknown as TestEnvironment, { REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}` });
+    const oneNode = spawnWorker(environment, { REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}` });
     assert.equal(await oneNode.exited, 2);
     const lines = oneNode.logs().trim().split('\n');
     assert.equal(lines.length, 1, oneNode.logs());
@@ -82,64 +89,10 @@ describe('the queue on a Redis Cluster', () => {
     assert.match(enqueued.stderr.trim(), /^snapworker: redis redis:\/\/127\.0\.0\.1:\d+: this server is a node of a Redis Cluster; connect with redis\+cluster:\/\/[^\n]*$/);
   });
 
-  it('snapshots, verifies, restores and prunes through a worker process, with progress', async () => {
-    environment ??= await clusterEnvironment(cluster.url);
-    const worker = spawnWorker(environment as unknown as TestEnvironment);
-    const client = environment.client();
-    try {
-      const source = path.join(environment.root, 'src');
-      await mkdir(source);
-      await writeFile(path.join(source, 'a.txt'), 'alpha\n');
-      await writeFile(path.join(source, 'b.bin'), randomBytes(3 << 20));
-      const progress: ProgressReport[] = [];
-      const record = await client.waitForResult<'snapshot'>(await client.enqueue('snapshot', { v: 1, source: `dir://${source}`, compression: 'none' }), {
-        timeoutMs: 60_000,
-        onProgress: (report) => progress.push(report),
-      });
-      assert.equal(record.source.kind, 'dir');
-      assert.ok(progress.length > 0, 'progress reached the producer through the cluster');
-
-      const verified = await client.waitForResult<'verify'>(await client.enqueue('verify', { v: 1, snapshot: record.id }), { timeoutMs: 60_000 });
-      assert.equal(verified.ok, true);
-
-      const target = path.join(environment.root, 'restored');
-      await client.waitForResult<'restore'>(await client.enqueue('restore', { v: 1, snapshot: record.id, target: `dir://${target}` }), { timeoutMs: 60_000 });
-      assert.equal(await readFile(path.join(target, 'a.txt'), 'utf8'), 'alpha\n');
-
-      const pruned = await client.waitForResult<'prune'>(await client.enqueue('prune', { v: 1, keepLast: 1 }), { timeoutMs: 60_000 });
-      assert.deepEqual(pruned.kept, [record.id]);
-    } finally {
-      await client.close();
-      await stopWorker(worker);
-    }
-  });
-
-  it('KEDA trigger keys read on the cluster count the jobs they stand for', async () => {
-    environment ??= await clusterEnvironment(cluster.url);
-    const client = environment.client();
-    const redis = toConnection(cluster.url) as Cluster;
-    try {
-      const missing = 'dir:///nonexistent';
-      for (let i = 0; i < 3; i++) await client.enqueue('snapshot', { v: 1, source: missing }, { priority: 0 });
-      for (let i = 0; i < 2; i++) await client.enqueue('verify', { v: 1, snapshot: 'latest', source: 'x' });
-      const base = `${environment.prefix}:${environment.queueName}`;
-      // The keys and types the chart's ScaledObject names (helm keda-scaledobject.yaml).
-      assert.equal(await redis.llen(`${base}:wait`), 3);
-      assert.equal(await redis.zcard(`${base}:prioritized`), 2);
-      assert.equal(await redis.llen(`${base}:active`), 0);
-      const counts = await client.queue.getJobCounts('wait', 'prioritized', 'active');
-      assert.deepEqual(counts, { wait: 3, prioritized: 2, active: 0 });
-    } finally {
-      await client.queue.obliterate({ force: true });
-      await client.close();
-      await redis.quit();
-    }
-  });
-
   it('completes every job once, one snapshot each, while the master owning the queue is killed and its replica takes over', async () => {
     // A queue and repository of its own: the repository is compared with this test's jobs.
-    const environment = await clusterEnvironment(cluster.url);
-    const worker = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
+    const environment = await redisQueueEnvironment(cluster.url);
+    const worker = spawnWorker(environment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
     const client = environment.client();
     try {
       const jobs = await enqueueSmallSnapshots(environment, client, 40);
@@ -169,38 +122,19 @@ describe('the queue on a Redis Cluster', () => {
   });
 });
 
+// The main paths through Sentinel (and the cluster) are in redis-queue-suite.test.ts.
 describe('the queue through Sentinel', () => {
   let sentinels: TestRedisSentinels;
-  let environment: ClusterEnvironment;
   before(async () => {
     sentinels = await startRedisSentinels();
-    environment = await clusterEnvironment(sentinels.url);
   });
   after(async () => {
-    await environment?.cleanup();
     await sentinels?.stop();
   });
 
-  it('snapshots and restores through a worker process that found the master by asking the Sentinels', async () => {
-    const worker = spawnWorker(environment as unknown as TestEnvironment);
-    const client = environment.client();
-    try {
-      const source = path.join(environment.root, 'src');
-      await mkdir(source);
-      await writeFile(path.join(source, 'a.txt'), 'alpha\n');
-      const record = await client.waitForResult<'snapshot'>(await client.enqueue('snapshot', { v: 1, source: `dir://${source}` }), { timeoutMs: 60_000 });
-      const target = path.join(environment.root, 'restored');
-      await client.waitForResult<'restore'>(await client.enqueue('restore', { v: 1, snapshot: record.id, target: `dir://${target}` }), { timeoutMs: 60_000 });
-      assert.equal(await readFile(path.join(target, 'a.txt'), 'utf8'), 'alpha\n');
-    } finally {
-      await client.close();
-      await stopWorker(worker);
-    }
-  });
-
   it('completes every job once when the master dies and the Sentinel promotes the replica', async () => {
-    const environment = await clusterEnvironment(sentinels.url);
-    const worker = spawnWorker(environment as unknown as TestEnvironment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
+    const environment = await redisQueueEnvironment(sentinels.url);
+    const worker = spawnWorker(environment, { SNAPWORKER_CONCURRENCY: '4', SNAPWORKER_LOCK_DURATION_MS: '5000', SNAPWORKER_STALLED_INTERVAL_MS: '2000' });
     const client = environment.client();
     try {
       const jobs = await enqueueSmallSnapshots(environment, client, 30);
@@ -221,7 +155,7 @@ describe('the queue through Sentinel', () => {
 });
 
 /** Enqueues `count` snapshots of a one-file directory, each its own lineage, for failover runs. */
-async function enqueueSmallSnapshots(environment: ClusterEnvironment, client: SnapworkerClient, count: number): Promise<Job[]> {
+async function enqueueSmallSnapshots(environment: RedisQueueEnvironment, client: SnapworkerClient, count: number): Promise<Job[]> {
   const source = path.join(environment.root, 'small');
   await mkdir(source, { recursive: true });
   await writeFile(path.join(source, 'f'), 'x');
@@ -231,49 +165,10 @@ async function enqueueSmallSnapshots(environment: ClusterEnvironment, client: Sn
 }
 
 /** Each job's result (the snapshot record) and the snapshot ids the repository holds, sorted. */
-async function snapshotsOf(environment: ClusterEnvironment, client: SnapworkerClient, jobs: readonly Job[]): Promise<{ results: ({ id: string } | undefined)[]; stored: string[] }> {
+async function snapshotsOf(environment: RedisQueueEnvironment, client: SnapworkerClient, jobs: readonly Job[]): Promise<{ results: ({ id: string } | undefined)[]; stored: string[] }> {
   const results = await Promise.all(jobs.map(async (job) => (await client.queue.getJob(job.id!))?.returnvalue as { id: string } | undefined));
   const stored = (await readdir(path.join(environment.root, 'repo', 'snapshots'))).sort();
   return { results, stored };
-}
-
-/** The environment `spawnWorker` reads (`env`), for a queue on the given Redis URL. */
-interface ClusterEnvironment {
-  root: string;
-  queueName: string;
-  prefix: string;
-  env: NodeJS.ProcessEnv;
-  client(): SnapworkerClient;
-  cleanup(): Promise<void>;
-}
-
-async function clusterEnvironment(redisUrl: string): Promise<ClusterEnvironment> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-cluster-test-'));
-  const queueName = `test-${randomBytes(6).toString('hex')}`;
-  const prefix = `{snap-${randomBytes(3).toString('hex')}}`;
-  return {
-    root,
-    queueName,
-    prefix,
-    env: {
-      REDIS_URL: redisUrl,
-      SNAPWORKER_QUEUE: queueName,
-      SNAPWORKER_PREFIX: prefix,
-      SNAPWORKER_REPOSITORIES: JSON.stringify({ default: `file://${path.join(root, 'repo')}` }),
-      SNAPWORKER_ALLOWED_PATHS: root,
-      SNAPWORKER_STAGING_DIR: root,
-      SNAPWORKER_METRICS_PORT: '0',
-      SNAPWORKER_METRICS_HOST: '127.0.0.1',
-      SNAPWORKER_SHUTDOWN_GRACE_SECONDS: '5',
-    },
-    client: () => new SnapworkerClient({ connection: redisUrl, queueName, prefix }),
-    cleanup: () => rm(root, { recursive: true, force: true }),
-  };
-}
-
-async function stopWorker(worker: WorkerProcess): Promise<void> {
-  if (worker.child.exitCode === null) worker.child.kill('SIGTERM');
-  await worker.exited;
 }
 
 function captureError(fn: () => unknown): Error {

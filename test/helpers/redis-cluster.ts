@@ -1,13 +1,16 @@
 /**
  * Private Redis Clusters and Sentinel sets for tests: real `redis-server` processes on free ports
- * in a temp dir, memory only, torn down by `stop()`.
+ * in a temp dir, memory only, torn down by `stop()`; and a queue environment on any Redis URL.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { SnapworkerClient } from '../../jobs/client.js';
+import type { WorkerProcess } from './worker-fixture.js';
 
 const run = promisify(execFile);
 
@@ -178,4 +181,48 @@ function portIsFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A queue of its own (random name, random hash-tag prefix, so it works on a cluster too) on the
+ * Redis at `redisUrl`, with a temp root for sources, targets and the `default` repository
+ * (`<root>/repo`): `env` is what `spawnWorker` gives the worker, `client()` a producer on it.
+ */
+export interface RedisQueueEnvironment {
+  root: string;
+  queueName: string;
+  prefix: string;
+  env: NodeJS.ProcessEnv;
+  client(): SnapworkerClient;
+  cleanup(): Promise<void>;
+}
+
+export async function redisQueueEnvironment(redisUrl: string): Promise<RedisQueueEnvironment> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-cluster-test-'));
+  const queueName = `test-${randomBytes(6).toString('hex')}`;
+  const prefix = `{snap-${randomBytes(3).toString('hex')}}`;
+  return {
+    root,
+    queueName,
+    prefix,
+    env: {
+      REDIS_URL: redisUrl,
+      SNAPWORKER_QUEUE: queueName,
+      SNAPWORKER_PREFIX: prefix,
+      SNAPWORKER_REPOSITORIES: JSON.stringify({ default: `file://${path.join(root, 'repo')}` }),
+      SNAPWORKER_ALLOWED_PATHS: root,
+      SNAPWORKER_STAGING_DIR: root,
+      SNAPWORKER_METRICS_PORT: '0',
+      SNAPWORKER_METRICS_HOST: '127.0.0.1',
+      SNAPWORKER_SHUTDOWN_GRACE_SECONDS: '5',
+    },
+    client: () => new SnapworkerClient({ connection: redisUrl, queueName, prefix }),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+/** SIGTERM (unless it already exited), then waits for the exit. */
+export async function stopWorker(worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
+  await worker.exited;
 }

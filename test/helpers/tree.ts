@@ -9,9 +9,9 @@
  *   await assertTreesEqual(root, restored);
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, lstat, lutimes, mkdir, readdir, readlink, symlink as createSymlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, open, readdir, readlink, symlink as createSymlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
@@ -140,4 +140,14 @@ export async function sha256File(absPath: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(absPath, { highWaterMark: 1024 * 1024 }), hash);
   return hash.digest('hex');
+}
+
+/** A file of incompressible bytes, written in 4 MiB chunks so the test never holds it in memory. */
+export async function writeRandomFile(filePath: string, bytes: number): Promise<void> {
+  const handle = await open(filePath, 'w');
+  try {
+    for (let written = 0; written < bytes; written += 4 << 20) await handle.write(randomBytes(Math.min(4 << 20, bytes - written)));
+  } finally {
+    await handle.close();
+  }
 }

@@ -101,7 +101,8 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-export function spawnWorker(environment: TestEnvironment, env: NodeJS.ProcessEnv = {}): WorkerProcess {
+/** Starts `snapworker worker` with the environment's `env` and `env` over it (LOG_LEVEL info unless given). */
+export function spawnWorker(environment: Pick<TestEnvironment, 'env'>, env: NodeJS.ProcessEnv = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker'], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...environment.env, LOG_LEVEL: 'info', ...env },

@@ -143,6 +143,19 @@ on a cluster when KEDA's redis-cluster scaler is chosen; the URL itself is in a 
 {{- end }}
 {{- end }}
 
+{{/*
+KEDA's scaler for the Redis the queue lives on: "redis-cluster" (autoscaling.keda.redis.cluster),
+"redis-sentinel" (autoscaling.keda.redis.sentinelMaster set) or "redis". The two are exclusive: a
+master behind Sentinels is one server, not a cluster, and naming both fails the render.
+*/}}
+{{- define "snapworker.kedaRedisScaler" -}}
+{{- $redis := .Values.autoscaling.keda.redis }}
+{{- if and $redis.cluster $redis.sentinelMaster }}
+{{- fail (printf "autoscaling.keda.redis.cluster and autoscaling.keda.redis.sentinelMaster (%q) are both set: a Redis Cluster has no Sentinels; keep the one your workers' REDIS_URL names (redis+cluster:// or redis+sentinel://)" $redis.sentinelMaster) }}
+{{- end }}
+{{- if $redis.cluster }}redis-cluster{{ else if $redis.sentinelMaster }}redis-sentinel{{ else }}redis{{ end }}
+{{- end }}
+
 {{/* An IntOrString value: numbers as integers (YAML numbers arrive as floats), strings quoted. */}}
 {{- define "snapworker.intOrString" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int . }}{{ end }}

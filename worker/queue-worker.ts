@@ -17,7 +17,8 @@ import { RepeatingErrorLog } from '../shared/lifecycle/repeating-error-log.js';
 import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import { ProgressTracker } from '../shared/progress.js';
 import { redactUrl } from '../shared/redact-url.js';
-import { runJob, type JobRuntime } from './job-runner.js';
+import { runJob, type JobRun, type JobRuntime } from './job-runner.js';
+import { replicationStatusOf } from '../shared/kinds/sqlite/replication/replication-status.js';
 
 /** Reason given to running jobs' AbortSignals when the shutdown grace runs out. */
 const SHUTDOWN = 'worker shutting down';
@@ -218,6 +219,7 @@ export class QueueWorker {
             log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
             events.warning(ref, notice);
           },
+          ...(parsed.kind === 'replicate' ? { replication: this.replicationHooks(job, ref, log) } : {}),
         },
         runtime,
       );
@@ -249,6 +251,28 @@ export class QueueWorker {
       if (err instanceof Error) err.message = reason;
       throw err;
     }
+  }
+
+  /**
+   * A replicate job's status goes to the job's progress (`replicate ls`), its changes to events.
+   * Once its first sync succeeded, the job's stall count is reset: a replicator runs for months,
+   * and each takeover after a worker died counts as a stall, so without the reset BullMQ would
+   * fail it at its second takeover ever (`maxStalledCount` 1) instead of at a crash loop.
+   */
+  private replicationHooks(job: Job, ref: JobRef, log: Logger): NonNullable<JobRun<'replicate'>['replication']> {
+    let healthy = false;
+    return {
+      previous: replicationStatusOf(job.progress),
+      onStatus: (status) => {
+        job.updateProgress({ ...status }).catch((err) => log.debug({ err: errorMessage(err) }, 'replication status update failed'));
+        if (healthy || status.state !== 'replicating') return;
+        healthy = true;
+        void this.worker.client
+          .then((client) => (client as unknown as Pick<Redis, 'hset'>).hset(`${job.queueQualifiedName}:${job.id}`, 'stc', 0))
+          .catch((err) => log.debug({ err: errorMessage(err) }, 'could not reset the stall count'));
+      },
+      onChange: (change) => this.deps.events.replication(ref, change),
+    };
   }
 
   /**

@@ -6,6 +6,7 @@ import { AbortedError, InvalidInputError, isRetryable, NotFoundError, Snapworker
 import { newSnapshotId } from '../../../ids.js';
 import { createStagingDir } from '../../../fsutil/staging-dir.js';
 import { isBusyError } from '../sqlite-error-codes.js';
+import { generationTime } from './replica-layout.js';
 import { ReplicaStore } from './replica-store.js';
 import { checkSegmentFrames, SEGMENT_HEADER_SIZE } from './segment-format.js';
 import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint } from './wal-reader.js';
@@ -29,6 +30,12 @@ export interface ReplicatorOptions {
   busyTimeoutMs?: number;
   /** How long a new generation keeps trying to take the write lock it needs for a moment. Default 30 s. */
   lockWaitMs?: number;
+  /**
+   * Age in ms after which the next sync begins a new generation (reason `snapshot interval`) once
+   * everything committed is shipped, so retention can drop the older one and its segments (the
+   * unit retention removes is a generation). Default: never.
+   */
+  snapshotIntervalMs?: number;
   /** Told what happens, for logs, events and metrics; must not throw. */
   onEvent?: (event: ReplicationEvent) => void;
 }
@@ -39,6 +46,7 @@ const DEFAULTS = {
   maxSegmentBytes: 16 * 1024 * 1024,
   busyTimeoutMs: 100,
   lockWaitMs: 30_000,
+  snapshotIntervalMs: Infinity,
 };
 
 /** The replicator's last shipped position: everything committed up to it is in the replica. */
@@ -54,6 +62,8 @@ export type ReplicationEvent =
   | { type: 'resumed'; position: ShippedPosition }
   | { type: 'segment'; position: ShippedPosition; bytes: number }
   | { type: 'checkpoint'; generation: string; index: number; complete: boolean }
+  /** A sync round finished: everything committed before `startedAt` is in the replica. */
+  | { type: 'synced'; startedAt: Date; position: ShippedPosition }
   | { type: 'error'; message: string };
 
 /** Where the chain of shipped frames stands. */
@@ -140,7 +150,9 @@ export class SqliteReplicator {
         if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
         try {
+          const startedAt = new Date();
           await this.sync(signal);
+          if (this.lastShipped) this.opts.onEvent?.({ type: 'synced', startedAt, position: this.lastShipped });
         } catch (err) {
           // Cancelling is how a replicator stops: `close` below ships what is committed.
           if (signal.aborted) break;
@@ -181,6 +193,10 @@ export class SqliteReplicator {
       if (!this.chain!.backfilled && this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
     } finally {
       await handle?.close();
+    }
+    // After shipping, so the old generation reaches up to the new one's snapshot without a gap.
+    if (Date.now() - generationTime(this.chain!.generation).getTime() >= this.opts.snapshotIntervalMs) {
+      await this.startGeneration('snapshot interval', signal);
     }
   }
 

@@ -10,16 +10,18 @@ export {
   restoreJobSchema,
   verifyJobSchema,
   pruneJobSchema,
+  replicateJobSchema,
   JOB_SCHEMAS,
   JOB_PRIORITY,
   durationSeconds,
   scheduleSchema,
   retentionFields,
 } from './schemas.js';
-export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, JobDataByKind, ScheduleDefinition, RetentionFields } from './schemas.js';
+export { replicateJobId } from './replicate-job-id.js';
+export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, ReplicateJobData, JobDataByKind, ScheduleDefinition, RetentionFields } from './schemas.js';
 export { ScheduleBook, jobDataOf } from './schedules.js';
 export type { ScheduleStatus, ScheduleRun } from './schedules.js';
-export type { SnapshotJobResult, RestoreJobResult, VerifyJobResult, PruneJobResult, JobResultByKind } from './results.js';
+export type { SnapshotJobResult, RestoreJobResult, VerifyJobResult, PruneJobResult, ReplicateJobResult, JobResultByKind } from './results.js';
 export { parseJobData, parseJob, isJobKind } from './validate.js';
 export { JOB_KINDS, type JobKind } from '../shared/job-kind.js';
 export type { ProgressReport } from '../shared/progress.js';

@@ -91,6 +91,8 @@ export interface ReplicatorListing {
   index?: number;
   offset?: number;
   shippedAt?: string;
+  /** When the last successful sync began: every commit before it is in the replica. */
+  syncedFrom?: string;
   lagSeconds?: number;
   lastError?: string;
 }
@@ -148,6 +150,7 @@ function liveFields(status: ReplicationStatus): Partial<ReplicatorListing> {
   return {
     host: status.host,
     ...(status.generation ? { generation: status.generation, index: status.index, offset: status.offset, shippedAt: status.shippedAt } : {}),
+    ...(status.syncedFrom ? { syncedFrom: status.syncedFrom } : {}),
     ...(lag !== undefined ? { lagSeconds: Math.round(lag * 10) / 10 } : {}),
     ...(status.lastError ? { lastError: status.lastError } : {}),
   };

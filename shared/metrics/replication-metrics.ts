@@ -12,7 +12,11 @@ export class ReplicationMetrics {
   private readonly shippedAt: Gauge<'database'>;
   private readonly generations: Counter<'database'>;
   private readonly segmentBytes: Counter<'database'>;
-  /** When each running replicator's last sync began (ms since the epoch): lag is now minus this. */
+  /**
+   * Per running replicator, the time (ms since the epoch) every commit before which is in the
+   * replica: the start of its last sync, or the read time of its last segment when later (a busy
+   * database keeps one sync shipping segment after segment). Lag is now minus this.
+   */
   private readonly syncedFrom = new Map<string, number>();
 
   /** @param prefix every name starts with it (`snapworker_`, from metrics.ts, which owns this) */
@@ -21,7 +25,7 @@ export class ReplicationMetrics {
     const syncedFrom = this.syncedFrom;
     this.lag = new Gauge({
       name: `${prefix}replication_lag_seconds`,
-      help: 'Per replicated database running on this worker: seconds since the start of its last successful sync (every commit older than this is in the replica).',
+      help: 'Per replicated database running on this worker: age of the newest point every commit before which is in the replica (start of the last sync or read time of the last segment).',
       labelNames: ['database'],
       registers,
       // Computed at scrape time, so a replicator that stopped syncing shows a growing lag.
@@ -72,11 +76,13 @@ export class ReplicationMetrics {
 
   /** A sync round that began at `startedAt` finished at `position`. */
   synced(database: string, startedAt: Date, position: { index: number; offset: number; at: Date }): void {
-    this.syncedFrom.set(database, startedAt.getTime());
+    this.syncedFrom.set(database, Math.max(this.syncedFrom.get(database) ?? 0, startedAt.getTime()));
     this.shipped(database, position);
   }
 
+  /** A segment (or a generation's snapshot) was stored up to `position`. */
   shipped(database: string, position: { index: number; offset: number; at: Date }): void {
+    this.syncedFrom.set(database, Math.max(this.syncedFrom.get(database) ?? 0, position.at.getTime()));
     this.walIndex.set({ database }, position.index);
     this.walOffset.set({ database }, position.offset);
     this.shippedAt.set({ database }, position.at.getTime() / 1000);

@@ -120,6 +120,8 @@ export async function runReplicateJob(request: ReplicateRequest): Promise<never>
       case 'segment':
         setPosition(event.position);
         metrics?.segmentStored(database, event.bytes);
+        metrics?.shipped(database, event.position);
+        sendStatus();
         break;
       case 'synced': {
         const first = status.state === 'starting';

@@ -30,10 +30,15 @@ export interface ReplicationStatus {
   lastError?: string;
 }
 
-/** Seconds since the last successful sync began, or undefined before one (`replicate ls`, metrics). */
-export function lagSeconds(status: Pick<ReplicationStatus, 'syncedFrom'>, now = Date.now()): number | undefined {
+/**
+ * Replication lag in seconds: the age of the newest point every commit before which is in the
+ * replica, the later of the last sync's start and the last segment's read time (a busy database
+ * keeps one sync shipping segment after segment); undefined before the first sync.
+ */
+export function lagSeconds(status: Pick<ReplicationStatus, 'syncedFrom' | 'shippedAt'>, now = Date.now()): number | undefined {
   if (!status.syncedFrom) return undefined;
-  return Math.max(0, (now - Date.parse(status.syncedFrom)) / 1000);
+  const from = Math.max(Date.parse(status.syncedFrom), status.shippedAt ? Date.parse(status.shippedAt) : 0);
+  return Math.max(0, (now - from) / 1000);
 }
 
 /** The status a job's progress holds, or undefined when it holds none (a job not started yet). */

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -204,5 +205,40 @@ describe('replicate job', () => {
     const stop = await run(['replicate', 'stop', JOB_ID]);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /removed job/);
+  });
+
+  it('runs replicators in slots of their own: a second one waits while a snapshot still runs', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const sources: string[] = [];
+    for (const name of ['one', 'two']) {
+      const dbPath = path.join(environment.root, `${name}.db`);
+      const db = new Database(dbPath);
+      db.pragma('journal_mode = WAL');
+      db.exec('CREATE TABLE t (x)');
+      // Left open: its WAL stays, as under a running application.
+      sources.push(dbPath);
+      after(() => db.close());
+    }
+    const port = await freePort();
+    const worker = spawnWorker(environment, { SNAPWORKER_METRICS_PORT: String(port), SNAPWORKER_CONCURRENCY: '1', SNAPWORKER_MAX_REPLICATORS: '1' });
+    workers.push(worker);
+    for (const source of sources) assert.equal((await run(['replicate', `sqlite://${source}`])).code, 0);
+    await eventually('one replicator to replicate', async () => (await listReplicators()).some((l) => l.state === 'replicating'), 120_000);
+    // The snapshot gets the worker's one ordinary slot although a replicator holds one of its own.
+    const dir = path.join(environment.root, 'files');
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'a.txt'), 'a');
+    const snapshot = await run(['snapshot', `dir://${dir}`, '--wait', '--json']);
+    assert.equal(snapshot.code, 0, snapshot.stderr);
+    // The other replicator keeps being handed back (delayed, then waiting again): never replicating.
+    for (let i = 0; i < 3; i++) {
+      const listings = (await listReplicators()).filter((l) => l.database === 'one' || l.database === 'two');
+      assert.equal(listings.filter((l) => l.state === 'replicating').length, 1, JSON.stringify(listings));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const listings = (await listReplicators()).filter((l) => l.database === 'one' || l.database === 'two');
+    for (const l of listings) assert.equal((await run(['replicate', 'stop', l.jobId])).code, 0);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
   });
 });

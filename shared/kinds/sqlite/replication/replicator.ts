@@ -186,7 +186,10 @@ export class SqliteReplicator {
     try {
       const next = await this.continuation(handle);
       if ('broken' in next) return await this.startGeneration(next.broken, signal);
-      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      // Up to what the WAL held when the round began: frames committed while we store them wait
+      // for the next round, so a busy database gets one segment per interval instead of a chase
+      // of small ones (each a put with its fsyncs), which cost the writer half its throughput.
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal, (await handle!.stat()).size);
       // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
       // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
       // Once moved into the database, the WAL waits for the application's next write to restart it.
@@ -310,11 +313,25 @@ export class SqliteReplicator {
     return { broken: 'the WAL was restarted behind the replicator (new salts) before every frame was shipped' };
   }
 
-  /** Stores every committed run after `from` as segments of `index`. */
-  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal): Promise<void> {
+  /** Ships every committed frame in the WAL now; 'broken' when the WAL no longer continues the chain. */
+  private async shipAvailable(signal: AbortSignal | undefined): Promise<'shipped' | 'broken'> {
+    const handle = await openWal(this.dbPath);
+    try {
+      const next = await this.continuation(handle);
+      if ('broken' in next) return 'broken';
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      return 'shipped';
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  /** Stores the committed runs after `from` as segments of `index`, those starting before `untilOffset`. */
+  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
     const chain = this.chain!;
     for (;;) {
       throwIfAborted(signal);
+      if (from.offset >= untilOffset) return;
       const readAt = new Date();
       const run = await readCommittedRun(handle, from, this.opts.maxSegmentBytes);
       if (!run) return;
@@ -343,8 +360,20 @@ export class SqliteReplicator {
   /**
    * With the write lock held for a moment (so no commit slips in), ships the rest of the WAL and
    * runs a PASSIVE checkpoint with no read transaction of ours open. A busy lock skips this round.
+   *
+   * First, twice and without the lock: a read transaction is pinned at the WAL's end, every frame
+   * up to it is shipped, and a PASSIVE checkpoint runs. It can copy only frames up to that
+   * snapshot (shipped ones), and the WAL cannot restart under it, so it is safe; it does nearly
+   * all of the copying while the application goes on writing. The locked step then ships and
+   * copies only what came since. Measured: with the whole copy under the lock, a writer at full
+   * speed lost more than half its throughput (docs/benchmarks.md).
    */
   private async checkpoint(signal: AbortSignal | undefined): Promise<void> {
+    for (let pass = 0; pass < 2; pass++) {
+      this.pin();
+      if ((await this.shipAvailable(signal)) === 'broken') return; // the next sync starts a generation
+      this.checkpointer!.pragma('wal_checkpoint(PASSIVE)');
+    }
     const control = this.control!;
     try {
       control.exec('BEGIN IMMEDIATE');
@@ -353,14 +382,7 @@ export class SqliteReplicator {
       throw err;
     }
     try {
-      const handle = await openWal(this.dbPath);
-      try {
-        const next = await this.continuation(handle);
-        if ('broken' in next) return; // the next sync starts a generation
-        if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
-      } finally {
-        await handle?.close();
-      }
+      if ((await this.shipAvailable(signal)) === 'broken') return;
       this.unpinAll();
       const chain = this.chain!;
       const [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;

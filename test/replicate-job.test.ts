@@ -16,6 +16,7 @@ import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.j
 import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
 import { jobEventSubject } from '../shared/events/job-event-subject.js';
 import type { JobReplicationEvent } from '../shared/events/job-events.js';
+import type { ReplicatorListing } from '../worker/commands/replicate-commands.js';
 import { cli } from './helpers/cli.js';
 import { assertPrefix, wholeTransactions } from './helpers/sqlite-transactions.js';
 import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
@@ -23,18 +24,7 @@ import { createTestEnvironment, eventually, spawnWorker, type TestEnvironment, t
 const WRITER_SCRIPT = fileURLToPath(new URL('./helpers/sqlite-writer.ts', import.meta.url));
 const JOB_ID = 'replicate.default.app';
 
-interface Listing {
-  jobId: string;
-  database: string;
-  state: string;
-  host?: string;
-  generation?: string;
-  index?: number;
-  offset?: number;
-  shippedAt?: string;
-  syncedFrom?: string;
-  lagSeconds?: number;
-}
+type Listing = ReplicatorListing;
 
 let environment: TestEnvironment;
 let nats: NatsConnection;

@@ -165,7 +165,10 @@ export const replicateJobSchema = z
     source: uri.describe('The database: sqlite:///abs/path/db.sqlite (WAL mode)'),
     repo: repo.optional(),
     name: lineageName.optional().describe("Replica name (replicas/<name>/ in the repository; the metrics' database label); default: the file's base name"),
-    interval: duration.optional().describe('Pause between syncs (default 1s): commits older than about this are in the replica'),
+    interval: duration
+      .refine((d) => durationSeconds(d) >= 1 && durationSeconds(d) <= 3600, 'from 1s to 1h')
+      .optional()
+      .describe('Pause between syncs (default 1s): commits older than about this are in the replica'),
     retention: duration
       .refine((d) => durationSeconds(d) >= 60, 'at least 1m')
       .optional()

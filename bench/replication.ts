@@ -125,6 +125,13 @@ try {
   }
   const base = median(rates[0]!);
   console.log(`writer throughput, median of ${rounds}: ${variants.map((v, i) => `${v.label} ${median(rates[i]!).toFixed(0)}/s${i ? ` (overhead ${((1 - median(rates[i]!) / base) * 100).toFixed(1)} %)` : ''}`).join('; ')}`);
+  // On a shared machine the load moves between rounds; a round's variants run back to back, so
+  // the ratio within a round is the steadier figure.
+  for (const [i, variant] of variants.entries()) {
+    if (i === 0) continue;
+    const paired = rates[i]!.map((rate, round) => 1 - rate / rates[0]![round]!);
+    console.log(`overhead ${variant.label}, median of the rounds' own ratios: ${(median(paired) * 100).toFixed(1)} % (rounds: ${paired.map((o) => (o * 100).toFixed(0)).join(', ')} %)`);
+  }
 
   const dir = path.join(root, 'steady');
   await mkdir(dir);

@@ -14,6 +14,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
 import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
+import { runReplicateJob } from '../shared/kinds/sqlite/replication/replicate-job.js';
 import { jobEventSubject } from '../shared/events/job-event-subject.js';
 import type { JobReplicationEvent } from '../shared/events/job-events.js';
 import type { ReplicatorListing } from '../worker/commands/replicate-commands.js';
@@ -230,5 +231,46 @@ describe('replicate job', () => {
     for (const l of listings) assert.equal((await run(['replicate', 'stop', l.jobId])).code, 0);
     worker.child.kill('SIGTERM');
     await worker.exited;
+  });
+
+  it('with retention, begins generations every half window and removes those no point inside the window needs', async () => {
+    const dir = path.join(environment.root, 'retention');
+    await mkdir(dir);
+    const dbPath = path.join(dir, 'ret.db');
+    const retentionWriter = spawn(process.execPath, ['--import', 'tsx', WRITER_SCRIPT, dbPath, 'wal', 'timed'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [ready] = (await once(retentionWriter.stdout!, 'data')) as [Buffer];
+    assert.equal(ready.toString().trim(), 'ready');
+    const driver = new FsDriver({ root: path.join(dir, 'repo') });
+    const store = new ReplicaStore(driver, 'ret');
+    const controller = new AbortController();
+    const generations: string[] = [];
+    // A 4 s window: a new generation every 2 s, retention every second.
+    const running = runReplicateJob({
+      driver,
+      source: `sqlite://${dbPath}`,
+      intervalMs: 200,
+      retentionMs: 4000,
+      endpoints: { checkPath: () => {}, checkNatsServer: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
+      signal: controller.signal,
+      onChange: (change) => {
+        if (change.change === 'generation') generations.push(change.generation!);
+      },
+    }).catch((err: unknown) => err);
+    await eventually('six generations', () => generations.length >= 6, 120_000);
+    const stdout: Buffer[] = [];
+    retentionWriter.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+    retentionWriter.kill('SIGTERM');
+    await once(retentionWriter, 'exit');
+    const committed = Number(/committed (\d+)/.exec(Buffer.concat(stdout).toString())?.[1]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    controller.abort(new Error('test over'));
+    assert.match(String(await running), /test over/);
+
+    const kept = await store.generations();
+    assert.ok(kept.length < generations.length, `kept ${kept.length} of ${generations.length} generations`);
+    assert.deepEqual(kept, generations.slice(-kept.length), 'the newest generations are the ones kept');
+    const latest = path.join(dir, 'latest.db');
+    await restoreReplica(store, {}, latest, { replace: false });
+    assertPrefix(wholeTransactions(latest).txns, committed);
   });
 });

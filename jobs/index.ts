@@ -10,13 +10,15 @@ export {
   restoreJobSchema,
   verifyJobSchema,
   pruneJobSchema,
+  replicateJobSchema,
   JOB_SCHEMAS,
   JOB_PRIORITY,
   durationSeconds,
   scheduleSchema,
   retentionFields,
 } from './schemas.js';
-export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, JobDataByKind, ScheduleDefinition, RetentionFields } from './schemas.js';
+export { replicateJobId } from './replicate-job-id.js';
+export type { SnapshotJobData, RestoreJobData, VerifyJobData, PruneJobData, ReplicateJobData, JobDataByKind, ScheduleDefinition, RetentionFields } from './schemas.js';
 export { ScheduleBook, jobDataOf } from './schedules.js';
 export type { ScheduleStatus, ScheduleRun } from './schedules.js';
 export type {
@@ -26,6 +28,7 @@ export type {
   RestoreJobResult,
   VerifyJobResult,
   PruneJobResult,
+  ReplicateJobResult,
   PruneDecisionResult,
   EntryNoticeKind,
   JobResultByKind,

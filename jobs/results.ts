@@ -108,9 +108,17 @@ export interface PruneJobResult {
   snapshots: PruneDecisionResult[];
 }
 
+/**
+ * A replicate job never completes: it runs until cancelled (`replicate stop`, then it fails with
+ * "cancelled by request") or goes back to the queue for another worker. Its live status is the
+ * job's progress (`ReplicationStatus`).
+ */
+export type ReplicateJobResult = never;
+
 export interface JobResultByKind {
   snapshot: SnapshotJobResult;
   restore: RestoreJobResult;
   verify: VerifyJobResult;
   prune: PruneJobResult;
+  replicate: ReplicateJobResult;
 }

@@ -149,6 +149,27 @@ export const pruneJobSchema = z
   })
   .strict();
 
+/**
+ * A long-running SQLite replicator (docs/sqlite.md, "Replication"): runs while a worker holds the
+ * job, until cancelled (`replicate stop`); on worker shutdown or death another worker takes it.
+ */
+export const replicateJobSchema = z
+  .object({
+    v: z.literal(1),
+    source: uri.describe('The database: sqlite:///abs/path/db.sqlite (WAL mode)'),
+    repo: repo.optional(),
+    name: lineageName.optional().describe("Replica name (replicas/<name>/ in the repository; the metrics' database label); default: the file's base name"),
+    interval: duration
+      .refine((d) => durationSeconds(d) >= 1 && durationSeconds(d) <= 3600, 'from 1s to 1h')
+      .optional()
+      .describe('Pause between syncs (default 1s): commits older than about this are in the replica'),
+    retention: duration
+      .refine((d) => durationSeconds(d) >= 60, 'at least 1m')
+      .optional()
+      .describe('Keep every point of the last such duration restorable and remove what no such point needs (default: keep everything)'),
+  })
+  .strict();
+
 /** The retention fields of job data, as present in a prune job or a schedule. */
 export type RetentionFields = { [K in keyof typeof retentionFields]?: z.infer<(typeof retentionFields)[K]> };
 
@@ -184,12 +205,14 @@ export type SnapshotJobData = z.infer<typeof snapshotJobSchema>;
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;
 export type VerifyJobData = z.infer<typeof verifyJobSchema>;
 export type PruneJobData = z.infer<typeof pruneJobSchema>;
+export type ReplicateJobData = z.infer<typeof replicateJobSchema>;
 
 export interface JobDataByKind {
   snapshot: SnapshotJobData;
   restore: RestoreJobData;
   verify: VerifyJobData;
   prune: PruneJobData;
+  replicate: ReplicateJobData;
 }
 
 export const JOB_SCHEMAS: { [K in JobKind]: z.ZodType<JobDataByKind[K]> } = {
@@ -197,6 +220,7 @@ export const JOB_SCHEMAS: { [K in JobKind]: z.ZodType<JobDataByKind[K]> } = {
   restore: restoreJobSchema,
   verify: verifyJobSchema,
   prune: pruneJobSchema,
+  replicate: replicateJobSchema,
 };
 
 /**
@@ -208,6 +232,8 @@ export const JOB_PRIORITY: { [K in JobKind]: number } = {
   verify: 5,
   prune: 8,
   snapshot: 10,
+  // A replicator not running is data at risk: before the backlog, after a waiting restore.
+  replicate: 2,
 };
 
 /** Seconds in a duration string accepted by the schemas (`90s`, `30m`, `12h`, `7d`, `4w`). */

@@ -40,8 +40,10 @@ export interface WorkerConfig {
   autoInit: boolean;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
   defaultRepository: string;
-  /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2. */
+  /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2 (replicate jobs not counted). */
   concurrency: number;
+  /** `SNAPWORKER_MAX_REPLICATORS`: replicate jobs run at once per worker, in slots of their own, default 4; 0 runs none. */
+  maxReplicators: number;
   /** `SNAPWORKER_ALLOWED_PATHS`: colon-separated absolute roots jobs may read and write; default the working directory. */
   allowedPaths: string[];
   /** `SNAPWORKER_STAGING_DIR`: temp files and staging, default the OS temp dir; must exist and be writable at start. */
@@ -111,6 +113,7 @@ const envSchema = z.object({
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
   SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
   SNAPWORKER_CONCURRENCY: wholeNumber(1, 64).default(2),
+  SNAPWORKER_MAX_REPLICATORS: wholeNumber(0, 256).default(4),
   SNAPWORKER_ALLOWED_PATHS: z.string().optional(),
   SNAPWORKER_STAGING_DIR: z.string().optional(),
   SNAPWORKER_METRICS_PORT: port.default(9464),
@@ -229,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
     autoInit: e.SNAPWORKER_AUTO_INIT === 'true',
     concurrency: e.SNAPWORKER_CONCURRENCY,
+    maxReplicators: e.SNAPWORKER_MAX_REPLICATORS,
     allowedPaths,
     stagingDir,
     metricsPort: e.SNAPWORKER_METRICS_PORT,

@@ -38,6 +38,10 @@ function exercisedMetrics(): WorkerMetrics {
   metrics.setQueueDepth({ waiting: 1, prioritized: 2, delayed: 3, active: 4, failed: 5 });
   metrics.setOldestWaitingAge(7);
   metrics.setSchedules(new Map([['nightly', { lastSuccess: 1767322800, lastFailure: 1767236400, nextRun: 1767409200, interval: 86400 }]]));
+  metrics.replication.started('orders');
+  metrics.replication.generationStarted('orders');
+  metrics.replication.segmentStored('orders', 4096);
+  metrics.replication.synced('orders', new Date(), { index: 1, offset: 4152, at: new Date() });
   return metrics;
 }
 

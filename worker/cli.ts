@@ -16,6 +16,7 @@ import { runJobCommand } from './commands/job-commands.js';
 import { runJobCancel, runJobStatus } from './commands/job-control.js';
 import { parseGroupBy, parseLabels, parsePrunePolicy, snapshotJobData } from './commands/options.js';
 import { runScheduleCommand } from './commands/schedule-commands.js';
+import { runReplicateCommand, runReplicateList, runReplicateStop } from './commands/replicate-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
 import { runWorkerProcess } from './worker-process.js';
 
@@ -49,6 +50,9 @@ async function main(argv: string[]): Promise<number> {
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
   if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
+  if (name === 'replicate') return runReplicateCommand(args[0]!, options, config, logger);
+  if (name === 'replicate ls') return runReplicateList(options, config);
+  if (name === 'replicate stop') return runReplicateStop(args[0]!, options, config);
   if (name === 'watch') {
     // Loaded only here: the NATS client is not needed by any other command.
     const { runWatchCommand } = await import('./commands/watch-command.js');

@@ -16,6 +16,7 @@ import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
 import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
 import { runReplicaRestore } from '../shared/kinds/sqlite/replication/restore-replica-job.js';
+import { runReplicateJob, type ReplicateRequest } from '../shared/kinds/sqlite/replication/replicate-job.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EntryNotice } from '../shared/kinds/notices.js';
@@ -97,6 +98,8 @@ export interface JobRun<K extends JobKind> {
   onUploadToken?: (token: string) => void | Promise<void>;
   /** Snapshots: each of the first entries the source could not keep exactly (log, warning event). */
   onNotice?: (notice: EntryNotice) => void;
+  /** Replicate jobs: the status the job held before this attempt, and where status and changes go. */
+  replication?: Pick<ReplicateRequest, 'previous' | 'onStatus' | 'onChange'>;
 }
 
 type Handler<K extends JobKind> = (run: JobRun<K>, runtime: JobRuntime) => Promise<JobResultByKind[K]>;
@@ -172,6 +175,21 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
     };
   },
 
+  async replicate({ data, signal, replication }, runtime) {
+    return runReplicateJob({
+      driver: (await runtime.writableRepository(data.repo, signal)).driver,
+      source: data.source,
+      name: data.name,
+      intervalMs: durationSeconds(data.interval ?? '1s') * 1000,
+      ...(data.retention ? { retentionMs: durationSeconds(data.retention) * 1000 } : {}),
+      endpoints: runtime.endpoints,
+      signal,
+      ...replication,
+      metrics: runtime.metrics?.replication,
+      logger: runtime.logger,
+    });
+  },
+
   async prune({ data, signal }, runtime) {
     return pruneSnapshots({
       repository: await runtime.existingRepository(data.repo, signal),
@@ -193,7 +211,8 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 export async function runJob<K extends JobKind>(run: JobRun<K>, runtime: JobRuntime): Promise<JobResultByKind[K]> {
   assertJobKind(run.kind);
   const handler = HANDLERS[run.kind] as Handler<K>;
-  if (run.kind === 'prune') return handler(run, runtime);
+  // Neither reports progress to watch: a prune is short, a replicator reports its syncs as status.
+  if (run.kind === 'prune' || run.kind === 'replicate') return handler(run, runtime);
   const watchdog = new StallWatchdog({
     signal: run.signal,
     progress: run.progress,

@@ -1,4 +1,4 @@
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
@@ -16,8 +16,9 @@ import { RepeatingErrorLog } from '../shared/lifecycle/repeating-error-log.js';
 import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import { ProgressTracker } from '../shared/progress.js';
 import { redactUrl } from '../shared/redact-url.js';
-import { runJob, type JobRuntime } from './job-runner.js';
+import { runJob, type JobRun, type JobRuntime } from './job-runner.js';
 import { encodeUploadToken } from '../shared/catalog/upload-token.js';
+import { replicationStatusOf } from '../shared/kinds/sqlite/replication/replication-status.js';
 
 /** Reason given to running jobs' AbortSignals when the shutdown grace runs out. */
 const SHUTDOWN = 'worker shutting down';
@@ -28,6 +29,9 @@ const SHUTDOWN = 'worker shutting down';
  * ever finishes on its own, and a worker that does not exit on SIGTERM is a zombie.
  */
 const RETURN_JOBS_MS = 5000;
+
+/** How long a job that found this worker's slots of its sort full waits before it is offered again. */
+const SLOTS_FULL_DELAY_MS = 2000;
 const FORCE_CLOSE_MS = 2000;
 
 /**
@@ -66,16 +70,22 @@ export class QueueWorker {
   private shuttingDown = false;
   /** Jobs in `process` right now: with none, shutdown has nothing to give a grace to. */
   private active = 0;
+  /** Of those, replicate jobs (they run in slots of their own, see the constructor). */
+  private activeReplicators = 0;
 
   constructor(
     private readonly config: WorkerConfig,
     private readonly deps: QueueWorkerDeps,
   ) {
     this.connection = toConnection(config.redisUrl);
+    // Replicate jobs never end, so they get slots of their own: BullMQ takes up to concurrency +
+    // maxReplicators jobs, and `process` hands a job back when the slots of its sort are full. One
+    // BullMQ Worker per sort is not possible: a Worker takes the next job of the queue whatever its
+    // name, and job names share one queue (priorities, cancel, `job status` work on it).
     this.worker = new Worker(config.queueName, (job, token, signal) => this.process(job, token, signal), {
       connection: this.connection,
       prefix: config.prefix,
-      concurrency: config.concurrency,
+      concurrency: config.concurrency + config.maxReplicators,
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
       autorun: false,
@@ -158,11 +168,21 @@ export class QueueWorker {
   }
 
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    const replicator = job.name === 'replicate';
+    const full = replicator ? this.activeReplicators >= this.config.maxReplicators : this.active - this.activeReplicators >= this.config.concurrency;
+    if (full && token) {
+      // Back to the queue for another worker (or for this one once a slot of its sort is free);
+      // not an attempt, not a failure.
+      await job.moveToDelayed(Date.now() + SLOTS_FULL_DELAY_MS, token);
+      throw new DelayedError();
+    }
     this.active += 1;
+    if (replicator) this.activeReplicators += 1;
     try {
       return await this.runAttempt(job, token, signal);
     } finally {
       this.active -= 1;
+      if (replicator) this.activeReplicators -= 1;
     }
   }
 
@@ -218,6 +238,7 @@ export class QueueWorker {
             log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
             events.warning(ref, notice);
           },
+          ...(parsed.kind === 'replicate' ? { replication: this.replicationHooks(job, ref, log) } : {}),
         },
         runtime,
       );
@@ -249,6 +270,28 @@ export class QueueWorker {
       if (err instanceof Error) err.message = reason;
       throw err;
     }
+  }
+
+  /**
+   * A replicate job's status goes to the job's progress (`replicate ls`), its changes to events.
+   * Once its first sync succeeded, the job's stall count is reset: a replicator runs for months,
+   * and each takeover after a worker died counts as a stall, so without the reset BullMQ would
+   * fail it at its second takeover ever (`maxStalledCount` 1) instead of at a crash loop.
+   */
+  private replicationHooks(job: Job, ref: JobRef, log: Logger): NonNullable<JobRun<'replicate'>['replication']> {
+    let healthy = false;
+    return {
+      previous: replicationStatusOf(job.progress),
+      onStatus: (status) => {
+        job.updateProgress({ ...status }).catch((err) => log.debug({ err: errorMessage(err) }, 'replication status update failed'));
+        if (healthy || status.state !== 'replicating') return;
+        healthy = true;
+        void this.worker.client
+          .then((client) => (client as unknown as Pick<Redis, 'hset'>).hset(`${job.queueQualifiedName}:${job.id}`, 'stc', 0))
+          .catch((err) => log.debug({ err: errorMessage(err) }, 'could not reset the stall count'));
+      },
+      onChange: (change) => this.deps.events.replication(ref, change),
+    };
   }
 
   /**

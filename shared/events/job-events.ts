@@ -21,6 +21,8 @@ export interface JobEventSink {
   progress(job: JobRef, report: ProgressReport): void;
   /** An entry a snapshot could not keep exactly; sent for the first NAMED_NOTICES of a job only. */
   warning(job: JobRef, notice: EntryNotice): void;
+  /** A replicate job's replicator started, moved here from another worker, or began a generation. */
+  replication(job: JobRef, change: ReplicationChange): void;
   /** `result` is the job's JSON result (for a snapshot: its record). */
   completed(job: JobRef, result: unknown): void;
   /** `error` is the failure reason as the job records it. */
@@ -34,13 +36,14 @@ export const nullEventSink: JobEventSink = {
   started() {},
   progress() {},
   warning() {},
+  replication() {},
   completed() {},
   failed() {},
   async close() {},
 };
 
 /** The event names: the last token of the subject and the `event` field of the payload. */
-export const JOB_EVENT_NAMES = ['started', 'progress', 'warning', 'completed', 'failed'] as const;
+export const JOB_EVENT_NAMES = ['started', 'progress', 'warning', 'replication', 'completed', 'failed'] as const;
 export type JobEventName = (typeof JOB_EVENT_NAMES)[number];
 
 /** The payload schema version. */
@@ -76,6 +79,25 @@ export interface JobWarningEvent extends JobEventBase {
   reason: string;
 }
 
+/** What happened to a replicator (the `replication` event of a `replicate` job). */
+export interface ReplicationChange {
+  /** `started` on a worker, `moved` from another worker (takeover), or a new `generation` begun. */
+  change: 'started' | 'moved' | 'generation';
+  /** The replica name (never a path). */
+  database: string;
+  /** The worker host now running it. */
+  host: string;
+  /** With `moved`: the host that ran it before. */
+  from?: string;
+  /** With `generation`: the new generation and why it began. */
+  generation?: string;
+  reason?: string;
+}
+
+export interface JobReplicationEvent extends JobEventBase, ReplicationChange {
+  event: 'replication';
+}
+
 export interface JobCompletedEvent extends JobEventBase {
   event: 'completed';
   result: unknown;
@@ -86,12 +108,13 @@ export interface JobFailedEvent extends JobEventBase {
   error: string;
 }
 
-export type JobEvent = JobStartedEvent | JobProgressEvent | JobWarningEvent | JobCompletedEvent | JobFailedEvent;
+export type JobEvent = JobStartedEvent | JobProgressEvent | JobWarningEvent | JobReplicationEvent | JobCompletedEvent | JobFailedEvent;
 
 /** Builds the payload of an event; the one place that shapes payloads, for every sink. */
 export function buildJobEvent(job: JobRef, event: 'started', at?: Date): JobStartedEvent;
 export function buildJobEvent(job: JobRef, event: 'progress', at: Date | undefined, report: ProgressReport): JobProgressEvent;
 export function buildJobEvent(job: JobRef, event: 'warning', at: Date | undefined, notice: EntryNotice): JobWarningEvent;
+export function buildJobEvent(job: JobRef, event: 'replication', at: Date | undefined, change: ReplicationChange): JobReplicationEvent;
 export function buildJobEvent(job: JobRef, event: 'completed', at: Date | undefined, result: unknown): JobCompletedEvent;
 export function buildJobEvent(job: JobRef, event: 'failed', at: Date | undefined, error: string): JobFailedEvent;
 export function buildJobEvent(job: JobRef, event: JobEventName, at: Date = new Date(), detail?: unknown): JobEvent {
@@ -105,6 +128,10 @@ export function buildJobEvent(job: JobRef, event: JobEventName, at: Date = new D
       const { kind: notice, path, reason } = detail as EntryNotice;
       // `kind` is the job's; the notice's kind travels as `notice`.
       return { ...base, event, notice, path, reason };
+    }
+    case 'replication': {
+      const { change, database, host, from, generation, reason } = detail as ReplicationChange;
+      return { ...base, event, change, database, host, ...(from ? { from } : {}), ...(generation ? { generation, reason } : {}) };
     }
     case 'completed':
       // `undefined` is not JSON; a job without a result reports null.

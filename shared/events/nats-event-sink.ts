@@ -6,7 +6,7 @@ import { redactUrl } from '../redact-url.js';
 import type { ProgressReport } from '../progress.js';
 import { DEFAULT_SUBJECT_PREFIX, jobEventSubject } from './job-event-subject.js';
 import type { EntryNotice } from '../kinds/notices.js';
-import { buildJobEvent, type JobEvent, type JobEventSink, type JobRef } from './job-events.js';
+import { buildJobEvent, type JobEvent, type JobEventSink, type JobRef, type ReplicationChange } from './job-events.js';
 
 export interface NatsEventSinkOptions {
   /**
@@ -95,6 +95,10 @@ class NatsEventSink implements NatsJobEventSink {
 
   warning(job: JobRef, notice: EntryNotice): void {
     this.publish(() => buildJobEvent(job, 'warning', undefined, notice));
+  }
+
+  replication(job: JobRef, change: ReplicationChange): void {
+    this.publish(() => buildJobEvent(job, 'replication', undefined, change));
   }
 
   completed(job: JobRef, result: unknown): void {

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { JOB_KINDS, type JobKind } from '../job-kind.js';
 import type { StorageObserver } from '../storage/storage-driver.js';
+import { ReplicationMetrics } from './replication-metrics.js';
 
 /** Every metric name starts with this (Prometheus naming rules, see docs/observability.md). */
 export const METRIC_PREFIX = 'snapworker_';
@@ -75,6 +76,8 @@ export interface ScheduleSample {
 
 export class WorkerMetrics {
   readonly registry: Registry;
+  /** Replication lag, shipped position, generations and segment bytes per replicated database. */
+  readonly replication: ReplicationMetrics;
 
   private readonly activeJobs: Gauge<'kind'>;
   private readonly jobsTotal: Counter<'kind' | 'outcome'>;
@@ -99,6 +102,7 @@ export class WorkerMetrics {
     const registry = new Registry();
     this.registry = registry;
     const registers = [registry];
+    this.replication = new ReplicationMetrics(registry, METRIC_PREFIX);
 
     if (withDefaults) {
       collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });

@@ -16,7 +16,7 @@ export const EVENT_SCHEMA_PATH = join(REPO_ROOT, 'docs/schemas/event.schema.json
  * Names a query may use that no worker exports: Prometheus's own `up`, and the per-source
  * staleness override operators define as a recording rule (docs/observability.md).
  */
-export const NON_WORKER_METRICS = new Set(['up', 'snapworker:source_max_age_seconds']);
+export const NON_WORKER_METRICS = new Set(['up', 'snapworker:source_max_age_seconds', 'snapworker:replication_max_lag_seconds']);
 
 /** Grafana's interval variables, replaced by a fixed window to evaluate panel queries in Prometheus. */
 export function substituteGrafanaVariables(expr: string, window = '1m'): string {

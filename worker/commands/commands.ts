@@ -155,6 +155,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes:
       'Reads every record (the truth) and replaces the index objects with one per lineage; damaged records are named and left out. Safe while snapshots and prunes run. Needed only after records were changed outside snapworker (copied in, deleted by hand) or by a version without the index.',
   },
+  {
+    name: 'replicate',
+    args: '<sqlite:///abs/db>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: ['repo', 'name', 'interval', 'retention', 'local', 'json'],
+    summary: 'replicate an SQLite database continuously (a long-running job; one per database and repository)',
+    notes:
+      'Enqueues the replicator as job replicate.<repo>.<name> (--name, default the file\'s base name); enqueueing a running one again changes nothing and says so. ' +
+      'A worker runs it until "replicate stop"; when the worker stops or dies, another takes it over from the last shipped position. ' +
+      '--local runs it in this process (a sidecar) until SIGINT/SIGTERM, which ship what is committed first (exit 130). Restore to a point with a restore job with the replica field (docs/sqlite.md).',
+  },
+  { name: 'replicate ls', args: '', minArgs: 0, maxArgs: 0, flags: ['json'], summary: 'list replicators: database, host, generation, last shipped position, lag, state' },
+  {
+    name: 'replicate stop',
+    args: '<name|sqlite:///abs/db|jobId>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: ['repo', 'json'],
+    summary: 'stop a replicator (it ships what is committed first); its replica stays',
+  },
   { name: 'help', args: '[command]', minArgs: 0, maxArgs: 2, flags: [], summary: 'show help for a command' },
 ];
 

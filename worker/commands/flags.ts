@@ -34,6 +34,8 @@ export const FLAGS = {
   paused: { type: 'boolean', description: 'add the schedule paused' },
   all: { type: 'boolean', description: 'rm: every snapshot matching --source and --label (at least one of them required)' },
   expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
+  interval: { type: 'string', value: 'D', description: 'replicate: pause between syncs: 1s (default), 10s, 1m' },
+  retention: { type: 'string', value: 'D', description: 'replicate: keep every point of this window restorable (72h, 7d), remove the rest (default: keep all)' },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
   local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
@@ -60,6 +62,8 @@ export interface CliOptions {
   paused: boolean;
   all: boolean;
   expires?: string;
+  interval?: string;
+  retention?: string;
   'job-id'?: string;
   wait: boolean;
   local: boolean;

@@ -6,6 +6,7 @@ import { AbortedError, InvalidInputError, isRetryable, NotFoundError, Snapworker
 import { newSnapshotId } from '../../../ids.js';
 import { createStagingDir } from '../../../fsutil/staging-dir.js';
 import { isBusyError } from '../sqlite-error-codes.js';
+import { generationTime } from './replica-layout.js';
 import { ReplicaStore } from './replica-store.js';
 import { checkSegmentFrames, SEGMENT_HEADER_SIZE } from './segment-format.js';
 import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint } from './wal-reader.js';
@@ -29,6 +30,12 @@ export interface ReplicatorOptions {
   busyTimeoutMs?: number;
   /** How long a new generation keeps trying to take the write lock it needs for a moment. Default 30 s. */
   lockWaitMs?: number;
+  /**
+   * Age in ms after which the next sync begins a new generation (reason `snapshot interval`) once
+   * everything committed is shipped, so retention can drop the older one and its segments (the
+   * unit retention removes is a generation). Default: never.
+   */
+  snapshotIntervalMs?: number;
   /** Told what happens, for logs, events and metrics; must not throw. */
   onEvent?: (event: ReplicationEvent) => void;
 }
@@ -39,6 +46,7 @@ const DEFAULTS = {
   maxSegmentBytes: 16 * 1024 * 1024,
   busyTimeoutMs: 100,
   lockWaitMs: 30_000,
+  snapshotIntervalMs: Infinity,
 };
 
 /** The replicator's last shipped position: everything committed up to it is in the replica. */
@@ -54,6 +62,8 @@ export type ReplicationEvent =
   | { type: 'resumed'; position: ShippedPosition }
   | { type: 'segment'; position: ShippedPosition; bytes: number }
   | { type: 'checkpoint'; generation: string; index: number; complete: boolean }
+  /** A sync round finished: everything committed before `startedAt` is in the replica. */
+  | { type: 'synced'; startedAt: Date; position: ShippedPosition }
   | { type: 'error'; message: string };
 
 /** Where the chain of shipped frames stands. */
@@ -140,7 +150,9 @@ export class SqliteReplicator {
         if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
         try {
+          const startedAt = new Date();
           await this.sync(signal);
+          if (this.lastShipped) this.opts.onEvent?.({ type: 'synced', startedAt, position: this.lastShipped });
         } catch (err) {
           // Cancelling is how a replicator stops: `close` below ships what is committed.
           if (signal.aborted) break;
@@ -174,13 +186,20 @@ export class SqliteReplicator {
     try {
       const next = await this.continuation(handle);
       if ('broken' in next) return await this.startGeneration(next.broken, signal);
-      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      // Up to what the WAL held when the round began: frames committed while we store them wait
+      // for the next round, so a busy database gets one segment per interval instead of a chase
+      // of small ones (each a put with its fsyncs), which cost the writer half its throughput.
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal, (await handle!.stat()).size);
       // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
       // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
       // Once moved into the database, the WAL waits for the application's next write to restart it.
       if (!this.chain!.backfilled && this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
     } finally {
       await handle?.close();
+    }
+    // After shipping, so the old generation reaches up to the new one's snapshot without a gap.
+    if (Date.now() - generationTime(this.chain!.generation).getTime() >= this.opts.snapshotIntervalMs) {
+      await this.startGeneration('snapshot interval', signal);
     }
   }
 
@@ -294,11 +313,25 @@ export class SqliteReplicator {
     return { broken: 'the WAL was restarted behind the replicator (new salts) before every frame was shipped' };
   }
 
-  /** Stores every committed run after `from` as segments of `index`. */
-  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal): Promise<void> {
+  /** Ships every committed frame in the WAL now; 'broken' when the WAL no longer continues the chain. */
+  private async shipAvailable(signal: AbortSignal | undefined): Promise<'shipped' | 'broken'> {
+    const handle = await openWal(this.dbPath);
+    try {
+      const next = await this.continuation(handle);
+      if ('broken' in next) return 'broken';
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      return 'shipped';
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  /** Stores the committed runs after `from` as segments of `index`, those starting before `untilOffset`. */
+  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
     const chain = this.chain!;
     for (;;) {
       throwIfAborted(signal);
+      if (from.offset >= untilOffset) return;
       const readAt = new Date();
       const run = await readCommittedRun(handle, from, this.opts.maxSegmentBytes);
       if (!run) return;
@@ -327,8 +360,20 @@ export class SqliteReplicator {
   /**
    * With the write lock held for a moment (so no commit slips in), ships the rest of the WAL and
    * runs a PASSIVE checkpoint with no read transaction of ours open. A busy lock skips this round.
+   *
+   * First, twice and without the lock: a read transaction is pinned at the WAL's end, every frame
+   * up to it is shipped, and a PASSIVE checkpoint runs. It can copy only frames up to that
+   * snapshot (shipped ones), and the WAL cannot restart under it, so it is safe; it does nearly
+   * all of the copying while the application goes on writing. The locked step then ships and
+   * copies only what came since. Measured: with the whole copy under the lock, a writer at full
+   * speed lost more than half its throughput (docs/benchmarks.md).
    */
   private async checkpoint(signal: AbortSignal | undefined): Promise<void> {
+    for (let pass = 0; pass < 2; pass++) {
+      this.pin();
+      if ((await this.shipAvailable(signal)) === 'broken') return; // the next sync starts a generation
+      this.checkpointer!.pragma('wal_checkpoint(PASSIVE)');
+    }
     const control = this.control!;
     try {
       control.exec('BEGIN IMMEDIATE');
@@ -337,14 +382,7 @@ export class SqliteReplicator {
       throw err;
     }
     try {
-      const handle = await openWal(this.dbPath);
-      try {
-        const next = await this.continuation(handle);
-        if ('broken' in next) return; // the next sync starts a generation
-        if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
-      } finally {
-        await handle?.close();
-      }
+      if ((await this.shipAvailable(signal)) === 'broken') return;
       this.unpinAll();
       const chain = this.chain!;
       const [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;

@@ -198,6 +198,32 @@ describe('the snapworker command line', () => {
     assert.equal(rm_.stdout, `removed ${first}\n`);
   });
 
+  it('"latest" without a filter takes the one lineage a repository holds, and names the lineages when there are several', async () => {
+    const lineages = `file://${path.join(root, 'lineages')}`;
+    assert.equal((await cli(['init', '--repo', lineages])).code, 0);
+    const empty = await cli(['show', 'latest', '--repo', lineages]);
+    assert.equal(empty.code, 1, empty.stderr);
+    assert.equal(empty.stderr, `snapworker: repository ${lineages}: holds no snapshot\n`);
+
+    const first = await cli(['snapshot', `dir://${source}`, '--local', '--json', '--repo', lineages]);
+    assert.equal(first.code, 0, first.stderr);
+    const show = await cli(['show', 'latest', '--repo', lineages]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(JSON.parse(show.stdout).id, JSON.parse(first.stdout).id);
+
+    const other = await cli(['snapshot', `dir://${source}`, '--name', 'other', '--local', '--repo', lineages]);
+    assert.equal(other.code, 0, other.stderr);
+    const refused = `snapworker: snapshot "latest" is ambiguous: repository ${lineages} holds 2 lineages (other, site); choose one by source (--source) or labels (--label)\n`;
+    for (const args of [['show', 'latest'], ['verify', 'latest', '--local'], ['restore', 'latest', `dir://${path.join(root, 'never-restored')}`, '--local']]) {
+      const run = await cli([...args, '--repo', lineages]);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.equal(run.stderr, refused);
+    }
+    await assert.rejects(stat(path.join(root, 'never-restored')), 'nothing restored');
+    const chosen = await cli(['show', 'latest', '--source', 'site', '--repo', lineages]);
+    assert.equal(JSON.parse(chosen.stdout).id, JSON.parse(first.stdout).id);
+  });
+
   it('Ctrl-C stops a --local job: exit 130, one line, no snapshot recorded', async () => {
     const slow = path.join(root, 'slow');
     await mkdir(slow);

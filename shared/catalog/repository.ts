@@ -202,19 +202,32 @@ export class Repository {
   /**
    * Resolves `ref` to a record: an id, a unique prefix of an id or of its hex part (the short id
    * `ls` shows, like restic's), or `latest` within `filter`.
-   * @throws InvalidInputError for `latest` without a source or label filter, for something that
-   *   is no id prefix (`isSnapshotIdPrefix`), and for an ambiguous prefix (naming the candidates).
+   * `latest` without a source or label filter is the newest snapshot when the repository holds
+   * one lineage; with several it is ambiguous (restic picks across all, which restores the wrong
+   * lineage too easily).
+   * @throws InvalidInputError for `latest` without a filter in a repository of several lineages
+   *   (naming them), for something that is no id prefix (`isSnapshotIdPrefix`), and for an
+   *   ambiguous prefix (naming the candidates).
    * @throws NotFoundError when nothing matches.
    */
   async resolve(ref: string, filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord> {
     if (isSnapshotId(ref)) return this.getRecord(ref, options);
     if (ref !== 'latest') return this.getRecord(await this.expandPrefix(ref, options), options);
-    if (!filter.source && !(filter.labels && Object.keys(filter.labels).length > 0)) {
-      throw new InvalidInputError('snapshot "latest" needs a source name or labels to choose from');
-    }
     const records = await this.list(filter, options);
     const latest = records.at(-1);
-    if (!latest) throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
+    if (!latest) {
+      const what = describeFilter(filter);
+      throw new NotFoundError(`repository ${this.name}: ${what ? `no snapshot matches ${what}` : 'holds no snapshot'}`);
+    }
+    if (!describeFilter(filter)) {
+      const lineages = [...new Set(records.map((record) => record.source.name))].sort();
+      if (lineages.length > 1) {
+        const shown = lineages.slice(0, 10).join(', ') + (lineages.length > 10 ? `, and ${lineages.length - 10} more` : '');
+        throw new InvalidInputError(
+          `snapshot "latest" is ambiguous: repository ${this.name} holds ${lineages.length} lineages (${shown}); choose one by source (--source) or labels (--label)`,
+        );
+      }
+    }
     return latest;
   }
 

@@ -59,6 +59,27 @@ describe('following and controlling queued jobs from the command line', () => {
     assert.match(again.stderr, /already failed; nothing to cancel/);
   });
 
+  it('Ctrl-C during --wait on a job no worker has taken says it has not started and stays queued, not that it runs', async () => {
+    const idle = await createTestEnvironment(); // no worker on this queue
+    await mkdir(path.join(idle.root, 'never'));
+    const waiting = spawnCli(['snapshot', `dir://${path.join(idle.root, 'never')}`, '--wait', '--job-id', 'never-started'], idle.env);
+    try {
+      await eventually('the job to be enqueued', () => idle.queue.getJob('never-started'), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      waiting.child.kill('SIGINT');
+      const interrupted = await waiting.done;
+      assert.equal(interrupted.code, 130, interrupted.stderr);
+      assert.equal(
+        interrupted.stderr,
+        'snapworker: job never-started has not started (waiting for a worker); it stays queued: "snapworker job cancel never-started" removes it\n',
+      );
+      assert.ok(await idle.queue.getJob('never-started'), 'the job stays queued');
+    } finally {
+      waiting.child.kill();
+      await idle.cleanup();
+    }
+  });
+
   it('a cancellation no running worker heard stops the job when a worker takes it up again', async () => {
     const other = await createTestEnvironment();
     const holder = new Worker(other.queueName, null, { connection: REDIS, autorun: false });

@@ -325,7 +325,7 @@ class DirRestoreSession implements RestoreSession {
       if (errnoCode(cause) === 'EPERM' && type !== 'fifo') {
         const what = type === 'chardev' ? 'character device' : 'block device';
         throw new SnapworkerError(
-          `restore: entry ${showPath(header.path)} is a ${what} (${header.devMajor}:${header.devMinor}); creating it needs the CAP_MKNOD capability: run the worker as root, or restore without this entry`,
+          `restore: entry ${showPath(header.path)} is a ${what} (${header.devMajor}:${header.devMinor}); creating it needs the CAP_MKNOD capability, which this process lacks: run the worker (or the --local command) as root`,
           { cause },
         );
       }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, ftruncateSync, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { entryMtimeNs, type EntryHeader } from '../../formats/archive/archive-entry.js';
@@ -9,6 +10,7 @@ import type { Manifest } from '../../formats/archive/manifest.js';
 import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafeEntryError, throwIfAborted } from '../../errors.js';
 import { dirPathFromUris } from './dir-uri.js';
 import { fsPath } from '../../fsutil/byte-name.js';
+import { assertCanCreateIn, cannotCreate } from '../../fsutil/cannot-create.js';
 import { errnoCode, errorText } from '../../fsutil/errno.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
 import { safePathSegments } from '../../fsutil/relative-path.js';
@@ -98,11 +100,13 @@ export class DirTarget implements RestoreTarget {
     }
     const state = await inspectTarget(this.targetPath);
     refuseUnlessReplaceable(this.targetPath, state, options.replace);
+    // Staging and the swap both happen in the parent: say so now, not after the download.
+    await assertCanCreateIn(parent, path.basename(this.targetPath));
     const staging = siblingPath(this.targetPath, 'staging');
     try {
       await mkdir(staging, { mode: STAGING_DIRECTORY_MODE });
     } catch (cause) {
-      throw new SnapworkerError(`restore: create staging directory ${staging}: ${(cause as Error).message}`, { cause });
+      throw cannotCreate(parent, `staging directory ${path.basename(staging)}`, cause);
     }
     return new DirRestoreSession(this, staging, options, this.options);
   }
@@ -573,9 +577,23 @@ async function inspectTarget(targetPath: string): Promise<TargetState> {
   if (stats.isSymbolicLink()) {
     throw new InvalidInputError(`restore: target ${targetPath} is a symlink; restore to the directory it points to`);
   }
+  if (!stats.isDirectory()) {
+    // Never replaced, even with --replace: a directory where a file was is a different thing
+    // to whatever uses that path, and the file is gone without anyone having named it.
+    throw new InvalidInputError(`restore: target ${targetPath} is ${typeName(stats)}, not a directory; a directory snapshot restores only onto a directory (move it away first)`);
+  }
   const mode = stats.mode & 0o7777;
-  if (stats.isDirectory() && (await readdir(targetPath)).length === 0) return { kind: 'empty-directory', mode };
+  if ((await readdir(targetPath)).length === 0) return { kind: 'empty-directory', mode };
   return { kind: 'occupied', mode };
+}
+
+function typeName(stats: Stats): string {
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'not a directory';
 }
 
 function refuseUnlessReplaceable(targetPath: string, state: TargetState, replace: boolean): void {

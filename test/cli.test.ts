@@ -224,6 +224,25 @@ describe('the snapworker command line', () => {
     assert.equal(JSON.parse(chosen.stdout).id, JSON.parse(first.stdout).id);
   });
 
+  it('an include pattern that matches nothing is a warning on stderr and in the record, never silent', async () => {
+    const included = `file://${path.join(root, 'included')}`;
+    const run = await cli(['snapshot', `dir://${source}`, '--include', 'assets', '--include', 'logs/*.log', '--local', '--json', '--repo', included]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, 'snapworker: warning: unmatched include pattern "logs/*.log": no path under the source root matches it\n');
+    const record = JSON.parse(run.stdout);
+    assert.deepEqual(record.notices, {
+      counts: { unmatched: 1 },
+      first: [{ kind: 'unmatched', path: 'include pattern "logs/*.log"', reason: 'no path under the source root matches it' }],
+      truncated: false,
+    });
+    assert.equal(record.incomplete, undefined, 'not incomplete: nothing that exists was left out');
+
+    const nothing = await cli(['snapshot', `dir://${source}`, '--include', 'nosuch', '--local', '--repo', included]);
+    assert.equal(nothing.code, 0, nothing.stderr);
+    assert.match(nothing.stdout, /: 0 entries, .*; 1 include pattern\(s\) matched nothing\n$/);
+    assert.match(nothing.stderr, /warning: unmatched include pattern "nosuch"/);
+  });
+
   it('Ctrl-C stops a --local job: exit 130, one line, no snapshot recorded', async () => {
     const slow = path.join(root, 'slow');
     await mkdir(slow);

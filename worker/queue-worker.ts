@@ -215,7 +215,8 @@ export class QueueWorker {
           onUploadStarted: (uploadId) =>
             this.recordUpload(job, { repo, key: runtime.repository(repo).archiveKey(snapshotId, compression ?? 'zstd'), uploadId }),
           onNotice: (notice) => {
-            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
+            const what = notice.kind === 'unmatched' ? `${notice.path} matched nothing` : `entry not kept exactly: ${notice.kind} ${notice.path}`;
+            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, what);
             events.warning(ref, notice);
           },
         },

@@ -25,9 +25,16 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
   }
 }
 
-/** `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept exactly (named in the record)`, or nothing. */
+/**
+ * `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept exactly (named in the record)`,
+ * `; 1 include pattern(s) matched nothing`, both, or nothing.
+ */
 function noticeSummary(record: JobResultByKind['snapshot']): string {
   if (!record.notices) return '';
-  const counts = Object.entries(record.notices.counts).map(([kind, n]) => `${n} ${kind}`).join(', ');
-  return `; ${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`;
+  const { unmatched, ...entries } = record.notices.counts;
+  const parts: string[] = [];
+  const counts = Object.entries(entries).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  if (counts) parts.push(`${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`);
+  if (unmatched) parts.push(`${unmatched} include pattern(s) matched nothing`);
+  return parts.map((part) => `; ${part}`).join('');
 }

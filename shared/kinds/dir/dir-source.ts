@@ -240,6 +240,7 @@ export class DirSource implements Source {
       onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
     });
+    const includes = report ? filter.trackIncludes() : undefined;
     // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
     const pendingDirectories: WalkedNode[] = [];
     for await (const node of walk) {
@@ -247,11 +248,16 @@ export class DirSource implements Source {
         pendingDirectories.pop();
       }
       if (filter.isIncluded(node.relPath)) {
+        includes?.see(node.relPath);
         yield* pendingDirectories.splice(0);
         yield node;
       } else if (node.stats.isDirectory()) {
         pendingDirectories.push(node);
       }
+    }
+    // restic's way: not an error (the tree may simply lack those paths today), but never silent.
+    for (const pattern of includes?.unmatched() ?? []) {
+      this.notices.add({ kind: 'unmatched', path: `include pattern ${JSON.stringify(pattern)}`, reason: 'no path under the source root matches it' });
     }
   }
 

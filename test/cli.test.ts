@@ -224,6 +224,27 @@ describe('the snapworker command line', () => {
     assert.equal(JSON.parse(chosen.stdout).id, JSON.parse(first.stdout).id);
   });
 
+  it('a source root or target that is not a UTF-8 path is refused in one line; a replaced name is never restored to', async () => {
+    const utf8Repo = `file://${path.join(root, 'utf8')}`;
+    const notUtf8 = 'names a path that is not valid UTF-8; a source root or target must be a UTF-8 path (names inside a directory tree may be any bytes)';
+    for (const [uri, what] of [[`dir://${root}/bad%FF`, 'dir source'], [`sqlite://${root}/bad%FF.db`, 'sqlite source']]) {
+      const run = await cli(['snapshot', uri!, '--local', '--repo', utf8Repo]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr, `snapworker: ${what}: ${uri} ${notUtf8}\n`);
+    }
+    // What a terminal's raw bytes become on the way in: U+FFFD.
+    const replaced = path.join(root, 'bad\uFFFD');
+    const missing = await cli(['snapshot', `dir://${replaced}`, '--local', '--repo', utf8Repo]);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /does not exist \(its name holds U\+FFFD: if the real name is not valid UTF-8, it cannot be given as a source root or target/);
+    const snap = await cli(['snapshot', `dir://${source}`, '--local', '--json', '--repo', utf8Repo]);
+    const id = JSON.parse(snap.stdout).id;
+    const restore = await cli(['restore', id, `dir://${replaced}`, '--local', '--repo', utf8Repo]);
+    assert.equal(restore.code, 2, restore.stderr);
+    assert.match(restore.stderr, /^snapworker: dir target: dir:\/\/\S+ holds U\+FFFD, the mark of a name whose bytes were not UTF-8 .*; refused, since the restore would create a file of another name\n$/);
+    await assert.rejects(stat(replaced), 'nothing created');
+  });
+
   it('an include pattern that matches nothing is a warning on stderr and in the record, never silent', async () => {
     const included = `file://${path.join(root, 'included')}`;
     const run = await cli(['snapshot', `dir://${source}`, '--include', 'assets', '--include', 'logs/*.log', '--local', '--json', '--repo', included]);

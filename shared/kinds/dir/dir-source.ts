@@ -20,6 +20,7 @@ import { walkTree, type WalkedNode } from '../../fsutil/walk-tree.js';
 import { nullNotices, type NoticeSink } from '../notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
 import { lineageNameFrom } from '../lineage-name.js';
+import { replacedBytesHint } from '../uri-path.js';
 
 const MiB = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -216,7 +217,7 @@ export class DirSource implements Source {
     try {
       stats = await stat(this.root);
     } catch (cause) {
-      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist`, { cause });
+      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist${replacedBytesHint(this.root)}`, { cause });
       throw new SnapworkerError(`dir source: stat ${showName(this.root)}: ${errorText(cause)}`, { cause });
     }
     if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${showName(this.root)} is not a directory`);
@@ -416,7 +417,7 @@ function entryType(stats: BigIntStats): EntryType | undefined {
  */
 export function createDirSourceFactory(options: DirSourceOptions = {}): SourceFactory {
   return (uris: URL[], params: SourceParams, context: EndpointContext): Source => {
-    const root = dirPathFromUris(uris, 'dir source');
+    const root = dirPathFromUris(uris, 'source');
     context.checkPath(root);
     return new DirSource(root, uris[0]!.href, params, options);
   };

@@ -630,7 +630,7 @@ function entryFailure(header: EntryHeader, operation: string, cause: unknown): S
  */
 export function createDirTargetFactory(options: DirTargetOptions = {}): TargetFactory {
   return (uris: URL[], _params: TargetParams, context: EndpointContext): RestoreTarget => {
-    const targetPath = dirPathFromUris(uris, 'dir target');
+    const targetPath = dirPathFromUris(uris, 'target');
     context.checkPath(targetPath);
     return new DirTarget(targetPath, uris[0]!.href, { ...options, restoreSetuid: options.restoreSetuid ?? context.restoreSetuid ?? false });
   };

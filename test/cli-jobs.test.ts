@@ -124,7 +124,7 @@ describe('following and controlling queued jobs from the command line', () => {
     const first = await cli(['snapshot', `dir://${src}`, '--wait', '--job-id', 'small-one'], env());
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stderr, '', 'no progress or status lines without a terminal');
-    assert.match(first.stdout, /^snapshot \S+ of small: 1 entries/);
+    assert.match(first.stdout, /^snapshot \S+ of small: 1 entry,/);
     const second = await cli(['snapshot', `dir://${src}`, '--wait', '--json', '--job-id', 'small-one'], env());
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stderr, '');

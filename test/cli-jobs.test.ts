@@ -105,6 +105,14 @@ describe('following and controlling queued jobs from the command line', () => {
     }
   });
 
+  it('watch of a job the queue does not hold says so at once, with NATS as without', async () => {
+    for (const extra of [{}, { NATS_URL: 'nats://127.0.0.1:4222' }]) {
+      const run = await cli(['watch', 'no-such-job'], { ...env(), ...extra });
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr, `snapworker: watch: job no-such-job: not in queue ${fixture.environment.queueName} (unknown, or removed after it ended)\n`);
+    }
+  });
+
   it('job cancel removes a job that has not started; an unknown job is named', async () => {
     const { environment } = fixture;
     await environment.queue.add('snapshot', { v: 1, source: 'dir:///nowhere' }, { jobId: 'later-one', delay: 60_000 });

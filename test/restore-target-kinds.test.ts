@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -60,7 +60,7 @@ describe('restore targets of the wrong type, or where nothing may be created', (
     assert.equal(await readFile(target, 'utf8'), 'keep me');
   });
 
-  it('a SQLite snapshot is not restored onto a directory, even with --replace', async () => {
+  it('a SQLite snapshot is not restored onto a directory or a symlink, even with --replace', async () => {
     const target = path.join(root, 'a-dir');
     await mkdir(target);
     await writeFile(path.join(target, 'inside'), 'keep me');
@@ -69,6 +69,9 @@ describe('restore targets of the wrong type, or where nothing may be created', (
       `sqlite target ${target}: is a directory, not a database file; a database restores only onto a file or a free path (move it away first)`,
     );
     assert.deepEqual(await readdir(target), ['inside']);
+    const link = path.join(root, 'link.db');
+    await symlink(path.join(root, 'app.db'), link);
+    await refused(['restore', sqliteSnapshot, `sqlite://${link}`, '--replace'], `sqlite target ${link}: is a symlink; restore to the database file it points to`);
   });
 
   it('a restore into a folder it may not write names the path and the operation, for each kind', async () => {

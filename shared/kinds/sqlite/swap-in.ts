@@ -1,4 +1,4 @@
-import { chmod, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, SnapworkerError } from '../../errors.js';
 import { assertCanCreateIn } from '../../fsutil/cannot-create.js';
@@ -14,7 +14,11 @@ export async function assertPlaceable(target: string, replace: boolean): Promise
   const dir = path.dirname(target);
   const parent = await stat(dir).catch(() => undefined);
   if (!parent?.isDirectory()) throw new InvalidInputError(`sqlite target ${target}: directory ${dir} does not exist`);
-  const existing = await stat(target).catch(() => undefined);
+  // lstat: the rename would replace a symlink itself, not the database it points to.
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing?.isSymbolicLink()) {
+    throw new InvalidInputError(`sqlite target ${target}: is a symlink; restore to the database file it points to`);
+  }
   if (existing && !existing.isFile()) {
     const what = existing.isDirectory() ? 'a directory' : 'not a regular file';
     throw new InvalidInputError(`sqlite target ${target}: is ${what}, not a database file; a database restores only onto a file or a free path (move it away first)`);

@@ -74,6 +74,8 @@ describe('following and controlling queued jobs from the command line', () => {
         'snapworker: job never-started has not started (waiting for a worker); it stays queued: "snapworker job cancel never-started" removes it\n',
       );
       assert.ok(await idle.queue.getJob('never-started'), 'the job stays queued');
+      const status = await cli(['job', 'status', 'never-started'], idle.env);
+      assert.equal(status.stdout, 'job never-started (snapshot): waiting for a worker, not started\n');
     } finally {
       waiting.child.kill();
       await idle.cleanup();

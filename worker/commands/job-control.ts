@@ -37,8 +37,8 @@ export async function runJobStatus(jobId: string, options: Pick<CliOptions, 'jso
     };
     if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
     else {
-      let line = `job ${jobId} (${job.name}): ${state}, attempt ${Math.max(job.attemptsMade, state === 'active' ? job.attemptsMade + 1 : 0)} of ${status.attempts}`;
-      if (state === 'failed') line += `: ${job.failedReason}`;
+      let line = `job ${jobId} (${job.name}): ${describeState(state, job.attemptsMade, status.attempts)}`;
+      if (state === 'failed' || (NOT_STARTED.has(state) && job.attemptsMade > 0)) line += `: ${job.failedReason}`;
       if (state === 'completed') line += `: ${describeResult(job.returnvalue)}`;
       process.stdout.write(line + '\n');
     }
@@ -107,6 +107,18 @@ export async function endedJobEvent(client: SnapworkerClient, jobId: string): Pr
   if (state === 'completed') return buildJobEvent(ref, 'completed', new Date(job.finishedOn ?? Date.now()), job.returnvalue);
   if (state === 'failed') return buildJobEvent(ref, 'failed', new Date(job.finishedOn ?? Date.now()), job.failedReason);
   return undefined;
+}
+
+/**
+ * A job's state in words: BullMQ's `prioritized` or `waiting-children` mean "waiting" to a user,
+ * and a job waiting again after a failed attempt is a retry, not a job that never ran.
+ */
+function describeState(state: string, attemptsMade: number, attempts: number): string {
+  if (NOT_STARTED.has(state)) {
+    const why = state === 'delayed' ? 'delayed' : 'waiting for a worker';
+    return attemptsMade === 0 ? `${why}, not started` : `${why} to retry, attempt ${attemptsMade} of ${attempts} failed`;
+  }
+  return `${state}, attempt ${state === 'active' ? attemptsMade + 1 : attemptsMade} of ${attempts}`;
 }
 
 /** How long Ctrl-C waits for the queue to say where the job is before saying it does not know. */

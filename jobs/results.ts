@@ -6,7 +6,7 @@
  */
 
 /** Kinds of entries a snapshot could not keep exactly (docs/directories.md, "Notices"). */
-export type EntryNoticeKind = 'unsupported' | 'unreadable' | 'vanished' | 'changed';
+export type EntryNoticeKind = 'unsupported' | 'unreadable' | 'vanished' | 'changed' | 'unmatched';
 
 /**
  * The record of a complete snapshot (`snapshots/<id>/snapshot.json`, docs/archive-format.md):

@@ -29,7 +29,7 @@ const labels = z
 const snapshotRef = z
   .string()
   .regex(/^(latest|\d{8}T\d{9}Z-[0-9a-f]{8})$/, 'a snapshot id like 20261122T031500123Z-1a2b3c4d, or "latest"')
-  .describe('A snapshot id, or "latest" together with `source` and/or `labels`');
+  .describe('A snapshot id, or "latest": the newest snapshot matching `source` and/or `labels`, or without them the newest of a repository that holds one lineage');
 const duration = z.string().regex(/^\d+(s|m|h|d|w)$/, 'a duration like 90s, 30m, 12h, 7d or 4w');
 const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a name of letters, digits, _ . - (at most 64)').describe('Schedule name');
 const keepCount = (what: string) =>

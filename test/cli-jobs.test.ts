@@ -59,6 +59,29 @@ describe('following and controlling queued jobs from the command line', () => {
     assert.match(again.stderr, /already failed; nothing to cancel/);
   });
 
+  it('Ctrl-C during --wait on a job no worker has taken says it has not started and stays queued, not that it runs', async () => {
+    const idle = await createTestEnvironment(); // no worker on this queue
+    await mkdir(path.join(idle.root, 'never'));
+    const waiting = spawnCli(['snapshot', `dir://${path.join(idle.root, 'never')}`, '--wait', '--job-id', 'never-started'], idle.env);
+    try {
+      await eventually('the job to be enqueued', () => idle.queue.getJob('never-started'), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      waiting.child.kill('SIGINT');
+      const interrupted = await waiting.done;
+      assert.equal(interrupted.code, 130, interrupted.stderr);
+      assert.equal(
+        interrupted.stderr,
+        'snapworker: job never-started has not started (waiting for a worker); it stays queued: "snapworker job cancel never-started" removes it\n',
+      );
+      assert.ok(await idle.queue.getJob('never-started'), 'the job stays queued');
+      const status = await cli(['job', 'status', 'never-started'], idle.env);
+      assert.equal(status.stdout, 'job never-started (snapshot): waiting for a worker, not started\n');
+    } finally {
+      waiting.child.kill();
+      await idle.cleanup();
+    }
+  });
+
   it('a cancellation no running worker heard stops the job when a worker takes it up again', async () => {
     const other = await createTestEnvironment();
     const holder = new Worker(other.queueName, null, { connection: REDIS, autorun: false });
@@ -84,6 +107,14 @@ describe('following and controlling queued jobs from the command line', () => {
     }
   });
 
+  it('watch of a job the queue does not hold says so at once, with NATS as without', async () => {
+    for (const extra of [{}, { NATS_URL: 'nats://127.0.0.1:4222' }]) {
+      const run = await cli(['watch', 'no-such-job'], { ...env(), ...extra });
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr, `snapworker: watch: job no-such-job: not in queue ${fixture.environment.queueName} (unknown, or removed after it ended)\n`);
+    }
+  });
+
   it('job cancel removes a job that has not started; an unknown job is named', async () => {
     const { environment } = fixture;
     await environment.queue.add('snapshot', { v: 1, source: 'dir:///nowhere' }, { jobId: 'later-one', delay: 60_000 });
@@ -103,7 +134,7 @@ describe('following and controlling queued jobs from the command line', () => {
     const first = await cli(['snapshot', `dir://${src}`, '--wait', '--job-id', 'small-one'], env());
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stderr, '', 'no progress or status lines without a terminal');
-    assert.match(first.stdout, /^snapshot \S+ of small: 1 entries/);
+    assert.match(first.stdout, /^snapshot \S+ of small: 1 entry,/);
     const second = await cli(['snapshot', `dir://${src}`, '--wait', '--json', '--job-id', 'small-one'], env());
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stderr, '');

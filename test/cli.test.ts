@@ -115,7 +115,19 @@ describe('the snapworker command line', () => {
       [['verify', 'latest', '--replace'], /verify: --replace does not apply to verify/],
       [['verify', 'latest', '--expires', '1h'], /verify: --expires does not apply to verify/],
       [['ls', 'extra', 'args', '--repo', repo], /ls: unexpected argument "extra" "args"/],
-      [['restore', 'latest'], /restore: missing arguments: snapworker restore <snapshot> <target>\.\.\./],
+      [['ls', '--help', 'extra'], /ls: unexpected argument "extra"/],
+      [['worker', 'now'], /worker: unexpected argument "now" \(usage: snapworker worker\)/],
+      [['watch', 'a', 'b'], /watch: unexpected argument "b"/],
+      [['help', 'ls', 'extra'], /help: unexpected argument "extra"/],
+      [['help', 'job', 'status', 'x'], /help: unexpected argument "x"/],
+      [['help', '--repo', repo], /help: --repo does not apply to help/],
+      [['--version', 'extra'], /--version takes no arguments and no other flags \(got "extra"\)/],
+      [['ls', '--version'], /--version takes no arguments and no other flags \(got "ls"\)/],
+      [['--version', '--json'], /--version takes no arguments and no other flags \(got --json\)/],
+      [['ls', '--repo', repo, '--repo', 'file:///elsewhere'], /ls: --repo given more than once; it takes one value/],
+      [['restore', 'latest', 'dir:///x', '--source=a', '--source', 'b'], /restore: --source given more than once/],
+      [['prune', 'keep-last=1', '--tz', 'UTC', '--tz', 'Europe/Prague'], /prune: --tz given more than once/],
+      [['restore', 'latest'], /restore: missing arguments: snapworker restore <snapshot> <target>\.\.\. \[flags\]/],
       [['ls', '--repo'], /ls: --repo needs a value/],
       [['ls', '--json=yes', '--repo', repo], /ls: --json takes no value/],
       [['snapshto', `dir://${source}`], /unknown command "snapshto" \(did you mean "snapshot"\?\)/],
@@ -213,6 +225,72 @@ describe('the snapworker command line', () => {
     const rm_ = await cli(['rm', short, '--repo', prefixed]);
     assert.equal(rm_.code, 0, rm_.stderr);
     assert.equal(rm_.stdout, `removed ${first}\n`);
+  });
+
+  it('"latest" without a filter takes the one lineage a repository holds, and names the lineages when there are several', async () => {
+    const lineages = `file://${path.join(root, 'lineages')}`;
+    assert.equal((await cli(['init', '--repo', lineages])).code, 0);
+    const empty = await cli(['show', 'latest', '--repo', lineages]);
+    assert.equal(empty.code, 1, empty.stderr);
+    assert.equal(empty.stderr, `snapworker: repository ${lineages}: holds no snapshot\n`);
+
+    const first = await cli(['snapshot', `dir://${source}`, '--local', '--json', '--repo', lineages]);
+    assert.equal(first.code, 0, first.stderr);
+    const show = await cli(['show', 'latest', '--repo', lineages]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(JSON.parse(show.stdout).id, JSON.parse(first.stdout).id);
+
+    const other = await cli(['snapshot', `dir://${source}`, '--name', 'other', '--local', '--repo', lineages]);
+    assert.equal(other.code, 0, other.stderr);
+    const refused = `snapworker: snapshot "latest" is ambiguous: repository ${lineages} holds 2 lineages (other, site); choose one by source (--source) or labels (--label)\n`;
+    for (const args of [['show', 'latest'], ['verify', 'latest', '--local'], ['restore', 'latest', `dir://${path.join(root, 'never-restored')}`, '--local']]) {
+      const run = await cli([...args, '--repo', lineages]);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.equal(run.stderr, refused);
+    }
+    await assert.rejects(stat(path.join(root, 'never-restored')), 'nothing restored');
+    const chosen = await cli(['show', 'latest', '--source', 'site', '--repo', lineages]);
+    assert.equal(JSON.parse(chosen.stdout).id, JSON.parse(first.stdout).id);
+  });
+
+  it('a source root or target that is not a UTF-8 path is refused in one line; a replaced name is never restored to', async () => {
+    const utf8Repo = `file://${path.join(root, 'utf8')}`;
+    const notUtf8 = 'names a path that is not valid UTF-8; a source root or target must be a UTF-8 path (names inside a directory tree may be any bytes)';
+    for (const [uri, what] of [[`dir://${root}/bad%FF`, 'dir source'], [`sqlite://${root}/bad%FF.db`, 'sqlite source']]) {
+      const run = await cli(['snapshot', uri!, '--local', '--repo', utf8Repo]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr, `snapworker: ${what}: ${uri} ${notUtf8}\n`);
+    }
+    // What a terminal's raw bytes become on the way in: U+FFFD.
+    const replaced = path.join(root, 'bad\uFFFD');
+    const missing = await cli(['snapshot', `dir://${replaced}`, '--local', '--repo', utf8Repo]);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /does not exist \(its name holds U\+FFFD: if the real name is not valid UTF-8, it cannot be given as a source root or target/);
+    const snap = await cli(['snapshot', `dir://${source}`, '--local', '--json', '--repo', utf8Repo]);
+    const id = JSON.parse(snap.stdout).id;
+    const restore = await cli(['restore', id, `dir://${replaced}`, '--local', '--repo', utf8Repo]);
+    assert.equal(restore.code, 2, restore.stderr);
+    assert.match(restore.stderr, /^snapworker: dir target: dir:\/\/\S+ holds U\+FFFD, the mark of a name whose bytes were not UTF-8 .*; refused, since the restore would create a file of another name\n$/);
+    await assert.rejects(stat(replaced), 'nothing created');
+  });
+
+  it('an include pattern that matches nothing is a warning on stderr and in the record, never silent', async () => {
+    const included = `file://${path.join(root, 'included')}`;
+    const run = await cli(['snapshot', `dir://${source}`, '--include', 'assets', '--include', 'logs/*.log', '--local', '--json', '--repo', included]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, 'snapworker: warning: unmatched include pattern "logs/*.log": no path under the source root matches it\n');
+    const record = JSON.parse(run.stdout);
+    assert.deepEqual(record.notices, {
+      counts: { unmatched: 1 },
+      first: [{ kind: 'unmatched', path: 'include pattern "logs/*.log"', reason: 'no path under the source root matches it' }],
+      truncated: false,
+    });
+    assert.equal(record.incomplete, undefined, 'not incomplete: nothing that exists was left out');
+
+    const nothing = await cli(['snapshot', `dir://${source}`, '--include', 'nosuch', '--local', '--repo', included]);
+    assert.equal(nothing.code, 0, nothing.stderr);
+    assert.match(nothing.stdout, /: 0 entries, .*; 1 include pattern\(s\) matched nothing\n$/);
+    assert.match(nothing.stderr, /warning: unmatched include pattern "nosuch"/);
   });
 
   it('Ctrl-C stops a --local job: exit 130, one line, no snapshot recorded', async () => {

@@ -222,7 +222,7 @@ describe('special entries and limits', () => {
     const target = path.join(scratch, 'dev-restored');
     const refused = await cli(['restore', withDevice.id, `dir://${target}`, '--repo', repo, '--local'], ['capsh', '--drop=cap_mknod', '--', '-c']);
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /entry data\/null-copy is a character device \(1:3\); creating it needs the CAP_MKNOD capability/);
+    assert.match(refused.stderr, /entry data\/null-copy is a character device \(1:3\); creating it needs the CAP_MKNOD capability, which this process lacks: run the worker \(or the --local command\) as root$/m);
     assert.deepEqual(readdirSync(scratch).filter((name) => name.includes('dev-restored')), [], 'nothing left behind');
   });
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import tar from 'tar-stream';
 import { encodeTarHeader, type TarHeaderFields } from '../shared/formats/archive/tar-encoder.js';
+import { decodeName } from '../shared/fsutil/byte-name.js';
 
 /** The bytes tar-stream's pack writes for one entry's header (everything before the body). */
 async function tarStreamHeader(fields: TarHeaderFields & { type: 'file' | 'directory' | 'symlink' }, paxMtime?: string): Promise<Buffer> {
@@ -47,6 +49,24 @@ describe('tar header encoder', () => {
       assert.deepEqual(encodeTarHeader(fields), await tarStreamHeader(fields, paxMtime));
     });
   }
+
+  it('says hdrcharset=BINARY only for a name that is not UTF-8, and stock tar lists both names byte for byte', () => {
+    const file = { type: 'file', mode: 0o644, mtimeNs: 1_000_000_000_000_000_000n, size: 0 } as const;
+    const utf8 = encodeTarHeader({ ...file, name: 'data/été/日本.txt' });
+    const binary = encodeTarHeader({ ...file, name: decodeName(Buffer.from('data/bad\xff', 'latin1')) });
+    assert.equal(utf8.includes('hdrcharset'), false);
+    assert.equal(binary.includes('hdrcharset=BINARY'), true);
+    const list = (headers: Buffer[]) => spawnSync('tar', ['--quoting-style=literal', '-tf', '-'], { input: Buffer.concat([...headers, Buffer.alloc(1024)]) });
+    const plain = list([utf8]);
+    assert.equal(plain.status, 0, plain.stderr.toString());
+    assert.equal(plain.stderr.length, 0, 'no warning for UTF-8 names');
+    assert.deepEqual(plain.stdout, Buffer.from('data/été/日本.txt\n'));
+    // GNU tar 1.34 warns "Ignoring unknown extended header keyword 'hdrcharset'" here, yet
+    // takes the bytes as they are and exits 0 (docs/archive-format.md).
+    const both = list([utf8, binary]);
+    assert.equal(both.status, 0, both.stderr.toString());
+    assert.deepEqual(both.stdout, Buffer.concat([Buffer.from('data/été/日本.txt\n'), Buffer.from('data/bad\xff\n', 'latin1')]));
+  });
 
   it('writes sizes beyond 11 octal digits in base-256, as tar-stream does', () => {
     const header = encodeTarHeader({ name: 'data/huge', type: 'file', mode: 0o644, mtimeNs: 0n, size: 2 ** 34 + 5 });

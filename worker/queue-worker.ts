@@ -235,7 +235,8 @@ export class QueueWorker {
           job: { id: job.id!, queue: this.config.queueName },
           onUploadToken: (token) => this.recordUpload(job, { repo, token }),
           onNotice: (notice) => {
-            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, `entry not kept exactly: ${notice.kind} ${notice.path}`);
+            const what = notice.kind === 'unmatched' ? `${notice.path} matched nothing` : `entry not kept exactly: ${notice.kind} ${notice.path}`;
+            log.warn({ notice: notice.kind, path: notice.path, reason: notice.reason }, what);
             events.warning(ref, notice);
           },
           ...(parsed.kind === 'replicate' ? { replication: this.replicationHooks(job, ref, log) } : {}),

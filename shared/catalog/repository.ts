@@ -322,19 +322,30 @@ export class Repository {
   /**
    * Resolves `ref` to a record: an id, a unique prefix of an id or of its hex part (the short id
    * `ls` shows, like restic's), or `latest` within `filter`.
-   * @throws InvalidInputError for `latest` without a source or label filter, for something that
-   *   is no id prefix (`isSnapshotIdPrefix`), and for an ambiguous prefix (naming the candidates).
+   * `latest` without a source or label filter is the newest snapshot when the repository holds
+   * one lineage; with several it is ambiguous (restic picks across all, which restores the wrong
+   * lineage too easily).
+   * @throws InvalidInputError for `latest` without a filter in a repository of several lineages
+   *   (naming them), for something that is no id prefix (`isSnapshotIdPrefix`), and for an
+   *   ambiguous prefix (naming the candidates).
    * @throws NotFoundError when nothing matches.
    */
   async resolve(ref: string, filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord> {
     if (isSnapshotId(ref)) return this.getRecord(ref, options);
     if (ref !== 'latest') return this.getRecord(await this.expandPrefix(ref, options), options);
-    if (!filter.source && !(filter.labels && Object.keys(filter.labels).length > 0)) {
-      throw new InvalidInputError('snapshot "latest" needs a source name or labels to choose from');
-    }
     // Newest first from the index; an entry whose record is gone (removed outside snapworker,
     // not yet compacted away) is passed over: the record is the truth.
     const candidates = await this.index.snapshots(filter, options);
+    const what = describeFilter(filter);
+    if (!what) {
+      const lineages = [...new Set(candidates.map((snapshot) => snapshot.source.name))].sort();
+      if (lineages.length > 1) {
+        const shown = lineages.slice(0, 10).join(', ') + (lineages.length > 10 ? `, and ${lineages.length - 10} more` : '');
+        throw new InvalidInputError(
+          `snapshot "latest" is ambiguous: repository ${this.name} holds ${lineages.length} lineages (${shown}); choose one by source (--source) or labels (--label)`,
+        );
+      }
+    }
     for (let i = candidates.length - 1; i >= 0; i--) {
       try {
         return await this.getRecord(candidates[i]!.id, options);
@@ -342,7 +353,7 @@ export class Repository {
         if (!(err instanceof NotFoundError)) throw err;
       }
     }
-    throw new NotFoundError(`repository ${this.name}: no snapshot matches ${describeFilter(filter)}`);
+    throw new NotFoundError(`repository ${this.name}: ${what ? `no snapshot matches ${what}` : 'holds no snapshot'}`);
   }
 
   /**

@@ -16,6 +16,7 @@ export class PathFilter {
   private readonly isExcludeMatch: ((p: string) => boolean) | undefined;
   /** Literal leading directories of the include patterns (`src` for `src/**\/*.ts`, '' for `**\/x`). */
   private readonly includeBases: string[];
+  private readonly include: readonly string[];
   private memo: { dir: string; included: boolean } | undefined;
 
   /** @throws InvalidInputError for an empty, absolute or malformed pattern, naming it. */
@@ -23,6 +24,22 @@ export class PathFilter {
     this.isIncludeMatch = compile(include, 'include');
     this.isExcludeMatch = compile(exclude, 'exclude');
     this.includeBases = include.map((pattern) => picomatch.scan(pattern).base);
+    this.include = include;
+  }
+
+  /**
+   * Follows which include patterns match a path of one walk: feed it every selected path (`see`),
+   * then `unmatched` lists the patterns that matched none, in the order given. Each path is
+   * tested only against the patterns still unmatched, so once all matched it costs nothing.
+   */
+  trackIncludes(): { see(relPath: string): void; unmatched(): string[] } {
+    const pending = new Map(this.include.map((pattern) => [pattern, picomatch(pattern, { dot: true })]));
+    return {
+      see(relPath) {
+        for (const [pattern, isMatch] of pending) if (isMatch(relPath)) pending.delete(pattern);
+      },
+      unmatched: () => [...pending.keys()],
+    };
   }
 
   isExcluded(relPath: string): boolean {

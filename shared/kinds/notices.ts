@@ -11,13 +11,15 @@
  *   during the snapshot). Named, not incomplete: the entry no longer exists.
  * - `changed`: its size or mtime changed while it was read, so the stored bytes may mix two
  *   versions. Named, not incomplete.
+ * - `unmatched`: an include pattern that matched no path (its `path` is `include pattern "…"`),
+ *   so the snapshot may hold less than meant, or nothing. Named, not incomplete (as restic).
  */
-export const NOTICE_KINDS = ['unsupported', 'unreadable', 'vanished', 'changed'] as const;
+export const NOTICE_KINDS = ['unsupported', 'unreadable', 'vanished', 'changed', 'unmatched'] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
 export interface EntryNotice {
   kind: NoticeKind;
-  /** The entry's path inside the payload (`data/...`), non-UTF-8 bytes shown escaped. */
+  /** The entry's path inside the payload (`data/...`), non-UTF-8 bytes shown escaped; for `unmatched` the pattern. */
   path: string;
   /** One line saying why, e.g. `socket`, `EACCES: permission denied`. */
   reason: string;

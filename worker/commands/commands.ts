@@ -22,7 +22,7 @@ export interface CommandSpec {
 const JOB_FLAGS = ['wait', 'local', 'json', 'job-id'] as const satisfies readonly FlagName[];
 const PICK_FLAGS = ['repo', 'source', 'label'] as const satisfies readonly FlagName[];
 const SNAPSHOT_REF =
-  '<snapshot> is an id, a unique prefix of an id or of its 8 hex digits (as `ls` shows them), or "latest" with --source and/or --label.';
+  '<snapshot> is an id, a unique prefix of an id or of its 8 hex digits (as `ls` shows them), or "latest": the newest with --source and/or --label, or without them the newest of a repository holding one lineage.';
 const JOB_MODES =
   'Without --wait or --local the job is enqueued and its id printed. --wait follows it to its end (Ctrl-C stops following, not the job); --local runs it in this process without Redis.';
 

@@ -12,6 +12,7 @@ import { JobRuntime, runJob } from '../job-runner.js';
 import { ProgressBar } from '../progress-bar.js';
 import { exitCodeForResult, InterruptedError } from './exit-codes.js';
 import type { CliOptions } from './flags.js';
+import { stoppedFollowing } from './job-control.js';
 import { failureOf } from './job-failure.js';
 import { summarizeResult } from './job-summary.js';
 import { closeQueue, connectQueue } from './queue-connection.js';
@@ -51,17 +52,22 @@ export async function runJobCommand<K extends JobKind>(
 /**
  * Follows a queued job to its result, with a live progress bar on a terminal (never with
  * `--json`, never without a terminal). A job that already ended is reported at once.
- * @throws InterruptedError on Ctrl-C, saying the job goes on and how to cancel it; the job's
+ * @throws InterruptedError on Ctrl-C, saying where the job is (waiting, running, ended) and how
+ *   to cancel it; the job's
  *   failure as its error class.
  */
 export async function followJob<K extends JobKind>(client: SnapworkerClient, job: Job, kind: string, options: Pick<CliOptions, 'json'>): Promise<JobResultByKind[K]> {
   const bar = !options.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
   if (bar) process.stderr.write(`${kind} job ${job.id} enqueued; waiting for a worker\n`);
-  const stillRunning = () => new InterruptedError(`job ${job.id} is still running; "snapworker job cancel ${job.id}" stops it`);
+  // Marks the interruption; the line the user reads is built below, once the queue says where the job is.
+  const interrupted = () => new InterruptedError(`stopped following job ${job.id}`);
   try {
-    return await untilInterrupted(client.waitForResult<K>(job, { onProgress: (report) => bar?.update(report) }), stillRunning);
+    return await untilInterrupted(client.waitForResult<K>(job, { onProgress: (report) => bar?.update(report) }), interrupted);
   } catch (err) {
-    if (err instanceof InterruptedError) throw err;
+    if (err instanceof InterruptedError) {
+      bar?.done();
+      throw await stoppedFollowing(client, job.id!);
+    }
     const failed = await client.queue.getJob(job.id!).catch(() => undefined);
     throw failureOf(failed ?? job, `${kind} job ${job.id} failed: ${errorMessage(err)}`);
   } finally {

@@ -7,6 +7,7 @@ import { NotFoundError, SnapworkerError } from '../../shared/errors.js';
 import { buildJobEvent, type JobEvent } from '../../shared/events/job-events.js';
 import type { JobKind } from '../../shared/job-kind.js';
 import { closeQueue, connectQueue } from './queue-connection.js';
+import { InterruptedError } from './exit-codes.js';
 import type { CliOptions } from './flags.js';
 
 /** How long `job cancel` waits for a running job to stop after asking its worker. */
@@ -36,8 +37,8 @@ export async function runJobStatus(jobId: string, options: Pick<CliOptions, 'jso
     };
     if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
     else {
-      let line = `job ${jobId} (${job.name}): ${state}, attempt ${Math.max(job.attemptsMade, state === 'active' ? job.attemptsMade + 1 : 0)} of ${status.attempts}`;
-      if (state === 'failed') line += `: ${job.failedReason}`;
+      let line = `job ${jobId} (${job.name}): ${describeState(state, job.attemptsMade, status.attempts)}`;
+      if (state === 'failed' || (NOT_STARTED.has(state) && job.attemptsMade > 0)) line += `: ${job.failedReason}`;
       if (state === 'completed') line += `: ${describeResult(job.returnvalue)}`;
       process.stdout.write(line + '\n');
     }
@@ -106,6 +107,47 @@ export async function endedJobEvent(client: SnapworkerClient, jobId: string): Pr
   if (state === 'completed') return buildJobEvent(ref, 'completed', new Date(job.finishedOn ?? Date.now()), job.returnvalue);
   if (state === 'failed') return buildJobEvent(ref, 'failed', new Date(job.finishedOn ?? Date.now()), job.failedReason);
   return undefined;
+}
+
+/**
+ * A job's state in words: BullMQ's `prioritized` or `waiting-children` mean "waiting" to a user,
+ * and a job waiting again after a failed attempt is a retry, not a job that never ran.
+ */
+function describeState(state: string, attemptsMade: number, attempts: number): string {
+  if (NOT_STARTED.has(state)) {
+    const why = state === 'delayed' ? 'delayed' : 'waiting for a worker';
+    return attemptsMade === 0 ? `${why}, not started` : `${why} to retry, attempt ${attemptsMade} of ${attempts} failed`;
+  }
+  return `${state}, attempt ${state === 'active' ? attemptsMade + 1 : attemptsMade} of ${attempts}`;
+}
+
+/** How long Ctrl-C waits for the queue to say where the job is before saying it does not know. */
+const STATE_ON_INTERRUPT_MS = 3_000;
+
+/**
+ * What to say when the user stops following a queued job (Ctrl-C during `--wait` or `watch`):
+ * where the job is now, read from the queue, so a job no worker has taken is not called running.
+ * Never throws: when the queue does not answer in time the line says the state is unknown.
+ */
+export async function stoppedFollowing(client: SnapworkerClient, jobId: string): Promise<InterruptedError> {
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STATE_ON_INTERRUPT_MS).unref());
+  const job = await Promise.race([client.queue.getJob(jobId).catch(() => undefined), timeout]);
+  const state = job ? await Promise.race([job.getState().catch(() => undefined), timeout]) : undefined;
+  const cancel = `"snapworker job cancel ${jobId}"`;
+  if (state !== undefined && NOT_STARTED.has(state)) {
+    const why = state === 'delayed' ? 'delayed' : 'waiting for a worker';
+    return new InterruptedError(`job ${jobId} has not started (${why}); it stays queued: ${cancel} removes it`);
+  }
+  switch (state) {
+    case 'active':
+      return new InterruptedError(`job ${jobId} is still running; ${cancel} stops it`);
+    case 'completed':
+      return new InterruptedError(`job ${jobId} completed; "snapworker job status ${jobId}" shows its result`);
+    case 'failed':
+      return new InterruptedError(`job ${jobId} failed: ${job!.failedReason}`);
+    default:
+      return new InterruptedError(`stopped following job ${jobId}; its state is unknown now ("snapworker job status ${jobId}" shows it)`);
+  }
 }
 
 async function findJob(client: SnapworkerClient, jobId: string, config: WorkerConfig): Promise<Job> {

@@ -8,16 +8,16 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
   switch (kind) {
     case 'snapshot': {
       const r = result as JobResultByKind['snapshot'];
-      return `snapshot ${r.id} of ${r.source.name}: ${r.stats.entries} entries, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})${noticeSummary(r)}`;
+      return `snapshot ${r.id} of ${r.source.name}: ${entries(r.stats.entries)}, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})${noticeSummary(r)}`;
     }
     case 'restore': {
       const r = result as JobResultByKind['restore'];
       const notKept = r.xattrsNotRestored ? `; ${r.xattrsNotRestored.count} extended attribute(s) not restored, e.g. ${r.xattrsNotRestored.first[0]}` : '';
-      return `restored ${r.snapshotId} into ${r.target}: ${r.entries} entries, ${formatBytes(r.bytes)}${notKept}`;
+      return `restored ${r.snapshotId} into ${r.target}: ${entries(r.entries)}, ${formatBytes(r.bytes)}${notKept}`;
     }
     case 'verify': {
       const r = result as JobResultByKind['verify'];
-      return `snapshot ${r.snapshotId} verified: ${r.entries} entries, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
+      return `snapshot ${r.snapshotId} verified: ${entries(r.entries)}, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
     }
     default: {
       return formatPruneReport(result as JobResultByKind['prune']);
@@ -25,9 +25,20 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
   }
 }
 
-/** `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept exactly (named in the record)`, or nothing. */
+function entries(count: number): string {
+  return `${count} ${count === 1 ? 'entry' : 'entries'}`;
+}
+
+/**
+ * `; INCOMPLETE: 2 unreadable, 1 unsupported entries not kept exactly (named in the record)`,
+ * `; 1 include pattern(s) matched nothing`, both, or nothing.
+ */
 function noticeSummary(record: JobResultByKind['snapshot']): string {
   if (!record.notices) return '';
-  const counts = Object.entries(record.notices.counts).map(([kind, n]) => `${n} ${kind}`).join(', ');
-  return `; ${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`;
+  const { unmatched, ...entryCounts } = record.notices.counts;
+  const parts: string[] = [];
+  const counts = Object.entries(entryCounts).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  if (counts) parts.push(`${record.incomplete ? 'INCOMPLETE: ' : ''}${counts} entries not kept exactly (named in the record)`);
+  if (unmatched) parts.push(`${unmatched} include pattern(s) matched nothing`);
+  return parts.map((part) => `; ${part}`).join('');
 }

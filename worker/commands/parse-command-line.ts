@@ -27,7 +27,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   const flagsTyped = tokens.filter((t): t is Extract<Token, { kind: 'option' }> => t.kind === 'option');
   const wantsHelp = flagsTyped.some((t) => t.name === 'help' || t.name === 'h');
 
-  if (flagsTyped.some((t) => t.name === 'version' || t.name === 'V')) return { kind: 'version' };
+  if (flagsTyped.some(isVersionFlag)) return versionOnly(positionals, flagsTyped);
   if (positionals.length === 0) return wantsHelp ? { kind: 'help' } : { kind: 'help', usage: true };
   let identified: [CommandSpec, string[]];
   try {
@@ -41,23 +41,63 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     throw new InvalidInputError(`unknown flag ${unknown.rawName}${guess ? ` (did you mean --${guess}?)` : ''}`);
   }
   const [command, argsAfter] = identified;
+  const seen = new Set<string>();
+  for (const token of flagsTyped) {
+    checkFlag(token, command);
+    refuseRepeat(token, command, seen);
+  }
   if (command.name === 'help') {
     if (argsAfter.length === 0) return { kind: 'help' };
-    const [topic] = identifyCommand(argsAfter);
+    const [topic, rest] = identifyCommand(argsAfter);
+    refuseExtra(command, rest);
     return { kind: 'help', command: topic };
   }
+  // `ls --help extra` is as wrong as `ls extra`: refused, not silently answered with help.
+  refuseExtra(command, argsAfter.slice(command.maxArgs));
   if (wantsHelp) return { kind: 'help', command };
-
-  for (const token of flagsTyped) checkFlag(token, command);
   const options = strictParse(argv, command);
   if (argsAfter.length < command.minArgs) {
-    throw new InvalidInputError(`${command.name}: missing arguments: snapworker ${command.name} ${command.args}`);
-  }
-  if (argsAfter.length > command.maxArgs) {
-    const extra = argsAfter.slice(command.maxArgs).map((a) => JSON.stringify(a)).join(' ');
-    throw new InvalidInputError(`${command.name}: unexpected argument ${extra} (usage: snapworker ${command.name} ${command.args || '[flags]'})`);
+    throw new InvalidInputError(`${command.name}: missing arguments: ${usageLine(command)}`);
   }
   return { kind: 'run', command, args: argsAfter, options };
+}
+
+function isVersionFlag(token: Extract<Token, { kind: 'option' }>): boolean {
+  return token.name === 'version' || token.name === 'V';
+}
+
+/** `--version` stands alone: `snapworker --version extra` would otherwise exit 0 having ignored `extra`. */
+function versionOnly(positionals: readonly string[], flagsTyped: ReadonlyArray<Extract<Token, { kind: 'option' }>>): CommandLine {
+  const others = [
+    ...flagsTyped.filter((t) => !isVersionFlag(t)).map((t) => t.rawName),
+    ...flagsTyped.filter((t) => isVersionFlag(t) && t.inlineValue).map((t) => `${t.rawName}=${t.value}`),
+    ...positionals.map((a) => JSON.stringify(a)),
+  ];
+  if (others.length > 0) throw new InvalidInputError(`--version takes no arguments and no other flags (got ${others.join(' ')})`);
+  return { kind: 'version' };
+}
+
+/** Arguments a command does not take are refused, never ignored. */
+function refuseExtra(command: CommandSpec, extra: readonly string[]): void {
+  if (extra.length === 0) return;
+  const shown = extra.map((a) => JSON.stringify(a)).join(' ');
+  throw new InvalidInputError(`${command.name}: unexpected argument ${shown} (usage: ${usageLine(command)})`);
+}
+
+function usageLine(command: CommandSpec): string {
+  return ['snapworker', command.name, command.args, command.flags.length > 0 ? '[flags]' : ''].filter(Boolean).join(' ');
+}
+
+/**
+ * A flag that holds one value given twice (`--repo a --repo b`) is refused rather than letting the
+ * last one win: one of the two was a mistake, and we cannot know which. Repeatable flags
+ * (`--label`) collect every value; a boolean said twice means the same as once.
+ */
+function refuseRepeat(token: Extract<Token, { kind: 'option' }>, command: CommandSpec, seen: Set<string>): void {
+  const spec = ALL_FLAGS[token.name];
+  if (spec === undefined || spec.type !== 'string' || spec.multiple) return;
+  if (seen.has(token.name)) throw new InvalidInputError(`${command.name}: --${token.name} given more than once; it takes one value`);
+  seen.add(token.name);
 }
 
 /** The command the positionals start with, and the arguments after its name. */

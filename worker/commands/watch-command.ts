@@ -7,6 +7,10 @@ import { endedJobEvent } from './job-control.js';
 import { closeQueue, connectQueue } from './queue-connection.js';
 import { formatEvent, runWatch } from './watch.js';
 
+function notInQueue(jobId: string, config: WorkerConfig): InvalidInputError {
+  return new InvalidInputError(`watch: job ${jobId}: not in queue ${config.queueName} (unknown, or removed after it ended)`);
+}
+
 /** `watch [jobId]`: NATS events; one job that already ended (or no NATS) goes through the queue. */
 export async function runWatchCommand(jobId: string | undefined, options: CliOptions, config: WorkerConfig): Promise<number> {
   if (!config.natsUrl) {
@@ -14,7 +18,7 @@ export async function runWatchCommand(jobId: string | undefined, options: CliOpt
     const client = await connectQueue(config);
     try {
       const job = await client.queue.getJob(jobId);
-      if (!job) throw new InvalidInputError(`watch: job ${jobId}: not in queue ${config.queueName}`);
+      if (!job) throw notInQueue(jobId, config);
       try {
         await followJob(client, job, job.name, options);
       } catch (err) {
@@ -31,6 +35,9 @@ export async function runWatchCommand(jobId: string | undefined, options: CliOpt
   }
   const client = jobId === undefined ? undefined : await connectQueue(config).catch(() => undefined);
   try {
+    // Without this a mistyped id would be watched forever: no event ever comes for it. A queue we
+    // cannot reach does not stop watching NATS, which is all this branch needs.
+    if (client && !(await client.queue.getJob(jobId!).catch(() => true))) throw notInQueue(jobId!, config);
     return await runWatch({ natsUrl: config.natsUrl, jobId, json: options.json, ended: client && (() => endedJobEvent(client, jobId!)) });
   } finally {
     if (client) await closeQueue(client);

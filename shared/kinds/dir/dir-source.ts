@@ -21,6 +21,7 @@ import { nullNotices, type NoticeSink } from '../notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
 import type { DirSourceParams } from './index.js';
 import { lineageNameFrom } from '../lineage-name.js';
+import { replacedBytesHint } from '../uri-path.js';
 
 const MiB = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -217,7 +218,7 @@ export class DirSource implements Source {
     try {
       stats = await stat(this.root);
     } catch (cause) {
-      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist`, { cause });
+      if (errnoCode(cause) === 'ENOENT') throw new NotFoundError(`dir source: ${showName(this.root)} does not exist${replacedBytesHint(this.root)}`, { cause });
       throw new SnapworkerError(`dir source: stat ${showName(this.root)}: ${errorText(cause)}`, { cause });
     }
     if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${showName(this.root)} is not a directory`);
@@ -241,6 +242,7 @@ export class DirSource implements Source {
       onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
     });
+    const includes = report ? filter.trackIncludes() : undefined;
     // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
     const pendingDirectories: WalkedNode[] = [];
     for await (const node of walk) {
@@ -248,11 +250,16 @@ export class DirSource implements Source {
         pendingDirectories.pop();
       }
       if (filter.isIncluded(node.relPath)) {
+        includes?.see(node.relPath);
         yield* pendingDirectories.splice(0);
         yield node;
       } else if (node.stats.isDirectory()) {
         pendingDirectories.push(node);
       }
+    }
+    // restic's way: not an error (the tree may simply lack those paths today), but never silent.
+    for (const pattern of includes?.unmatched() ?? []) {
+      this.notices.add({ kind: 'unmatched', path: `include pattern ${JSON.stringify(pattern)}`, reason: 'no path under the source root matches it' });
     }
   }
 
@@ -411,7 +418,7 @@ function entryType(stats: BigIntStats): EntryType | undefined {
  */
 export function createDirSourceFactory(options: DirSourceOptions = {}): SourceFactory<DirSourceParams> {
   return (uris: URL[], params: SourceParams & DirSourceParams, context: EndpointContext): Source => {
-    const root = dirPathFromUris(uris, 'dir source');
+    const root = dirPathFromUris(uris, 'source');
     context.checkPath(root);
     return new DirSource(root, uris[0]!.href, params, options);
   };

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, ftruncateSync, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { entryMtimeNs, type EntryHeader } from '../../snapshot/entry.js';
@@ -8,6 +9,7 @@ import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { AbortedError, IntegrityError, InvalidInputError, SnapworkerError, UnsafeEntryError, throwIfAborted } from '../../errors.js';
 import { dirPathFromUris } from './dir-uri.js';
 import { fsPath, showName as showPath } from '../../fsutil/byte-name.js';
+import { assertCanCreateIn, cannotCreate } from '../../fsutil/cannot-create.js';
 import { errnoCode, errorText } from '../../fsutil/errno.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
 import { safePathSegments } from '../../fsutil/relative-path.js';
@@ -93,11 +95,13 @@ export class DirTarget implements RestoreTarget {
     }
     const state = await inspectTarget(this.targetPath);
     refuseUnlessReplaceable(this.targetPath, state, options.replace);
+    // Staging and the swap both happen in the parent: say so now, not after the download.
+    await assertCanCreateIn(parent, path.basename(this.targetPath));
     const staging = siblingPath(this.targetPath, 'staging');
     try {
       await mkdir(staging, { mode: STAGING_DIRECTORY_MODE });
     } catch (cause) {
-      throw new SnapworkerError(`restore: create staging directory ${staging}: ${(cause as Error).message}`, { cause });
+      throw cannotCreate(parent, `staging directory ${path.basename(staging)}`, cause);
     }
     return new DirRestoreSession(this, staging, options, this.options);
   }
@@ -320,7 +324,7 @@ class DirRestoreSession implements RestoreSession {
       if (errnoCode(cause) === 'EPERM' && type !== 'fifo') {
         const what = type === 'chardev' ? 'character device' : 'block device';
         throw new SnapworkerError(
-          `restore: entry ${showPath(header.path)} is a ${what} (${header.devMajor}:${header.devMinor}); creating it needs the CAP_MKNOD capability: run the worker as root, or restore without this entry`,
+          `restore: entry ${showPath(header.path)} is a ${what} (${header.devMajor}:${header.devMinor}); creating it needs the CAP_MKNOD capability, which this process lacks: run the worker (or the --local command) as root`,
           { cause },
         );
       }
@@ -568,9 +572,23 @@ async function inspectTarget(targetPath: string): Promise<TargetState> {
   if (stats.isSymbolicLink()) {
     throw new InvalidInputError(`restore: target ${targetPath} is a symlink; restore to the directory it points to`);
   }
+  if (!stats.isDirectory()) {
+    // Never replaced, even with --replace: a directory where a file was is a different thing
+    // to whatever uses that path, and the file is gone without anyone having named it.
+    throw new InvalidInputError(`restore: target ${targetPath} is ${typeName(stats)}, not a directory; a directory snapshot restores only onto a directory (move it away first)`);
+  }
   const mode = stats.mode & 0o7777;
-  if (stats.isDirectory() && (await readdir(targetPath)).length === 0) return { kind: 'empty-directory', mode };
+  if ((await readdir(targetPath)).length === 0) return { kind: 'empty-directory', mode };
   return { kind: 'occupied', mode };
+}
+
+function typeName(stats: Stats): string {
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'not a directory';
 }
 
 function refuseUnlessReplaceable(targetPath: string, state: TargetState, replace: boolean): void {
@@ -607,7 +625,7 @@ function entryFailure(header: EntryHeader, operation: string, cause: unknown): S
  */
 export function createDirTargetFactory(options: DirTargetOptions = {}): TargetFactory {
   return (uris: URL[], _params: object, context: EndpointContext): RestoreTarget => {
-    const targetPath = dirPathFromUris(uris, 'dir target');
+    const targetPath = dirPathFromUris(uris, 'target');
     context.checkPath(targetPath);
     return new DirTarget(targetPath, uris[0]!.href, { ...options, restoreSetuid: options.restoreSetuid ?? context.restoreSetuid ?? false });
   };

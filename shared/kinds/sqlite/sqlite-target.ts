@@ -7,6 +7,7 @@ import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { IntegrityError, InvalidInputError, SnapworkerError, throwIfAborted } from '../../errors.js';
 import type { EndpointContext } from '../source.js';
 import { checkDatabaseIntegrity } from './check-integrity.js';
+import { cannotCreate } from '../../fsutil/cannot-create.js';
 import { removeSideFiles } from './durable-fs.js';
 import { assertPlaceable, swapIn } from './swap-in.js';
 import { DATABASE_ENTRY_PREFIX, parseSqliteUris, type SqliteEndpoint } from './sqlite-uri.js';
@@ -125,7 +126,10 @@ class SqliteRestoreSession implements RestoreSession {
 /** Streams `body` into a new file and fsyncs it; returns the byte count. Removes nothing on failure (abort does). */
 async function writeDurably(body: Readable, filePath: string, mode: number, signal: AbortSignal, what: string): Promise<number> {
   let bytes = 0;
-  const handle = await open(filePath, 'wx', mode);
+  const handle = await open(filePath, 'wx', mode).catch((cause: unknown) => {
+    body.destroy();
+    throw cannotCreate(path.dirname(filePath), path.basename(filePath), cause);
+  });
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       throwIfAborted(signal);

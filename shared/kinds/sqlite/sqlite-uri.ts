@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { InvalidInputError } from '../../errors.js';
 import type { EndpointContext } from '../source.js';
+import { decodeUriPath } from '../uri-path.js';
 
 /** One `sqlite:` endpoint: the URI as given (no secrets to strip) and the absolute file path. */
 export interface SqliteEndpoint {
@@ -24,12 +25,7 @@ export function parseSqliteUris(uris: readonly URL[], context: EndpointContext, 
     // A host would silently be ignored by a naive parser; sqlite://data/app.db is a common typo for sqlite:///data/app.db.
     if (url.host !== '') throw new InvalidInputError(`sqlite ${role}: ${shown} has a host; write sqlite:///absolute/path (three slashes)`);
     if (url.search !== '' || url.hash !== '') throw new InvalidInputError(`sqlite ${role}: ${shown} must not carry a query or fragment`);
-    let filePath: string;
-    try {
-      filePath = decodeURIComponent(url.pathname);
-    } catch (cause) {
-      throw new InvalidInputError(`sqlite ${role}: ${shown} has a malformed percent-encoding`, { cause });
-    }
+    let filePath = decodeUriPath(url, `sqlite ${role}`, role);
     if (!path.isAbsolute(filePath) || filePath.endsWith('/') || filePath.includes('\0')) {
       throw new InvalidInputError(`sqlite ${role}: ${shown} must name a database file by absolute path`);
     }

@@ -1,16 +1,30 @@
-import { chmod, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, SnapworkerError } from '../../errors.js';
+import { assertCanCreateIn } from '../../fsutil/cannot-create.js';
 import { fsyncPath, SIDE_FILE_SUFFIXES } from './durable-fs.js';
 
-/** The parent directory must exist; an existing target must be a regular file and needs `replace`. */
+/**
+ * The parent directory must exist and take new files (the copy is staged beside the target); an
+ * existing target must be a regular file, never replaced when it is anything else (a directory
+ * there is not a database to replace, even with `replace`), and needs `replace`.
+ * @throws InvalidInputError naming the target and the problem in one line.
+ */
 export async function assertPlaceable(target: string, replace: boolean): Promise<void> {
-  const parent = await stat(path.dirname(target)).catch(() => undefined);
-  if (!parent?.isDirectory()) throw new InvalidInputError(`sqlite target ${target}: directory ${path.dirname(target)} does not exist`);
-  const existing = await stat(target).catch(() => undefined);
-  if (!existing) return;
-  if (!existing.isFile()) throw new InvalidInputError(`sqlite target ${target}: exists and is not a regular file`);
-  if (!replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; replace it with --replace (job field "replace": true)`);
+  const dir = path.dirname(target);
+  const parent = await stat(dir).catch(() => undefined);
+  if (!parent?.isDirectory()) throw new InvalidInputError(`sqlite target ${target}: directory ${dir} does not exist`);
+  // lstat: the rename would replace a symlink itself, not the database it points to.
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing?.isSymbolicLink()) {
+    throw new InvalidInputError(`sqlite target ${target}: is a symlink; restore to the database file it points to`);
+  }
+  if (existing && !existing.isFile()) {
+    const what = existing.isDirectory() ? 'a directory' : 'not a regular file';
+    throw new InvalidInputError(`sqlite target ${target}: is ${what}, not a database file; a database restores only onto a file or a free path (move it away first)`);
+  }
+  if (existing && !replace) throw new InvalidInputError(`sqlite target ${target}: a database exists there; replace it with --replace (job field "replace": true)`);
+  await assertCanCreateIn(dir, path.basename(target));
 }
 
 /**

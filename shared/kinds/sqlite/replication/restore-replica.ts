@@ -51,8 +51,8 @@ export async function restoreReplica(
   targetPath: string,
   options: { replace?: boolean; check?: IntegrityCheckMode; signal?: AbortSignal } = {},
 ): Promise<ReplicaRestoreResult> {
-  if (point.index !== undefined && point.generation === undefined) throw new InvalidInputError('restore: --index needs --generation');
-  if (point.timestamp && point.generation) throw new InvalidInputError('restore: give --timestamp or --generation, not both');
+  if (point.index !== undefined && point.generation === undefined) throw new InvalidInputError('restore: replica.index needs replica.generation');
+  if (point.timestamp && point.generation) throw new InvalidInputError('restore: give replica.timestamp or replica.generation, not both');
   await assertPlaceable(targetPath, options.replace ?? false);
   const record = await chooseGeneration(store, point, options.signal);
   const objects = await store.walObjects(record.generation, { signal: options.signal });

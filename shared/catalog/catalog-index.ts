@@ -70,6 +70,11 @@ export class CatalogIndex {
     await this.store.driver.delete(pendingKey(record.source.name, record.id), options);
   }
 
+  /** After a record put failed and left no record: removes the pending marker `committing` wrote. */
+  async abandoned(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
+    await this.store.driver.delete(pendingKey(record.source.name, record.id), options);
+  }
+
   /**
    * Before records are deleted: appends tombstones for these commits, one object per lineage, so
    * they stop being listed before any of their data goes.

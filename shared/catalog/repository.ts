@@ -258,7 +258,14 @@ export class Repository {
   async putRecord(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
     await this.index.committing(record, options);
     const body = Buffer.from(JSON.stringify(record, null, 2) + '\n');
-    await this.driver.put(this.recordKey(record.id), Readable.from([body]), { ...options, size: body.length });
+    try {
+      await this.driver.put(this.recordKey(record.id), Readable.from([body]), { ...options, size: body.length });
+    } catch (err) {
+      // Normally a failed put leaves no record and the marker is debris; it stays when the record
+      // is there after all (an S3 answer lost after the write), or when that cannot be checked.
+      if (!(await this.hasRecord(record.id).catch(() => true))) await this.index.abandoned(record).catch(() => {});
+      throw err;
+    }
     await this.index.committed(record, options);
   }
 

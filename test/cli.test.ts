@@ -6,6 +6,30 @@ import { after, before, describe, it } from 'node:test';
 import { assertTreesEqual, dir, file, makeTree, symlink } from './helpers/tree.js';
 import { cli, spawnCli } from './helpers/cli.js';
 import { eventually, useTestWorker } from './helpers/worker-fixture.js';
+import { parseCommandLine } from '../worker/commands/parse-command-line.js';
+import { snapshotJobData } from '../worker/commands/options.js';
+
+describe('kind flags on the command line', () => {
+  it('turn into the job fields of the kinds registered, only those given', () => {
+    const snapshot = parseCommandLine(['snapshot', 'dir:///srv/app', '--include', 'conf/**', '--include', '*.md', '--skip-unreadable']);
+    assert.equal(snapshot.kind, 'run');
+    if (snapshot.kind !== 'run') return;
+    assert.deepEqual(snapshot.options.kindFields, { include: ['conf/**', '*.md'], skipUnreadable: true });
+    assert.deepEqual(snapshotJobData(snapshot.args, snapshot.options), {
+      v: 1,
+      source: 'dir:///srv/app',
+      repo: undefined,
+      name: undefined,
+      labels: undefined,
+      compression: undefined,
+      include: ['conf/**', '*.md'],
+      skipUnreadable: true,
+    });
+    const restore = parseCommandLine(['restore', 'latest', 'nats://127.0.0.1:4222/S', '--stream-config', '{"num_replicas":3}', '--replace']);
+    assert.ok(restore.kind === 'run');
+    if (restore.kind === 'run') assert.deepEqual(restore.options.kindFields, { streamConfig: { num_replicas: 3 } });
+  });
+});
 
 describe('the snapworker command line', () => {
   let root: string;

@@ -109,6 +109,17 @@ describe('worker configuration', () => {
     assert.match(message, /NATS_URL="nats:\/\/\*\*\*@nats:4222,ftp:\/\/other"/);
   });
 
+  it('reads SNAPWORKER_<KIND>_PROFILES for each kind with a profile schema, by kind then name', () => {
+    const config = loadConfig({ SNAPWORKER_NATS_PROFILES: '{"orders":{"user":"app","pass":"s3cret"}}' }, '/srv/app');
+    assert.deepEqual(config.profiles, { nats: { orders: { user: 'app', pass: 's3cret' } } });
+    assert.deepEqual(loadConfig({}, '/srv/app').profiles, { nats: {} }, 'a kind without the variable has no profiles');
+    const message = captureConfigError({ SNAPWORKER_NATS_PROFILES: '{"a":{"token":1},"b":{"pass":"s3cret","tls":{"ca":"x"}}}', SNAPWORKER_CONCURRENCY: 'many' }).message;
+    assert.match(message, /SNAPWORKER_NATS_PROFILES\.a\.token: /);
+    assert.match(message, /SNAPWORKER_NATS_PROFILES\.b\.tls: /);
+    assert.match(message, /SNAPWORKER_CONCURRENCY=/, 'listed with every other bad value');
+    assert.doesNotMatch(message, /s3cret/);
+  });
+
   it('finds no repository named after a property of Object', () => {
     for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       assert.match(captureConfigError({ SNAPWORKER_DEFAULT_REPOSITORY: name }).message, new RegExp(`SNAPWORKER_DEFAULT_REPOSITORY="${name}": not one of`));

@@ -55,7 +55,7 @@ export interface KindRegistration<S extends z.ZodRawShape = z.ZodRawShape, T ext
 }
 
 /** A registration of any field shapes, as the registry holds them. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry validated params against the kind's own schema
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- kinds differ in field shapes; each factory gets only what its own job fields let through
 export type AnyKindRegistration = KindRegistration<any, any>;
 
 /** Declares a kind, keeping its field shapes in the type (see `KindRegistration`). */

@@ -111,8 +111,11 @@ describe('worker configuration', () => {
 
   it('reads SNAPWORKER_<KIND>_PROFILES for each kind with a profile schema, by kind then name', () => {
     const config = loadConfig({ SNAPWORKER_NATS_PROFILES: '{"orders":{"user":"app","pass":"s3cret"}}' }, '/srv/app');
-    assert.deepEqual(config.profiles, { nats: { orders: { user: 'app', pass: 's3cret' } } });
-    assert.deepEqual(loadConfig({}, '/srv/app').profiles, { nats: {} }, 'a kind without the variable has no profiles');
+    assert.deepEqual(config.profiles, { nats: { orders: { user: 'app', pass: 's3cret' } }, postgres: {} });
+    assert.deepEqual(loadConfig({}, '/srv/app').profiles, { nats: {}, postgres: {} }, 'a kind without the variable has no profiles');
+    const postgres = captureConfigError({ SNAPWORKER_POSTGRES_PROFILES: '{"app":{"user":"backup","passwordEnv":"PG_PASS_s3cret"}}' }).message;
+    assert.match(postgres, /SNAPWORKER_POSTGRES_PROFILES\.app: a profile with a password or client key must list the hosts/);
+    assert.doesNotMatch(postgres, /s3cret/);
     const message = captureConfigError({ SNAPWORKER_NATS_PROFILES: '{"a":{"token":1},"b":{"pass":"s3cret","tls":{"ca":"x"}}}', SNAPWORKER_CONCURRENCY: 'many' }).message;
     assert.match(message, /SNAPWORKER_NATS_PROFILES\.a\.token: /);
     assert.match(message, /SNAPWORKER_NATS_PROFILES\.b\.tls: /);

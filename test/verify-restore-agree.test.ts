@@ -27,7 +27,7 @@ describe('verify and restore apply the same checks', () => {
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-agree-'));
     repoDir = path.join(root, 'repo');
-    const config = loadConfig({ SNAPWORKER_REPOSITORIES: JSON.stringify({ default: `file://${repoDir}` }), SNAPWORKER_ALLOWED_PATHS: root, SNAPWORKER_STAGING_DIR: root });
+    const config = loadConfig({ SNAPWORKER_REPOSITORIES: JSON.stringify({ default: `file://${repoDir}` }), SNAPWORKER_ALLOWED_PATHS: root, SNAPWORKER_STAGING_DIR: root, SNAPWORKER_POSTGRES_PROFILES: '{"test":{"user":"postgres"}}' });
     runtime = new JobRuntime(config, createLogger('silent'));
     const source = path.join(root, 'site');
     await mkdir(source);
@@ -50,6 +50,7 @@ describe('verify and restore apply the same checks', () => {
   function targetFor(kind: string): string {
     if (kind === 'sqlite') return `sqlite://${path.join(root, 'restored.db')}`;
     if (kind === 'nats') return `nats://127.0.0.1:4222/${STREAM}`;
+    if (kind === 'postgres') return 'postgres://127.0.0.1:5432/snapworker_agree_never_created?profile=test';
     return `dir://${path.join(root, 'restored')}`;
   }
 
@@ -71,7 +72,13 @@ describe('verify and restore apply the same checks', () => {
   }
 
   it('refuses a manifest with a source kind this version does not know', async () => {
-    await assertBothRefuse([{ name: 'dump.sql', data: 'select 1;' }], { manifest: { source: { kind: 'postgres', uri: 'postgres://db/app', name: 'app' } }, recordSource: testManifest().source }, /unknown source kind "postgres"/);
+    await assertBothRefuse([{ name: 'dump.sql', data: 'select 1;' }], { manifest: { source: { kind: 'mysql', uri: 'mysql://db/app', name: 'app' } }, recordSource: testManifest().source }, /unknown source kind "mysql"/);
+  });
+
+  it('refuses a postgres archive with an entry outside dump/, or without the dump\'s toc.dat', async () => {
+    const postgres = { manifest: { source: { kind: 'postgres', uri: 'postgres://db:5432/app', name: 'app' } }, recordSource: { kind: 'postgres', uri: 'postgres://db:5432/app', name: 'app' } };
+    await assertBothRefuse([{ name: 'dump.sql', data: 'select 1;' }], postgres, /entry dump\.sql: a file does not belong in a postgres archive/);
+    await assertBothRefuse([{ name: 'dump/3001.dat', data: '1\n' }], postgres, /a postgres archive needs dump\/toc\.dat, which is missing/);
   });
 
   it('refuses a directory archive with an entry outside data/, or data as a file', async () => {

@@ -21,19 +21,21 @@ import { existsError, scratchDatabaseName, swapDatabase } from './swap-database.
 
 /**
  * Builds the `postgres:` restore target with worker-level options. Accepts snapshots of kind
- * `postgres` (the registry refuses others before `begin`). The dump's files are staged in the staging directory; `commit` creates a scratch
- * database (`snapworker_restore_<hex>`, with the snapshot's encoding and locale, from
- * template0), runs `pg_restore -Fd -j <jobs> --exit-on-error` into it, checks it
- * (`checkRestoredDatabase`), and only then swaps it in under the target's name
- * (`swapDatabase`: one transaction; the replaced database dropped after). Every failure, and
- * `abort`, drops the scratch database and the staged files: the target is never half-restored.
+ * `postgres` (the registry refuses others before `begin`). The dump's files are staged in the
+ * staging directory; `commit` creates a scratch database (`snapworker_restore_<hex>`, with the
+ * snapshot's encoding and locale, from template0), runs `pg_restore -Fd -j <jobs>
+ * --exit-on-error` into it, checks it (`checkRestoredDatabase`), and only then swaps it in under
+ * the target's name (`swapDatabase`: one transaction; the replaced database dropped after).
+ * Every failure, and `abort`, drops the scratch database and the staged files: the target is
+ * never half-restored.
  *
  * Roles are cluster-wide and not in a database dump: the roles the dump names as owners or in
  * grants must exist on the target server (pg_restore stops at the first that does not).
  *
- * @throws InvalidInputError (factory) for a bad URI; (begin) for a profile the worker lacks, an existing database without `replace`, a pg_restore older than the
- *   pg_dump that made the snapshot; (commit) see `swapDatabase`; IntegrityError for an unexpected
- *   entry or a restored database that fails the check.
+ * @throws InvalidInputError (factory) for a bad URI; (begin) for a profile the worker lacks or
+ *   may not use with this server, an existing database without `replace`, a pg_restore older
+ *   than the pg_dump that made the snapshot; (commit) see `swapDatabase`; IntegrityError for an
+ *   unexpected entry or a restored database that fails the check.
  */
 export function postgresTargetFactory(options: PostgresKindOptions = {}): TargetFactory<PostgresTargetParams> {
   return (uris, params, context) => new PostgresTarget(parseSinglePostgresUri(uris, 'target'), params, context, options);

@@ -9,6 +9,9 @@ import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { Queue, type Job } from 'bullmq';
+import Database from 'better-sqlite3';
+import type { Redis } from 'ioredis';
+import { cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { ScheduleBook } from '../jobs/schedules.js';
 import {
   EVENT_SCHEMA_PATH,
@@ -171,6 +174,16 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
     assert.deepEqual(await readFile(join(restored, 'nested', 'file-1.bin')), await readFile(join(source, 'nested', 'file-1.bin')));
     firstJobs.push(...followUps);
 
+    // A replicator, so the replication series carry data; stopped (cancelled) at the end.
+    const replicated = join(dir, 'replicated.db');
+    const database = new Database(replicated);
+    database.pragma('journal_mode = WAL');
+    database.exec('CREATE TABLE t (x)');
+    database.close();
+    await queue.add('replicate', { v: 1, source: `sqlite://${replicated}` }, { jobId: 'replicate.default.replicated', priority: 2 });
+    await waitFor('the replicator to ship', async () => ((await promValue(prometheus, 'count(snapworker_replication_wal_offset_bytes)')) ?? 0) >= 1, 60_000);
+    t.after(() => cancelJob(queue, 'replicate.default.replicated'));
+
     await waitFor('Prometheus to scrape both workers and the finished jobs', async () =>
       (await promValue(prometheus, 'count(up{job="snapworker"} == 1)')) === WORKERS &&
       (await promValue(prometheus, 'sum(snapworker_jobs_total{outcome="completed"})')) === 8 &&
@@ -178,7 +191,8 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
     30_000);
     // Rates need two samples in their window; a worker's first scrape may be recent.
     await waitFor('three samples of every series in the rate window', async () =>
-      ((await promValue(prometheus, 'min(count_over_time(snapworker_jobs_total[30s]))')) ?? 0) >= 3,
+      ((await promValue(prometheus, 'min(count_over_time(snapworker_jobs_total[30s]))')) ?? 0) >= 3 &&
+      ((await promValue(prometheus, 'min(count_over_time(snapworker_replication_generations_total[30s]))')) ?? 0) >= 3,
     30_000);
     assert.equal(await promValue(prometheus, 'count(snapworker_worker_info)'), WORKERS);
 
@@ -244,3 +258,10 @@ describe('observability end to end: two workers, Prometheus, NATS', () => {
     await waitFor('Prometheus to see the drops', async () => ((await promValue(prometheus, 'sum(snapworker_events_dropped_total)')) ?? 0) >= scraped, 15_000);
   });
 });
+
+/** Cancels a running job the way `job cancel` does (cancel key, then the queue's cancel channel). */
+async function cancelJob(queue: Queue, jobId: string): Promise<void> {
+  const redis = (await queue.client) as unknown as Pick<Redis, 'publish' | 'set'>;
+  await redis.set(cancelKey('bull', queue.name, jobId), '1', 'EX', 60);
+  await redis.publish(cancelChannel('bull', queue.name), jobId);
+}

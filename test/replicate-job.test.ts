@@ -273,4 +273,28 @@ describe('replicate job', () => {
     await restoreReplica(store, {}, latest, { replace: false });
     assertPrefix(wholeTransactions(latest).txns, committed);
   });
+
+  it('goes back to the queue, not failed, when its worker shuts down', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const dbPath = path.join(environment.root, 'shutdown.db');
+    const db = new Database(dbPath);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (x)');
+    after(() => db.close());
+    const port = await freePort();
+    const worker = spawnWorker(environment, { SNAPWORKER_METRICS_PORT: String(port), SNAPWORKER_SHUTDOWN_GRACE_SECONDS: '1' });
+    workers.push(worker);
+    const enqueued = await run(['replicate', `sqlite://${dbPath}`]);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    const jobId = enqueued.stdout.trim();
+    await eventually('the replicator to replicate', async () => (await listReplicators()).find((l) => l.jobId === jobId)?.state === 'replicating', 120_000);
+    worker.child.kill('SIGTERM');
+    assert.equal(await worker.exited, 0);
+    const job = await environment.queue.getJob(jobId);
+    assert.ok(['waiting', 'prioritized'].includes(await job!.getState()), `state ${await job!.getState()}`);
+    assert.equal(job!.failedReason, undefined);
+    assert.match(worker.logs(), /job returned to the queue for another worker/);
+    const stop = await run(['replicate', 'stop', 'shutdown']);
+    assert.equal(stop.code, 0, stop.stderr);
+  });
 });

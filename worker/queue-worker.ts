@@ -30,7 +30,7 @@ const SHUTDOWN = 'worker shutting down';
  */
 const RETURN_JOBS_MS = 5000;
 
-/** How long a job that found this worker's slots of its sort full waits before it is offered again. */
+/** How long a replicate job that found this worker's replicator slots full waits before it is offered again. */
 const SLOTS_FULL_DELAY_MS = 2000;
 const FORCE_CLOSE_MS = 2000;
 
@@ -78,14 +78,14 @@ export class QueueWorker {
     private readonly deps: QueueWorkerDeps,
   ) {
     this.connection = toConnection(config.redisUrl);
-    // Replicate jobs never end, so they get slots of their own: BullMQ takes up to concurrency +
-    // maxReplicators jobs, and `process` hands a job back when the slots of its sort are full. One
-    // BullMQ Worker per sort is not possible: a Worker takes the next job of the queue whatever its
-    // name, and job names share one queue (priorities, cancel, `job status` work on it).
+    // Replicate jobs never end, so they get slots of their own: each running replicator raises
+    // BullMQ's concurrency by one (see `process`), so the other jobs always have `concurrency`
+    // slots. One BullMQ Worker per sort is not possible: a Worker takes the next job of the queue
+    // whatever its name, and job names share one queue (priorities, cancel, `job status`).
     this.worker = new Worker(config.queueName, (job, token, signal) => this.process(job, token, signal), {
       connection: this.connection,
       prefix: config.prefix,
-      concurrency: config.concurrency + config.maxReplicators,
+      concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
       autorun: false,
@@ -169,20 +169,25 @@ export class QueueWorker {
 
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     const replicator = job.name === 'replicate';
-    const full = replicator ? this.activeReplicators >= this.config.maxReplicators : this.active - this.activeReplicators >= this.config.concurrency;
-    if (full && token) {
-      // Back to the queue for another worker (or for this one once a slot of its sort is free);
-      // not an attempt, not a failure.
+    if (replicator && this.activeReplicators >= this.config.maxReplicators && token) {
+      // Back to the queue for another worker (or for this one once a replicator slot is free).
       await job.moveToDelayed(Date.now() + SLOTS_FULL_DELAY_MS, token);
       throw new DelayedError();
     }
     this.active += 1;
-    if (replicator) this.activeReplicators += 1;
+    if (replicator) {
+      // The replicator came in through an ordinary slot; one more slot gives it back to them.
+      this.activeReplicators += 1;
+      this.worker.concurrency = this.config.concurrency + this.activeReplicators;
+    }
     try {
       return await this.runAttempt(job, token, signal);
     } finally {
       this.active -= 1;
-      if (replicator) this.activeReplicators -= 1;
+      if (replicator) {
+        this.activeReplicators -= 1;
+        this.worker.concurrency = this.config.concurrency + this.activeReplicators;
+      }
     }
   }
 

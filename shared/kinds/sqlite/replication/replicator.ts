@@ -313,13 +313,17 @@ export class SqliteReplicator {
     return { broken: 'the WAL was restarted behind the replicator (new salts) before every frame was shipped' };
   }
 
-  /** Ships every committed frame in the WAL now; 'broken' when the WAL no longer continues the chain. */
-  private async shipAvailable(signal: AbortSignal | undefined): Promise<'shipped' | 'broken'> {
+  /**
+   * Ships the committed frames in the WAL now; 'broken' when the WAL no longer continues the chain.
+   * Without the write lock (`bounded`), only up to the WAL's end at the call: a fast writer would
+   * otherwise keep it chasing.
+   */
+  private async shipAvailable(signal: AbortSignal | undefined, bounded: boolean): Promise<'shipped' | 'broken'> {
     const handle = await openWal(this.dbPath);
     try {
       const next = await this.continuation(handle);
       if ('broken' in next) return 'broken';
-      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal);
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal, bounded ? (await handle!.stat()).size : Infinity);
       return 'shipped';
     } finally {
       await handle?.close();
@@ -371,7 +375,7 @@ export class SqliteReplicator {
   private async checkpoint(signal: AbortSignal | undefined): Promise<void> {
     for (let pass = 0; pass < 2; pass++) {
       this.pin();
-      if ((await this.shipAvailable(signal)) === 'broken') return; // the next sync starts a generation
+      if ((await this.shipAvailable(signal, true)) === 'broken') return; // the next sync starts a generation
       this.checkpointer!.pragma('wal_checkpoint(PASSIVE)');
     }
     const control = this.control!;
@@ -382,7 +386,7 @@ export class SqliteReplicator {
       throw err;
     }
     try {
-      if ((await this.shipAvailable(signal)) === 'broken') return;
+      if ((await this.shipAvailable(signal, false)) === 'broken') return;
       this.unpinAll();
       const chain = this.chain!;
       const [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;

@@ -18,6 +18,7 @@ import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snap
 import { runReplicaRestore } from '../shared/kinds/sqlite/replication/restore-replica-job.js';
 import { runReplicateJob, type ReplicateRequest } from '../shared/kinds/sqlite/replication/replicate-job.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
+import { checkDerivedLineage } from '../shared/pipeline/lineage-guard.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EntryNotice } from '../shared/kinds/notices.js';
 import type { EndpointContext } from '../shared/kinds/source.js';
@@ -108,6 +109,10 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
   async snapshot({ data, signal, progress, snapshotId, job, onUploadToken, onNotice }, runtime) {
     const repository = await runtime.writableRepository(data.repo, signal);
     const source = await openSource(toArray(data.source), data, runtime.endpoints);
+    if (data.name === undefined) await checkDerivedLineage(repository, source.descriptor, signal).catch(async (err: unknown) => {
+      await source.release?.();
+      throw err;
+    });
     const record = await takeSnapshot({
       id: snapshotId ?? newSnapshotId(),
       source,

@@ -79,7 +79,9 @@ const CONNECT_TIMEOUT_SECONDS = 15;
  * The environment pg_dump, pg_restore and psql run with: the worker's environment without any
  * `PG*` variable (the profile is the only source of connection settings, so a stray `PGDATABASE`
  * or `PGPASSWORD` on the worker cannot change what a job reaches), plus host, port, user, TLS
- * settings and the password from the profile.
+ * settings and the password from the profile. libpq's own files are switched off too: it would
+ * otherwise send a password from the worker's `~/.pgpass` (or settings from `pg_service.conf`) to
+ * whatever server a job names, and only a profile may hand out a password.
  *
  * @throws InvalidInputError naming the profile when its password file cannot be read or its
  *   password variable is unset (the message never holds the password).
@@ -91,6 +93,9 @@ export async function libpqEnvironment(endpoint: PostgresEndpoint, profile: Post
   env['PGPORT'] = String(endpoint.port);
   env['PGAPPNAME'] = 'snapworker';
   env['PGCONNECT_TIMEOUT'] = String(CONNECT_TIMEOUT_SECONDS);
+  env['PGPASSFILE'] = '/dev/null';
+  env['PGSERVICEFILE'] = '/dev/null';
+  env['PGSYSCONFDIR'] = '/nonexistent';
   if (!profile) return env;
   const setIf = (name: string, value: string | undefined) => {
     if (value !== undefined) env[name] = value;

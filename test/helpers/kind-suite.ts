@@ -65,8 +65,11 @@ export function runKindConformanceSuite(fixture: KindFixture): void {
       return { work, source };
     }
 
+    // Each test's source is a new one of the same base name in one repository: a lineage each
+    // (a derived name would refuse the second source, see shared/pipeline/lineage-guard.ts).
     function snapshot(source: string[], progress: ProgressSink = nullProgress, signal = new AbortController().signal): Promise<SnapshotRecord> {
-      return runJob({ kind: 'snapshot', data: { v: 1, source, compression: 'none', labels: { suite: 'kinds' } }, signal, progress }, runtime);
+      const name = `${fixture.kind}-t${serial}`;
+      return runJob({ kind: 'snapshot', data: { v: 1, source, name, compression: 'none', labels: { suite: 'kinds' } }, signal, progress }, runtime);
     }
 
     function restore(record: SnapshotRecord, target: string[], options: { replace?: boolean; progress?: ProgressSink; signal?: AbortSignal } = {}) {

@@ -137,7 +137,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
     const repository = await runtime.existingRepository(data.repo, signal);
     if (data.replica) {
       return runReplicaRestore({
-        driver: repository.driver,
+        storage: repository.replicaStorage(),
         source: data.source,
         snapshot: data.snapshot,
         target: toArray(data.target),
@@ -182,7 +182,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async replicate({ data, signal, replication }, runtime) {
     return runReplicateJob({
-      driver: (await runtime.writableRepository(data.repo, signal)).driver,
+      storage: (await runtime.writableRepository(data.repo, signal)).replicaStorage(),
       source: data.source,
       name: data.name,
       intervalMs: durationSeconds(data.interval ?? '1s') * 1000,

@@ -365,12 +365,41 @@ describe('helm chart helm/snapworker', () => {
         ['REDIS_URL', 'snapworker-redis'],
         ['NATS_URL', 'snapworker-nats'],
         ['SNAPWORKER_NATS_PROFILES', 'snapworker-nats-profiles'],
+        ['SNAPWORKER_POSTGRES_PROFILES', 'snapworker-postgres-profiles'],
         ['SNAPWORKER_SEAL_KEY', 'snapworker-seal'],
         ['SNAPWORKER_SEAL_KEY_ID', 'snapworker-seal'],
         ['AWS_ACCESS_KEY_ID', 'snapworker-s3'],
         ['AWS_SECRET_ACCESS_KEY', 'snapworker-s3'],
         ['AWS_SESSION_TOKEN', 'snapworker-s3'],
       ],
+    );
+  });
+
+  it('gives each kind in values.profiles its SNAPWORKER_<KIND>_PROFILES from its Secret, keeping nats.profilesSecret working', async () => {
+    const profileEnv = (manifests: Manifest[]) =>
+      (workerContainer(manifests).env ?? [])
+        .filter((e) => e.name.endsWith('_PROFILES'))
+        .map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key]);
+    const minimal = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests;
+    assert.deepEqual(profileEnv(minimal), [], 'no profiles by default');
+    const full = renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests;
+    assert.deepEqual(profileEnv(full), [
+      ['SNAPWORKER_NATS_PROFILES', 'snapworker-nats-profiles', 'profiles'],
+      ['SNAPWORKER_POSTGRES_PROFILES', 'snapworker-postgres-profiles', 'pg'],
+    ]);
+
+    const general = await renderer.render(CHART_DIR, {
+      valuesFiles: [MINIMAL_VALUES],
+      values: { profiles: { postgres: { existingSecret: 'pg-profiles' }, nats: { existingSecret: 'nats-profiles', key: 'json' }, sqlite: { existingSecret: '' } } },
+    });
+    assert.deepEqual(profileEnv(general.manifests), [
+      ['SNAPWORKER_NATS_PROFILES', 'nats-profiles', 'json'],
+      ['SNAPWORKER_POSTGRES_PROFILES', 'pg-profiles', 'profiles'],
+    ], 'kinds in name order, key defaults to "profiles", an empty existingSecret renders nothing');
+
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { nats: { profilesSecret: 'a' }, profiles: { nats: { existingSecret: 'b' } } } }),
+      (error: unknown) => error instanceof ChartRenderError && /NATS profiles Secret is given twice/.test(error.message),
     );
   });
 
@@ -558,6 +587,11 @@ describe('helm chart helm/snapworker', () => {
       ['s3.existingSecret', false],
       ['seal.existingSecret', {}],
       ['nats.existingSecret', 1],
+      ['profiles', []],
+      ['profiles.postgres', 'pg-profiles'],
+      ['profiles.postgres.existingSecret', 'Not_A_Name'],
+      ['profiles.postgres.secret', 'x'],
+      ['profiles.Post-gres', { existingSecret: 'pg' }],
       ['serviceAccount.create', 'yes'],
       ['serviceAccount.annotations', ['role']],
       ['resources', []],
@@ -652,6 +686,7 @@ const USER_SECRETS: SecretStubs = {
   'snapworker-redis': { url: REDIS_URL, address: `${REDIS.host}:${REDIS.port}`, username: 'default', password: '' },
   'snapworker-nats': { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
   'snapworker-nats-profiles': { profiles: '{}' },
+  'snapworker-postgres-profiles': { pg: JSON.stringify({ backup: { user: 'backup', hosts: ['db.shop.svc:5432'] } }) },
   'snapworker-seal': { key: 'a5'.repeat(32), keyId: 'seal-2026' },
   'snapworker-s3': { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example-secret', AWS_SESSION_TOKEN: 'example-token' },
   'snapworker-extra': {},

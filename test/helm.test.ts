@@ -477,6 +477,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.allowedPaths', 'SNAPWORKER_ALLOWED_PATHS', join(':'), [['/data'], ['/data', '/restore'], ['relative'], ['/a:b']]],
       ['worker.natsUrl', 'NATS_URL', String, ['nats://nats.messaging.svc:4222', 'tls://nats:4222', 'http://nats:4222', 'nats://']],
       ['worker.natsAllowedServers', 'SNAPWORKER_NATS_ALLOWED_SERVERS', join(','), [['nats.orders.svc:4222'], ['*'], ['[::1]:4222'], ['nats'], ['a:4222,b:4222']]],
+      ['worker.postgresAllowedServers', 'SNAPWORKER_POSTGRES_ALLOWED_SERVERS', join(','), [['db.shop.svc:5432'], ['*'], ['[::1]:5432'], ['db'], ['a:5432,b:5432']]],
     ];
     let compared = 0;
     for (const [valuePath, variable, render, candidates] of cases) {
@@ -493,12 +494,14 @@ describe('helm chart helm/snapworker', () => {
     assert.ok(compared >= 25, `compared ${compared} accepted values`);
   });
 
-  it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
+  it('passes worker.natsAllowedServers and worker.postgresAllowedServers as SNAPWORKER_<KIND>_ALLOWED_SERVERS only when set', () => {
     const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
     assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
+    assert.equal(keda.SNAPWORKER_POSTGRES_ALLOWED_SERVERS, 'db.shop.svc:5432');
     assert.equal(keda.SNAPWORKER_AUTO_INIT, 'false', 'worker.autoInit: false reaches the worker');
     const minimal = configData(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests);
     assert.equal(minimal.SNAPWORKER_NATS_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
+    assert.equal(minimal.SNAPWORKER_POSTGRES_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
   });
 
   it('values.schema.json accepts exactly the repository names the worker accepts', async () => {
@@ -580,6 +583,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.natsAllowedServers', 'nats:4222'],
       ['worker.natsAllowedServers', ['nats.orders.svc']],
       ['worker.natsAllowedServers', ['a:4222,b:4222']],
+      ['worker.postgresAllowedServers', ['db.shop.svc']],
       ['staging.sizeLimit', true],
       ['terminationGracePeriodSeconds', '90'],
       ['redis.existingSecret', 42],

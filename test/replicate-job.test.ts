@@ -251,7 +251,7 @@ describe('replicate job', () => {
       source: `sqlite://${dbPath}`,
       intervalMs: 200,
       retentionMs: 4000,
-      endpoints: { checkPath: () => {}, checkNatsServer: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
+      endpoints: { checkPath: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
       signal: controller.signal,
       onChange: (change) => {
         if (change.change === 'generation') generations.push(change.generation!);

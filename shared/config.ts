@@ -2,11 +2,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { errorMessage, InvalidInputError } from './errors.js';
-import { ANY_NATS_SERVER, natsServerAddress, parseNatsServerUrls } from './nats/nats-servers.js';
+import { parseNatsServerUrls } from './nats/nats-servers.js';
+import { ANY_SERVER, serverAddress } from './kinds/server-policy.js';
 import { redactUrl } from './redact-url.js';
 import { clusterPrefixProblem, isClusterUrl, redisUrlProblem } from '../jobs/redis-connection.js';
 import { writableDirProblem } from './fsutil/writable-dir.js';
-import { profileSettings } from './kinds/registry.js';
+import { profileSettings, serverSettings } from './kinds/registry.js';
 import type { SealKey } from './formats/archive/seal.js';
 import { isRepositoryUri, parseRepositoryUri, REPOSITORY_URI_SCHEMES } from './storage/open-driver.js';
 
@@ -25,11 +26,12 @@ export interface WorkerConfig {
   /** `NATS_URL`: where progress events go (comma-separated servers, `user:pass@` or `token@` allowed); unset or empty means no events. */
   natsUrl?: string;
   /**
-   * `SNAPWORKER_NATS_ALLOWED_SERVERS`: comma-separated `host:port` of the NATS servers jobs may
-   * name in `nats://` sources and targets, `*` for any. Default `127.0.0.1:4222`,
-   * `localhost:4222` and the servers of `NATS_URL`.
+   * The servers jobs may name, by kind: `SNAPWORKER_<KIND>_ALLOWED_SERVERS` for every kind whose
+   * registration has `servers` (comma-separated `host:port`, `*` for any). Defaults: the kind's
+   * (`127.0.0.1` and `localhost` on its port), for NATS plus the servers of `NATS_URL`.
+   * `SNAPWORKER_NATS_ALLOWED_SERVERS` → `nats`, `SNAPWORKER_POSTGRES_ALLOWED_SERVERS` → `postgres`.
    */
-  natsAllowedServers: string[];
+  allowedServers: Record<string, string[]>;
   /** `SNAPWORKER_REPOSITORIES`: name → repository URI. Default `{"default": "file://<cwd>/.snapworker/repo"}`. */
   repositories: Record<string, string>;
   /**
@@ -86,9 +88,6 @@ export interface WorkerConfig {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** NATS servers jobs may name when `SNAPWORKER_NATS_ALLOWED_SERVERS` is unset (plus those of `NATS_URL`). */
-export const DEFAULT_NATS_SERVERS = ['127.0.0.1:4222', 'localhost:4222'];
-
 const wholeNumber = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -108,7 +107,6 @@ const envSchema = z.object({
   SNAPWORKER_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('snapworker'),
   SNAPWORKER_PREFIX: z.string().regex(/^[^\s:]+$/, 'no spaces or colons').default('bull'),
   NATS_URL: z.string().optional(),
-  SNAPWORKER_NATS_ALLOWED_SERVERS: z.string().optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
   SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
@@ -190,13 +188,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       problems.push(`NATS_URL=${quote(redactUrl(e.NATS_URL))}: ${errorMessage(err)}`);
     }
   }
-  const natsAllowedServers = e.SNAPWORKER_NATS_ALLOWED_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...DEFAULT_NATS_SERVERS, ...natsServers];
-  for (const server of natsAllowedServers) {
-    if (server === ANY_NATS_SERVER) continue;
-    try {
-      natsServerAddress(server);
-    } catch {
-      problems.push(`SNAPWORKER_NATS_ALLOWED_SERVERS: ${quote(server)} is not host:port`);
+  const allowedServers: Record<string, string[]> = {};
+  for (const { kind, variable, defaultPort, defaults } of serverSettings()) {
+    // The event server is one the operator already trusts, so NATS jobs may name it too.
+    const given = envValue(env, variable)?.split(',').map((s) => s.trim()).filter(Boolean);
+    allowedServers[kind] = given ?? [...defaults, ...(kind === 'nats' ? natsServers : [])];
+    for (const server of allowedServers[kind]) {
+      if (server === ANY_SERVER) continue;
+      try {
+        serverAddress(server, defaultPort);
+      } catch {
+        problems.push(`${variable}: ${quote(server)} is not host:port`);
+      }
     }
   }
 
@@ -227,7 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     queueName: e.SNAPWORKER_QUEUE,
     prefix: e.SNAPWORKER_PREFIX,
     natsUrl: e.NATS_URL,
-    natsAllowedServers,
+    allowedServers,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
     autoInit: e.SNAPWORKER_AUTO_INIT === 'true',

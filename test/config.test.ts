@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../shared/config.js';
-import { NatsServerPolicy, parseNatsServerUrls } from '../shared/nats/nats-servers.js';
+import { parseNatsServerUrls } from '../shared/nats/nats-servers.js';
+import { ServerPolicy } from '../shared/kinds/server-policy.js';
 
 describe('worker configuration', () => {
   it('starts from embedded defaults: local Redis, a filesystem repository in the working directory', () => {
@@ -132,8 +133,14 @@ describe('worker configuration', () => {
   });
 
   it('lets jobs name the local NATS server and those of NATS_URL unless told otherwise', () => {
-    assert.deepEqual(loadConfig({ NATS_URL: 'nats://u:p@events:4222' }, '/srv/app').natsAllowedServers, ['127.0.0.1:4222', 'localhost:4222', 'nats://events:4222']);
-    assert.deepEqual(loadConfig({ SNAPWORKER_NATS_ALLOWED_SERVERS: 'a:1, b:2' }, '/srv/app').natsAllowedServers, ['a:1', 'b:2']);
+    assert.deepEqual(loadConfig({ NATS_URL: 'nats://u:p@events:4222' }, '/srv/app').allowedServers.nats, ['127.0.0.1:4222', 'localhost:4222', 'nats://events:4222']);
+    assert.deepEqual(loadConfig({ SNAPWORKER_NATS_ALLOWED_SERVERS: 'a:1, b:2' }, '/srv/app').allowedServers.nats, ['a:1', 'b:2']);
+  });
+
+  it('lets jobs name the local PostgreSQL server unless SNAPWORKER_POSTGRES_ALLOWED_SERVERS says otherwise', () => {
+    assert.deepEqual(loadConfig({ NATS_URL: 'nats://events:4222' }, '/srv/app').allowedServers.postgres, ['127.0.0.1:5432', 'localhost:5432']);
+    assert.deepEqual(loadConfig({ SNAPWORKER_POSTGRES_ALLOWED_SERVERS: 'db.shop.svc, [::1]:5433' }, '/srv/app').allowedServers.postgres, ['db.shop.svc', '[::1]:5433']);
+    assert.match(captureConfigError({ SNAPWORKER_POSTGRES_ALLOWED_SERVERS: 'db:5432,http://' }).message, /SNAPWORKER_POSTGRES_ALLOWED_SERVERS: "http:\/\/" is not host:port/);
   });
 
   it('moves NATS_URL credentials into connection options, since the client ignores them in URLs', () => {
@@ -148,7 +155,7 @@ describe('worker configuration', () => {
   });
 
   it('compares the NATS servers jobs name as normalised host:port', () => {
-    const policy = new NatsServerPolicy(['Events.internal', '127.0.0.1:4222']);
+    const policy = new ServerPolicy('nats', 'SNAPWORKER_NATS_ALLOWED_SERVERS', 4222, ['Events.internal', '127.0.0.1:4222']);
     policy.check('events.internal:4222', 'source');
     policy.check('127.0.0.1:4222', 'target');
     // Other spellings of an address (the resolver reads 0xA9FEA9FE and 127.1 as IPv4) are not
@@ -157,7 +164,7 @@ describe('worker configuration', () => {
       assert.throws(() => policy.check(host, 'source'), new RegExp(`source server ${host.replace(/\./g, '\\.')} is not one of the allowed servers`));
     }
     assert.throws(() => policy.check('127.0.0.1:4223', 'target'), /target server 127\.0\.0\.1:4223/);
-    new NatsServerPolicy(['*']).check('anywhere:1', 'source');
+    new ServerPolicy('nats', 'SNAPWORKER_NATS_ALLOWED_SERVERS', 4222, ['*']).check('anywhere:1', 'source');
   });
 });
 

@@ -365,12 +365,41 @@ describe('helm chart helm/snapworker', () => {
         ['REDIS_URL', 'snapworker-redis'],
         ['NATS_URL', 'snapworker-nats'],
         ['SNAPWORKER_NATS_PROFILES', 'snapworker-nats-profiles'],
+        ['SNAPWORKER_POSTGRES_PROFILES', 'snapworker-postgres-profiles'],
         ['SNAPWORKER_SEAL_KEY', 'snapworker-seal'],
         ['SNAPWORKER_SEAL_KEY_ID', 'snapworker-seal'],
         ['AWS_ACCESS_KEY_ID', 'snapworker-s3'],
         ['AWS_SECRET_ACCESS_KEY', 'snapworker-s3'],
         ['AWS_SESSION_TOKEN', 'snapworker-s3'],
       ],
+    );
+  });
+
+  it('gives each kind in values.profiles its SNAPWORKER_<KIND>_PROFILES from its Secret, keeping nats.profilesSecret working', async () => {
+    const profileEnv = (manifests: Manifest[]) =>
+      (workerContainer(manifests).env ?? [])
+        .filter((e) => e.name.endsWith('_PROFILES'))
+        .map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key]);
+    const minimal = renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests;
+    assert.deepEqual(profileEnv(minimal), [], 'no profiles by default');
+    const full = renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests;
+    assert.deepEqual(profileEnv(full), [
+      ['SNAPWORKER_NATS_PROFILES', 'snapworker-nats-profiles', 'profiles'],
+      ['SNAPWORKER_POSTGRES_PROFILES', 'snapworker-postgres-profiles', 'pg'],
+    ]);
+
+    const general = await renderer.render(CHART_DIR, {
+      valuesFiles: [MINIMAL_VALUES],
+      values: { profiles: { postgres: { existingSecret: 'pg-profiles' }, nats: { existingSecret: 'nats-profiles', key: 'json' }, sqlite: { existingSecret: '' } } },
+    });
+    assert.deepEqual(profileEnv(general.manifests), [
+      ['SNAPWORKER_NATS_PROFILES', 'nats-profiles', 'json'],
+      ['SNAPWORKER_POSTGRES_PROFILES', 'pg-profiles', 'profiles'],
+    ], 'kinds in name order, key defaults to "profiles", an empty existingSecret renders nothing');
+
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { nats: { profilesSecret: 'a' }, profiles: { nats: { existingSecret: 'b' } } } }),
+      (error: unknown) => error instanceof ChartRenderError && /NATS profiles Secret is given twice/.test(error.message),
     );
   });
 
@@ -448,6 +477,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.allowedPaths', 'SNAPWORKER_ALLOWED_PATHS', join(':'), [['/data'], ['/data', '/restore'], ['relative'], ['/a:b']]],
       ['worker.natsUrl', 'NATS_URL', String, ['nats://nats.messaging.svc:4222', 'tls://nats:4222', 'http://nats:4222', 'nats://']],
       ['worker.natsAllowedServers', 'SNAPWORKER_NATS_ALLOWED_SERVERS', join(','), [['nats.orders.svc:4222'], ['*'], ['[::1]:4222'], ['nats'], ['a:4222,b:4222']]],
+      ['worker.postgresAllowedServers', 'SNAPWORKER_POSTGRES_ALLOWED_SERVERS', join(','), [['db.shop.svc:5432'], ['*'], ['[::1]:5432'], ['db'], ['a:5432,b:5432']]],
     ];
     let compared = 0;
     for (const [valuePath, variable, render, candidates] of cases) {
@@ -464,12 +494,14 @@ describe('helm chart helm/snapworker', () => {
     assert.ok(compared >= 25, `compared ${compared} accepted values`);
   });
 
-  it('passes worker.natsAllowedServers as SNAPWORKER_NATS_ALLOWED_SERVERS only when set', () => {
+  it('passes worker.natsAllowedServers and worker.postgresAllowedServers as SNAPWORKER_<KIND>_ALLOWED_SERVERS only when set', () => {
     const keda = configData(renderings.find((r) => r.label === 'ci/keda-values.yaml')!.chart.manifests);
     assert.equal(keda.SNAPWORKER_NATS_ALLOWED_SERVERS, 'nats.orders.svc:4222,nats.billing.svc:4222');
+    assert.equal(keda.SNAPWORKER_POSTGRES_ALLOWED_SERVERS, 'db.shop.svc:5432');
     assert.equal(keda.SNAPWORKER_AUTO_INIT, 'false', 'worker.autoInit: false reaches the worker');
     const minimal = configData(renderings.find((r) => r.label === 'ci/minimal-values.yaml')!.chart.manifests);
     assert.equal(minimal.SNAPWORKER_NATS_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
+    assert.equal(minimal.SNAPWORKER_POSTGRES_ALLOWED_SERVERS, undefined, 'unset: the worker keeps its own default');
   });
 
   it('values.schema.json accepts exactly the repository names the worker accepts', async () => {
@@ -551,6 +583,7 @@ describe('helm chart helm/snapworker', () => {
       ['worker.natsAllowedServers', 'nats:4222'],
       ['worker.natsAllowedServers', ['nats.orders.svc']],
       ['worker.natsAllowedServers', ['a:4222,b:4222']],
+      ['worker.postgresAllowedServers', ['db.shop.svc']],
       ['staging.sizeLimit', true],
       ['terminationGracePeriodSeconds', '90'],
       ['redis.existingSecret', 42],
@@ -558,6 +591,11 @@ describe('helm chart helm/snapworker', () => {
       ['s3.existingSecret', false],
       ['seal.existingSecret', {}],
       ['nats.existingSecret', 1],
+      ['profiles', []],
+      ['profiles.postgres', 'pg-profiles'],
+      ['profiles.postgres.existingSecret', 'Not_A_Name'],
+      ['profiles.postgres.secret', 'x'],
+      ['profiles.Post-gres', { existingSecret: 'pg' }],
       ['serviceAccount.create', 'yes'],
       ['serviceAccount.annotations', ['role']],
       ['resources', []],
@@ -652,6 +690,7 @@ const USER_SECRETS: SecretStubs = {
   'snapworker-redis': { url: REDIS_URL, address: `${REDIS.host}:${REDIS.port}`, username: 'default', password: '' },
   'snapworker-nats': { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
   'snapworker-nats-profiles': { profiles: '{}' },
+  'snapworker-postgres-profiles': { pg: JSON.stringify({ backup: { user: 'backup', hosts: ['db.shop.svc:5432'] } }) },
   'snapworker-seal': { key: 'a5'.repeat(32), keyId: 'seal-2026' },
   'snapworker-s3': { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example-secret', AWS_SESSION_TOKEN: 'example-token' },
   'snapworker-extra': {},

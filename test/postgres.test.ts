@@ -451,10 +451,13 @@ describe('postgres kind: through the queue, with a real worker process', () => {
     await noScratchDatabases();
   });
 
-  it('fails a job naming an unknown profile or database at once, with one line', async () => {
+  it('fails a job naming an unknown profile or database, or a server the worker does not allow, at once, with one line', async () => {
     for (const [uri, pattern] of [
       [pgUri('postgres', 'nope').href, /profile "nope" is not configured on this worker/],
       [pgUri('snapworker_no_such_db').href, /database "snapworker_no_such_db" does not exist/],
+      // SNAPWORKER_POSTGRES_ALLOWED_SERVERS is unset: only the local server on 5432 may be named.
+      ['postgres://169.254.169.254/app', /postgres: source server 169\.254\.169\.254:5432 is not one of the allowed servers \(127\.0\.0\.1:5432, localhost:5432\); see SNAPWORKER_POSTGRES_ALLOWED_SERVERS/],
+      ['postgres://127.0.0.1:6543/app', /source server 127\.0\.0\.1:6543 is not one of the allowed servers/],
     ] as const) {
       const job = await environment.queue.add('snapshot', { v: 1, source: uri }, { attempts: 3, backoff: { type: 'fixed', delay: 100 } });
       await assert.rejects(job.waitUntilFinished(environment.events, 60_000), pattern);

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { Repository } from '../shared/catalog/repository.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
 import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
 import { runReplicateJob } from '../shared/kinds/sqlite/replication/replicate-job.js';
@@ -240,17 +241,17 @@ describe('replicate job', () => {
     const retentionWriter = spawn(process.execPath, ['--import', 'tsx', WRITER_SCRIPT, dbPath, 'wal', 'timed'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const [ready] = (await once(retentionWriter.stdout!, 'data')) as [Buffer];
     assert.equal(ready.toString().trim(), 'ready');
-    const driver = new FsDriver({ root: path.join(dir, 'repo') });
-    const store = new ReplicaStore(driver, 'ret');
+    const storage = new Repository('ret', new FsDriver({ root: path.join(dir, 'repo') })).replicaStorage();
+    const store = new ReplicaStore(storage, 'ret');
     const controller = new AbortController();
     const generations: string[] = [];
     // A 4 s window: a new generation every 2 s, retention every second.
     const running = runReplicateJob({
-      driver,
+      storage,
       source: `sqlite://${dbPath}`,
       intervalMs: 200,
       retentionMs: 4000,
-      endpoints: { checkPath: () => {}, checkNatsServer: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
+      endpoints: { checkPath: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
       signal: controller.signal,
       onChange: (change) => {
         if (change.change === 'generation') generations.push(change.generation!);

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Repository } from '../shared/catalog/repository.js';
-import { RepositoryMissingError } from '../shared/errors.js';
+import { InvalidInputError, RepositoryMissingError } from '../shared/errors.js';
 import { openDriver } from '../shared/storage/open-driver.js';
 
 describe('creating a repository', () => {
@@ -32,5 +33,27 @@ describe('creating a repository', () => {
     assert.deepEqual(Object.keys(config).sort(), ['createdAt', 'format', 'formatVersion', 'id', 'v']);
     assert.equal(await open().initIfMissing(), false);
     await open().requireExists();
+  });
+
+  it('hands the replica store a view of replicas/ only, which refuses keys outside it', async () => {
+    const dir = path.join(root, 'replicas');
+    const storage = new Repository('replicas', openDriver(`file://${dir}`)).replicaStorage();
+    await storage.put('replicas/app/generations/x/generation.json', Readable.from([Buffer.from('{}')]), { size: 2 });
+    assert.equal(await readFile(path.join(dir, 'replicas/app/generations/x/generation.json'), 'utf8'), '{}', 'the layout on disk is the driver\'s, unprefixed');
+    const keys: string[] = [];
+    for await (const object of storage.list('replicas/app/')) keys.push(object.key);
+    assert.deepEqual(keys, ['replicas/app/generations/x/generation.json']);
+    for (const attempt of [
+      () => storage.put('config.json', Readable.from([Buffer.from('{}')]), { size: 2 }),
+      () => storage.get('snapshots/x/snapshot.json'),
+      () => storage.delete('config.json'),
+      async () => {
+        for await (const _object of storage.list('snapshots/')) break;
+      },
+    ]) {
+      await assert.rejects(attempt(), (error: Error) => error instanceof InvalidInputError && /outside replicas\//.test(error.message));
+    }
+    await storage.delete('replicas/app/generations/x/generation.json');
+    await assert.rejects(readFile(path.join(dir, 'replicas/app/generations/x/generation.json')), /ENOENT/);
   });
 });

@@ -4,7 +4,8 @@ import { notAnIdMessage } from '../shared/catalog/repository.js';
 import { errorMessage, InvalidInputError } from '../shared/errors.js';
 import { isSnapshotId, isSnapshotIdPrefix } from '../shared/ids.js';
 import { createLogger, type Logger } from '../shared/logging.js';
-import { ANY_NATS_SERVER } from '../shared/nats/nats-servers.js';
+import { ANY_SERVER } from '../shared/kinds/server-policy.js';
+import { serverSettings } from '../shared/kinds/registry.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-driver.js';
@@ -118,13 +119,13 @@ async function expandSnapshotRef(ref: string, options: CliOptions, config: Worke
 /**
  * The worker's config from the environment. Commands that only touch files (`--local`, `ls`,
  * ...) run with the user's own permissions, so unless SNAPWORKER_ALLOWED_PATHS says otherwise
- * they may read and write anywhere the user can, and reach any NATS server; queued jobs stay
+ * they may read and write anywhere the user can, and reach any NATS or PostgreSQL server; queued jobs stay
  * limited by the worker's config.
  */
 function loadCliConfig(runsInProcess: boolean): WorkerConfig {
   const env = { ...process.env };
   if (runsInProcess && env.SNAPWORKER_ALLOWED_PATHS === undefined) env.SNAPWORKER_ALLOWED_PATHS = '/';
-  if (runsInProcess && env.SNAPWORKER_NATS_ALLOWED_SERVERS === undefined) env.SNAPWORKER_NATS_ALLOWED_SERVERS = ANY_NATS_SERVER;
+  for (const { variable } of serverSettings()) if (runsInProcess && env[variable] === undefined) env[variable] = ANY_SERVER;
   return loadConfig(env);
 }
 

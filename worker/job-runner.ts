@@ -4,13 +4,13 @@ import { assertJobKind } from '../jobs/validate.js';
 import type { Repository } from '../shared/catalog/repository.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { openSource, openTarget } from '../shared/kinds/registry.js';
+import { openSource, openTarget, serverSettings } from '../shared/kinds/registry.js';
 import { errorMessage, IntegrityError } from '../shared/errors.js';
 import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
-import { NatsServerPolicy } from '../shared/nats/nats-servers.js';
+import { ServerPolicy } from '../shared/kinds/server-policy.js';
 import { PathPolicy, type GuardedDir } from '../shared/path-policy.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { StallWatchdog } from '../shared/pipeline/stall-watchdog.js';
@@ -38,11 +38,18 @@ export class JobRuntime {
   ) {
     this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
     const paths = new PathPolicy(config.allowedPaths, guardedDirs(config));
-    const natsServers = new NatsServerPolicy(config.natsAllowedServers);
+    const servers = new Map(
+      serverSettings().map(({ kind, variable, defaultPort }) => [kind, new ServerPolicy(kind, variable, defaultPort, config.allowedServers[kind] ?? [])]),
+    );
     this.endpoints = {
       // Without a role (a caller outside openSource/openTarget) the stricter target rule applies.
       checkPath: (p, role = 'target') => paths.check(p, role),
-      checkNatsServer: (server, role) => natsServers.check(server, role),
+      checkServer: (kind, server, role) => {
+        const policy = servers.get(kind);
+        // A programming error, not bad input: the kind's admit checks servers it never registered.
+        if (!policy) throw new Error(`kinds: ${kind} checks a server but its registration has no servers`);
+        policy.check(server, role);
+      },
       stagingDir: config.stagingDir,
       profiles: config.profiles,
       restoreSetuid: config.restoreSetuid,
@@ -137,7 +144,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
     const repository = await runtime.existingRepository(data.repo, signal);
     if (data.replica) {
       return runReplicaRestore({
-        driver: repository.driver,
+        storage: repository.replicaStorage(),
         source: data.source,
         snapshot: data.snapshot,
         target: toArray(data.target),
@@ -182,7 +189,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
 
   async replicate({ data, signal, replication }, runtime) {
     return runReplicateJob({
-      driver: (await runtime.writableRepository(data.repo, signal)).driver,
+      storage: (await runtime.writableRepository(data.repo, signal)).replicaStorage(),
       source: data.source,
       name: data.name,
       intervalMs: durationSeconds(data.interval ?? '1s') * 1000,

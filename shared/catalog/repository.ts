@@ -11,10 +11,11 @@ import { readText } from './read-text.js';
 import type { OnDamagedRecord } from './record-store.js';
 import { describeFilter, matchesFilter, type SnapshotFilter } from './snapshot-filter.js';
 import type { SnapshotSummary } from './snapshot-summary.js';
+import { REPLICAS, replicaStorageOn, type ReplicaStorage } from './replica-storage.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
-const CONTENT_PREFIXES = [SNAPSHOTS, 'replicas/'];
+const CONTENT_PREFIXES = [SNAPSHOTS, REPLICAS];
 const RECORD_FILE = 'snapshot.json';
 /** The repository's marker object, written by `init` (restic's `config`). */
 const CONFIG_FILE = 'config.json';
@@ -73,7 +74,7 @@ export class Repository {
 
   /**
    * @param driver the storage underneath. Formats and the pipeline reach storage only through
-   *   this class; the SQLite replica store (its own layout under `replicas/`) is the one other user.
+   *   this class; the SQLite replica store gets only `replicaStorage()`, a view of `replicas/`.
    */
   constructor(
     readonly name: string,
@@ -223,6 +224,14 @@ export class Repository {
   /** Size and time of a stored object. @throws NotFoundError when absent. */
   head(key: string, options?: SignalOptions): Promise<ObjectInfo> {
     return this.driver.head(key, options);
+  }
+
+  /**
+   * The objects under `replicas/`, for the SQLite replica store (its own layout there): put, get,
+   * list and delete, refusing any key outside that prefix.
+   */
+  replicaStorage(): ReplicaStorage {
+    return replicaStorageOn(this.driver);
   }
 
   /** True when snapshot `id` has a record (is complete), whatever the record holds. */

@@ -44,6 +44,13 @@ export interface KindRegistration<S extends z.ZodRawShape = z.ZodRawShape, T ext
    */
   readonly profile?: z.ZodType;
   /**
+   * For kinds whose URIs name a network server: the worker's allow-list of servers jobs may name,
+   * `SNAPWORKER_<KIND>_ALLOWED_SERVERS` (comma-separated `host:port`, `*` for any), derived from
+   * this. `defaults` apply when the variable is unset; `admit` checks the URI's server with
+   * `context.checkServer`. Absent: the kind names no servers (files, databases on disk).
+   */
+  readonly servers?: { readonly defaultPort: number; readonly defaults: readonly string[] };
+  /**
    * Checks a parsed URI before anything opens it (its shape, and for network kinds the worker's
    * allow-list). Throws `InvalidInputError` with one line naming the problem.
    */

@@ -156,6 +156,23 @@ export interface ProfileSetting {
   profile: z.ZodType;
 }
 
+/** A kind's allow-list of servers in worker config (`KindRegistration.servers`). */
+export interface ServerSetting {
+  kind: string;
+  /** `SNAPWORKER_<KIND>_ALLOWED_SERVERS`. */
+  variable: string;
+  defaultPort: number;
+  /** What jobs may name when the variable is unset. */
+  defaults: readonly string[];
+}
+
+/** Every kind whose URIs name network servers, with its allow-list variable. */
+export function serverSettings(): ServerSetting[] {
+  return ALL.flatMap((registration) =>
+    registration.servers ? [{ kind: registration.kind, variable: `SNAPWORKER_${registration.kind.toUpperCase()}_ALLOWED_SERVERS`, ...registration.servers }] : [],
+  );
+}
+
 /** Every kind that takes profiles, with its config variable. */
 export function profileSettings(): ProfileSetting[] {
   return ALL.flatMap((registration) =>

@@ -40,10 +40,11 @@ export interface EndpointContext {
    */
   checkPath(absPath: string, role?: 'source' | 'target'): void;
   /**
-   * Throws `InvalidInputError` unless jobs may name the NATS server `host:port`; called by
-   * `openSource`/`openTarget` before any connection. Absent: any server (tests, tools).
+   * Throws `InvalidInputError` unless jobs may name the server `host:port` in URIs of `kind`
+   * (`SNAPWORKER_<KIND>_ALLOWED_SERVERS`); called from the kind's `admit` before any connection.
+   * Absent: any server (tests, tools).
    */
-  checkNatsServer?(server: string, role: 'source' | 'target'): void;
+  checkServer?(kind: string, server: string, role: 'source' | 'target'): void;
   /** Directory for staging files (temp copies, restore staging for non-directory targets). */
   stagingDir: string;
   /**

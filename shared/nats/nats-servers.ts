@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors.js';
+import { ANY_SERVER, serverAddress } from '../kinds/server-policy.js';
 import { redactUrl } from '../redact-url.js';
 
 /** Port a `nats://` URI without one points at, as every NATS client assumes. */
@@ -54,32 +55,8 @@ export function parseNatsServerUrls(text: string): NatsServerLogin {
 
 /** `host:port` of a server given as `host`, `host:port` or `nats://host:port`, lower case, default port 4222. */
 export function natsServerAddress(text: string): string {
-  const url = new URL(text.includes('://') ? text : `nats://${text}`);
-  return `${url.hostname.toLowerCase()}:${url.port === '' ? DEFAULT_NATS_PORT : url.port}`;
+  return serverAddress(text, DEFAULT_NATS_PORT);
 }
 
 /** Allow-list value that lets jobs name any NATS server (in-process CLI runs, tests). */
-export const ANY_NATS_SERVER = '*';
-
-/**
- * The NATS servers jobs may name in `nats://` sources and targets (`SNAPWORKER_NATS_ALLOWED_SERVERS`),
- * compared as `host:port` without resolving names. Like allowed paths and repositories, this is
- * worker configuration: without it a job could make the worker connect anywhere it can reach
- * (a cloud metadata address, an internal service).
- */
-export class NatsServerPolicy {
-  private readonly allowed: ReadonlySet<string> | undefined;
-
-  /** @param servers entries for `natsServerAddress`, or `['*']` for any server. */
-  constructor(servers: readonly string[]) {
-    this.allowed = servers.includes(ANY_NATS_SERVER) ? undefined : new Set(servers.map(natsServerAddress));
-  }
-
-  /** @throws InvalidInputError (never retried) naming the server and the setting, before any connection. */
-  check(server: string, role: 'source' | 'target'): void {
-    if (this.allowed === undefined || this.allowed.has(natsServerAddress(server))) return;
-    throw new InvalidInputError(
-      `nats: ${role} server ${server} is not one of the allowed servers (${[...this.allowed].join(', ')}); see SNAPWORKER_NATS_ALLOWED_SERVERS`,
-    );
-  }
-}
+export const ANY_NATS_SERVER = ANY_SERVER;

@@ -160,3 +160,32 @@ master behind Sentinels is one server, not a cluster, and naming both fails the 
 {{- define "snapworker.intOrString" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int . }}{{ end }}
 {{- end }}
+
+{{/*
+Credentials profiles by kind: SNAPWORKER_<KIND>_PROFILES from the Secret profiles.<kind>.existingSecret
+(key profiles.<kind>.key, default "profiles"), kinds in name order. nats.profilesSecret and
+nats.profilesKey, the spelling from before other kinds had profiles, still give the NATS one.
+An empty existingSecret renders nothing, so a kind can be switched off with --set.
+*/}}
+{{- define "snapworker.profilesEnv" -}}
+{{- $profiles := dict }}
+{{- range $kind, $profile := .Values.profiles }}
+{{- if $profile.existingSecret }}
+{{- $_ := set $profiles $kind $profile }}
+{{- end }}
+{{- end }}
+{{- with .Values.nats.profilesSecret }}
+{{- if hasKey $profiles "nats" }}
+{{- fail "the NATS profiles Secret is given twice: set profiles.nats or nats.profilesSecret, not both" }}
+{{- end }}
+{{- $_ := set $profiles "nats" (dict "existingSecret" . "key" $.Values.nats.profilesKey) }}
+{{- end }}
+{{- range $kind := keys $profiles | sortAlpha }}
+{{- $profile := get $profiles $kind }}
+- name: SNAPWORKER_{{ upper $kind }}_PROFILES
+  valueFrom:
+    secretKeyRef:
+      name: {{ $profile.existingSecret }}
+      key: {{ default "profiles" $profile.key }}
+{{- end }}
+{{- end }}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
 import { natsPayload } from './nats-payload.js';
+import { DEFAULT_NATS_PORT } from '../../nats/nats-servers.js';
 import { parseNatsUri } from './nats-endpoint.js';
 import { natsProfileSchema } from './nats-profile.js';
 
@@ -27,9 +28,11 @@ export const natsKind = defineKind({
   sourceParams: natsSourceParams,
   targetParams: natsTargetParams,
   profile: natsProfileSchema,
+  // The servers of NATS_URL are allowed too when SNAPWORKER_NATS_ALLOWED_SERVERS is unset (config.ts).
+  servers: { defaultPort: DEFAULT_NATS_PORT, defaults: ['127.0.0.1:4222', 'localhost:4222'] },
   // Refused before any connection: jobs may only name the servers the worker allows.
   admit(url, role, context) {
-    context.checkNatsServer?.(parseNatsUri(url).server, role);
+    context.checkServer?.('nats', parseNatsUri(url).server, role);
   },
   payload: natsPayload,
   source: async () => (await import('./nats-source.js')).createNatsSource,

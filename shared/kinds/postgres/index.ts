@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineKind } from '../kind.js';
 import { postgresPayloadLayout } from './dump-layout.js';
 import { postgresProfileSchema } from './postgres-profile.js';
-import { parsePostgresUri } from './postgres-uri.js';
+import { DEFAULT_POSTGRES_PORT, parsePostgresUri } from './postgres-uri.js';
 
 /** The restore-job fields of PostgreSQL targets (docs/postgres.md, "Open sessions on a replaced database"). */
 export const postgresTargetParams = {
@@ -22,9 +22,12 @@ export const postgresKind = defineKind({
   sourceParams: {},
   targetParams: postgresTargetParams,
   profile: postgresProfileSchema,
-  // The whole URI is checked when the job is validated, before anything connects.
-  admit(url, role) {
-    parsePostgresUri(url, role);
+  servers: { defaultPort: DEFAULT_POSTGRES_PORT, defaults: ['127.0.0.1:5432', 'localhost:5432'] },
+  // The whole URI, and its server against the worker's allow-list, are checked when the job is
+  // validated, before anything connects. `url.hostname` keeps an IPv6 address's brackets.
+  admit(url, role, context) {
+    const endpoint = parsePostgresUri(url, role);
+    context.checkServer?.('postgres', `${url.hostname}:${endpoint.port}`, role);
   },
   payload: postgresPayloadLayout,
   source: async () => (await import('./postgres-source.js')).createPostgresSource,

@@ -1,5 +1,5 @@
 import type { SignalOptions } from '../../../storage/storage-driver.js';
-import { generationPrefix, generationRecordKey, generationsPrefix, generationTime, isGenerationId } from './replica-layout.js';
+import { generationTime } from './replica-layout.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /**
@@ -26,22 +26,13 @@ export async function applyReplicaRetention(store: ReplicaStore, cutoff: Date, o
   if (coveringStart) keep.add(coveringStart);
   const newestComplete = complete.at(-1);
 
-  const prefix = generationsPrefix(store.name);
-  const folders = new Set<string>();
-  for await (const object of store.driver.list(prefix, options)) {
-    const generation = object.key.slice(prefix.length).split('/', 1)[0]!;
-    if (isGenerationId(generation)) folders.add(generation);
-  }
   const removed: string[] = [];
-  for (const generation of [...folders].sort()) {
+  for (const { generation } of await store.generationFolders(options)) {
     if (keep.has(generation)) continue;
     const incomplete = !created.has(generation);
     // An incomplete folder newer than every complete generation may be a snapshot in progress.
     if (incomplete && (!newestComplete || generation > newestComplete || generationTime(generation) >= cutoff)) continue;
-    await store.driver.delete(generationRecordKey(store.name, generation), options);
-    for await (const object of store.driver.list(generationPrefix(store.name, generation), options)) {
-      await store.driver.delete(object.key, options);
-    }
+    await store.removeGeneration(generation, options);
     removed.push(generation);
   }
   return removed;

@@ -4,7 +4,7 @@ import { AbortedError, errorMessage, InvalidInputError } from '../../../errors.j
 import type { ReplicationChange } from '../../../events/job-events.js';
 import type { Logger } from '../../../logging.js';
 import type { ReplicationMetrics } from '../../../metrics/replication-metrics.js';
-import type { StorageDriver } from '../../../storage/storage-driver.js';
+import type { ReplicaStorage } from '../../../catalog/replica-storage.js';
 import { lineageNameFrom } from '../../lineage-name.js';
 import type { EndpointContext } from '../../source.js';
 import { parseSqliteUris } from '../sqlite-uri.js';
@@ -15,7 +15,8 @@ import { SqliteReplicator, type ReplicationEvent, type ShippedPosition } from '.
 
 /** A replicate job to run (job data in docs/jobs.md), with what the worker gives it. */
 export interface ReplicateRequest {
-  driver: StorageDriver;
+  /** The repository's `replicaStorage()`. */
+  storage: ReplicaStorage;
   /** `sqlite:///abs/path/db.sqlite`; checked against the allowed paths. */
   source: string;
   /** Replica name; default the file's base name without extension (as a snapshot's lineage). */
@@ -71,7 +72,7 @@ export async function runReplicateJob(request: ReplicateRequest): Promise<never>
   const [endpoint] = parseSqliteUris([url], request.endpoints, 'source');
   const dbPath = endpoint!.path;
   const database = request.name ?? replicaNameOf(dbPath);
-  const store = new ReplicaStore(request.driver, database);
+  const store = new ReplicaStore(request.storage, database);
   const { metrics, logger, signal } = request;
   const host = os.hostname();
   const status: ReplicationStatus = {

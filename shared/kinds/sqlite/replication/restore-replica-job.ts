@@ -1,14 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { InvalidInputError } from '../../../errors.js';
 import type { EndpointContext } from '../../source.js';
-import type { StorageDriver } from '../../../storage/storage-driver.js';
+import type { ReplicaStorage } from '../../../catalog/replica-storage.js';
 import { parseSqliteUris } from '../sqlite-uri.js';
 import { ReplicaStore } from './replica-store.js';
 import { restoreReplica, type ReplicaPoint } from './restore-replica.js';
 
 /** A restore job's request for a replica (`replica` in the restore job data, docs/jobs.md). */
 export interface ReplicaRestoreRequest {
-  driver: StorageDriver;
+  /** The repository's `replicaStorage()`. */
+  storage: ReplicaStorage;
   /** The replica name (the job's `source`). */
   source: string | undefined;
   snapshot: string;
@@ -43,7 +44,7 @@ export async function runReplicaRestore(request: ReplicaRestoreRequest) {
     ...(request.replica.generation ? { generation: request.replica.generation } : {}),
     ...(request.replica.index !== undefined ? { index: request.replica.index } : {}),
   };
-  const result = await restoreReplica(new ReplicaStore(request.driver, request.source), point, endpoint!.path, {
+  const result = await restoreReplica(new ReplicaStore(request.storage, request.source), point, endpoint!.path, {
     replace: request.replace,
     ...(request.signal ? { signal: request.signal } : {}),
   });

@@ -55,12 +55,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'restore',
     args: '<snapshot> <target>...',
-    minArgs: 2,
+    // One argument is enough with the replica's point flags (replica-point.ts checks the rest).
+    minArgs: 1,
     maxArgs: Infinity,
-    flags: [...PICK_FLAGS, 'replace', ...JOB_FLAGS],
+    flags: [...PICK_FLAGS, 'replace', 'timestamp', 'generation', 'index', ...JOB_FLAGS],
     kindFlags: 'target',
-    summary: 'restore a snapshot into targets (URIs like the sources)',
-    notes: `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}`,
+    summary: 'restore a snapshot into targets (URIs like the sources), or an SQLite database from its replica to a point in time',
+    notes:
+      `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}\n` +
+      'Point in time (SQLite replicas, docs/sqlite.md): restore sqlite:///abs/db --source NAME --timestamp 2026-11-29T16:15:00Z, or --generation G [--index N], or --replica \'{}\' for the newest state; no snapshot argument (or "latest").',
   },
   {
     name: 'verify',

@@ -5,9 +5,12 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { formatOf } from '../../shared/formats/registry.js';
 import type { Logger } from '../../shared/logging.js';
 import { groupSnapshots, parseGroupKeys } from '../../shared/retention/group-snapshots.js';
+import { listGenerations } from '../../shared/kinds/sqlite/replication/list-generations.js';
+import { ReplicaStore } from '../../shared/kinds/sqlite/replication/replica-store.js';
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
 import type { CliOptions } from './flags.js';
+import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
 
 /**
@@ -34,6 +37,7 @@ export async function runCatalogCommand(
     const repository = await runtime.existingRepository(options.repo);
     const filter = { source: options.source, labels: parseLabels(options.label) };
 
+    if (command === 'ls' && options.generations) return await listReplicaGenerations(repository, options, out);
     if (command === 'ls') {
       const keys = options['group-by'] === undefined ? undefined : parseGroupKeys(options['group-by']);
       const snapshots = await repository.index.snapshots(filter);
@@ -82,6 +86,19 @@ export async function runCatalogCommand(
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * `ls --source NAME --generations`: the generations of the SQLite replica NAME (what
+ * `replicate` writes), oldest first, as a table or with `--json` as `GenerationSummary[]`.
+ * @throws InvalidInputError without --source, or with --label/--group-by (replicas have neither).
+ */
+async function listReplicaGenerations(repository: Repository, options: CliOptions, out: (text: string) => void): Promise<number> {
+  if (options.source === undefined) throw new InvalidInputError('ls: --generations needs --source NAME, the replica name (as "replicate ls" shows it)');
+  if (options.label.length > 0 || options['group-by'] !== undefined) throw new InvalidInputError('ls: --generations lists one replica; --label and --group-by do not apply');
+  const generations = await listGenerations(new ReplicaStore(repository.driver, options.source));
+  out(options.json ? JSON.stringify(generations, null, 2) : formatGenerationTable(options.source, generations));
+  return 0;
 }
 
 /**

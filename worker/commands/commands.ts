@@ -88,10 +88,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '',
     minArgs: 0,
     maxArgs: 0,
-    flags: ['repo', 'source', 'label', 'group-by', 'json'],
-    summary: 'list snapshots (a table; --json for their summaries)',
+    flags: ['repo', 'source', 'label', 'group-by', 'generations', 'json'],
+    summary: 'list snapshots (a table; --json for their summaries), or with --generations the generations of a replica',
     notes:
-      'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.',
+      'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.\n' +
+      '--generations --source NAME lists the generations of the SQLite replica NAME (snapworker replicate): when each began and was last read, its first and last WAL position (index/offset), its segments and their bytes; a restore reaches any point inside them.',
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },

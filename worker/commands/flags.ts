@@ -39,6 +39,7 @@ export const FLAGS = {
   timestamp: { type: 'string', value: 'T', description: 'restore from the replica (--source) as of this ISO 8601 time: the transactions committed before it' },
   generation: { type: 'string', value: 'G', description: 'restore from the replica (--source) to the end of this generation ("ls --generations" lists them)' },
   index: { type: 'string', value: 'N', description: 'with --generation: to the end of this WAL index' },
+  generations: { type: 'boolean', description: 'ls: the generations of the replica named by --source (continuous SQLite replication)' },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
   local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
@@ -70,6 +71,7 @@ export interface CliOptions {
   timestamp?: string;
   generation?: string;
   index?: string;
+  generations: boolean;
   'job-id'?: string;
   wait: boolean;
   local: boolean;

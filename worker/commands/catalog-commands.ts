@@ -10,6 +10,7 @@ import { ReplicaStore } from '../../shared/kinds/sqlite/replication/replica-stor
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
 import type { CliOptions } from './flags.js';
+import { formatColumns } from './columns.js';
 import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
 
@@ -143,11 +144,5 @@ export function formatSnapshotTable(records: readonly SnapshotSummary[]): string
     formatBytes(r.stats.storedBytes),
   ]);
   const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
+  return [...formatColumns(header, rows, new Set([4])), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
 }

@@ -1,5 +1,6 @@
 import type { GenerationSummary } from '../../shared/kinds/sqlite/replication/list-generations.js';
 import { formatBytes } from '../progress-bar.js';
+import { formatColumns } from './columns.js';
 
 /**
  * `ls --source NAME --generations` for people: one line per generation, oldest first: its id,
@@ -20,13 +21,6 @@ export function formatGenerationTable(replica: string, generations: readonly Gen
     g.reason,
   ]);
   const header = ['GENERATION', 'START (UTC)', 'END (UTC)', 'FIRST', 'LAST', 'SEGMENTS', 'BYTES', 'REASON'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  // Numbers right-aligned; the reason, free text, last and unpadded.
-  const right = new Set([5, 6]);
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : right.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line), `${generations.length} generation${generations.length === 1 ? '' : 's'} of replica ${replica}`].join('\n');
+  // Counts and sizes right-aligned; the reason, free text, last.
+  return [...formatColumns(header, rows, new Set([5, 6])), `${generations.length} generation${generations.length === 1 ? '' : 's'} of replica ${replica}`].join('\n');
 }

@@ -9,6 +9,7 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
 import { SqliteReplicator } from '../shared/kinds/sqlite/replication/replicator.js';
 import { cli } from './helpers/cli.js';
+import { createTestEnvironment, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
 /** The values of table t, in order. */
 function values(file: string): number[] {
@@ -22,6 +23,32 @@ function values(file: string): number[] {
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
+/**
+ * A real database `orders.db` in `dir`, replicated by the real replicator into the file
+ * repository at `repoDir` as replica `orders`: values 1-10, 11-25 and 26-40 in three batches,
+ * one transaction per value. Resolves with a time after each batch.
+ */
+async function replicateBatches(dir: string, repoDir: string): Promise<Date[]> {
+  const marks: Date[] = [];
+  const dbPath = path.join(dir, 'orders.db');
+  const app = new Database(dbPath);
+  app.pragma('journal_mode = wal');
+  app.exec('CREATE TABLE t (v INTEGER)');
+  const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+  const replicator = new SqliteReplicator(dbPath, new ReplicaStore(new FsDriver({ root: repoDir }), 'orders'), { stagingDir: dir });
+  await replicator.sync();
+  for (const [from, to] of [[1, 10], [11, 25], [26, 40]] as const) {
+    for (const v of range(from, to)) insert.run(v);
+    await replicator.sync();
+    await pause(20);
+    marks.push(new Date());
+    await pause(20);
+  }
+  await replicator.close();
+  app.close();
+  return marks;
+}
+
 describe('point-in-time restore on the command line', () => {
   let root: string;
   let repo: string;
@@ -33,24 +60,7 @@ describe('point-in-time restore on the command line', () => {
     repo = `file://${path.join(root, 'repo')}`;
     const init = await cli(['init', '--repo', repo]);
     assert.equal(init.code, 0, init.stderr);
-    // A real database replicated by the real replicator into the repository the CLI reads.
-    const dbPath = path.join(root, 'orders.db');
-    const app = new Database(dbPath);
-    app.pragma('journal_mode = wal');
-    app.exec('CREATE TABLE t (v INTEGER)');
-    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
-    const replicator = new SqliteReplicator(dbPath, new ReplicaStore(new FsDriver({ root: path.join(root, 'repo') }), 'orders'), { stagingDir: root });
-    await replicator.sync();
-    for (const [from, to] of [[1, 10], [11, 25], [26, 40]] as const) {
-      // One transaction per value, each its own commit, so a point between them is exact.
-      for (const v of range(from, to)) insert.run(v);
-      await replicator.sync();
-      await pause(20);
-      marks.push(new Date());
-      await pause(20);
-    }
-    await replicator.close();
-    app.close();
+    marks.push(...(await replicateBatches(root, path.join(root, 'repo'))));
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });
@@ -141,5 +151,30 @@ describe('point-in-time restore on the command line', () => {
     assert.equal(unnamed.code, 2);
     assert.match(unnamed.stderr, /restore: replica needs source/);
     await assert.rejects(stat(path.join(root, 'refused.db')), 'nothing restored');
+  });
+});
+
+describe('point-in-time restore on the command line, through the queue and a worker process', () => {
+  let environment: TestEnvironment;
+  let worker: WorkerProcess;
+  before(async () => {
+    environment = await createTestEnvironment();
+    const init = await cli(['init'], environment.env);
+    assert.equal(init.code, 0, init.stderr);
+    worker = spawnWorker(environment);
+  });
+  after(async () => {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await environment.cleanup();
+  });
+
+  it('enqueues a restore to a timestamp that a worker runs; the target holds exactly the transactions committed before it', async () => {
+    const marks = await replicateBatches(environment.root, environment.repoDir);
+    const target = path.join(environment.root, 'restored.db');
+    const run = await cli(['restore', `sqlite://${target}`, '--source', 'orders', '--timestamp', marks[1]!.toISOString(), '--wait', '--json'], environment.env);
+    assert.equal(run.code, 0, `${run.stderr}\nworker: ${worker.logs()}`);
+    assert.equal(JSON.parse(run.stdout).replica.segments, 2);
+    assert.deepEqual(values(target), range(1, 25));
   });
 });

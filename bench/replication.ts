@@ -3,6 +3,7 @@
  * "SQLite replication").
  *
  *   node --import tsx bench/replication.ts [--seconds=8] [--rounds=3] [--dir=<tmp>] [--checkpoint-mib=4] [--keep]
+ *     [--part=all|writer|restore] [--restore-mib=64] [--restore-segments=1000]   (1 GiB: --restore-mib=1024 --restore-segments=10000)
  *
  * 1. Writer throughput: `replication-writer.ts` (a separate process, one 200-byte row per
  *    transaction, as fast as it can) for `--seconds`, without and with a replicator running in
@@ -12,10 +13,17 @@
  * 2. Lag under a steady 1,000 transactions/s for 3 × `--seconds`: sampled every 100 ms as the
  *    `replicate` job and `snapworker_replication_lag_seconds` define it (now minus the later of
  *    the last sync's start and the last segment's read time); p50, p99 and max.
+ * 3. Restore time: a database of `--restore-mib` (4,000-byte random rows) is snapshotted by the
+ *    replicator, then `--restore-segments` single-row updates each shipped by a sync of their own
+ *    (one segment each, the replicator's checkpoints in between as in production); then
+ *    `restoreReplica` to the newest state (snapshot, every segment, `integrity_check`, atomic
+ *    rename) is timed, beside `cp` of the same database, and the restored rows are compared
+ *    with the source's by SHA-256. The page cache is warm (the bench cannot drop it).
  * Benchmarks are not tests: nothing here asserts a figure.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +32,9 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
 import { SqliteReplicator } from '../shared/kinds/sqlite/replication/replicator.js';
 import { lagSeconds } from '../shared/kinds/sqlite/replication/replication-status.js';
+import { listGenerations } from '../shared/kinds/sqlite/replication/list-generations.js';
+import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
+import Database from 'better-sqlite3';
 
 const WRITER = fileURLToPath(new URL('./replication-writer.ts', import.meta.url));
 const { values: args } = parseArgs({
@@ -33,8 +44,12 @@ const { values: args } = parseArgs({
     dir: { type: 'string', default: os.tmpdir() },
     keep: { type: 'boolean', default: false },
     'checkpoint-mib': { type: 'string', default: '4' },
+    part: { type: 'string', default: 'all' },
+    'restore-mib': { type: 'string', default: '64' },
+    'restore-segments': { type: 'string', default: '1000' },
   },
 });
+if (!['all', 'writer', 'restore'].includes(args.part!)) throw new Error(`--part: all, writer or restore, not "${args.part}"`);
 const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 
@@ -100,6 +115,14 @@ function percentile(values: number[], p: number): number {
 const root = await mkdtemp(path.join(args.dir!, 'snapworker-bench-replication-'));
 try {
   console.log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  if (args.part !== 'restore') await benchWriter();
+  if (args.part !== 'writer') await benchRestore(path.join(root, 'restore'), Number(args['restore-mib']), Number(args['restore-segments']));
+} finally {
+  if (!args.keep) await rm(root, { recursive: true, force: true });
+}
+
+/** 1 and 2: the writer's throughput without and with replication, then the lag at 1,000/s. */
+async function benchWriter(): Promise<void> {
   const variants = [
     { label: 'without replication', replicated: false, autocheckpoint: 1000 },
     { label: 'with replication', replicated: true, autocheckpoint: 1000 },
@@ -145,6 +168,67 @@ try {
       `lag p50 ${median(lags).toFixed(2)} s, p99 ${percentile(lags, 0.99).toFixed(2)} s, max ${Math.max(...lags).toFixed(2)} s; ` +
       `${steady.segments} segments, ${(steady.segmentBytes / 1024 / 1024).toFixed(1)} MiB; the replicator used ${steady.cpuSecondsPerSecond.toFixed(2)} CPU s/s`,
   );
-} finally {
-  if (!args.keep) await rm(root, { recursive: true, force: true });
+}
+
+/** 3: the time to restore a database of `mib` MiB whose generation holds `segments` segments. */
+async function benchRestore(dir: string, mib: number, segments: number): Promise<void> {
+  await mkdir(dir);
+  const dbPath = path.join(dir, 'app.db');
+  const db = new Database(dbPath);
+  db.pragma('journal_mode = wal');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)');
+  const rows = Math.ceil((mib * 1024 * 1024) / 4096);
+  const fill = db.prepare('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO t (b) SELECT randomblob(4000) FROM n');
+  let built = performance.now();
+  for (let done = 0; done < rows; done += 10_000) fill.run(Math.min(10_000, rows - done));
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  const size = (await stat(dbPath)).size;
+  built = (performance.now() - built) / 1000;
+
+  const store = new ReplicaStore(new FsDriver({ root: path.join(dir, 'repo') }), 'bench');
+  const replicator = new SqliteReplicator(dbPath, store, { stagingDir: dir, checkpointBytes: Number(args['checkpoint-mib']) * 1024 * 1024 });
+  let shipping = performance.now();
+  await replicator.sync();
+  const update = db.prepare('UPDATE t SET b = randomblob(4000) WHERE id = ?');
+  for (let i = 0; i < segments; i++) {
+    update.run(1 + Math.floor(Math.random() * rows));
+    await replicator.sync();
+  }
+  await replicator.close();
+  shipping = (performance.now() - shipping) / 1000;
+  const [generation] = await listGenerations(store);
+  console.log(
+    `restore: database ${(size / 1024 / 1024).toFixed(0)} MiB (built in ${built.toFixed(1)} s); one generation, ${generation!.segments} segments of ${(generation!.segmentBytes / 1024 / 1024).toFixed(1)} MiB (shipped in ${shipping.toFixed(1)} s)`,
+  );
+
+  const copied = path.join(dir, 'copy.db');
+  let cp = performance.now();
+  execFileSync('cp', [dbPath, copied]);
+  cp = (performance.now() - cp) / 1000;
+  await rm(copied);
+  const target = path.join(dir, 'restored.db');
+  let restoring = performance.now();
+  const result = await restoreReplica(store, {}, target);
+  restoring = (performance.now() - restoring) / 1000;
+  const same = rowsDigest(db) === rowsDigest(new Database(target, { readonly: true }), true);
+  db.close();
+  console.log(
+    `restore of the newest state: ${restoring.toFixed(1)} s (${(size / 1024 / 1024 / restoring).toFixed(0)} MiB/s, ${result.segments} segments applied, integrity_check included); ` +
+      `cp of the database: ${cp.toFixed(2)} s; rows identical to the source: ${same ? 'yes' : 'NO'}`,
+  );
+}
+
+/** SHA-256 over every row, in key order (closes `db` when `close`). */
+function rowsDigest(db: Database.Database, close = false): string {
+  const hash = createHash('sha256');
+  try {
+    for (const row of db.prepare('SELECT id, b FROM t ORDER BY id').iterate() as Iterable<{ id: number; b: Buffer }>) {
+      hash.update(String(row.id));
+      hash.update(row.b);
+    }
+    return hash.digest('hex');
+  } finally {
+    if (close) db.close();
+  }
 }

@@ -19,6 +19,7 @@ import { parseGroupBy, parseLabels, parsePrunePolicy, snapshotJobData } from './
 import { runScheduleCommand } from './commands/schedule-commands.js';
 import { runReplicateCommand, runReplicateList, runReplicateStop } from './commands/replicate-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
+import { restoreRequest } from './commands/replica-point.js';
 import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
@@ -76,11 +77,11 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
         logger,
       );
     case 'restore': {
-      const [snapshot, ...targets] = args;
-      return expandSnapshotRef(snapshot!, options, config, logger).then((ref) =>
+      const { snapshot, targets, replica } = restoreRequest(args, options);
+      return expandSnapshotRef(snapshot, options, config, logger).then((ref) =>
         runJobCommand(
           'restore',
-          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined, ...options.kindFields },
+          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined, ...options.kindFields, ...(replica ? { replica } : {}) },
           options,
           config,
           logger,

@@ -5,9 +5,13 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { formatOf } from '../../shared/formats/registry.js';
 import type { Logger } from '../../shared/logging.js';
 import { groupSnapshots, parseGroupKeys } from '../../shared/retention/group-snapshots.js';
+import { listGenerations } from '../../shared/kinds/sqlite/replication/list-generations.js';
+import { ReplicaStore } from '../../shared/kinds/sqlite/replication/replica-store.js';
 import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
 import type { CliOptions } from './flags.js';
+import { formatColumns } from './columns.js';
+import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
 
 /**
@@ -34,6 +38,7 @@ export async function runCatalogCommand(
     const repository = await runtime.existingRepository(options.repo);
     const filter = { source: options.source, labels: parseLabels(options.label) };
 
+    if (command === 'ls' && options.generations) return await listReplicaGenerations(repository, options, out);
     if (command === 'ls') {
       const keys = options['group-by'] === undefined ? undefined : parseGroupKeys(options['group-by']);
       const snapshots = await repository.index.snapshots(filter);
@@ -85,6 +90,19 @@ export async function runCatalogCommand(
 }
 
 /**
+ * `ls --source NAME --generations`: the generations of the SQLite replica NAME (what
+ * `replicate` writes), oldest first, as a table or with `--json` as `GenerationSummary[]`.
+ * @throws InvalidInputError without --source, or with --label/--group-by (replicas have neither).
+ */
+async function listReplicaGenerations(repository: Repository, options: CliOptions, out: (text: string) => void): Promise<number> {
+  if (options.source === undefined) throw new InvalidInputError('ls: --generations needs --source NAME, the replica name (as "replicate ls" shows it)');
+  if (options.label.length > 0 || options['group-by'] !== undefined) throw new InvalidInputError('ls: --generations lists one replica; --label and --group-by do not apply');
+  const generations = await listGenerations(new ReplicaStore(repository.driver, options.source));
+  out(options.json ? JSON.stringify(generations, null, 2) : formatGenerationTable(options.source, generations));
+  return 0;
+}
+
+/**
  * `rm --all --label app=shop [--dry-run]`: every snapshot matching the filter, oldest first (the
  * hosting panel's "delete every snapshot of an app"). A filter is required, so `rm --all` alone
  * can never empty a repository.
@@ -126,11 +144,5 @@ export function formatSnapshotTable(records: readonly SnapshotSummary[]): string
     formatBytes(r.stats.storedBytes),
   ]);
   const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
+  return [...formatColumns(header, rows, new Set([4])), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
 }

@@ -55,12 +55,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'restore',
     args: '<snapshot> <target>...',
-    minArgs: 2,
+    // One argument is enough with the replica's point flags (replica-point.ts checks the rest).
+    minArgs: 1,
     maxArgs: Infinity,
-    flags: [...PICK_FLAGS, 'replace', ...JOB_FLAGS],
+    flags: [...PICK_FLAGS, 'replace', 'timestamp', 'generation', 'index', ...JOB_FLAGS],
     kindFlags: 'target',
-    summary: 'restore a snapshot into targets (URIs like the sources)',
-    notes: `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}`,
+    summary: 'restore a snapshot into targets (URIs like the sources), or an SQLite database from its replica to a point in time',
+    notes:
+      `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}\n` +
+      'Point in time (SQLite replicas, docs/sqlite.md): restore sqlite:///abs/db --source NAME --timestamp 2026-11-29T16:15:00Z, or --generation G [--index N], or --replica \'{}\' for the newest state; no snapshot argument (or "latest").',
   },
   {
     name: 'verify',
@@ -85,10 +88,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '',
     minArgs: 0,
     maxArgs: 0,
-    flags: ['repo', 'source', 'label', 'group-by', 'json'],
-    summary: 'list snapshots (a table; --json for their summaries)',
+    flags: ['repo', 'source', 'label', 'group-by', 'generations', 'json'],
+    summary: 'list snapshots (a table; --json for their summaries), or with --generations the generations of a replica',
     notes:
-      'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.',
+      'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.\n' +
+      '--generations --source NAME lists the generations of the SQLite replica NAME (snapworker replicate): when each began and was last read, its first and last WAL position (index/offset), its segments and their bytes; a restore reaches any point inside them.',
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },

@@ -36,6 +36,10 @@ export const FLAGS = {
   expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
   interval: { type: 'string', value: 'D', description: 'replicate: pause between syncs: 1s (default), 10s, 1m' },
   retention: { type: 'string', value: 'D', description: 'replicate: keep every point of this window restorable (72h, 7d), remove the rest (default: keep all)' },
+  timestamp: { type: 'string', value: 'T', description: 'restore from the replica (--source) as of this ISO 8601 time: the transactions committed before it' },
+  generation: { type: 'string', value: 'G', description: 'restore from the replica (--source) to the end of this generation ("ls --generations" lists them)' },
+  index: { type: 'string', value: 'N', description: 'with --generation: to the end of this WAL index' },
+  generations: { type: 'boolean', description: 'ls: the generations of the replica named by --source (continuous SQLite replication)' },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
   local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
@@ -64,6 +68,10 @@ export interface CliOptions {
   expires?: string;
   interval?: string;
   retention?: string;
+  timestamp?: string;
+  generation?: string;
+  index?: string;
+  generations: boolean;
   'job-id'?: string;
   wait: boolean;
   local: boolean;

@@ -296,7 +296,8 @@ function parseJsonSetting<T>(name: string, raw: string | undefined, schema: z.Zo
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    problems.push(`${name}: not valid JSON (${oneLine(errorMessage(err))})`);
+    // V8's message quotes the text around the error, which in a profiles variable is a password.
+    problems.push(`${name}: not valid JSON${SECRET_VARIABLES.has(name) ? '' : ` (${oneLine(errorMessage(err))})`}`);
     return undefined;
   }
   // JSON.parse keeps "__proto__" as an own key, but a record built from it would drop the

@@ -108,6 +108,11 @@ describe('worker configuration', () => {
     }).message;
     assert.doesNotMatch(message, /hunter2/);
     assert.match(message, /NATS_URL="nats:\/\/\*\*\*@nats:4222,ftp:\/\/other"/);
+    for (const variable of ['SNAPWORKER_NATS_PROFILES', 'SNAPWORKER_POSTGRES_PROFILES']) {
+      const broken = captureConfigError({ [variable]: '{"a":{"user":"u","pass":hunter2}}' }).message;
+      assert.match(broken, new RegExp(`${variable}: not valid JSON`));
+      assert.doesNotMatch(broken, /hunter2/, 'a JSON error quotes the text around it');
+    }
   });
 
   it('reads SNAPWORKER_<KIND>_PROFILES for each kind with a profile schema, by kind then name', () => {

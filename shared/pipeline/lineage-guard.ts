@@ -24,7 +24,8 @@ export async function checkDerivedLineage(repository: Repository, descriptor: So
 
 /**
  * Whether two recorded source URIs name the same thing, however the job spelled them: a trailing
- * slash and percent-escapes do not make another directory (`dir:///a/src/` is `dir:///a/src`).
+ * slash and percent-escapes do not make another directory (`dir:///a/src/` is `dir:///a/src`),
+ * and the query only says how to reach it (`?profile=` picks credentials, which rotate).
  * Several URIs (SQLite's several databases) are compared one by one.
  */
 function sameSource(a: string, b: string): boolean {
@@ -36,7 +37,7 @@ function canonicalUri(text: string): string {
   try {
     const url = new URL(text);
     const pathname = decodeURIComponent(url.pathname);
-    return `${url.protocol}//${url.host}${pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname}${url.search}`;
+    return `${url.protocol}//${url.host}${pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname}`;
   } catch {
     return text;
   }

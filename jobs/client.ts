@@ -10,7 +10,7 @@ import { checkServerMode, closeConnection, clusterPrefixProblem, toConnection } 
 import { Cluster } from 'ioredis';
 
 export { toConnection } from './redis-connection.js';
-import { DEFAULT_JOB_OPTIONS } from './job-options.js';
+import { BOOKKEEPING_KEY, DEFAULT_JOB_OPTIONS } from './job-options.js';
 
 export { DEFAULT_JOB_OPTIONS };
 
@@ -86,12 +86,31 @@ export class SnapworkerClient {
     const valid = parseJobData(kind, data);
     if (options.jobId !== undefined) checkJobId(options.jobId);
     await this.checkServer();
-    return this.queue.add(kind, valid, {
+    const job = await this.queue.add(kind, valid, {
       ...DEFAULT_JOB_OPTIONS,
       priority: options.priority ?? JOB_PRIORITY[kind],
       ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
       ...(options.jobId !== undefined ? { jobId: options.jobId } : {}),
     });
+    if (options.jobId !== undefined) return this.sameJobOrRefuse(job, kind, valid);
+    return job;
+  }
+
+  /**
+   * With a job id BullMQ adds nothing when the id exists, yet hands back a Job holding the data it
+   * was given: a caller would then follow, and report, another job. The stored job is read back;
+   * the same kind and data is the idempotent case (that job is returned), anything else is refused.
+   * @throws InvalidInputError naming the id and what holds it.
+   */
+  private async sameJobOrRefuse(added: Job, kind: JobKind, data: unknown): Promise<Job> {
+    const stored = await this.queue.getJob(added.id!);
+    // Gone already: this very job ran and was removed by its retention between the two calls.
+    if (!stored) return added;
+    const { [BOOKKEEPING_KEY]: _bookkeeping, ...storedData } = (stored.data ?? {}) as Record<string, unknown>;
+    if (stored.name !== kind || canonicalJson(storedData) !== canonicalJson(data)) {
+      throw new InvalidInputError(`job id ${added.id}: already taken by a ${stored.name} job with other data; nothing enqueued (use another id)`);
+    }
+    return stored;
   }
 
   /**
@@ -168,4 +187,11 @@ export function checkJobId(jobId: string): void {
   if (jobId === '') throw new InvalidInputError('job id is empty');
   if (jobId.includes(':')) throw new InvalidInputError(`job id "${jobId}": must not contain ":" (BullMQ uses it to build Redis keys)`);
   if (String(Number.parseInt(jobId, 10)) === jobId) throw new InvalidInputError(`job id "${jobId}": must not be an integer (BullMQ numbers its own jobs); add a letter`);
+}
+
+/** JSON with object keys sorted, so two producers' spellings of the same data compare equal. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }

@@ -139,6 +139,16 @@ describe('following and controlling queued jobs from the command line', () => {
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stderr, '');
     assert.equal(JSON.parse(second.stdout).source.name, 'small');
+    // The id is taken: another job under it would report this one's result as its own.
+    for (const args of [
+      ['snapshot', `dir://${environment.root}/other`, '--wait', '--job-id', 'small-one'],
+      ['snapshot', `dir://${environment.root}/other`, '--job-id', 'small-one'],
+      ['verify', 'latest', '--source', 'small', '--wait', '--job-id', 'small-one'],
+    ]) {
+      const taken = await cli(args, env());
+      assert.equal(taken.code, 2, taken.stderr);
+      assert.equal(taken.stderr, 'snapworker: job id small-one: already taken by a snapshot job with other data; nothing enqueued (use another id)\n');
+    }
     const watched = await cli(['watch', 'small-one', '--json'], env());
     assert.equal(watched.code, 0, watched.stderr);
     assert.equal(JSON.parse(watched.stdout).result.source.name, 'small');

@@ -9,6 +9,7 @@ import type { WorkerConfig } from '../shared/config.js';
 import { errorMessage, isRetryable, throwIfAborted } from '../shared/errors.js';
 import type { JobEventSink, JobRef } from '../shared/events/job-events.js';
 import { snapshotIdForJob } from '../shared/ids.js';
+import { BOOKKEEPING_KEY } from '../jobs/job-options.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
 import type { WorkerMetrics } from '../shared/metrics/metrics.js';
@@ -39,7 +40,7 @@ const FORCE_CLOSE_MS = 2000;
  * validated): the repository's token for an upload of an attempt in flight (an S3 multipart
  * upload), so that the next attempt after a crash discards it instead of leaving parts stranded.
  */
-export const BOOKKEEPING_KEY = '_snapworker';
+export { BOOKKEEPING_KEY };
 interface Bookkeeping {
   /** `token` from `Repository`'s `onUploadToken`; `key` + `uploadId` in jobs a version before tokens left. */
   pendingUpload?: { repo: string | undefined; token?: string; key?: string; uploadId?: string };

@@ -309,8 +309,12 @@ describe('postgres kind: bad input is one clear line, never retried', () => {
       ['postgres://127.0.0.1:5432/host=evil', /database name "host=evil" is not supported/],
       ['postgres://127.0.0.1:5432/app?profile=', /profile name is empty/],
       ['postgres:///app', /a host is required/],
+      ['postgres://127.0.0.1:5432/app?profile=a&profile=b', /profile given more than once/],
     ];
     for (const [uri, pattern] of cases) await refusal(() => createSource([new URL(uri)], {}, context), pattern);
+    for (const name of ['snapworker_restore_abc', 'snapworker_old_0123456789abcdef']) {
+      await refusal(() => createTarget([new URL(`postgres://127.0.0.1:5432/${name}`)], {}, context), /are the worker's scratch databases \(safe to drop\), never a target/);
+    }
     await refusal(() => createTarget([pgUri('a'), pgUri('b')], {}, context), /takes exactly one postgres:\/\/ URI, got 2/);
   });
 

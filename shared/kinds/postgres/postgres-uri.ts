@@ -23,13 +23,20 @@ export interface PostgresEndpoint {
 const DATABASE_NAME = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 
 /**
+ * The scratch databases a restore makes (`snapworker_restore_<hex>` while restoring,
+ * `snapworker_old_<hex>` between a swap and the drop): docs/postgres.md calls them safe to drop,
+ * so no target may take such a name.
+ */
+export const SCRATCH_DATABASE_NAME = /^snapworker_(restore|old)_/;
+
+/**
  * Parses one PostgreSQL URI (`postgres:` or `postgresql:`). Credentials are never accepted in the
  * URI: they would end up in job data, logs and records; they come from a worker profile named by
- * `?profile=`. `role` (`source`, `target`) only shapes messages.
+ * `?profile=`. `role` (`source`, `target`) shapes messages, and keeps targets off scratch names.
  *
  * @throws InvalidInputError for another scheme, a user or password in the URI, no host, a bad
- *   port, a missing or unsupported database name, a query parameter other than `profile`, or a
- *   fragment.
+ *   port, a missing or unsupported database name, a query parameter other than `profile`, a
+ *   fragment, or (targets) a scratch database's name.
  */
 export function parsePostgresUri(url: URL, role: 'source' | 'target'): PostgresEndpoint {
   const what = `postgres ${role}`;
@@ -55,9 +62,13 @@ export function parsePostgresUri(url: URL, role: 'source' | 'target'): PostgresE
       `${what}: ${shown}: database name ${JSON.stringify(database)} is not supported (a letter or _, then letters, digits, _, $ or -; at most 63)`,
     );
   }
+  if (role === 'target' && SCRATCH_DATABASE_NAME.test(database)) {
+    throw new InvalidInputError(`${what}: ${shown}: names beginning snapworker_restore_ or snapworker_old_ are the worker's scratch databases (safe to drop), never a target`);
+  }
   for (const key of url.searchParams.keys()) {
     if (key !== 'profile') throw new InvalidInputError(`${what}: ${shown}: unknown query parameter ${JSON.stringify(key)} (only profile)`);
   }
+  if (url.searchParams.getAll('profile').length > 1) throw new InvalidInputError(`${what}: ${shown}: profile given more than once`);
   const profileName = url.searchParams.get('profile') ?? undefined;
   if (profileName === '') throw new InvalidInputError(`${what}: ${shown}: profile name is empty`);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;

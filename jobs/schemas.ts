@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkEndpoints } from '../shared/kinds/registry.js';
 import type { JobKind } from '../shared/job-kind.js';
 import { CALENDAR_DURATION_PATTERN } from '../shared/retention/calendar-duration.js';
 import { checkTimeZone } from '../shared/retention/calendar-buckets.js';
@@ -168,7 +169,13 @@ export const replicateJobSchema = z
       .optional()
       .describe('Keep every point of the last such duration restorable and remove what no such point needs (default: keep everything)'),
   })
-  .strict();
+  .strict()
+  .superRefine((data, ctx) => {
+    // Only SQLite replicates; refused here, not by the worker after the job was enqueued.
+    const parsed = checkEndpoints([data.source]);
+    const problem = typeof parsed === 'string' ? parsed : parsed.registration.kind === 'sqlite' ? undefined : `${parsed.registration.kind} cannot be replicated (sqlite:///abs/path/db.sqlite)`;
+    if (problem) ctx.addIssue({ code: 'custom', path: ['source'], message: problem });
+  });
 
 /** The retention fields of job data, as present in a prune job or a schedule. */
 export type RetentionFields = { [K in keyof typeof retentionFields]?: z.infer<(typeof retentionFields)[K]> };

@@ -82,6 +82,10 @@ describe('job data contract', () => {
       invalid(() => parseJob('snapshot', { v: 1, source: 'dir:///srv', schedule: { name: 'x' }, noConsumers: true })).message,
       /field "noConsumers": belongs to nats sources/,
     );
+    // Only SQLite replicates: refused when enqueued, not failed by a worker afterwards.
+    assert.match(invalid(() => parseJobData('replicate', { v: 1, source: 'dir:///srv' })).message, /field "source": dir cannot be replicated/);
+    assert.match(invalid(() => parseJobData('replicate', { v: 1, source: 'postgres://h:5432/db' })).message, /field "source": postgres cannot be replicated/);
+    parseJobData('replicate', { v: 1, source: 'sqlite:///srv/app.db' });
   });
 
   it('refuses unknown job names', () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { InvalidInputError } from '../shared/errors.js';
 import type { JobKind } from '../shared/job-kind.js';
@@ -138,11 +139,38 @@ export class SnapworkerClient {
       if (jobId === job.id && typeof data === 'object' && data !== null) options.onProgress?.(data as ProgressReport);
     };
     if (options.onProgress) events.on('progress', onProgress);
+    const stopPolling = new AbortController();
+    const notified = job.waitUntilFinished(events, options.timeoutMs);
+    const polled = this.pollUntilFinished(job.id!, stopPolling.signal);
+    // Whichever loses the race must not end as an unobserved rejection.
+    notified.catch(() => {});
+    polled.catch(() => {});
     try {
-      return (await job.waitUntilFinished(events, options.timeoutMs)) as JobResultByKind[K];
+      return (await Promise.race([notified, polled])) as JobResultByKind[K];
     } finally {
+      stopPolling.abort();
       events.off('progress', onProgress);
     }
+  }
+
+  /**
+   * The end of a job as its stored state says, checked every few seconds: BullMQ's
+   * `waitUntilFinished` checks the state once and then waits for the finish event, which a job
+   * that ends while QueueEvents is still starting its first stream read never sends again (seen as
+   * a `--wait` that hung on a job failed within milliseconds). Resolves with the return value,
+   * rejects with the failure reason; never settles once `signal` fires.
+   */
+  private async pollUntilFinished(jobId: string, signal: AbortSignal): Promise<unknown> {
+    while (!signal.aborted) {
+      await sleep(FINISH_POLL_MS, undefined, { signal }).catch(() => {});
+      if (signal.aborted) break;
+      const stored = await this.queue.getJob(jobId);
+      if (!stored) continue;
+      // Failed for good (a failed attempt that will be retried waits or is delayed instead).
+      if (await stored.isFailed()) throw new Error(stored.failedReason);
+      if (await stored.isCompleted()) return stored.returnvalue;
+    }
+    return new Promise(() => {});
   }
 
   async close(): Promise<void> {
@@ -188,6 +216,9 @@ export function checkJobId(jobId: string): void {
   if (jobId.includes(':')) throw new InvalidInputError(`job id "${jobId}": must not contain ":" (BullMQ uses it to build Redis keys)`);
   if (String(Number.parseInt(jobId, 10)) === jobId) throw new InvalidInputError(`job id "${jobId}": must not be an integer (BullMQ numbers its own jobs); add a letter`);
 }
+
+/** How often `waitForResult` reads a job's state beside waiting for its finish event. */
+const FINISH_POLL_MS = 2000;
 
 /** JSON with object keys sorted, so two producers' spellings of the same data compare equal. */
 function canonicalJson(value: unknown): string {

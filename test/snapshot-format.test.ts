@@ -150,7 +150,9 @@ describe('snapshot formats', () => {
       takeSnapshot({ id: newSnapshotId(), source, repository: other, labels: {}, compression: 'zstd', signal, progress: nullProgress }),
       /snapshot format "chunked-v9" is not known to this version \(known: archive\)/,
     );
-    assert.deepEqual(await readdir(path.join(root, 'repo-other')), ['config.json'], 'nothing stored');
+    // init writes the repository's marker and the catalog index's; no snapshot.
+    assert.deepEqual(await readdir(path.join(root, 'repo-other')), ['config.json', 'index'], 'nothing stored');
+    assert.deepEqual(await readdir(path.join(root, 'repo-other', 'index')), ['catalog.json']);
     await rm(path.join(root, 'repo-other'), { recursive: true });
   });
 });

@@ -77,8 +77,8 @@ describe('verify and restore apply the same checks', () => {
 
   it('refuses a postgres archive with an entry outside dump/, or without the dump\'s toc.dat', async () => {
     const postgres = { manifest: { source: { kind: 'postgres', uri: 'postgres://db:5432/app', name: 'app' } }, recordSource: { kind: 'postgres', uri: 'postgres://db:5432/app', name: 'app' } };
-    await assertBothRefuse([{ name: 'dump.sql', data: 'select 1;' }], postgres, /entry dump\.sql: a file does not belong in a postgres archive/);
-    await assertBothRefuse([{ name: 'dump/3001.dat', data: '1\n' }], postgres, /a postgres archive needs dump\/toc\.dat, which is missing/);
+    await assertBothRefuse([{ name: 'dump.sql', data: 'select 1;' }], postgres, /entry dump\.sql: a file does not belong in a postgres snapshot/);
+    await assertBothRefuse([{ name: 'dump/3001.dat', data: '1\n' }], postgres, /a postgres snapshot needs dump\/toc\.dat, which is missing/);
   });
 
   it('refuses a directory archive with an entry outside data/, or data as a file', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -37,5 +37,17 @@ describe('a damaged snapshot record', () => {
     const ls = await cli(['ls', '--repo', repo, '--json'], env);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual((JSON.parse(ls.stdout) as { id: string }[]).map((r) => r.id), [ids[1]]);
+
+    // Left out of the catalog, so prune and rm --all never see it: rm by its id removes it.
+    const removed = await cli(['rm', ids[0]!, '--repo', repo], env);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(removed.stdout, `removed ${ids[0]} (its record was damaged)\n`);
+    assert.deepEqual(await readdir(path.join(root, 'repo', 'snapshots')), [ids[1]]);
+
+    // A filter beside an id is a check, never ignored.
+    const mismatch = await cli(['rm', ids[1]!, '--repo', repo, '--label', 'app=other'], env);
+    assert.equal(mismatch.code, 2);
+    assert.equal(mismatch.stderr, `snapworker: rm: snapshot ${ids[1]} does not match app=other; nothing removed\n`);
+    assert.deepEqual(await readdir(path.join(root, 'repo', 'snapshots')), [ids[1]]);
   });
 });

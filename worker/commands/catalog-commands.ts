@@ -1,7 +1,9 @@
 import type { Repository, SnapshotFilter } from '../../shared/catalog/repository.js';
 import type { SnapshotSummary } from '../../shared/catalog/snapshot-summary.js';
 import type { WorkerConfig } from '../../shared/config.js';
-import { InvalidInputError } from '../../shared/errors.js';
+import { IntegrityError, InvalidInputError } from '../../shared/errors.js';
+import { isSnapshotId } from '../../shared/ids.js';
+import { describeFilter, matchesFilter } from '../../shared/catalog/snapshot-filter.js';
 import { formatOf } from '../../shared/formats/registry.js';
 import type { Logger } from '../../shared/logging.js';
 import { groupSnapshots, parseGroupKeys } from '../../shared/retention/group-snapshots.js';
@@ -67,13 +69,10 @@ export async function runCatalogCommand(
 
     if (command === 'rm' && (options.all || args.length === 0)) return await removeAll(repository, filter, args, options, out);
 
+    if (command === 'rm') return await removeOne(repository, args[0]!, filter, options, out);
     const record = await repository.resolve(args[0]!, filter);
     if (command === 'show') {
       out(JSON.stringify(record, null, 2));
-    } else if (command === 'rm') {
-      if (!options['dry-run']) await formatOf(record).delete(repository, record);
-      const verb = options['dry-run'] ? 'would remove' : 'removed';
-      out(options.json ? JSON.stringify({ dryRun: options['dry-run'], removed: [record.id] }) : `${verb} ${record.id}`);
     } else {
       const key = formatOf(record).downloadKey?.(record);
       if (key === undefined) throw new InvalidInputError(`link: snapshot ${record.id} is stored in format ${record.format}, which has no single object to link to`);
@@ -97,8 +96,35 @@ export async function runCatalogCommand(
 async function listReplicaGenerations(repository: Repository, options: CliOptions, out: (text: string) => void): Promise<number> {
   if (options.source === undefined) throw new InvalidInputError('ls: --generations needs --source NAME, the replica name (as "replicate ls" shows it)');
   if (options.label.length > 0 || options['group-by'] !== undefined) throw new InvalidInputError('ls: --generations lists one replica; --label and --group-by do not apply');
-  const generations = await listGenerations(new ReplicaStore(repository.driver, options.source));
+  const generations = await listGenerations(new ReplicaStore(repository.replicaStorage(), options.source));
   out(options.json ? JSON.stringify(generations, null, 2) : formatGenerationTable(options.source, generations));
+  return 0;
+}
+
+/**
+ * `rm <snapshot>`: one snapshot, through its format. With --source or --label the snapshot must
+ * match them (a filter beside an id is a check, never ignored). A snapshot whose record is
+ * damaged (not JSON, not a record) is still removed by its full id: nothing else could remove it,
+ * since prune and `rm --all` read the catalog, which leaves damaged records out.
+ */
+async function removeOne(repository: Repository, ref: string, filter: SnapshotFilter, options: CliOptions, out: (line: string) => void): Promise<number> {
+  const dryRun = options['dry-run'];
+  const report = (id: string, note = '') =>
+    out(options.json ? JSON.stringify({ dryRun, removed: [id] }) : `${dryRun ? 'would remove' : 'removed'} ${id}${note}`);
+  let record;
+  try {
+    record = await repository.resolve(ref, filter);
+  } catch (err) {
+    if (!(err instanceof IntegrityError) || !isSnapshotId(ref)) throw err;
+    if (!dryRun) await repository.delete(ref);
+    report(ref, ' (its record was damaged)');
+    return 0;
+  }
+  if (ref !== 'latest' && !matchesFilter(record, filter)) {
+    throw new InvalidInputError(`rm: snapshot ${record.id} does not match ${describeFilter(filter)}; nothing removed`);
+  }
+  if (!dryRun) await formatOf(record).delete(repository, record);
+  report(record.id);
   return 0;
 }
 

@@ -16,7 +16,7 @@ import { openTarget } from '../shared/kinds/registry.js';
 import { postgresProfileSchema, type PostgresProfile } from '../shared/kinds/postgres/postgres-profile.js';
 import { createPostgresSource as createSource, postgresSourceFactory, type PostgresDetails } from '../shared/kinds/postgres/postgres-source.js';
 import { createPostgresTarget as createTarget, postgresTargetFactory } from '../shared/kinds/postgres/postgres-target.js';
-import { manifestFor } from './helpers/archive-fixtures.js';
+import { manifestFor, testManifest } from './helpers/archive-fixtures.js';
 import { createTestEnvironment, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import { createDatabase, databasesLike, dropDatabases, PG_ENV, pgUri, psql, psqlValue, randomDatabaseName } from './helpers/postgres.js';
@@ -274,6 +274,10 @@ describe('postgres kind: replace', () => {
       assert.equal(await psqlValue(target, 'SELECT v FROM t'), 'old');
       assert.equal(await psqlValue('postgres', `SELECT datallowconn FROM pg_database WHERE datname = '${target}'`), 't');
       await noScratchDatabases();
+
+      // Ending sessions only goes with replacing their database: alone it is refused, not ignored.
+      const alone = createTarget([pgUri(`${target}_new`)], { terminateConnections: true }, context);
+      await assert.rejects(alone.begin(testManifest(), { signal: new AbortController().signal, progress: nullProgress, replace: false }), /terminateConnections \(--terminate-connections\) applies only with replace \(--replace\)/);
 
       const exited = once(session, 'exit');
       await snapshotAndRestore(createSource([pgUri(source)], {}, context), target, { replace: true, params: { terminateConnections: true } });

@@ -58,6 +58,10 @@ class PostgresTarget implements RestoreTarget {
   }
 
   async begin(manifest: SnapshotManifest, options: RestoreOptions): Promise<RestoreSession> {
+    // Sessions are ended only to replace their database; without replace it would silently mean nothing.
+    if (this.params.terminateConnections && !options.replace) {
+      throw new InvalidInputError(`postgres target ${this.endpoint.uri}: terminateConnections (--terminate-connections) applies only with replace (--replace)`);
+    }
     const details = (manifest.source.details ?? {}) as Partial<PostgresDetails>;
     const client = await PostgresClient.open(this.endpoint, profilesOf<PostgresProfile>(this.context, 'postgres'), this.options, 'target');
     const via = client.profile?.maintenanceDatabase ?? 'postgres';

@@ -78,6 +78,18 @@ export interface OpenSnapshotRequest {
   progress: ProgressSink;
   /** Seal keys by key id; a sealed snapshot is checked when its key is known. */
   sealKeys?: Record<string, Buffer>;
+  /**
+   * Partial reads (restore --include/--exclude, a sub-path, dump): payload entries whose path
+   * this refuses are not handed out, and a format that can skip their bytes (an entry index,
+   * seekable frames, packs) does not read them. Absent: every entry.
+   */
+  select?: (path: string) => boolean;
+}
+
+/** One entry as a listing hands it back: the header, and for files their SHA-256 when the format keeps it. */
+export interface ListedEntry extends EntryHeader {
+  /** Lowercase hex SHA-256 of a file's content, when the format stores it. */
+  sha256?: string;
 }
 
 /** Counts from a whole read, once the iteration ended. */
@@ -128,6 +140,13 @@ export interface SnapshotFormat {
   write(request: WriteSnapshotRequest): Promise<WrittenSnapshot>;
   /** Opens a stored snapshot for reading (restore, verify). */
   open(request: OpenSnapshotRequest): Promise<SnapshotReader>;
+  /**
+   * Lists a stored snapshot's payload entries without reading its file data (an archive's entry
+   * index, a chunked snapshot's trees), in payload order. Resolves undefined when this snapshot
+   * keeps nothing to list from (an archive written before entry indexes): the caller then reads
+   * the snapshot through `open`. Honours `select` and `signal`.
+   */
+  listEntries?(request: OpenSnapshotRequest): Promise<AsyncIterable<ListedEntry> | undefined>;
   /**
    * The objects a committed snapshot needs, checked to exist after its record was written (a
    * prune with a short grace may have taken them for debris).

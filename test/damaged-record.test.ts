@@ -9,7 +9,7 @@ describe('a damaged snapshot record', () => {
   let root: string;
   after(() => rm(root, { recursive: true, force: true }));
 
-  it('is named by catalog rebuild on stderr and left out of the index, while every other snapshot is still listed', async () => {
+  it('is named by catalog rebuild on stderr and left out of the index (exit 3), while every other snapshot is still listed', async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-damaged-'));
     const env = { SNAPWORKER_ALLOWED_PATHS: root };
     await mkdir(path.join(root, 'src'));
@@ -30,7 +30,7 @@ describe('a damaged snapshot record', () => {
     assert.match(show.stderr, new RegExp(`record of ${ids[0]} is not JSON`));
 
     const rebuild = await cli(['catalog', 'rebuild', '--repo', repo], env);
-    assert.equal(rebuild.code, 0, rebuild.stderr);
+    assert.equal(rebuild.code, 3, `completed with a record left out: exit 3, never 0 (${rebuild.stderr})`);
     assert.match(rebuild.stderr, new RegExp(`warning: .*record of ${ids[0]} is not JSON; left out of the index`));
     assert.match(rebuild.stdout, /1 snapshot in 1 lineage, .* 1 damaged record left out/);
 

@@ -13,6 +13,7 @@ import { JobRuntime } from '../job-runner.js';
 import { formatBytes } from '../progress-bar.js';
 import type { CliOptions } from './flags.js';
 import { formatColumns } from './columns.js';
+import { EXIT_CODES } from './exit-codes.js';
 import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
 
@@ -64,7 +65,8 @@ export async function runCatalogCommand(
           ? JSON.stringify({ repository: repository.name, ...result })
           : `rebuilt the catalog index of ${repository.name}: ${plural(result.snapshots, 'snapshot')} in ${plural(result.lineages, 'lineage')}, ${plural(result.replaced, 'index object')} replaced${result.damaged.length ? `, ${plural(result.damaged.length, 'damaged record')} left out` : ''}`,
       );
-      return 0;
+      // Completed, but not everything is in the index: a script must not read this as all well.
+      return result.damaged.length ? EXIT_CODES.incomplete.code : EXIT_CODES.ok.code;
     }
 
     if (command === 'rm' && (options.all || args.length === 0)) return await removeAll(repository, filter, args, options, out);

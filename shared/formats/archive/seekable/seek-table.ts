@@ -68,10 +68,10 @@ export function encodeSeekTable(frames: readonly SeekFrame[]): Buffer {
 /**
  * Decodes a whole seek table (the skippable frame, as `encodeSeekTable` writes it or with
  * checksums) and checks it against the stored object: the frames must fill exactly
- * `dataBytes` compressed bytes (the object less the table) and `tarBytes` decompressed ones.
+ * `dataBytes` compressed bytes (the object less the table) and, when given, `tarBytes` decompressed ones.
  * @throws IntegrityError naming the first problem.
  */
-export function decodeSeekTable(bytes: Buffer, dataBytes: number, tarBytes: number): SeekTable {
+export function decodeSeekTable(bytes: Buffer, dataBytes: number, tarBytes: number | undefined): SeekTable {
   const fail = (problem: string) => new IntegrityError(`archive: seek table: ${problem}`);
   if (bytes.length < SKIPPABLE_HEADER_BYTES + SEEK_TABLE_FOOTER_BYTES) throw fail(`${bytes.length} bytes, too short`);
   if (bytes.readUInt32LE(0) !== SKIPPABLE_MAGIC) throw fail('not a skippable frame');
@@ -94,7 +94,7 @@ export function decodeSeekTable(bytes: Buffer, dataBytes: number, tarBytes: numb
     decompressedOffsets.push(decompressedOffsets[i]! + frame.decompressedSize);
   }
   if (compressedOffsets[count] !== dataBytes) throw fail(`frames hold ${compressedOffsets[count]} compressed bytes, the archive ${dataBytes}`);
-  if (decompressedOffsets[count] !== tarBytes) throw fail(`frames hold ${decompressedOffsets[count]} tar bytes, the entry index says ${tarBytes}`);
+  if (tarBytes !== undefined && decompressedOffsets[count] !== tarBytes) throw fail(`frames hold ${decompressedOffsets[count]} tar bytes, the entry index says ${tarBytes}`);
   return { frames, compressedOffsets, decompressedOffsets };
 }
 

@@ -26,6 +26,7 @@ import type { RestoreSelection } from '../shared/pipeline/restore-selection.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import { nullProgress } from '../shared/progress.js';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { cli } from './helpers/cli.js';
 import { describeTortureTree, makeTortureTree } from './helpers/torture-tree.js';
 
 const signal = new AbortController().signal;
@@ -139,6 +140,22 @@ describe('partial reads of archive snapshots', () => {
       await mkdir(out);
       execFileSync('sh', ['-c', `zstd -dc < "${path.join(root, 'repo', record.archive.key)}" | tar -x -C "${out}" && cd "${out}" && sha256sum --quiet -c SHA256SUMS`]);
       assert.deepEqual(await readFile(path.join(out, 'data/var/big.bin')), await readFile(path.join(source, 'var/big.bin')));
+    });
+
+    it('lists, dumps and partially restores from the command line', async () => {
+      const repo = `file://${path.join(root, 'repo')}`;
+      const long = await cli(['files', record.id, '/etc/app', '--long', '--repo', repo]);
+      assert.equal(long.code, 0, long.stderr);
+      assert.match(long.stdout, /^drwx\S+ +0 \S+ \S+ \/etc\/app\n-rw\S+ +15 \S+ \S+ \/etc\/app\/a\.conf\n/);
+      const dumped = await cli(['dump', record.id, '/etc/app/b.txt', '--repo', repo]);
+      assert.equal(dumped.stdout, 'etc/app/b.txt\n');
+      const target = path.join(root, 'cli-sub');
+      const restored = await cli(['restore', `${record.id}:/etc`, `dir://${target}`, '--exclude', 'etc/other', '--local', '--repo', repo]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.deepEqual(await treePaths(target), ['app', 'app/a.conf', 'app/b.txt']);
+      const refused = await cli(['files', record.id, '--long', '--json', '--repo', repo]);
+      assert.equal(refused.code, 2);
+      assert.equal(refused.stderr, 'snapworker: files: --long and --json exclude each other (--json has every field --long shows)\n');
     });
 
     it('refuses a tampered entry index or seek table in one line', async () => {

@@ -87,6 +87,7 @@ function jsonEntry(record: SnapshotRecord, entry: ListedEntry): Record<string, u
  * @throws InvalidInputError when the path is not in the snapshot
  */
 export async function runFilesCommand(repository: Repository, args: string[], options: CliOptions, out: Writable, signal: AbortSignal): Promise<number> {
+  if (options.long && options.json) throw new InvalidInputError('files: --long and --json exclude each other (--json has every field --long shows)');
   const record = await repository.resolve(args[0]!, { source: options.source, labels: parseLabels(options.label) }, { signal });
   const base = args[1] === undefined ? '' : payloadPath(record, args[1]);
   const write = async (text: string) => {
@@ -115,7 +116,8 @@ export async function runDumpCommand(repository: Repository, args: string[], opt
   const write = async (bytes: Buffer) => {
     if (!out.write(bytes)) await waitForDrain(out, 'stdout');
   };
-  let found: EntryHeader['type'] | undefined;
+  // A directory snapshot's root may have no entry of its own (dir sources write none).
+  let found: EntryHeader['type'] | undefined = base === 'data' && record.source.kind === 'dir' ? 'directory' : undefined;
   try {
     for await (const { header, body } of reader.entries) {
       if (header.path === base) found = header.type;

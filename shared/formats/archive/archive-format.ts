@@ -7,7 +7,7 @@ import { IntegrityError, SnapworkerError } from '../../errors.js';
 import { settleAll } from '../../pipeline/settle.js';
 import type { ListedEntry, SnapshotFormat, SnapshotEntry, SnapshotReader, OpenSnapshotRequest, WriteSnapshotRequest, WrittenSnapshot } from '../snapshot-format.js';
 import { openArchiveEntries, type ArchiveEntries } from './archive-entries.js';
-import { writeArchive } from './archive-writer.js';
+import { writeArchive, type TarLayout } from './archive-writer.js';
 import { archiveFileName } from './compression.js';
 import { ENTRY_INDEX_NAME, listedEntry } from './entry-index/entry-index.js';
 import { readEntryIndex } from './entry-index/entry-index-reader.js';
@@ -42,10 +42,12 @@ export const archiveFormat: SnapshotFormat = {
       compression,
     };
     const index = new EntryIndexWriter(manifest.snapshotId, compression);
+    let layout: TarLayout | undefined;
     const archive = writeArchive({
       manifest,
       entries: request.entries,
       onEntryWritten: (header, offset, length, sha256) => index.entry(header, offset, length, sha256),
+      onTarWritten: (written) => (layout = written),
       level: request.level,
       threads: request.estimatedBytes !== undefined && request.estimatedBytes < SMALL_SNAPSHOT_BYTES ? 0 : request.threads,
       seal: request.seal,
@@ -59,7 +61,7 @@ export const archiveFormat: SnapshotFormat = {
     });
     // The index uploads beside the archive; it ends once the archive's tar and seek table are known.
     const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME, index.stream, { signal });
-    const indexDone = archive.done.then((stats) => index.finish({ payloadStart: stats.payloadStart, tarBytes: stats.tarBytes }));
+    const indexDone = archive.done.then(() => index.finish(layout!));
     // Any side may fail first; wait for all so no stream or upload outlives the job.
     const [stored, stats, storedIndex] = await settleAll([upload, archive.done, indexUpload, indexDone], (err) => {
       archive.stream.destroy();

@@ -21,7 +21,11 @@ export interface ArchiveStats {
   entries: number;
   files: number;
   rawBytes: number;
-  /** Where the first payload entry starts in the tar stream (the end of `manifest.json`). */
+}
+
+/** Where things are in the tar stream, for the entry index. */
+export interface TarLayout {
+  /** Where the first payload entry starts (the end of `manifest.json`). */
   payloadStart: number;
   /** Bytes of the whole tar stream. */
   tarBytes: number;
@@ -49,6 +53,8 @@ export interface WriteArchiveOptions {
   /** Gets addBytes(payload bytes read) and addEntries(1) per payload entry. */
   progress: ProgressSink;
   onEntryWritten?: OnEntryWritten;
+  /** Told the tar layout once the end-of-archive marker is written (before `done` resolves). */
+  onTarWritten?: (layout: TarLayout) => void;
 }
 
 /** Size of the chunks handed to the compressor. */
@@ -99,7 +105,8 @@ function manifestToWrite(manifest: Manifest, seal: SealKey | undefined): Manifes
 class ArchiveWriter {
   private readonly tracker = new EntryTracker();
   private readonly sumLines: string[] = [];
-  private readonly stats: ArchiveStats = { entries: 0, files: 0, rawBytes: 0, payloadStart: 0, tarBytes: 0 };
+  private readonly stats: ArchiveStats = { entries: 0, files: 0, rawBytes: 0 };
+  private payloadStart = 0;
   /** The SHA-256 of the file entry just written, for onEntryWritten. */
   private lastSha256: string | undefined;
   private readonly yielder = new EventLoopYielder();
@@ -144,7 +151,7 @@ class ArchiveWriter {
   private async writeEntries(): Promise<void> {
     const manifestBytes = Buffer.from(JSON.stringify(this.manifest, null, 2) + '\n');
     await this.addBuffer(MANIFEST_ENTRY, manifestBytes);
-    this.stats.payloadStart = this.out.written;
+    this.payloadStart = this.out.written;
     for await (const entry of this.options.entries) {
       if (this.firstError) throw this.firstError;
       this.tracker.add(entry);
@@ -165,7 +172,7 @@ class ArchiveWriter {
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });
     await this.out.append(END_OF_ARCHIVE);
-    this.stats.tarBytes = this.out.written;
+    this.options.onTarWritten?.({ payloadStart: this.payloadStart, tarBytes: this.out.written });
     await this.out.flush();
     if (this.firstError) throw this.firstError;
     this.output.end();

@@ -110,6 +110,8 @@ const snapshotJobObject = z
 
 export const snapshotJobSchema = snapshotJobObject.superRefine(checkKindFields('source', 'source'));
 
+const restoreGlobs = z.array(z.string().min(1).max(1024)).max(256).optional();
+
 export const restoreJobSchema = z
   .object(
     withKindFields(
@@ -121,6 +123,14 @@ export const restoreJobSchema = z
         source: lineageName.optional().describe('With snapshot "latest": the lineage to take it from'),
         labels: labels.optional().describe('With snapshot "latest": labels the snapshot must carry'),
         replace: z.boolean().optional().describe('Replace an existing target (default false: an existing target is refused)'),
+        include: restoreGlobs.describe('Partial restore (dir snapshots): only paths matching one of these globs (picomatch, relative to the snapshot root), with their parent directories'),
+        exclude: restoreGlobs.describe('Partial restore (dir snapshots): leave out paths matching these globs, and everything under them'),
+        subPath: z
+          .string()
+          .regex(/^\/[^\0]*$/)
+          .max(4096)
+          .optional()
+          .describe('Partial restore (dir snapshots): restore only this directory of the snapshot (absolute within it, e.g. /etc/app); its content becomes the target root'),
       },
       'target',
     ),

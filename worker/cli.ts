@@ -23,7 +23,7 @@ import { restoreRequest } from './commands/replica-point.js';
 import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
-const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild'] as const;
+const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild', 'files', 'dump'] as const;
 type CatalogCommand = (typeof CATALOG_COMMANDS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -48,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
   if (name === 'worker') return runWorkerProcess(config, logger);
-  if (isCatalog) return runCatalogCommand(name as CatalogCommand, args, options, config, logger);
+  if (name === 'files' || name === 'dump') return runBrowseCommand(name, args, options, config, logger);
+  if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump'>, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
   if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
@@ -77,11 +78,14 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
         logger,
       );
     case 'restore': {
-      const { snapshot, targets, replica } = restoreRequest(args, options);
+      const { snapshot: given, targets, replica } = restoreRequest(args, options);
+      const { snapshot, subPath } = splitSubPath(given);
+      const selection = { ...(options.include.length ? { include: options.include } : {}), ...(options.exclude.length ? { exclude: options.exclude } : {}), ...(subPath ? { subPath } : {}) };
+      if (replica && Object.keys(selection).length > 0) throw new InvalidInputError('restore: --include, --exclude and a sub-path select entries of a snapshot, not of a replica point');
       return expandSnapshotRef(snapshot, options, config, logger).then((ref) =>
         runJobCommand(
           'restore',
-          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined, ...options.kindFields, ...(replica ? { replica } : {}) },
+          { v: 1, snapshot: ref, target: targets.length === 1 ? targets[0]! : targets, ...pick, replace: options.replace || undefined, ...selection, ...options.kindFields, ...(replica ? { replica } : {}) },
           options,
           config,
           logger,
@@ -98,6 +102,29 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
         config,
         logger,
       );
+  }
+}
+
+/** `ID:/sub/path` → the snapshot and the sub-path (restic's form); a plain reference has none. */
+function splitSubPath(ref: string): { snapshot: string; subPath?: string } {
+  const colon = ref.indexOf(':');
+  if (colon === -1) return { snapshot: ref };
+  const subPath = ref.slice(colon + 1);
+  if (!subPath.startsWith('/')) throw new InvalidInputError(`restore: "${ref}": after the colon comes an absolute path within the snapshot (ID:/sub/dir)`);
+  return { snapshot: ref.slice(0, colon), ...(subPath === '/' ? {} : { subPath }) };
+}
+
+/** `files` and `dump`: read the repository directly, write to stdout. */
+async function runBrowseCommand(name: 'files' | 'dump', args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
+  const { JobRuntime } = await import('./job-runner.js');
+  const { runFilesCommand, runDumpCommand } = await import('./commands/browse-commands.js');
+  const runtime = new JobRuntime(config, logger);
+  try {
+    const repository = await runtime.existingRepository(options.repo);
+    const run = name === 'files' ? runFilesCommand : runDumpCommand;
+    return await run(repository, args, options, process.stdout, new AbortController().signal);
+  } finally {
+    await runtime.close();
   }
 }
 

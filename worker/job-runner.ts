@@ -162,6 +162,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
         record,
         target,
         replace: data.replace ?? false,
+        selection: { include: data.include, exclude: data.exclude, subPath: data.subPath },
         signal,
         progress: countInto(progress, (n) => runtime.metrics?.bytesWritten(record.source.kind, n)),
         sealKeys: runtime.sealKeys(),

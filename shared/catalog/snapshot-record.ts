@@ -36,6 +36,15 @@ export const snapshotRecordSchema = z.object({
     parts: z
       .array(z.object({ partNumber: z.number().int(), size: z.number().int(), sha256: z.string() }))
       .optional(),
+    /**
+     * The entry index beside the archive (docs/archive-format.md): its key, size and SHA-256.
+     * Absent in snapshots written before entry indexes (they are read whole).
+     */
+    index: z.object({ key: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+    /** zstd archives: where the seek table (the last skippable frame) starts, its size and SHA-256. */
+    seekTable: z
+      .object({ offset: z.number().int().nonnegative(), size: z.number().int().positive(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+      .optional(),
   }),
   stats: z.object({
     entries: z.number().int(),

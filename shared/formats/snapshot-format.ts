@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { ProgressSink } from '../progress.js';
-import type { EntryHeader, SourceEntry } from '../snapshot/entry.js';
+import type { EntryHeader, EntryType, SourceEntry } from '../snapshot/entry.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import type { SignalOptions } from '../storage/storage-driver.js';
 import type { Compression } from './archive/manifest.js';
@@ -81,9 +81,11 @@ export interface OpenSnapshotRequest {
   /**
    * Partial reads (restore --include/--exclude, a sub-path, dump): payload entries whose path
    * this refuses are not handed out, and a format that can skip their bytes (an entry index,
-   * seekable frames, packs) does not read them. Absent: every entry.
+   * seekable frames, packs) does not read them. Absent: every entry. `type` is passed when the
+   * format knows it before reading (an index): a restore by glob selects every directory that
+   * may hold a match, but only the files that match.
    */
-  select?: (path: string) => boolean;
+  select?: (path: string, type?: EntryType) => boolean;
 }
 
 /** One entry as a listing hands it back: the header, and for files their SHA-256 when the format keeps it. */

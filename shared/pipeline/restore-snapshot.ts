@@ -7,6 +7,7 @@ import { payloadLayout } from '../kinds/payload-layout.js';
 import type { ProgressSink } from '../progress.js';
 import type { RestoreResult, RestoreSession, RestoreTarget } from '../kinds/restore-target.js';
 import { checkPayload } from './payload-check.js';
+import { RestorePlan, isPartial, type RestoreSelection } from './restore-selection.js';
 
 export interface ReadSnapshotRequest {
   repository: Repository;
@@ -20,6 +21,8 @@ export interface ReadSnapshotRequest {
 export interface RestoreRequest extends ReadSnapshotRequest {
   target: RestoreTarget;
   replace: boolean;
+  /** A partial restore (sub-path, include/exclude globs): directory snapshots only. */
+  selection?: RestoreSelection;
 }
 
 /**
@@ -29,14 +32,18 @@ export interface RestoreRequest extends ReadSnapshotRequest {
  * @throws IntegrityError for a format or source kind this version does not know, and whatever
  *   the reader or `use` throws.
  */
-async function withEntries<T>(request: ReadSnapshotRequest, use: (reader: SnapshotReader, entries: AsyncIterable<SnapshotEntry>) => Promise<T>): Promise<T> {
+async function withEntries<T>(
+  request: ReadSnapshotRequest,
+  use: (reader: SnapshotReader, entries: AsyncIterable<SnapshotEntry>) => Promise<T>,
+  plan?: RestorePlan,
+): Promise<T> {
   const { record } = request;
   const format = formatOf(record);
   request.progress.setTotal(record.stats.rawBytes);
-  const reader = await format.open(request);
+  const reader = await format.open(plan ? { ...request, select: plan.select } : request);
   try {
     const layout = payloadLayout(reader.manifest.source.kind);
-    return await use(reader, checkPayload(record.id, reader.entries, layout));
+    return await use(reader, checkPayload(record.id, plan ? plan.filterEntries(reader.entries) : reader.entries, layout));
   } finally {
     await reader.close();
   }
@@ -54,13 +61,18 @@ export async function restoreSnapshot(request: RestoreRequest): Promise<RestoreR
       `restore: snapshot ${record.id} holds a ${record.source.kind} source; target ${target.uri} takes ${target.accepts.join(', ')}`,
     );
   }
+  const partial = isPartial(request.selection);
+  if (partial && record.source.kind !== 'dir') {
+    throw new InvalidInputError(`restore: include, exclude and a sub-path apply to dir snapshots; snapshot ${record.id} holds a ${record.source.kind} source`);
+  }
+  const plan = partial ? new RestorePlan(request.selection!) : undefined;
   progress.setPhase('downloading');
   let session: RestoreSession | undefined;
   try {
     await withEntries(request, async (reader, entries) => {
       session = await target.begin(reader.manifest, { signal, progress, replace: request.replace });
       for await (const { header, body } of entries) await session.write(header, body);
-    });
+    }, plan);
     progress.setPhase('committing');
     const committed = session!.commit();
     session = undefined; // committed or failed inside commit: never abort after commit started

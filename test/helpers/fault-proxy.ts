@@ -31,8 +31,17 @@ export interface FaultProxy {
   endpoint: string;
   /** How many requests got each fault, and how many were forwarded untouched. */
   readonly counts: Record<FaultKind | 'forwarded', number>;
+  /** Every forwarded request: method, path (with query), Range header, and the response body bytes sent back. */
+  readonly requests: ProxiedRequest[];
   setFaultRate(rate: number): void;
   close(): Promise<void>;
+}
+
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  range: string | undefined;
+  responseBytes: number;
 }
 
 /** A small HTTP proxy on 127.0.0.1 that injects the failures a flaky network and a busy S3 produce. */
@@ -53,11 +62,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     forwarded: 0,
   };
   const sockets = new Set<Socket>();
+  const requests: ProxiedRequest[] = [];
 
   const forward = (req: IncomingMessage, res: ServerResponse, truncate: boolean) => {
     const outgoing = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
+        const logged: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', range: req.headers.range, responseBytes: 0 };
+        requests.push(logged);
+        answer.on('data', (chunk: Buffer) => (logged.responseBytes += chunk.length));
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         if (!truncate) return void answer.pipe(res);
         const cutAt = Math.floor(Number(answer.headers['content-length'] ?? 0) / 2);
@@ -126,6 +139,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   return {
     endpoint: `http://127.0.0.1:${port}`,
     counts,
+    requests,
     setFaultRate(rate: number) {
       faultRate = rate;
     },

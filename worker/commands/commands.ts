@@ -54,15 +54,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'restore',
-    args: '<snapshot> <target>...',
+    args: '<snapshot>[:/sub/path] <target>...',
     // One argument is enough with the replica's point flags (replica-point.ts checks the rest).
     minArgs: 1,
     maxArgs: Infinity,
-    flags: [...PICK_FLAGS, 'replace', 'timestamp', 'generation', 'index', ...JOB_FLAGS],
+    flags: [...PICK_FLAGS, 'replace', 'include', 'exclude', 'timestamp', 'generation', 'index', ...JOB_FLAGS],
     kindFlags: 'target',
     summary: 'restore a snapshot into targets (URIs like the sources), or an SQLite database from its replica to a point in time',
     notes:
       `${SNAPSHOT_REF}\nAn existing target is refused unless --replace is given. ${JOB_MODES}\n` +
+      'Partial restore (dir snapshots, docs/browsing.md): <snapshot>:/sub/path restores that directory\'s content as the target\'s root (as restic does); --include/--exclude G select by glob relative to the snapshot root (as `files` prints paths). Archives with an entry index read only the frames holding what is selected.\n' +
       'Point in time (SQLite replicas, docs/sqlite.md): restore sqlite:///abs/db --source NAME --timestamp 2026-11-29T16:15:00Z, or --generation G [--index N], or --replica \'{}\' for the newest state; no snapshot argument (or "latest").',
   },
   {
@@ -93,6 +94,24 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes:
       'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.\n' +
       '--generations --source NAME lists the generations of the SQLite replica NAME (snapworker replicate): when each began and was last read, its first and last WAL position (index/offset), its segments and their bytes; a restore reaches any point inside them.',
+  },
+  {
+    name: 'files',
+    args: '<snapshot> [path]',
+    minArgs: 1,
+    maxArgs: 2,
+    flags: [...PICK_FLAGS, 'long', 'json'],
+    summary: "list a snapshot's entries (all, or those at and below path), without reading its data",
+    notes: `${SNAPSHOT_REF}\nPaths of directory snapshots print as /sub/file (the snapshot root is /). Archives with an entry index are listed from it alone; older ones are read whole. --json prints one JSON array of entries (mtimeNs as a string).`,
+  },
+  {
+    name: 'dump',
+    args: '<snapshot> <path>',
+    minArgs: 2,
+    maxArgs: 2,
+    flags: [...PICK_FLAGS],
+    summary: 'write one file of a snapshot to stdout, or a tar of a directory',
+    notes: `${SNAPSHOT_REF}\nReads only the frames holding the path when the archive has an entry index; every file's SHA-256 is checked. A directory comes out as a tar (pax) of its entries, paths relative to it.`,
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },
@@ -198,8 +217,10 @@ export const ALL_FLAG_SPECS = new Map<string, FlagSpec>([
   ...Object.entries(FLAGS),
   ...[...kindFlags('source'), ...kindFlags('target')].map((flag) => [flag.name, flag.spec] as const),
 ]);
+/** Flags spelled like a kind's job field on purpose: restore's --include/--exclude select entries as the dir source's select files. */
+const SPELLED_LIKE_KIND_FLAGS = new Set(['include', 'exclude']);
 for (const flag of [...kindFlags('source'), ...kindFlags('target')]) {
-  if (Object.hasOwn(FLAGS, flag.name)) throw new Error(`kinds: the ${flag.kinds.join(', ')} field ${flag.field} would be --${flag.name}, a flag snapworker has already`);
+  if (Object.hasOwn(FLAGS, flag.name) && !SPELLED_LIKE_KIND_FLAGS.has(flag.name)) throw new Error(`kinds: the ${flag.kinds.join(', ')} field ${flag.field} would be --${flag.name}, a flag snapworker has already`);
 }
 
 /** The spec of `name` (`restore`, `job status`), or undefined. */

@@ -21,6 +21,9 @@ export const FLAGS = {
   source: { type: 'string', value: 'NAME', description: 'only snapshots of this lineage (with "latest": the lineage to take it from)' },
   compression: { type: 'string', value: 'zstd|gzip|none', description: 'archive compression (default zstd)' },
   replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
+  include: { type: 'string', multiple: true, value: 'G', description: 'restore only paths matching this glob (picomatch, relative to the snapshot root; repeatable), with their parent directories' },
+  exclude: { type: 'string', multiple: true, value: 'G', description: 'restore nothing matching this glob, nor anything under it (repeatable)' },
+  long: { type: 'boolean', description: 'one line per entry with type and mode, size, modification time, and link target' },
   'dry-run': { type: 'boolean', description: 'report what would be removed, remove nothing' },
   tz: { type: 'string', value: 'ZONE', description: 'IANA time zone for cron and calendar retention, e.g. Europe/Prague (default UTC)' },
   'group-by': {
@@ -57,6 +60,9 @@ export interface CliOptions {
   source?: string;
   compression?: string;
   replace: boolean;
+  include: string[];
+  exclude: string[];
+  long: boolean;
   'dry-run': boolean;
   tz?: string;
   'group-by'?: string;

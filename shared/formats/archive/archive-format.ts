@@ -1,13 +1,19 @@
+import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream';
 import type { Repository } from '../../catalog/repository.js';
 import { checksumHeader, type SnapshotRecord } from '../../catalog/snapshot-record.js';
 import { DigestStream } from '../../digest-stream.js';
 import { IntegrityError, SnapworkerError } from '../../errors.js';
 import { settleAll } from '../../pipeline/settle.js';
-import type { SnapshotFormat, SnapshotEntry, SnapshotReader, OpenSnapshotRequest, WriteSnapshotRequest, WrittenSnapshot } from '../snapshot-format.js';
+import type { ListedEntry, SnapshotFormat, SnapshotEntry, SnapshotReader, OpenSnapshotRequest, WriteSnapshotRequest, WrittenSnapshot } from '../snapshot-format.js';
 import { openArchiveEntries, type ArchiveEntries } from './archive-entries.js';
-import { writeArchive } from './archive-writer.js';
+import { writeArchive, type TarLayout } from './archive-writer.js';
 import { archiveFileName } from './compression.js';
+import { ENTRY_INDEX_NAME, listedEntry } from './entry-index/entry-index.js';
+import { readEntryIndex } from './entry-index/entry-index-reader.js';
+import { openSelected } from './selected-reader.js';
+import { EntryIndexWriter } from './entry-index/entry-index-writer.js';
+import type { SeekableZstdCompressStream } from './seekable/frame-compressor.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from './manifest.js';
 
 /**
@@ -35,9 +41,13 @@ export const archiveFormat: SnapshotFormat = {
       version: ARCHIVE_FORMAT_VERSION,
       compression,
     };
+    const index = new EntryIndexWriter(manifest.snapshotId, compression);
+    let layout: TarLayout | undefined;
     const archive = writeArchive({
       manifest,
       entries: request.entries,
+      onEntryWritten: (header, offset, length, sha256) => index.entry(header, offset, length, sha256),
+      onTarWritten: (written) => (layout = written),
       level: request.level,
       threads: request.estimatedBytes !== undefined && request.estimatedBytes < SMALL_SNAPSHOT_BYTES ? 0 : request.threads,
       seal: request.seal,
@@ -49,13 +59,20 @@ export const archiveFormat: SnapshotFormat = {
       onProgress: ({ loaded }) => progress.setTransferred(loaded),
       onUploadToken: request.onUploadToken,
     });
-    // Either side may fail first; wait for both so no stream or upload outlives the job.
-    const [stored, stats] = await settleAll([upload, archive.done], () => archive.stream.destroy());
+    // The index uploads beside the archive; it ends once the archive's tar and seek table are known.
+    const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME, index.stream, { signal });
+    const indexDone = archive.done.then(() => index.finish(layout!));
+    // Any side may fail first; wait for all so no stream or upload outlives the job.
+    const [stored, stats, storedIndex] = await settleAll([upload, archive.done, indexUpload, indexDone], (err) => {
+      archive.stream.destroy();
+      index.abort(err instanceof Error ? err : new SnapworkerError(String(err)));
+    });
+    const framed = (archive.stream as Partial<SeekableZstdCompressStream>).result;
     try {
-      // Verify before trusting: the stored object must be there with the size the driver reported.
-      const info = await repository.head(stored.key, { signal });
-      if (info.size !== stored.size) {
-        throw new IntegrityError(`snapshot: stored archive ${stored.key} is ${info.size} bytes, ${stored.size} were written`);
+      // Verify before trusting: the stored objects must be there with the sizes the driver reported.
+      for (const object of [stored, storedIndex]) {
+        const info = await repository.head(object.key, { signal });
+        if (info.size !== object.size) throw new IntegrityError(`snapshot: stored object ${object.key} is ${info.size} bytes, ${object.size} were written`);
       }
     } catch (err) {
       await repository.delete(manifest.snapshotId).catch(() => {});
@@ -70,6 +87,10 @@ export const archiveFormat: SnapshotFormat = {
           sha256: stored.sha256,
           checksum: checksumHeader(stored.sha256),
           ...(stored.parts ? { parts: stored.parts } : {}),
+          index: { key: storedIndex.key, size: storedIndex.size, sha256: storedIndex.sha256 },
+          ...(framed
+            ? { seekTable: { offset: framed.dataBytes, size: framed.seekTable.length, sha256: createHash('sha256').update(framed.seekTable).digest('hex') } }
+            : {}),
         },
         ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
       },
@@ -78,7 +99,13 @@ export const archiveFormat: SnapshotFormat = {
   },
 
   async open(request: OpenSnapshotRequest): Promise<SnapshotReader> {
-    const { repository, record, signal, progress } = request;
+    const { repository, record, signal, progress, select } = request;
+    if (select) {
+      // Only the frames holding the selected entries, when the archive has an index and can seek.
+      const index = await readEntryIndex(repository, record, signal);
+      const partial = index && (await openSelected(request, index, select));
+      if (partial) return partial;
+    }
     const stored = await repository.getObject(record.archive.key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
     const digest = new DigestStream();
     // Errors of either stream reach the reader through `digest`; the callback has nothing to add.
@@ -99,11 +126,23 @@ export const archiveFormat: SnapshotFormat = {
       await entries.close();
       throw new IntegrityError(`snapshot ${record.id}: archive manifest names snapshot ${entries.manifest.snapshotId}`);
     }
-    return new ArchiveSnapshotReader(entries, digest, record);
+    return new ArchiveSnapshotReader(entries, digest, record, select);
+  },
+
+  async listEntries(request: OpenSnapshotRequest): Promise<AsyncIterable<ListedEntry> | undefined> {
+    const index = await readEntryIndex(request.repository, request.record, request.signal);
+    if (!index) return undefined;
+    const { select } = request;
+    return (async function* () {
+      for await (const line of index.entries) {
+        if (select && !select(line.path, line.type)) continue;
+        yield listedEntry(line);
+      }
+    })();
   },
 
   requiredKeys(record) {
-    return [record.archive.key];
+    return record.archive.index ? [record.archive.key, record.archive.index.key] : [record.archive.key];
   },
 
   downloadKey(record) {
@@ -124,9 +163,12 @@ class ArchiveSnapshotReader implements SnapshotReader {
     private readonly archive: ArchiveEntries,
     digest: DigestStream,
     record: SnapshotRecord,
+    select: OpenSnapshotRequest['select'],
   ) {
     this.manifest = archive.manifest;
-    this.entries = checkedAgainstRecord(archive, digest, record);
+    const entries = checkedAgainstRecord(archive, digest, record);
+    // Read whole (no index, or gzip): every byte is still checked; unselected entries are drained.
+    this.entries = select ? selected(entries, select) : entries;
   }
 
   summary() {
@@ -151,6 +193,15 @@ async function* checkedAgainstRecord(archive: ArchiveEntries, digest: DigestStre
       `snapshot ${record.id}: stored archive ${record.archive.key} differs from its record ` +
         `(${digest.size} bytes, sha256 ${digest.sha256()}; record says ${record.archive.size} bytes, sha256 ${record.archive.sha256})`,
     );
+  }
+}
+
+async function* selected(entries: AsyncIterable<SnapshotEntry>, select: NonNullable<OpenSnapshotRequest['select']>): AsyncGenerator<SnapshotEntry> {
+  for await (const entry of entries) {
+    const { header } = entry;
+    if (!select(header.path, header.type)) continue;
+    if (header.type === 'hardlink' && !select(header.linkTarget ?? '', 'file')) continue;
+    yield entry;
   }
 }
 

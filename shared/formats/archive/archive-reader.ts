@@ -436,7 +436,7 @@ function nameOf(header: tar.Header, paxKey: 'path' | 'linkpath', ustarValue: str
 }
 
 /** The entry's path: its pax `path` or its ustar name, without the trailing `/` of directories. */
-function entryName(header: tar.Header): string {
+export function entryName(header: tar.Header): string {
   const name = nameOf(header, 'path', header.name);
   return header.type === 'directory' ? name.replace(/\/$/, '') : name;
 }
@@ -461,7 +461,7 @@ const TAR_TYPES: Partial<Record<NonNullable<tar.Header['type']>, EntryType>> = {
 };
 
 /** Maps a tar header to an EntryHeader, refusing entry types an archive may not hold. */
-function toEntryHeader(header: tar.Header, path: string): EntryHeader {
+export function toEntryHeader(header: tar.Header, path: string): EntryHeader {
   const type = header.type ? TAR_TYPES[header.type] : undefined;
   if (!type) throw new IntegrityError(`archive: entry ${showPath(path)}: unknown entry type ${String(header.type)}`);
   const paxMtime = (header.pax as Record<string, string> | undefined)?.mtime;

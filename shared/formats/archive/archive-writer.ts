@@ -23,6 +23,21 @@ export interface ArchiveStats {
   rawBytes: number;
 }
 
+/** Where things are in the tar stream, for the entry index. */
+export interface TarLayout {
+  /** Where the first payload entry starts (the end of `manifest.json`). */
+  payloadStart: number;
+  /** Bytes of the whole tar stream. */
+  tarBytes: number;
+}
+
+/**
+ * Told of each payload entry once its tar bytes are written (for the entry index): where its
+ * first header block starts in the tar stream, how many bytes it takes with body and padding,
+ * and a file's SHA-256. The writer waits for the promise, so a slow index holds it back.
+ */
+export type OnEntryWritten = (header: EntryHeader, offset: number, length: number, sha256: string | undefined) => Promise<void>;
+
 export interface WriteArchiveOptions {
   /** Written as `manifest.json`; its `compression` decides the compression. `sealKeyId` is set from `seal` (or removed). */
   manifest: Manifest;
@@ -37,6 +52,9 @@ export interface WriteArchiveOptions {
   signal: AbortSignal;
   /** Gets addBytes(payload bytes read) and addEntries(1) per payload entry. */
   progress: ProgressSink;
+  onEntryWritten?: OnEntryWritten;
+  /** Told the tar layout once the end-of-archive marker is written (before `done` resolves). */
+  onTarWritten?: (layout: TarLayout) => void;
 }
 
 /** Size of the chunks handed to the compressor. */
@@ -88,6 +106,9 @@ class ArchiveWriter {
   private readonly tracker = new EntryTracker();
   private readonly sumLines: string[] = [];
   private readonly stats: ArchiveStats = { entries: 0, files: 0, rawBytes: 0 };
+  private payloadStart = 0;
+  /** The SHA-256 of the file entry just written, for onEntryWritten. */
+  private lastSha256: string | undefined;
   private readonly yielder = new EventLoopYielder();
   private readonly out: BatchedOutput;
   private openBody: Readable | undefined;
@@ -130,14 +151,18 @@ class ArchiveWriter {
   private async writeEntries(): Promise<void> {
     const manifestBytes = Buffer.from(JSON.stringify(this.manifest, null, 2) + '\n');
     await this.addBuffer(MANIFEST_ENTRY, manifestBytes);
+    this.payloadStart = this.out.written;
     for await (const entry of this.options.entries) {
       if (this.firstError) throw this.firstError;
       this.tracker.add(entry);
+      const offset = this.out.written;
+      this.lastSha256 = undefined;
       if (entry.type === 'file') {
         if (!(await this.addFile(entry))) continue;
       } else {
         await this.out.append(encodeTarHeader(tarHeader(entry)));
       }
+      await this.options.onEntryWritten?.(entry, offset, this.out.written - offset, this.lastSha256);
       this.stats.entries += 1;
       this.options.progress.addEntries(1);
       await this.yielder.add(entry.size + TAR_BLOCK_BYTES);
@@ -147,6 +172,7 @@ class ArchiveWriter {
     const { seal } = this.options;
     if (seal) await this.addBuffer(SEAL_ENTRY, encodeSeal(seal.keyId, createSealMac(seal.key).update(sums).digest()), { listInSums: false });
     await this.out.append(END_OF_ARCHIVE);
+    this.options.onTarWritten?.({ payloadStart: this.payloadStart, tarBytes: this.out.written });
     await this.out.flush();
     if (this.firstError) throw this.firstError;
     this.output.end();
@@ -217,6 +243,7 @@ class ArchiveWriter {
   }
 
   private fileWritten(path: string, hex: string, bytes: number): void {
+    this.lastSha256 = hex;
     this.sumLines.push(formatSumLine(hex, path));
     this.stats.files += 1;
     this.stats.rawBytes += bytes;
@@ -232,10 +259,13 @@ class ArchiveWriter {
 class BatchedOutput {
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
   private used = 0;
+  /** Tar bytes appended so far: where the next piece starts in the tar stream. */
+  written = 0;
 
   constructor(private readonly output: Transform) {}
 
   async append(bytes: Buffer): Promise<void> {
+    this.written += bytes.length;
     if (bytes.length >= DIRECT_WRITE_BYTES) {
       await this.flush();
       await this.write(bytes);

@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { PassThrough, type Transform } from 'node:stream';
 import { constants as zlibConstants, createGunzip, createGzip } from 'node:zlib';
-import { CompressStream } from 'zstd-napi';
 import { InvalidInputError } from '../../errors.js';
 import type { Compression } from './manifest.js';
+import { SeekableZstdCompressStream } from './seekable/frame-compressor.js';
 import { ThreadedZstdDecompressStream } from './zstd-decompress-thread.js';
 
 /** zstd level when none is given (the zstd CLI's default). */
@@ -23,23 +23,23 @@ export interface CompressOptions {
   /** zstd: 1..19 (default 3; negative levels are faster); gzip: 0..9 (default 6). Ignored for `none`. */
   level?: number;
   /**
-   * zstd worker threads (`nbWorkers`); 0 compresses on the calling thread. Default: the number
-   * of CPUs, like `zstd -T0`, which also frees the event loop for reading and hashing.
-   * Ignored for gzip and none.
+   * zstd worker threads, each compressing whole frames; 0 compresses on the calling thread.
+   * Default: the number of CPUs, like `zstd -T0`, which also frees the event loop for reading
+   * and hashing. Ignored for gzip and none.
    */
   threads?: number;
 }
 
-/** The stream that compresses an archive. Throws InvalidInputError for an unknown compression or bad level. */
+/**
+ * The stream that compresses an archive. zstd is written seekable (seekable/frame-compressor.ts):
+ * independent frames of FRAME_BYTES tar bytes and the seek table after them.
+ * Throws InvalidInputError for an unknown compression or bad level.
+ */
 export function createCompressStream(compression: Compression, options: CompressOptions = {}): Transform {
   switch (compression) {
     case 'zstd':
-      return new CompressStream({
-        compressionLevel: options.level ?? DEFAULT_ZSTD_LEVEL,
-        nbWorkers: options.threads ?? availableParallelism(),
-        // A frame checksum like the zstd CLI writes: corruption shows up in `zstd -t` too.
-        checksumFlag: true,
-      });
+      // Every frame carries a content checksum like the zstd CLI writes: corruption shows up in `zstd -t` too.
+      return new SeekableZstdCompressStream({ level: options.level ?? DEFAULT_ZSTD_LEVEL, threads: options.threads ?? availableParallelism() });
     case 'gzip':
       return createGzip({ level: options.level ?? DEFAULT_GZIP_LEVEL, chunkSize: ZLIB_CHUNK_BYTES });
     case 'none':
@@ -50,8 +50,9 @@ export function createCompressStream(compression: Compression, options: Compress
 }
 
 /**
- * The stream that decompresses an archive. zstd input must be one frame with nothing after it
- * (ThreadedZstdDecompressStream, which decompresses in a worker thread); gzip follows zlib (several members are concatenated, trailing
+ * The stream that decompresses an archive. zstd input must be one frame, or frames with the seek
+ * table that lists them, with nothing after (ThreadedZstdDecompressStream, which decompresses in
+ * a worker thread); gzip follows zlib (several members are concatenated, trailing
  * zero bytes are skipped: the archive reader checks the byte counts itself).
  */
 export function createDecompressStream(compression: Compression): Transform {

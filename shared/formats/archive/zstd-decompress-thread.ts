@@ -26,6 +26,9 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const binding = require(workerData.bindingPath);
 const CHUNK = workerData.chunkBytes;
+const ZSTD_MAGIC = 0xfd2fb528;
+const SEEK_TABLE_MAGIC = 0x184d2a5e;
+const SEEKABLE_MAGIC = 0x8f92eab1;
 const dctx = new binding.DCtx();
 const inputs = [];
 let src = null;
@@ -33,7 +36,13 @@ let out = Buffer.allocUnsafe(CHUNK);
 let used = 0;
 let wanted = 0;
 let ending = false;
-let frameEnded = false;
+// 'boundary' before a frame, 'frame' inside a data frame, 'table' inside the seek table, 'done' after it.
+let state = 'boundary';
+const frames = [];
+let frameIn = 0;
+let frameOut = 0;
+let table = null;
+let tableUsed = 0;
 let sawInput = false;
 let failed = false;
 function emit() {
@@ -55,33 +64,88 @@ function nextInput() {
     }
     if (inputs.length === 0) return false;
     src = inputs.shift();
-    if (src.length > 0 && frameEnded) {
-      fail('data after the end of the zstd frame', true);
-      return false;
-    }
     if (src.length > 0) sawInput = true;
   }
   return true;
+}
+// At a frame boundary: at least 8 bytes in src (or all there is, once the input ended).
+function gatherHead() {
+  while (src.length < 8 && inputs.length > 0) {
+    const more = inputs.shift();
+    src = Buffer.concat([src, more]);
+    parentPort.postMessage({ consumed: true });
+  }
+  return src.length >= 8 || ending;
+}
+// The seek table (zstd seekable format) must list exactly the frames read.
+function checkTable() {
+  const footer = table.length - 9;
+  if (footer < 0 || table.readUInt32LE(footer + 5) !== SEEKABLE_MAGIC) return 'the skippable frame after the data is not a seek table';
+  const descriptor = table[footer + 4];
+  const entryBytes = descriptor & 0x80 ? 12 : 8;
+  const count = table.readUInt32LE(footer);
+  if ((descriptor & 0x7c) !== 0 || count * entryBytes !== footer || count !== frames.length) return 'the seek table does not list the frames';
+  for (let i = 0; i < count; i++) {
+    if (table.readUInt32LE(i * entryBytes) !== frames[i][0] || table.readUInt32LE(i * entryBytes + 4) !== frames[i][1]) return 'the seek table does not match frame ' + i;
+  }
+  return null;
+}
+function atBoundary() {
+  if (!gatherHead()) return false;
+  if (state === 'done') return fail('data after the end of the zstd frame', true), false;
+  if (src.length < 4) return fail('data after the end of the zstd frame', true), false;
+  const magic = src.readUInt32LE(0);
+  if (magic === ZSTD_MAGIC) {
+    state = 'frame';
+    frameIn = frameOut = 0;
+    return true;
+  }
+  if (magic === SEEK_TABLE_MAGIC && frames.length > 0 && src.length >= 8) {
+    const size = src.readUInt32LE(4);
+    if (size > frames.length * 12 + 9) return fail('the seek table is larger than its frames need', true), false;
+    table = Buffer.alloc(size);
+    tableUsed = 0;
+    src = src.subarray(8);
+    state = 'table';
+    return true;
+  }
+  return fail('data after the end of the zstd frame', true), false;
 }
 function pump() {
   while (!failed && wanted > 0) {
     if (!nextInput()) {
       if (failed || !ending) return;
       if (used > 0) emit();
-      parentPort.postMessage({ flushed: true, truncated: sawInput && !frameEnded });
+      // Several frames are ours only with a seek table that lists them.
+      if (state === 'boundary' && frames.length > 1) return fail('data after the end of the zstd frame', true);
+      parentPort.postMessage({ flushed: true, truncated: sawInput && (state === 'frame' || state === 'table' || frames.length === 0) });
       failed = true; // nothing more to do
       return;
     }
-    if (frameEnded) {
-      fail('data after the end of the zstd frame', true);
-      return;
+    if (state === 'boundary' || state === 'done') {
+      if (!atBoundary()) return;
+      continue;
+    }
+    if (state === 'table') {
+      const n = Math.min(src.length, table.length - tableUsed);
+      src.copy(table, tableUsed, 0, n);
+      tableUsed += n;
+      src = src.subarray(n);
+      if (tableUsed === table.length) {
+        const problem = checkTable();
+        if (problem) return fail(problem, false);
+        state = 'done';
+      }
+      continue;
     }
     const [remaining, produced, consumed] = dctx.decompressStream(out.subarray(used), src);
     src = src.subarray(consumed);
     used += produced;
+    frameIn += consumed;
+    frameOut += produced;
     if (remaining === 0) {
-      frameEnded = true;
-      if (src.length > 0) return fail('data after the end of the zstd frame', true);
+      frames.push([frameIn, frameOut]);
+      state = 'boundary';
     }
     if (used === CHUNK) emit();
   }
@@ -108,9 +172,11 @@ type WorkerMessage =
 let bindingPath: string | undefined;
 
 /**
- * Decompresses exactly one zstd frame in a worker thread: anything after the frame fails the
- * stream with an IntegrityError; input that ends inside the frame ends the output and sets
- * `truncated`. Moving the decompression off the event-loop thread lets a restore decompress on
+ * Decompresses an archive's zstd stream in a worker thread: one frame (archives written before
+ * seekable frames), or data frames followed by the seek table of the zstd seekable format that
+ * lists exactly them (seekable/seek-table.ts). Anything else after the frames (garbage, frames
+ * no seek table lists, data after the table) fails the stream with an IntegrityError; input that
+ * ends inside a frame ends the output and sets `truncated`. Moving the decompression off the event-loop thread lets a restore decompress on
  * one core while the other hashes, parses and writes files: in a restore of many small files
  * the event loop is the bottleneck.
  *

@@ -29,9 +29,9 @@ const EMPTY = Buffer.alloc(0);
 
 /** Tuning of the directory source; every member is optional. */
 export interface DirSourceOptions {
-  /** Most entries read (or being read) ahead of the archive writer. Default 32. */
+  /** With `io: 'async'`: most entries read (or being read) ahead of the archive writer. Default 32. */
   readAheadFiles?: number;
-  /** Most file bytes held in read-ahead buffers. Default 8 MiB. */
+  /** With `io: 'async'`: most file bytes held in read-ahead buffers. Default 8 MiB. (With `sync`, one entry is read at a time.) */
   readAheadBytes?: number;
   /**
    * Files up to this size are read whole, ahead, into one buffer; bigger ones are streamed when

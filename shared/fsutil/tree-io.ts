@@ -83,15 +83,20 @@ export const asyncTreeIo: TreeIo = {
   },
 };
 
-/** Calls on the calling thread; the promises are already settled when returned. */
-export const syncTreeIo: TreeIo = {
-  kind: 'sync',
-  lstat: async (absPath) => lstatSync(fsPath(absPath), { bigint: true }),
-  async readdir(absPath) {
+/** The synchronous calls behind `syncTreeIo`, for callers that walk without promises (see `walkTreeSync`). */
+export interface SyncTreeCalls {
+  lstat(absPath: string): BigIntStats;
+  readdir(absPath: string): string[];
+  readFile(absPath: string, size: number): { bytes: Buffer; grew: boolean };
+}
+
+export const syncTreeCalls: SyncTreeCalls = {
+  lstat: (absPath) => lstatSync(fsPath(absPath), { bigint: true }),
+  readdir(absPath) {
     const names = readdirSync(fsPath(absPath));
     return hasInvalidName(names) ? readdirSync(fsPath(absPath), { encoding: 'buffer' }).map(decodeName) : names;
   },
-  async readFile(absPath, size) {
+  readFile(absPath, size) {
     const fd = openSync(fsPath(absPath), READ_FLAGS);
     try {
       const buffer = Buffer.allocUnsafe(size + 1);
@@ -106,6 +111,15 @@ export const syncTreeIo: TreeIo = {
       closeSync(fd);
     }
   },
+};
+
+/** Calls on the calling thread; the promises are already settled when returned. */
+export const syncTreeIo: TreeIo & { readonly calls: SyncTreeCalls } = {
+  kind: 'sync',
+  calls: syncTreeCalls,
+  lstat: async (absPath) => syncTreeCalls.lstat(absPath),
+  readdir: async (absPath) => syncTreeCalls.readdir(absPath),
+  readFile: async (absPath, size) => syncTreeCalls.readFile(absPath, size),
 };
 
 /** A small read of `size + 1` bytes into `buffer` as `readFile` answers it. */

@@ -192,11 +192,10 @@ class ArchiveWriter {
 
   /** Writes a file entry; false when its source found it gone (then nothing was written). */
   private async addFile(entry: SourceEntry): Promise<boolean> {
-    const name = showPath(entry.path);
     if (entry.bytes !== undefined && !entry.sparse) {
       // Read ahead whole by the source: one hash call and one copy, no stream.
       if (entry.bytes.length !== entry.size) {
-        throw new SnapworkerError(`archive: entry ${name}: source yielded ${entry.bytes.length} bytes, announced ${entry.size} (file changed while reading?)`);
+        throw new SnapworkerError(`archive: entry ${showPath(entry.path)}: source yielded ${entry.bytes.length} bytes, announced ${entry.size} (file changed while reading?)`);
       }
       await this.out.append(encodeTarHeader(tarHeader(entry)));
       await this.appendBody(entry.bytes);
@@ -204,6 +203,7 @@ class ArchiveWriter {
       this.fileWritten(entry.path, sha256Hex(entry.bytes), entry.size);
       return true;
     }
+    const name = showPath(entry.path);
     if (!entry.open) throw new InvalidInputError(`archive: entry ${name}: a file without open()`);
     if (entry.sparse) assertValidSegments(entry.sparse, entry.size, name);
     // A sparse file's data area is its map, then only the data segments (see pax-sparse.ts).

@@ -29,17 +29,27 @@ export function assertSafeEntryPath(path: string): void {
   if (problem) throw new UnsafeEntryError(`archive: entry ${showPath(path)}: ${problem}`);
 }
 
+/** One pass over the path's characters (this runs for every entry written and read). */
 function pathProblem(path: string): string | undefined {
   if (path === '') return 'empty path';
   if (path.length > MAX_PATH_BYTES / 4 && nameByteLength(path) > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`;
-  if (path.includes('\0')) return 'NUL in path';
-  if (path.startsWith('/')) return 'absolute path';
-  for (const component of path.split('/')) {
-    if (component === '..') return '".." component in path';
-    if (component === '.' || component === '') return 'path is not normalized (empty or "." component)';
+  if (path.charCodeAt(0) === SLASH) return path.includes('\0') ? 'NUL in path' : 'absolute path';
+  let problem: string | undefined;
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    const code = i === path.length ? SLASH : path.charCodeAt(i);
+    if (code === 0) return 'NUL in path';
+    if (code !== SLASH || problem !== undefined) continue;
+    const length = i - start;
+    if (length === 2 && path.charCodeAt(start) === DOT && path.charCodeAt(start + 1) === DOT) problem = '".." component in path';
+    else if (length === 0 || (length === 1 && path.charCodeAt(start) === DOT)) problem = 'path is not normalized (empty or "." component)';
+    start = i + 1;
   }
-  return undefined;
+  return problem;
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 /**
  * Checks the structure of a sequence of payload entries as it is written or read: safe paths,
@@ -52,23 +62,26 @@ function pathProblem(path: string): string | undefined {
 export class EntryTracker {
   private readonly kinds = new Map<string, EntryType>();
   private readonly impliedDirectories = new Set<string>();
+  /** The last parent directory whose ancestors all passed `checkAncestors`. */
+  private checkedParent: string | undefined;
 
   /** Checks `header` against the entries seen so far and records it. Throws UnsafeEntryError or IntegrityError. */
   add(header: EntryHeader): void {
     const { path, type } = header;
     assertSafeEntryPath(path);
-    const name = showPath(path);
-    if (RESERVED_NAMES.has(path)) throw new IntegrityError(`archive: entry ${name}: name is reserved for the archive's own entries`);
-    if (!ENTRY_TYPES.has(type)) throw new UnsafeEntryError(`archive: entry ${name}: unsupported entry type ${String(type)}`);
-    if (this.kinds.has(path)) throw new IntegrityError(`archive: entry ${name}: duplicate path`);
+    // The name is escaped for messages only when one is needed (this runs for every entry).
+    const name = (): string => showPath(path);
+    if (RESERVED_NAMES.has(path)) throw new IntegrityError(`archive: entry ${name()}: name is reserved for the archive's own entries`);
+    if (!ENTRY_TYPES.has(type)) throw new UnsafeEntryError(`archive: entry ${name()}: unsupported entry type ${String(type)}`);
+    if (this.kinds.has(path)) throw new IntegrityError(`archive: entry ${name()}: duplicate path`);
     if (type !== 'directory' && this.impliedDirectories.has(path)) {
-      throw new IntegrityError(`archive: entry ${name}: a ${type} where earlier entries need a directory`);
+      throw new IntegrityError(`archive: entry ${name()}: a ${type} where earlier entries need a directory`);
     }
-    if (type !== 'file' && header.size !== 0) throw new IntegrityError(`archive: entry ${name}: a ${type} with size ${header.size}`);
-    if (!Number.isSafeInteger(header.size) || header.size < 0) throw new IntegrityError(`archive: entry ${name}: invalid size ${header.size}`);
+    if (type !== 'file' && header.size !== 0) throw new IntegrityError(`archive: entry ${name()}: a ${type} with size ${header.size}`);
+    if (!Number.isSafeInteger(header.size) || header.size < 0) throw new IntegrityError(`archive: entry ${name()}: invalid size ${header.size}`);
     this.checkAncestors(path);
-    if (type === 'symlink') checkSymlinkTarget(name, header.linkTarget ?? '');
-    if (type === 'hardlink') this.checkHardLinkTarget(name, header.linkTarget ?? '');
+    if (type === 'symlink') checkSymlinkTarget(name(), header.linkTarget ?? '');
+    if (type === 'hardlink') this.checkHardLinkTarget(name(), header.linkTarget ?? '');
     this.kinds.set(path, type);
   }
 
@@ -94,6 +107,11 @@ export class EntryTracker {
   }
 
   private checkAncestors(path: string): void {
+    // Siblings come one after another: once a parent passed, it passes again, since an entry at
+    // the path of a checked ancestor can only be a directory (anything else is refused above).
+    const parentEnd = path.lastIndexOf('/');
+    if (parentEnd === -1) return;
+    if (this.checkedParent !== undefined && parentEnd === this.checkedParent.length && path.startsWith(this.checkedParent)) return;
     for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
       const ancestor = path.slice(0, slash);
       const kind = this.kinds.get(ancestor);
@@ -106,6 +124,7 @@ export class EntryTracker {
       this.impliedDirectories.add(ancestor);
       if (slash === 0) break;
     }
+    this.checkedParent = path.slice(0, parentEnd);
   }
 }
 

@@ -123,22 +123,25 @@ function encodeUstar(
   if (name.length > 100 || prefix.length > 155) return null;
   if (linkname && (linkname.length > 100 || !isAscii(linkname))) return null;
 
-  const block = Buffer.alloc(TAR_BLOCK_BYTES);
+  // From the shared pool (allocUnsafe), zeroed: one header per entry, so a fresh allocation each shows.
+  const block = Buffer.allocUnsafe(TAR_BLOCK_BYTES).fill(0);
   block.write(name, 0, 'latin1');
-  block.write(octal(fields.mode & 0o7777, 6), 100, 'latin1');
-  block.write(octal(0, 6), 108, 'latin1');
-  block.write(octal(0, 6), 116, 'latin1');
+  writeOctal(block, 100, fields.mode & 0o7777, 6);
+  writeOctal(block, 108, 0, 6);
+  writeOctal(block, 116, 0, 6);
   writeSize(block, size, 124);
-  block.write(octal(Number(seconds), 11), 136, 'latin1');
+  writeOctal(block, 136, Number(seconds), 11);
   block[156] = ZERO + TYPE_FLAGS[type];
   if (linkname) block.write(linkname, 157, 'latin1');
   USTAR_MAGIC.copy(block, 257);
   const device = type === 'chardev' || type === 'blockdev';
   // Seven digits and a NUL: room for Linux's 20-bit minor numbers.
-  block.write(device ? octalField(fields.devMajor ?? 0) : octal(0, 6), 329, 'latin1');
-  block.write(device ? octalField(fields.devMinor ?? 0) : octal(0, 6), 337, 'latin1');
+  if (device) block.write(octalField(fields.devMajor ?? 0), 329, 'latin1');
+  else writeOctal(block, 329, 0, 6);
+  if (device) block.write(octalField(fields.devMinor ?? 0), 337, 'latin1');
+  else writeOctal(block, 337, 0, 6);
   if (prefix) block.write(prefix, 345, 'latin1');
-  block.write(octal(checksum(block), 6), 148, 'latin1');
+  writeOctal(block, 148, checksum(block), 6);
   return block;
 }
 
@@ -147,10 +150,18 @@ function isAscii(text: string): boolean {
   return true;
 }
 
-function octal(value: number, digits: number): string {
-  const text = value.toString(8);
-  if (text.length > digits) return `${'7'.repeat(digits)} `;
-  return `${'0'.repeat(digits - text.length)}${text} `;
+/**
+ * `value` as `digits` zero-padded octal digits and a space at `offset` (all 7s when it does not
+ * fit), written straight into the block instead of through a string.
+ */
+function writeOctal(block: Buffer, offset: number, value: number, digits: number): void {
+  let rest = value;
+  const fits = value < 8 ** digits;
+  for (let i = offset + digits - 1; i >= offset; i--) {
+    block[i] = fits ? ZERO + (rest % 8) : ZERO + 7;
+    rest = Math.floor(rest / 8);
+  }
+  block[offset + digits] = 0x20;
 }
 
 function octalField(value: number): string {
@@ -159,7 +170,7 @@ function octalField(value: number): string {
 
 function writeSize(block: Buffer, size: number, offset: number): void {
   if (size.toString(8).length <= 11) {
-    block.write(octal(size, 11), offset, 'latin1');
+    writeOctal(block, offset, size, 11);
     return;
   }
   block[offset] = 0x80;

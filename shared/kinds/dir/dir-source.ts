@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EntryVanishedError, type EntryType, type SourceEntry } from '../../snapshot/entry.js';
 import type { SourceDescriptor } from '../../snapshot/manifest.js';
-import { InvalidInputError, NotFoundError, SnapworkerError } from '../../errors.js';
+import { InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../../errors.js';
 import { dirPathFromUris } from './dir-uri.js';
 import { decodeName, fsPath, showName } from '../../fsutil/byte-name.js';
 import { errnoCode, errorText } from '../../fsutil/errno.js';
@@ -15,8 +15,9 @@ import { findDataSegments, mayHaveHoles } from '../../fsutil/sparse-map.js';
 import { readXattrs } from '../../fsutil/xattrs.js';
 import { MAX_SPARSE_SEGMENTS, type DataSegment } from '../../snapshot/sparse-segments.js';
 import { asyncTreeIo, syncTreeIo, type TreeIo } from '../../fsutil/tree-io.js';
+import { Pacer } from '../../fsutil/pacer.js';
 import { deviceNumbers } from '../../fsutil/native-fs.js';
-import { walkTree, type WalkedNode } from '../../fsutil/walk-tree.js';
+import { walkTree, walkTreeSync, type WalkOptions, type WalkedNode } from '../../fsutil/walk-tree.js';
 import { nullNotices, type NoticeSink } from '../notices.js';
 import type { EndpointContext, Source, SourceFactory, SourceOpenOptions, SourceParams } from '../source.js';
 import type { DirSourceParams } from './index.js';
@@ -28,9 +29,9 @@ const EMPTY = Buffer.alloc(0);
 
 /** Tuning of the directory source; every member is optional. */
 export interface DirSourceOptions {
-  /** Most entries read (or being read) ahead of the archive writer. Default 32. */
+  /** With `io: 'async'`: most entries read (or being read) ahead of the archive writer. Default 32. */
   readAheadFiles?: number;
-  /** Most file bytes held in read-ahead buffers. Default 8 MiB. */
+  /** With `io: 'async'`: most file bytes held in read-ahead buffers. Default 8 MiB. (With `sync`, one entry is read at a time.) */
   readAheadBytes?: number;
   /**
    * Files up to this size are read whole, ahead, into one buffer; bigger ones are streamed when
@@ -152,14 +153,23 @@ export class DirSource implements Source {
     await this.checkRoot();
     let total = 0;
     const linked = new Set<string>(); // hard-linked inodes, counted once like the archive stores them
-    for await (const { stats } of this.selectedNodes(signal, false)) {
-      if (!stats.isFile()) continue;
+    const count = ({ stats }: WalkedNode): void => {
+      if (!stats.isFile()) return;
       if (stats.nlink > 1n) {
         const inode = `${stats.dev}:${stats.ino}`;
-        if (linked.has(inode)) continue;
+        if (linked.has(inode)) return;
         linked.add(inode);
       }
       total += Number(stats.size);
+    };
+    if (this.io === syncTreeIo) {
+      const pacer = new Pacer(this.options.burstMs);
+      for (const node of this.selectedNodesSync(signal, false)) {
+        count(node);
+        await pacer.pace();
+      }
+    } else {
+      for await (const node of this.selectedNodes(signal, false)) count(node);
     }
     return total;
   }
@@ -171,7 +181,20 @@ export class DirSource implements Source {
     this.vanishedPaths.clear();
     this.promotedLinks.clear();
     await this.checkRoot();
-    const loaded = readAhead(this.plannedEntries(signal), {
+    if (this.io === syncTreeIo) {
+      // Blocking calls need no read-ahead: each entry is loaded when the writer asks for it,
+      // without a promise per walk step; the pacer lets timers and the writer's I/O run.
+      const pacer = new Pacer(this.options.burstMs);
+      for (const planned of this.plannedEntries(this.selectedNodesSync(signal, true))) {
+        throwIfAborted(signal);
+        const entry = await this.load(planned);
+        const ready = entry?.type === 'hardlink' ? await this.resolveHardLink(entry) : entry;
+        if (ready !== undefined) yield ready;
+        await pacer.pace();
+      }
+      return;
+    }
+    const loaded = readAhead(this.plannedEntriesAsync(signal), {
       maxItems: this.options.readAheadFiles,
       maxBytes: this.options.readAheadBytes,
       weigh: (planned) => (planned.readAhead ? Number(planned.node.stats.size) : 0),
@@ -224,71 +247,89 @@ export class DirSource implements Source {
     if (!stats.isDirectory()) throw new InvalidInputError(`dir source: ${showName(this.root)} is not a directory`);
   }
 
-  /**
-   * The walk's nodes that the include/exclude patterns select. A directory that is not included
-   * itself but holds included paths comes out just before the first of them, so directories
-   * still precede their children and empty unselected directories are left out.
-   */
-  private async *selectedNodes(signal: AbortSignal, report: boolean): AsyncGenerator<WalkedNode> {
+  /** How the walk is told about the include/exclude patterns and what it leaves out. */
+  private walkOptions(signal: AbortSignal, report: boolean): WalkOptions {
     const filter = this.filter;
-    const walk = walkTree(this.root, {
-      statConcurrency: this.options.statConcurrency,
-      io: this.io,
-      burstMs: this.options.burstMs,
+    return {
       skip: (relPath) => filter.isExcluded(relPath),
       descend: (node) => filter.isIncluded(node.relPath) || filter.mayContainIncluded(node.relPath),
       onVanished: (relPath) => report && this.warnVanished(relPath),
       // The estimate walks too: it leaves the same directories out, but only the real walk reports.
       onUnlistable: (relPath, err) => (report ? this.leftOutUnreadable(relPath, err) : this.skipUnreadable && unreadableCode(err) !== undefined),
       signal,
-    });
-    const includes = report ? filter.trackIncludes() : undefined;
-    // Directories seen but not yet emitted, outermost first; only ancestors of the current node.
-    const pendingDirectories: WalkedNode[] = [];
+    };
+  }
+
+  /**
+   * The walk's nodes that the include/exclude patterns select. A directory that is not included
+   * itself but holds included paths comes out just before the first of them, so directories
+   * still precede their children and empty unselected directories are left out.
+   */
+  private async *selectedNodes(signal: AbortSignal, report: boolean): AsyncGenerator<WalkedNode> {
+    const walk = walkTree(this.root, { ...this.walkOptions(signal, report), statConcurrency: this.options.statConcurrency, io: this.io, burstMs: this.options.burstMs });
+    const selection = new Selection(this.filter, report);
     for await (const node of walk) {
-      while (pendingDirectories.length > 0 && !node.relPath.startsWith(`${pendingDirectories.at(-1)!.relPath}/`)) {
-        pendingDirectories.pop();
-      }
-      if (filter.isIncluded(node.relPath)) {
-        includes?.see(node.relPath);
-        yield* pendingDirectories.splice(0);
+      if (selection.take(node)) {
+        if (selection.pending.length > 0) yield* selection.pending.splice(0);
         yield node;
-      } else if (node.stats.isDirectory()) {
-        pendingDirectories.push(node);
       }
     }
-    // restic's way: not an error (the tree may simply lack those paths today), but never silent.
-    for (const pattern of includes?.unmatched() ?? []) {
-      this.notices.add({ kind: 'unmatched', path: `include pattern ${JSON.stringify(pattern)}`, reason: 'no path under the source root matches it' });
+    selection.reportUnmatched(this.notices);
+  }
+
+  /** `selectedNodes` of a synchronous walk; the caller gives the event loop its turns. */
+  private *selectedNodesSync(signal: AbortSignal, report: boolean): Generator<WalkedNode> {
+    const selection = new Selection(this.filter, report);
+    for (const node of walkTreeSync(this.root, syncTreeIo.calls, this.walkOptions(signal, report))) {
+      if (selection.take(node)) {
+        if (selection.pending.length > 0) yield* selection.pending.splice(0);
+        yield node;
+      }
+    }
+    selection.reportUnmatched(this.notices);
+  }
+
+  private async *plannedEntriesAsync(signal: AbortSignal): AsyncGenerator<PlannedEntry> {
+    const planner = this.planner();
+    for await (const node of this.selectedNodes(signal, true)) {
+      const planned = planner(node);
+      if (planned) yield planned;
     }
   }
 
-  private async *plannedEntries(signal: AbortSignal): AsyncGenerator<PlannedEntry> {
+  private *plannedEntries(nodes: Iterable<WalkedNode>): Generator<PlannedEntry> {
+    const planner = this.planner();
+    for (const node of nodes) {
+      const planned = planner(node);
+      if (planned) yield planned;
+    }
+  }
+
+  /** Plans one walk's nodes in order: entry type, hard links to the first name of an inode, read ahead or streamed; undefined for a socket (reported). */
+  private planner(): (node: WalkedNode) => PlannedEntry | undefined {
     // First path of every inode seen with more links than one: later names become hard links.
     // Grows with the number of multiply-linked inodes only.
     const firstNames = new Map<string, string>();
-    for await (const node of this.selectedNodes(signal, true)) {
+    const smallFileBytes = BigInt(this.options.smallFileBytes);
+    return (node) => {
       const { stats } = node;
       const type = entryType(stats);
       if (type === undefined) {
         this.skipped.special += 1;
         this.notices.add({ kind: 'unsupported', path: showName(`data/${node.relPath}`), reason: 'socket' });
         this.options.onWarning?.(`dir source: skipped ${showName(node.absPath)}: a socket cannot be stored`);
-        continue;
+        return undefined;
       }
       if (type !== 'directory' && stats.nlink > 1n) {
         const inode = `${stats.dev}:${stats.ino}`;
         const first = firstNames.get(inode);
-        if (first !== undefined) {
-          yield { node, type: 'hardlink', readAhead: false, linkTarget: first };
-          continue;
-        }
+        if (first !== undefined) return { node, type: 'hardlink', readAhead: false, linkTarget: first };
         firstNames.set(inode, `data/${node.relPath}`);
       }
       // Files that may have holes are streamed, so only their data segments are read.
-      const readAhead = type === 'file' && stats.size <= BigInt(this.options.smallFileBytes) && !mayHaveHoles(stats);
-      yield { node, type, readAhead };
-    }
+      const readAhead = type === 'file' && stats.size <= smallFileBytes && !mayHaveHoles(stats);
+      return { node, type, readAhead };
+    };
   }
 
   /** Builds the entry, reading small files and link targets now; undefined when the path vanished. */
@@ -389,6 +430,42 @@ export class DirSource implements Source {
   }
 }
 
+
+/**
+ * The include selection over one walk, node by node: `take` says whether the node is selected;
+ * the not-included directories above it that must come out first (so directories precede their
+ * children) are then waiting in `pending`, outermost first, for the caller to emit and clear.
+ */
+class Selection {
+  /** Directories seen but not yet emitted, outermost first; only ancestors of the current node. */
+  readonly pending: WalkedNode[] = [];
+  private readonly includes: { see(relPath: string): void; unmatched(): string[] } | undefined;
+
+  constructor(
+    private readonly filter: PathFilter,
+    report: boolean,
+  ) {
+    this.includes = report ? filter.trackIncludes() : undefined;
+  }
+
+  take(node: WalkedNode): boolean {
+    const { pending } = this;
+    while (pending.length > 0 && !node.relPath.startsWith(`${pending[pending.length - 1]!.relPath}/`)) pending.pop();
+    if (this.filter.isIncluded(node.relPath)) {
+      this.includes?.see(node.relPath);
+      return true;
+    }
+    if (node.stats.isDirectory()) pending.push(node);
+    return false;
+  }
+
+  /** After the walk: include patterns that matched nothing. restic's way: not an error (the tree may simply lack those paths today), but never silent. */
+  reportUnmatched(notices: NoticeSink): void {
+    for (const pattern of this.includes?.unmatched() ?? []) {
+      notices.add({ kind: 'unmatched', path: `include pattern ${JSON.stringify(pattern)}`, reason: 'no path under the source root matches it' });
+    }
+  }
+}
 
 /** Errors that mean "this entry cannot be read", as opposed to a broken source or worker. */
 const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']);

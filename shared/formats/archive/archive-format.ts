@@ -8,6 +8,7 @@ import type { SnapshotFormat, SnapshotEntry, SnapshotReader, OpenSnapshotRequest
 import { openArchiveEntries, type ArchiveEntries } from './archive-entries.js';
 import { writeArchive } from './archive-writer.js';
 import { archiveFileName } from './compression.js';
+import { AGE_SUFFIX, archiveDecryption, archiveEncryption } from './archive-encryption.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from './manifest.js';
 
 /**
@@ -35,6 +36,7 @@ export const archiveFormat: SnapshotFormat = {
       version: ARCHIVE_FORMAT_VERSION,
       compression,
     };
+    const encryption = await archiveEncryption(repository, signal);
     const archive = writeArchive({
       manifest,
       entries: request.entries,
@@ -44,7 +46,10 @@ export const archiveFormat: SnapshotFormat = {
       signal,
       progress,
     });
-    const upload = repository.putSnapshotObject(manifest.snapshotId, archiveFileName(compression), archive.stream, {
+    // Encryption is the outermost layer: the stored object is an age file of the compressed tar.
+    const body = encryption ? pipeline(archive.stream, encryption.encrypt(), () => {}) : archive.stream;
+    const name = archiveFileName(compression) + (encryption ? AGE_SUFFIX : '');
+    const upload = repository.putSnapshotObject(manifest.snapshotId, name, body, {
       signal,
       onProgress: ({ loaded }) => progress.setTransferred(loaded),
       onUploadToken: request.onUploadToken,
@@ -72,6 +77,7 @@ export const archiveFormat: SnapshotFormat = {
           ...(stored.parts ? { parts: stored.parts } : {}),
         },
         ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
+        ...(encryption ? { keyId: encryption.keyId } : {}),
       },
       stats: { entries: stats.entries, files: stats.files, rawBytes: stats.rawBytes, storedBytes: stored.size },
     };
@@ -79,13 +85,14 @@ export const archiveFormat: SnapshotFormat = {
 
   async open(request: OpenSnapshotRequest): Promise<SnapshotReader> {
     const { repository, record, signal, progress } = request;
+    const decrypt = await archiveDecryption(repository, record, signal);
     const stored = await repository.getObject(record.archive.key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
     const digest = new DigestStream();
-    // Errors of either stream reach the reader through `digest`; the callback has nothing to add.
-    pipeline(stored, digest, () => {});
+    // Errors of any stream reach the reader through the last one; the callback has nothing to add.
+    const archive = decrypt ? pipeline(stored, digest, decrypt, () => {}) : pipeline(stored, digest, () => {});
     let entries: ArchiveEntries;
     try {
-      entries = await openArchiveEntries(digest, {
+      entries = await openArchiveEntries(archive, {
         signal,
         progress,
         sealKeys: request.sealKeys,

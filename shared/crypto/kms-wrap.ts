@@ -2,7 +2,16 @@ import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import { errorMessage, SnapworkerError } from '../errors.js';
 
 /** KMS errors that mean "not this key / not this ciphertext", as opposed to KMS being unreachable. */
-const NOT_THIS_KEY = new Set(['IncorrectKeyException', 'InvalidCiphertextException', 'NotFoundException', 'AccessDeniedException', 'InvalidKeyUsageException']);
+const NOT_THIS_KEY = new Set([
+  'IncorrectKeyException',
+  'InvalidCiphertextException',
+  'NotFoundException',
+  'AccessDeniedException',
+  'InvalidKeyUsageException',
+  // A disabled or deleted key: the crypto-shredding of a KMS-wrapped repository.
+  'DisabledException',
+  'KMSInvalidStateException',
+]);
 
 /**
  * KMS calls for envelope encryption: the repository key material (a few hundred bytes, under

@@ -35,6 +35,11 @@ import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { S3Driver } from '../shared/storage/s3/s3-driver.js';
 import type { StorageDriver } from '../shared/storage/storage-driver.js';
 import { startKmsDouble, type KmsDouble } from './helpers/kms-double.js';
+import { cli } from './helpers/cli.js';
+import { createLogger } from '../shared/logging.js';
+import { runCatalogCommand } from '../worker/commands/catalog-commands.js';
+import { runKeyCommand } from '../worker/commands/key-commands.js';
+import type { CliOptions } from '../worker/commands/flags.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 
 const signal = new AbortController().signal;
@@ -351,5 +356,67 @@ describe('worker key configuration', () => {
       delete process.env.SNAPWORKER_TEST_KEY_P;
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('key commands', () => {
+  let root: string;
+  const env: Record<string, string> = {};
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-cli-'));
+    env.SNAPWORKER_REPOSITORIES = JSON.stringify({ vault: `file://${path.join(root, 'repo')}` });
+    env.SNAPWORKER_DEFAULT_REPOSITORY = 'vault';
+    env.SNAPWORKER_REPOSITORY_KEYS = JSON.stringify({ vault: ['env:SNAPWORKER_TEST_CLI_KEY'] });
+    env.SNAPWORKER_TEST_CLI_KEY = randomBytes(32).toString('hex');
+    Object.assign(process.env, { SNAPWORKER_TEST_CLI_KEY: env.SNAPWORKER_TEST_CLI_KEY });
+  });
+  after(async () => {
+    delete process.env.SNAPWORKER_TEST_CLI_KEY;
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Runs a command in this process (as worker/cli.ts would), capturing stdout. */
+  async function run(command: string, args: string[], flags: Partial<CliOptions>): Promise<string> {
+    const options = { label: [], 'key-source': [], replace: false, 'dry-run': false, paused: false, all: false, generations: false, wait: false, local: false, json: false, encrypt: false, shred: false, help: false, kindFields: {}, ...flags } as CliOptions;
+    const config = loadConfig({ ...env, SNAPWORKER_ALLOWED_PATHS: '/' }, root);
+    const logger = createLogger('silent');
+    let out = '';
+    const write = process.stdout.write.bind(process.stdout);
+    // Only our text: the test runner's own messages to its parent go through stdout as bytes.
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((out += chunk), true) : write(chunk, ...rest))) as typeof process.stdout.write;
+    try {
+      if (command.startsWith('key ')) await runKeyCommand(command, args, options, config, logger);
+      else await runCatalogCommand(command as 'init', args, options, config, logger);
+    } finally {
+      process.stdout.write = write;
+    }
+    return out;
+  }
+
+  it('init --encrypt, key add, key ls, key rm; export-age feeds stock age; the last key needs --shred', async () => {
+    assert.match(await run('init', [], { encrypt: true, repo: 'vault', 'key-label': 'x' }), /^created encrypted \(key [0-9a-f]{16}, 1 key object\) repository vault \(id [0-9a-f]{16}\)\n$/);
+    await assert.rejects(run('init', [], { repo: 'vault' }), /already exists/);
+    assert.match(await run('key ls', [], { repo: 'vault' }), /^ID +KIND +KMS KEY +CREATED +LABEL\n[0-9a-f]{16} +key +\S+ \S+ +x$/m);
+    const passphrase = path.join(root, 'passphrase');
+    await writeFile(passphrase, 'a long enough passphrase\n');
+    const added = JSON.parse(await run('key add', [], { repo: 'vault', 'key-source': [`file:${passphrase}`], json: true })) as { id: string; kind: string };
+    assert.equal(added.kind, 'passphrase');
+    const keys = JSON.parse(await run('key ls', [], { repo: 'vault', json: true })) as Array<{ id: string }>;
+    assert.equal(keys.length, 2);
+    // Rotation: the workers now get the new source, then the old key goes.
+    env.SNAPWORKER_REPOSITORY_KEYS = JSON.stringify({ vault: [`file:${passphrase}`] });
+    assert.match(await run('key rm', [keys[0]!.id], { repo: 'vault' }), /^removed key [0-9a-f]{16} from repository vault\n$/);
+
+    const identity = await run('key export-age', [], { repo: 'vault' });
+    assert.match(identity, /^# public key: age1[0-9a-z]+\nAGE-SECRET-KEY-1[0-9A-Z]+\n$/m);
+    await writeFile(path.join(root, 'key.txt'), identity);
+    const key = await requireUnlocked(new Repository('vault', new FsDriver({ root: path.join(root, 'repo') }), undefined, [parseKeySource(`file:${passphrase}`)]));
+    execFileSync('sh', ['-c', `printf hello | age -e -r ${key.ageRecipient} | age -d -i key.txt | grep -qx hello`], { cwd: root });
+
+    // The command line itself: one line, exit 2, and the key is still there.
+    const refused = await cli(['key', 'rm', added.id, '--repo', 'vault'], env);
+    assert.equal(refused.code, 2);
+    assert.equal(refused.stderr, `snapworker: repository vault: ${added.id} is its last key; without it no snapshot can ever be read again (give --shred to destroy it on purpose)\n`);
+    assert.equal((await listRepositoryKeys(new Repository('vault', new FsDriver({ root: path.join(root, 'repo') })))).length, 1);
   });
 });

@@ -289,17 +289,22 @@ async function fleetMain(): Promise<void> {
   }
 }
 
-/** `--encryption`: plain beside encrypted, alone, into its own section. */
-async function encryptionMain(): Promise<void> {
-  const { runEncryptionBench } = await import('./encryption.js');
-  mkdirSync(WORK, { recursive: true });
+/** The corpus of this run (--full: linux-source; else the generated one, made once under WORK) and its label. */
+function benchCorpus(): { corpus: string; label: string } {
   const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
   if (!args.full && !existsSync(path.join(corpus, '.complete'))) {
     console.log('generating the default corpus');
     generateTree(corpus, 4, 50 << 20, 20_000);
     writeFileSync(path.join(corpus, '.complete'), '');
   }
-  const label = `${args.full ? 'linux-source-6.1' : 'generated'} (${(duSize(corpus) / 2 ** 20).toFixed(0)} MiB, ${fileCount(corpus)} files)`;
+  return { corpus, label: `${args.full ? 'linux-source-6.1' : 'generated'} (${(duSize(corpus) / 2 ** 20).toFixed(0)} MiB, ${fileCount(corpus)} files)` };
+}
+
+/** `--encryption`: plain beside encrypted, alone, into its own section. */
+async function encryptionMain(): Promise<void> {
+  const { runEncryptionBench } = await import('./encryption.js');
+  mkdirSync(WORK, { recursive: true });
+  const { corpus, label } = benchCorpus();
   console.log(`encryption: ${label}, ${ROUNDS} rounds`);
   const rows = await runEncryptionBench({ corpus, rounds: ROUNDS, work: WORK });
   const table = ['| figure | plain | encrypted | overhead |', '|---|---|---|---|', ...rows.map((r) => `| ${r.figure} | ${r.plain} | ${r.encrypted} | ${r.overhead} |`)].join('\n');
@@ -334,13 +339,7 @@ async function main(): Promise<void> {
   if (args.fleet) return fleetMain();
   const rows: Row[] = [];
 
-  const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
-  if (!args.full && !existsSync(path.join(corpus, '.complete'))) {
-    console.log('generating the default corpus');
-    generateTree(corpus, 4, 50 << 20, 20_000);
-    writeFileSync(path.join(corpus, '.complete'), '');
-  }
-  const label = `${args.full ? 'linux-source-6.1' : 'generated'} (${(duSize(corpus) / 2 ** 20).toFixed(0)} MiB, ${fileCount(corpus)} files)`;
+  const { corpus, label } = benchCorpus();
   console.log(`corpus: ${label}, ${ROUNDS} rounds`);
   rows.push(...(await compareSnapshotRestore(label, corpus)).rows);
 

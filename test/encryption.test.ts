@@ -233,6 +233,12 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
     }
     await writeFile(archive, original);
     await verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record, signal, progress: nullProgress });
+    // A record edited to name no key (so a planted plaintext archive would be read) is refused.
+    const { keyId: _dropped, ...unkeyed } = record;
+    await assert.rejects(
+      verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record: unkeyed, signal, progress: nullProgress }),
+      /its record names no key, but repository enc is encrypted/,
+    );
   });
 
   it('rotates keys: add a passphrase file, read with it alone, remove the old key; the last key goes only on purpose', async () => {

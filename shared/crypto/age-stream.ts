@@ -36,23 +36,24 @@ function chunkNonce(counter: number, last: boolean): Buffer {
   return nonce;
 }
 
-/** Takes exactly `n` bytes off the front of `chunks` (which hold at least `n`). */
+/** Takes at most `max` bytes off the front of `chunks` (non-empty), without copying. */
+function nextPiece(chunks: Buffer[], max: number): Buffer {
+  const head = chunks[0]!;
+  if (head.length <= max) return chunks.shift()!;
+  chunks[0] = head.subarray(max);
+  return head.subarray(0, max);
+}
+
+/** Takes exactly `n` bytes off the front of `chunks` (which hold at least `n`), copying only when they straddle. */
 function take(chunks: Buffer[], n: number): Buffer {
-  const first = chunks[0]!;
-  if (first.length === n) return chunks.shift()!;
-  if (first.length > n) {
-    chunks[0] = first.subarray(n);
-    return first.subarray(0, n);
-  }
+  const first = nextPiece(chunks, n);
+  if (first.length === n) return first;
   const out = Buffer.allocUnsafe(n);
-  let at = 0;
-  while (at < n) {
-    const head = chunks[0]!;
-    const used = Math.min(head.length, n - at);
-    head.copy(out, at, 0, used);
-    at += used;
-    if (used === head.length) chunks.shift();
-    else chunks[0] = head.subarray(used);
+  first.copy(out);
+  for (let at = first.length; at < n; ) {
+    const piece = nextPiece(chunks, n - at);
+    piece.copy(out, at);
+    at += piece.length;
   }
   return out;
 }
@@ -100,24 +101,28 @@ export class AgeEncryptStream extends Transform {
     this.pendingBytes += chunk.length;
     // A full chunk goes out only once more data follows it: the last chunk carries the last flag.
     while (this.pendingBytes > CHUNK) {
-      this.push(this.seal(take(this.pending, CHUNK), false));
+      this.seal(CHUNK, false);
       this.pendingBytes -= CHUNK;
     }
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    const last = this.pendingBytes === 0 ? Buffer.alloc(0) : take(this.pending, this.pendingBytes);
+    this.seal(this.pendingBytes, true);
     this.pendingBytes = 0;
-    this.push(this.seal(last, true));
     callback();
   }
 
-  private seal(plaintext: Buffer, last: boolean): Buffer {
+  /** Encrypts the next `n` pending bytes as one STREAM chunk, piece by piece: no copy to gather them. */
+  private seal(n: number, last: boolean): void {
     const cipher = createCipheriv('chacha20-poly1305', this.key!, chunkNonce(this.counter++, last), { authTagLength: TAG });
-    const body = cipher.update(plaintext);
+    for (let left = n; left > 0; ) {
+      const piece = nextPiece(this.pending, left);
+      this.push(cipher.update(piece));
+      left -= piece.length;
+    }
     cipher.final();
-    return Buffer.concat([body, cipher.getAuthTag()]);
+    this.push(cipher.getAuthTag());
   }
 }
 
@@ -185,11 +190,11 @@ export class AgeDecryptStream extends Transform {
   }
 
   private payload(chunk: Buffer, callback: TransformCallback): void {
-    this.pending.push(chunk);
+    if (chunk.length > 0) this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     try {
       while (this.pendingBytes > CHUNK + TAG) {
-        this.push(this.open(take(this.pending, CHUNK + TAG), false));
+        this.open(CHUNK + TAG, false);
         this.pendingBytes -= CHUNK + TAG;
       }
     } catch (err) {
@@ -202,25 +207,33 @@ export class AgeDecryptStream extends Transform {
     if (this.header !== undefined) return callback(new IntegrityError(`${this.what}: truncated inside its age header`));
     try {
       if (this.pendingBytes < TAG) throw new IntegrityError(`${this.what}: truncated (age payload ends inside a chunk)`);
-      const last = this.open(take(this.pending, this.pendingBytes), true);
-      if (last.length === 0 && this.counter > 1) throw new IntegrityError(`${this.what}: age payload ends in an empty chunk`);
-      this.push(last);
+      if (this.pendingBytes === TAG && this.counter > 0) throw new IntegrityError(`${this.what}: age payload ends in an empty chunk`);
+      this.open(this.pendingBytes, true);
     } catch (err) {
       return callback(err as Error);
     }
     callback();
   }
 
-  private open(sealed: Buffer, last: boolean): Buffer {
+  /**
+   * Decrypts the next `n` pending bytes (a chunk and its tag) piece by piece, without gathering
+   * them, and passes the plaintext on only once the tag verified.
+   */
+  private open(n: number, last: boolean): void {
     const decipher = createDecipheriv('chacha20-poly1305', this.key!, chunkNonce(this.counter++, last), { authTagLength: TAG });
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
-    const body = decipher.update(sealed.subarray(0, sealed.length - TAG));
+    const plaintext: Buffer[] = [];
+    for (let left = n - TAG; left > 0; ) {
+      const piece = nextPiece(this.pending, left);
+      plaintext.push(decipher.update(piece));
+      left -= piece.length;
+    }
+    decipher.setAuthTag(take(this.pending, TAG));
     try {
       decipher.final();
     } catch (err) {
       throw new IntegrityError(`${this.what}: age chunk ${this.counter - 1} failed authentication (changed or truncated)`, { cause: err });
     }
-    return body;
+    for (const piece of plaintext) this.push(piece);
   }
 }
 

@@ -37,10 +37,15 @@ export async function archiveEncryption(repository: Repository, signal: AbortSig
 /**
  * The decrypting stream for `record`'s archive, or undefined when it is stored in the clear.
  * @throws InvalidInputError when the repository cannot be unlocked; IntegrityError when the
- *   record names another key than the repository's.
+ *   record names another key than the repository's, or none in an encrypted repository.
  */
 export async function archiveDecryption(repository: Repository, record: SnapshotRecord, signal: AbortSignal): Promise<Transform | undefined> {
-  if (record.keyId === undefined) return undefined;
+  if (record.keyId === undefined) {
+    // Every snapshot of an encrypted repository is encrypted: a record without a key is forged
+    // (or edited), and its plaintext archive must not be restored as ours.
+    if (await repository.encryption({ signal })) throw new IntegrityError(`snapshot ${record.id}: its record names no key, but repository ${repository.name} is encrypted`);
+    return undefined;
+  }
   const key = await requireUnlocked(repository, { signal });
   if (key.keyId !== record.keyId) {
     throw new IntegrityError(`snapshot ${record.id}: encrypted under key ${record.keyId}, but repository ${repository.name}'s key is ${key.keyId}`);

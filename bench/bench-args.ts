@@ -26,6 +26,8 @@ export interface BenchArgs {
    * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
    */
   fleet: boolean;
+  /** `--encryption`: only encryption's overhead: snapshot and restore, plain beside encrypted (bench/encryption.ts). */
+  encryption: boolean;
   /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
   fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
@@ -43,6 +45,7 @@ const OPTIONS = {
   'catalog-snapshots': { type: 'string', default: '100000' },
   fleet: { type: 'boolean', default: false },
   'fleet-jobs': { type: 'string', default: '400' },
+  encryption: { type: 'boolean', default: false },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -72,6 +75,9 @@ worker fleet's).
                     (both started on free ports; needs redis-server and redis-cli), --rounds
                     rounds; rewrites the fleet section of docs/benchmarks.md
   --fleet-jobs N    jobs in each measured fleet batch (default 400)
+  --encryption      instead of the above: snapshot and restore of the corpus (--full: linux-
+                    source) into a plain and an encrypted repository, alternating, wall and
+                    CPU-seconds medians; rewrites the encryption section of docs/benchmarks.md
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -105,6 +111,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   } else if (values['fleet-jobs'] !== OPTIONS['fleet-jobs'].default) {
     throw new InvalidInputError('bench: --fleet-jobs applies only with --fleet');
   }
+  if (values.encryption) {
+    const other = (['memory', 'skip-queue', 'skip-scaling', 'fleet', 'catalog'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (other) throw new InvalidInputError(`bench: --${other} does not apply with --encryption (the encryption figures run alone)`);
+  }
   const memoryGiB = values.memory === undefined ? undefined : Number(values.memory);
   if (memoryGiB !== undefined && !(memoryGiB > 0)) throw new InvalidInputError(`bench: --memory ${values.memory}: must be a number of GiB above 0`);
   const catalogSnapshots = Number(values['catalog-snapshots']);
@@ -122,6 +132,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     catalogSnapshots,
     fleet: values.fleet,
     fleetJobs,
+    encryption: values.encryption,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

@@ -9,6 +9,7 @@
  *   npm run bench -- --catalog        only the catalog at 100,000 snapshots (bench/catalog.ts)
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
  *   npm run bench -- --fleet          instead: 1, 2, 4, 8 worker processes on Redis and a cluster (fleet/)
+ *   npm run bench -- --encryption     instead: plain beside encrypted snapshot and restore (encryption.ts)
  *   npm run bench -- --help           every flag (bench-args.ts)
  *
  * Our side runs the compiled CLI (`node dist/worker/cli.js … --local`), as a user would; peak
@@ -239,7 +240,7 @@ async function queueOverhead(): Promise<Row[]> {
  * so a default run does not erase the figures of the last full run.
  */
 function writeSection(file: string, key: string, title: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--work DIR`).\n';
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--encryption`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
   const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
@@ -288,6 +289,36 @@ async function fleetMain(): Promise<void> {
   }
 }
 
+/** The corpus of this run (--full: linux-source; else the generated one, made once under WORK) and its label. */
+function benchCorpus(): { corpus: string; label: string } {
+  const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
+  if (!args.full && !existsSync(path.join(corpus, '.complete'))) {
+    console.log('generating the default corpus');
+    generateTree(corpus, 4, 50 << 20, 20_000);
+    writeFileSync(path.join(corpus, '.complete'), '');
+  }
+  return { corpus, label: `${args.full ? 'linux-source-6.1' : 'generated'} (${(duSize(corpus) / 2 ** 20).toFixed(0)} MiB, ${fileCount(corpus)} files)` };
+}
+
+/** `--encryption`: plain beside encrypted, alone, into its own section. */
+async function encryptionMain(): Promise<void> {
+  const { runEncryptionBench } = await import('./encryption.js');
+  mkdirSync(WORK, { recursive: true });
+  const { corpus, label } = benchCorpus();
+  console.log(`encryption: ${label}, ${ROUNDS} rounds`);
+  const rows = await runEncryptionBench({ corpus, rounds: ROUNDS, work: WORK });
+  const table = ['| figure | plain | encrypted | overhead |', '|---|---|---|---|', ...rows.map((r) => `| ${r.figure} | ${r.plain} | ${r.encrypted} | ${r.overhead} |`)].join('\n');
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; plain and encrypted alternate, in one process; ` +
+    `load average ${os.loadavg()[0]!.toFixed(1)} at the end: other work may have shared the cores). Corpus ${label}, zstd level 3, filesystem repositories; ` +
+    `the encrypted repository's archives are age files (ChaCha20-Poly1305 over the compressed tar). CPU-seconds are every thread of the process (zstd's too). Goal: overhead ≤ 10%.\n\n${table}`;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'encryption', 'Encryption overhead', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
 function machineLine(): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
 }
@@ -308,13 +339,7 @@ async function main(): Promise<void> {
   if (args.fleet) return fleetMain();
   const rows: Row[] = [];
 
-  const corpus = args.full ? linuxSource() : path.join(WORK, 'generated');
-  if (!args.full && !existsSync(path.join(corpus, '.complete'))) {
-    console.log('generating the default corpus');
-    generateTree(corpus, 4, 50 << 20, 20_000);
-    writeFileSync(path.join(corpus, '.complete'), '');
-  }
-  const label = `${args.full ? 'linux-source-6.1' : 'generated'} (${(duSize(corpus) / 2 ** 20).toFixed(0)} MiB, ${fileCount(corpus)} files)`;
+  const { corpus, label } = benchCorpus();
   console.log(`corpus: ${label}, ${ROUNDS} rounds`);
   rows.push(...(await compareSnapshotRestore(label, corpus)).rows);
 
@@ -365,7 +390,7 @@ async function main(): Promise<void> {
   }
 }
 
-(args.catalog ? catalogMain() : main()).catch((err: unknown) => {
+(args.catalog ? catalogMain() : args.encryption ? encryptionMain() : main()).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exitCode = 1;
 });

@@ -39,6 +39,8 @@ export interface SnapshotRecordResult {
   stats: { entries: number; files: number; rawBytes: number; storedBytes: number; durationSeconds: number };
   /** Id of the key `SHA256SUMS.seal` was made with, when sealed. */
   sealKeyId?: string;
+  /** Id of the repository key the snapshot is encrypted under (docs/encryption.md), when encrypted. */
+  keyId?: string;
   /** Entries the snapshot could not keep exactly: counts per kind, the first ones named. */
   notices?: {
     counts: Partial<Record<EntryNoticeKind, number>>;

@@ -10,6 +10,7 @@ import { writableDirProblem } from './fsutil/writable-dir.js';
 import { profileSettings, serverSettings } from './kinds/registry.js';
 import type { SealKey } from './formats/archive/seal.js';
 import { isRepositoryUri, parseRepositoryUri, REPOSITORY_URI_SCHEMES } from './storage/open-driver.js';
+import { parseKeySource, type KeySource } from './crypto/key-source.js';
 
 /** Everything a worker (or a `--local` run) is configured with. Read from the environment only. */
 export interface WorkerConfig {
@@ -42,6 +43,13 @@ export interface WorkerConfig {
   autoInit: boolean;
   /** `SNAPWORKER_DEFAULT_REPOSITORY`, default `default`. */
   defaultRepository: string;
+  /**
+   * `SNAPWORKER_REPOSITORY_KEYS`: repository name → where its key-encryption keys are, as a JSON
+   * list of `env:VAR`, `file:/abs/path` or `kms:KEY-ID` (docs/encryption.md). Names the secrets'
+   * places, never the secrets. A repository listed here is created encrypted, and must be.
+   * Default `{}`: no repository is encrypted.
+   */
+  repositoryKeys: Record<string, KeySource[]>;
   /** `SNAPWORKER_CONCURRENCY`: jobs run at once per worker, default 2 (replicate jobs not counted). */
   concurrency: number;
   /** `SNAPWORKER_MAX_REPLICATORS`: replicate jobs run at once per worker, in slots of their own, default 4; 0 runs none. */
@@ -109,6 +117,7 @@ const envSchema = z.object({
   NATS_URL: z.string().optional(),
   SNAPWORKER_REPOSITORIES: z.string().optional(),
   SNAPWORKER_DEFAULT_REPOSITORY: z.string().default('default'),
+  SNAPWORKER_REPOSITORY_KEYS: z.string().optional(),
   SNAPWORKER_AUTO_INIT: z.enum(['true', 'false']).default('true'),
   SNAPWORKER_CONCURRENCY: wholeNumber(1, 64).default(2),
   SNAPWORKER_MAX_REPLICATORS: wholeNumber(0, 256).default(4),
@@ -138,6 +147,15 @@ const SECRET_VARIABLES = new Set(['SNAPWORKER_SEAL_KEY', ...PROFILE_SETTINGS.map
 
 const repositoryName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'repository names are letters, digits, _ and -');
 const repositoriesSchema = z.record(repositoryName, z.string().refine(isRepositoryUri, `must be a ${REPOSITORY_URI_SCHEMES} URI`));
+const keySourceSchema = z.string().transform((spec, ctx) => {
+  try {
+    return parseKeySource(spec);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+    return z.NEVER;
+  }
+});
+const repositoryKeysSchema = z.record(repositoryName, z.array(keySourceSchema).min(1, 'list at least one key source'));
 
 /** Thrown at start when configuration is wrong; the message has one line per bad value. */
 export class ConfigError extends InvalidInputError {
@@ -170,6 +188,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   if (!Object.hasOwn(repositories, e.SNAPWORKER_DEFAULT_REPOSITORY)) {
     problems.push(`SNAPWORKER_DEFAULT_REPOSITORY=${quote(e.SNAPWORKER_DEFAULT_REPOSITORY)}: not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
+  }
+  const repositoryKeys = parseJsonSetting('SNAPWORKER_REPOSITORY_KEYS', e.SNAPWORKER_REPOSITORY_KEYS, repositoryKeysSchema, problems) ?? {};
+  for (const name of Object.keys(repositoryKeys)) {
+    if (!Object.hasOwn(repositories, name)) problems.push(`SNAPWORKER_REPOSITORY_KEYS.${name}: not one of SNAPWORKER_REPOSITORIES (${Object.keys(repositories).join(', ')})`);
   }
   if (isClusterUrl(e.REDIS_URL)) {
     const problem = clusterPrefixProblem(e.SNAPWORKER_PREFIX);
@@ -233,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     allowedServers,
     repositories,
     defaultRepository: e.SNAPWORKER_DEFAULT_REPOSITORY,
+    repositoryKeys,
     autoInit: e.SNAPWORKER_AUTO_INIT === 'true',
     concurrency: e.SNAPWORKER_CONCURRENCY,
     maxReplicators: e.SNAPWORKER_MAX_REPLICATORS,

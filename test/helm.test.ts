@@ -66,7 +66,7 @@ interface PodSpecView {
   terminationGracePeriodSeconds: number;
   securityContext: Record<string, unknown>;
   containers: IContainer[];
-  volumes: Array<{ name: string; emptyDir?: { sizeLimit?: string } }>;
+  volumes: Array<{ name: string; emptyDir?: { sizeLimit?: string }; secret?: Record<string, unknown> }>;
 }
 
 function podSpec(manifests: Manifest[]): PodSpecView {
@@ -401,6 +401,35 @@ describe('helm chart helm/snapworker', () => {
       renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { nats: { profilesSecret: 'a' }, profiles: { nats: { existingSecret: 'b' } } } }),
       (error: unknown) => error instanceof ChartRenderError && /NATS profiles Secret is given twice/.test(error.message),
     );
+  });
+
+  it('mounts each encryption key Secret read-only and names it, with each KMS key, in SNAPWORKER_REPOSITORY_KEYS, which the worker accepts', async () => {
+    const values = {
+      worker: { repositories: { default: 'file:///data/repo', 'tenant-a': 's3://backups/tenant-a' } },
+      encryption: { repositories: { 'tenant-a': [{ secretRef: { name: 'tenant-a-key', key: 'key' } }, { kmsKeyId: 'alias/tenant-a' }] } },
+    };
+    const { manifests } = await renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values });
+    const keys = JSON.parse(configData(manifests).SNAPWORKER_REPOSITORY_KEYS!) as Record<string, string[]>;
+    assert.deepEqual(Object.keys(keys), ['tenant-a']);
+    const [fileSpec, kmsSpec] = keys['tenant-a']!;
+    assert.equal(kmsSpec, 'kms:alias/tenant-a');
+    assert.match(fileSpec!, /^file:\/etc\/snapworker\/keys\/[0-9a-f]{10}\/key$/);
+    const mount = (workerContainer(manifests).volumeMounts ?? []).find((m) => fileSpec!.startsWith(`file:${m.mountPath}/`));
+    assert.ok(mount?.readOnly, 'the key Secret is mounted read-only where the spec points');
+    const volume = podSpec(manifests).volumes?.find((v) => v.name === mount!.name);
+    assert.deepEqual(volume?.secret, { secretName: 'tenant-a-key', defaultMode: 0o440, items: [{ key: 'key', path: 'key' }] });
+    assert.ok(!(workerContainer(manifests).env ?? []).some((e) => /REPOSITORY_KEYS/.test(e.name)), 'no key travels as an env value');
+    const config = loadConfig({ SNAPWORKER_REPOSITORIES: configData(manifests).SNAPWORKER_REPOSITORIES, SNAPWORKER_REPOSITORY_KEYS: configData(manifests).SNAPWORKER_REPOSITORY_KEYS });
+    assert.equal(config.repositoryKeys['tenant-a']?.length, 2);
+
+    await assert.rejects(
+      renderer.render(CHART_DIR, { valuesFiles: [MINIMAL_VALUES], values: { encryption: { repositories: { other: [{ kmsKeyId: 'alias/x' }] } } } }),
+      (error: unknown) => error instanceof ChartRenderError && /encryption\.repositories\.other is not one of worker\.repositories/.test(error.message),
+    );
+    const validate = await compileValuesSchema();
+    assert.equal(validate({ encryption: { repositories: { a: [{ secretRef: { name: 'k' } }] } } }), false, 'a secretRef needs its key');
+    assert.equal(validate({ encryption: { repositories: { a: [{ env: 'KEY' }] } } }), false, 'keys come from Secrets or KMS only');
+    assert.equal(validate(values), true, JSON.stringify(validate.errors));
   });
 
   it('refuses values that would put credentials into plain settings', async () => {

@@ -10,6 +10,7 @@ import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-driver.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
+import { runKeyCommand } from './commands/key-commands.js';
 import { exitCodeForError } from './commands/exit-codes.js';
 import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
@@ -23,7 +24,7 @@ import { restoreRequest } from './commands/replica-point.js';
 import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
-const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild', 'files', 'dump'] as const;
+const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild', 'files', 'dump', 'key ls', 'key add', 'key rm', 'key export-age'] as const;
 type CatalogCommand = (typeof CATALOG_COMMANDS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -49,7 +50,8 @@ async function main(argv: string[]): Promise<number> {
 
   if (name === 'worker') return runWorkerProcess(config, logger);
   if (name === 'files' || name === 'dump') return runBrowseCommand(name, args, options, config, logger);
-  if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump'>, args, options, config, logger);
+  if (name.startsWith('key ')) return runKeyCommand(name, args, options, config, logger);
+  if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump' | `key ${string}`>, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
   if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
@@ -171,7 +173,13 @@ function withRepoOption(config: WorkerConfig, repo: string | undefined, inProces
   if (!isRepositoryUri(repo)) throw new InvalidInputError(`--repo ${shown}: expected a ${REPOSITORY_URI_SCHEMES} URI`);
   // The default repository for this run, so job data (which names repositories by config name
   // only) needs no name for it.
-  return { config: { ...config, repositories: { ...config.repositories, [shown]: repo }, defaultRepository: shown }, repo: undefined };
+  // A configured repository at the same URI lends it its key sources (worker config, as ever).
+  const named = Object.entries(config.repositories).find(([, uri]) => uri === repo)?.[0];
+  const keys = named !== undefined && Object.hasOwn(config.repositoryKeys, named) ? { [shown]: config.repositoryKeys[named]! } : {};
+  return {
+    config: { ...config, repositories: { ...config.repositories, [shown]: repo }, repositoryKeys: { ...config.repositoryKeys, ...keys }, defaultRepository: shown },
+    repo: undefined,
+  };
 }
 
 /** Exits once stdout has taken everything: open handles (a Redis retrying) must not keep us. */

@@ -36,7 +36,12 @@ export class JobRuntime {
     readonly logger: Logger,
     readonly metrics?: WorkerMetrics,
   ) {
-    this.repositories = new RepositoryRegistry(config.repositories, config.defaultRepository, metrics && ((kind) => metrics.storageObserver(kind)));
+    this.repositories = new RepositoryRegistry(
+      config.repositories,
+      config.defaultRepository,
+      metrics && ((kind) => metrics.storageObserver(kind)),
+      config.repositoryKeys,
+    );
     const paths = new PathPolicy(config.allowedPaths, guardedDirs(config));
     const servers = new Map(
       serverSettings().map(({ kind, variable, defaultPort }) => [kind, new ServerPolicy(kind, variable, defaultPort, config.allowedServers[kind] ?? [])]),

@@ -1,4 +1,5 @@
 import { Repository } from '../shared/catalog/repository.js';
+import type { KeySource } from '../shared/crypto/key-source.js';
 import { InvalidInputError } from '../shared/errors.js';
 import { driverKindOf, openDriver } from '../shared/storage/open-driver.js';
 import type { StorageObserver } from '../shared/storage/storage-driver.js';
@@ -17,11 +18,13 @@ export class RepositoryRegistry {
    * @param uris name → repository URI (own properties only)
    * @param defaultName used when a job names no repository
    * @param observerFor metrics hook per driver kind
+   * @param keys name → where its key-encryption keys are (encrypted repositories only)
    */
   constructor(
     uris: Record<string, string>,
     private readonly defaultName: string,
     private readonly observerFor?: (driverKind: string) => StorageObserver,
+    private readonly keys: Record<string, readonly KeySource[]> = {},
   ) {
     this.uris = new Map(Object.entries(uris));
   }
@@ -39,7 +42,8 @@ export class RepositoryRegistry {
       throw new InvalidInputError(`unknown repository ${JSON.stringify(key)} (configured: ${[...this.uris.keys()].join(', ') || 'none'})`);
     }
     const kind = driverKindOf(uri);
-    const repository = new Repository(key, openDriver(uri, { observer: kind === undefined ? undefined : this.observerFor?.(kind) }));
+    const keySources = Object.hasOwn(this.keys, key) ? this.keys[key] : undefined;
+    const repository = new Repository(key, openDriver(uri, { observer: kind === undefined ? undefined : this.observerFor?.(kind) }), undefined, keySources);
     this.open.set(key, repository);
     return repository;
   }

@@ -1,5 +1,5 @@
-import { InvalidInputError } from '../errors.js';
 import type { StorageDriver } from '../storage/storage-driver.js';
+import { confinedStorage, type ConfinedStorage } from './confined-storage.js';
 
 /** Where SQLite replicas live in a repository (layout in `shared/kinds/sqlite/replication/replica-layout.ts`). */
 export const REPLICAS = 'replicas/';
@@ -10,7 +10,7 @@ export const REPLICAS = 'replicas/';
  * contracts as `StorageDriver`: `put` is atomic, `get` throws `NotFoundError` when absent,
  * `list` is in no guaranteed order, deleting a missing object is not an error.
  */
-export type ReplicaStorage = Pick<StorageDriver, 'put' | 'get' | 'list' | 'delete'>;
+export type ReplicaStorage = ConfinedStorage;
 
 /**
  * A view of `driver` confined to `replicas/`, so the replica store cannot reach snapshots,
@@ -18,14 +18,5 @@ export type ReplicaStorage = Pick<StorageDriver, 'put' | 'get' | 'list' | 'delet
  * @throws InvalidInputError (from every method) for a key outside `replicas/`.
  */
 export function replicaStorageOn(driver: StorageDriver): ReplicaStorage {
-  const inside = (key: string): string => {
-    if (!key.startsWith(REPLICAS)) throw new InvalidInputError(`replica storage: key "${key}" is outside ${REPLICAS}`);
-    return key;
-  };
-  return {
-    put: async (key, body, options) => driver.put(inside(key), body, options),
-    get: async (key, options) => driver.get(inside(key), options),
-    list: (prefix, options) => driver.list(inside(prefix), options),
-    delete: async (key, options) => driver.delete(inside(key), options),
-  };
+  return confinedStorage(driver, REPLICAS, 'replica storage');
 }

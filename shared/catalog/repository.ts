@@ -12,6 +12,10 @@ import type { OnDamagedRecord } from './record-store.js';
 import { describeFilter, matchesFilter, type SnapshotFilter } from './snapshot-filter.js';
 import type { SnapshotSummary } from './snapshot-summary.js';
 import { REPLICAS, replicaStorageOn, type ReplicaStorage } from './replica-storage.js';
+import { KEYS } from '../crypto/key-object.js';
+import type { KeySource } from '../crypto/key-source.js';
+import { createRepositoryKeys } from '../crypto/repository-keys.js';
+import { confinedStorage, type ConfinedStorage } from './confined-storage.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
@@ -34,6 +38,11 @@ export interface RepositoryConfig {
    * archive format, as in every repository made before formats had names.
    */
   snapshotFormat?: string;
+  /**
+   * Present when the repository is encrypted (docs/encryption.md): the id of its key material,
+   * which the `keys/` objects wrap. Holds nothing secret.
+   */
+  encryption?: { keyId: string };
 }
 
 /** Options for storing one object of a snapshot. */
@@ -80,6 +89,11 @@ export class Repository {
     readonly name: string,
     readonly driver: StorageDriver,
     indexOptions?: CatalogIndexOptions,
+    /**
+     * Where this worker finds the repository's key-encryption keys (worker config, never job
+     * data): `init` encrypts a new repository under them, reads and writes unlock with them.
+     */
+    readonly keySources: readonly KeySource[] = [],
   ) {
     this.index = new CatalogIndex(this, indexOptions);
   }
@@ -116,18 +130,25 @@ export class Repository {
   }
 
   /**
-   * Creates the repository: writes its `config.json`.
-   * @throws SnapworkerError when it exists already.
+   * Creates the repository: writes its `config.json`. With key sources (`options.keySources`,
+   * default this repository's configured ones) it is encrypted: new key material is wrapped
+   * under each source into `keys/` first, and `config.json`, written last, names it.
+   * @throws SnapworkerError when it exists already; InvalidInputError (or a KMS error) when a key
+   *   source cannot be used, before anything is written to `config.json`.
    */
-  async init(options?: SignalOptions & { snapshotFormat?: string }): Promise<RepositoryConfig> {
+  async init(options?: SignalOptions & { snapshotFormat?: string; keySources?: readonly KeySource[]; keyLabel?: string }): Promise<RepositoryConfig> {
     if (await this.exists(options)) throw new SnapworkerError(`repository ${this.name}: already exists`);
+    const id = randomBytes(8).toString('hex');
+    const keySources = options?.keySources ?? this.keySources;
+    const encryption = keySources.length > 0 ? await createRepositoryKeys(this, id, keySources, { label: options?.keyLabel, signal: options?.signal }) : undefined;
     const config: RepositoryConfig = {
       v: 1,
       format: 'snapworker-repository',
       formatVersion: 1,
-      id: randomBytes(8).toString('hex'),
+      id,
       createdAt: new Date().toISOString(),
       ...(options?.snapshotFormat ? { snapshotFormat: options.snapshotFormat } : {}),
+      ...(encryption ? { encryption: { keyId: encryption.keyId } } : {}),
     };
     const body = Buffer.from(JSON.stringify(config, null, 2) + '\n');
     await this.driver.put(CONFIG_FILE, Readable.from([body]), { signal: options?.signal, size: body.length });
@@ -143,12 +164,36 @@ export class Repository {
    * @throws IntegrityError when `config.json` is not JSON.
    */
   async snapshotFormat(options?: SignalOptions): Promise<string | undefined> {
+    const format = (await this.readConfigOnce(options))?.snapshotFormat;
+    return typeof format === 'string' ? format : undefined;
+  }
+
+  /**
+   * `config.json`'s `encryption` (the key id the `keys/` objects wrap) when the repository is
+   * encrypted; undefined otherwise. Read once.
+   * @throws IntegrityError when `config.json` is not JSON or its `encryption` is malformed.
+   */
+  async encryption(options?: SignalOptions): Promise<{ keyId: string } | undefined> {
+    const encryption = (await this.readConfigOnce(options))?.encryption;
+    if (encryption === undefined) return undefined;
+    if (typeof encryption !== 'object' || encryption === null || typeof encryption.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(encryption.keyId)) {
+      throw new IntegrityError(`repository ${this.name}: ${CONFIG_FILE} has a malformed "encryption"`);
+    }
+    return { keyId: encryption.keyId };
+  }
+
+  /** `config.json`'s `id`; undefined for a repository without one. */
+  async repositoryId(options?: SignalOptions): Promise<string | undefined> {
+    const id = (await this.readConfigOnce(options))?.id;
+    return typeof id === 'string' ? id : undefined;
+  }
+
+  private readConfigOnce(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
     this.config ??= this.readConfig(options).catch((err: unknown) => {
       this.config = undefined; // a network error now must not stick
       throw err;
     });
-    const format = (await this.config)?.snapshotFormat;
-    return typeof format === 'string' ? format : undefined;
+    return this.config;
   }
 
   private async readConfig(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
@@ -232,6 +277,14 @@ export class Repository {
    */
   replicaStorage(): ReplicaStorage {
     return replicaStorageOn(this.driver);
+  }
+
+  /**
+   * The key objects under `keys/` (shared/crypto/repository-keys.ts): put, get, list and delete,
+   * refusing any key outside that prefix.
+   */
+  keyStorage(): ConfinedStorage {
+    return confinedStorage(this.driver, KEYS, 'key storage');
   }
 
   /** True when snapshot `id` has a record (is complete), whatever the record holds. */

@@ -55,6 +55,11 @@ export const snapshotRecordSchema = z.object({
   }),
   sealKeyId: z.string().optional(),
   /**
+   * The repository key (`config.json` `encryption.keyId`) the snapshot is encrypted under
+   * (docs/encryption.md); absent: stored in the clear.
+   */
+  keyId: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  /**
    * Entries the snapshot could not keep exactly (shared/kinds/notices.ts): counts per kind, the
    * first ones named. Absent when there were none, and in records written before it existed.
    */

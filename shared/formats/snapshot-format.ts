@@ -66,8 +66,8 @@ export interface WriteSnapshotRequest extends FormatWriteOptions {
 
 /** What a writer stored, for the record. */
 export interface WrittenSnapshot {
-  /** The record's format-specific fields (the archive format: `archive`, and `sealKeyId` when sealed). */
-  fields: Pick<SnapshotRecord, 'archive'> & Partial<Pick<SnapshotRecord, 'sealKeyId'>>;
+  /** The record's format-specific fields (the archive format: `archive`, `sealKeyId` when sealed, `keyId` when encrypted). */
+  fields: Pick<SnapshotRecord, 'archive'> & Partial<Pick<SnapshotRecord, 'sealKeyId' | 'keyId'>>;
   stats: { entries: number; files: number; rawBytes: number; storedBytes: number };
 }
 

@@ -16,6 +16,7 @@ import { formatColumns } from './columns.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
+import { initKeySources } from './key-commands.js';
 
 /**
  * `init`, `ls`, `show`, `rm`, `link` and `catalog rebuild`: read or change the repository
@@ -34,8 +35,10 @@ export async function runCatalogCommand(
   try {
     if (command === 'init') {
       const repository = runtime.repository(options.repo);
-      const created = await repository.init();
-      out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created repository ${repository.name} (id ${created.id})`);
+      const keySources = initKeySources(repository, options);
+      const created = await repository.init({ keySources, keyLabel: options['key-label'] });
+      const encrypted = created.encryption ? ` encrypted (key ${created.encryption.keyId}, ${keySources.length} key ${keySources.length === 1 ? 'object' : 'objects'})` : '';
+      out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created${encrypted} repository ${repository.name} (id ${created.id})`);
       return 0;
     }
     const repository = await runtime.existingRepository(options.repo);

@@ -38,9 +38,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '',
     minArgs: 0,
     maxArgs: 0,
-    flags: ['repo', 'json'],
-    summary: 'create a repository (writes its config object)',
-    notes: 'Read-only commands never create a repository. Snapshots create one only when SNAPWORKER_AUTO_INIT allows it (see the README).',
+    flags: ['repo', 'encrypt', 'key-source', 'key-label', 'json'],
+    summary: 'create a repository (writes its config object), encrypted when it has key sources',
+    notes:
+      'Read-only commands never create a repository. Snapshots create one only when SNAPWORKER_AUTO_INIT allows it (see the README).\n' +
+      'A repository with keys configured (SNAPWORKER_REPOSITORY_KEYS) or given with --key-source is created encrypted, one key object per source; --encrypt refuses to create it otherwise (docs/encryption.md).',
   },
   {
     name: 'snapshot',
@@ -198,6 +200,42 @@ export const COMMANDS: readonly CommandSpec[] = [
     maxArgs: 1,
     flags: ['repo', 'json'],
     summary: 'stop a replicator (it ships what is committed first); its replica stays',
+  },
+  {
+    name: 'key ls',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'json'],
+    summary: "list an encrypted repository's key objects: id, kind (key, passphrase, kms), KMS key, created, label",
+  },
+  {
+    name: 'key add',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'key-source', 'key-label', 'json'],
+    summary: "wrap the repository's keys under one more key-encryption key (--key-source); no data is rewritten",
+    notes: 'Unlocks with the keys configured for the repository (SNAPWORKER_REPOSITORY_KEYS) first. Rotation: key add the new source, reconfigure the workers, key rm the old key.',
+  },
+  {
+    name: 'key rm',
+    args: '<key id>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: ['repo', 'shred', 'json'],
+    summary: 'delete a key object (as key ls names it)',
+    notes:
+      'The last key is kept unless --shred is given: without every key object (or every KMS key and secret they are wrapped under) no snapshot of the repository can be read again — the crypto-shredding procedure in docs/encryption.md.',
+  },
+  {
+    name: 'key export-age',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo'],
+    summary: "print the repository's age identity (AGE-SECRET-KEY-1…), so stock age reads its archives",
+    notes: 'Prints a secret: whoever holds it reads every archive of the repository. age -d -i key.txt archive.tar.zst.age | zstd -d | tar -x',
   },
   { name: 'help', args: '[command]', minArgs: 0, maxArgs: 2, flags: [], summary: 'show help for a command' },
 ];

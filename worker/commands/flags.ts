@@ -47,6 +47,15 @@ export const FLAGS = {
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
   local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
   json: { type: 'boolean', description: 'print the result as JSON on stdout' },
+  encrypt: { type: 'boolean', description: 'init: create an encrypted repository (under --key-source, or the keys configured for it)' },
+  'key-source': {
+    type: 'string',
+    multiple: true,
+    value: 'SPEC',
+    description: 'where a key-encryption key is, on this host: env:VAR, file:/abs/path or kms:KEY-ID (init: repeatable; key add: exactly one)',
+  },
+  'key-label': { type: 'string', value: 'TEXT', description: 'a note stored with the new key object, shown by key ls (e.g. who holds it)' },
+  shred: { type: 'boolean', description: 'key rm: allow removing the last key, making every snapshot unreadable for good (crypto-shredding)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -82,6 +91,10 @@ export interface CliOptions {
   wait: boolean;
   local: boolean;
   json: boolean;
+  encrypt: boolean;
+  'key-source': string[];
+  'key-label'?: string;
+  shred: boolean;
   help: boolean;
   /** The job fields the kind flags gave (`--no-consumers` → `noConsumers: true`); only those given. */
   kindFields: Record<string, unknown>;

@@ -189,3 +189,49 @@ An empty existingSecret renders nothing, so a kind can be switched off with --se
       key: {{ default "profiles" $profile.key }}
 {{- end }}
 {{- end }}
+
+{{/*
+Encrypted repositories' key sources (values.encryption.repositories): each secretRef becomes a
+Secret volume mounted read-only under /etc/snapworker/keys/, each kmsKeyId a kms: source. Yields
+{"secrets": [{volume, secret, key, dir}]} as JSON (a dict: fromJson takes no bare list), and the
+SNAPWORKER_REPOSITORY_KEYS JSON.
+*/}}
+{{- define "snapworker.keySecrets" -}}
+{{- $secrets := list }}
+{{- range $repo, $sources := .Values.encryption.repositories }}
+{{- range $i, $source := $sources }}
+{{- with $source.secretRef }}
+{{- $id := printf "%s-%d" $repo $i | sha256sum | trunc 10 }}
+{{- $secrets = append $secrets (dict "volume" (printf "key-%s" $id) "secret" .name "key" .key "dir" (printf "/etc/snapworker/keys/%s" $id)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "secrets" $secrets) }}
+{{- end }}
+
+{{- define "snapworker.repositoryKeys" -}}
+{{- $out := dict }}
+{{- range $repo, $sources := .Values.encryption.repositories }}
+{{- if not (hasKey $.Values.worker.repositories $repo) }}
+{{- fail (printf "encryption.repositories.%s is not one of worker.repositories" $repo) }}
+{{- end }}
+{{- $specs := list }}
+{{- range $i, $source := $sources }}
+{{- if and $source.secretRef $source.kmsKeyId }}
+{{- fail (printf "encryption.repositories.%s[%d]: give secretRef or kmsKeyId, not both" $repo $i) }}
+{{- else if $source.secretRef }}
+{{- $id := printf "%s-%d" $repo $i | sha256sum | trunc 10 }}
+{{- $specs = append $specs (printf "file:/etc/snapworker/keys/%s/%s" $id $source.secretRef.key) }}
+{{- else if $source.kmsKeyId }}
+{{- $specs = append $specs (printf "kms:%s" $source.kmsKeyId) }}
+{{- else }}
+{{- fail (printf "encryption.repositories.%s[%d]: give secretRef { name, key } or kmsKeyId" $repo $i) }}
+{{- end }}
+{{- end }}
+{{- if not $specs }}
+{{- fail (printf "encryption.repositories.%s: list at least one key source" $repo) }}
+{{- end }}
+{{- $_ := set $out $repo $specs }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}

@@ -14,6 +14,7 @@ import { readEntryIndex } from './entry-index/entry-index-reader.js';
 import { openSelected } from './selected-reader.js';
 import { EntryIndexWriter } from './entry-index/entry-index-writer.js';
 import type { SeekableZstdCompressStream } from './seekable/frame-compressor.js';
+import { AGE_SUFFIX, archiveDecryption, archiveEncryption } from './archive-encryption.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from './manifest.js';
 
 /**
@@ -41,6 +42,7 @@ export const archiveFormat: SnapshotFormat = {
       version: ARCHIVE_FORMAT_VERSION,
       compression,
     };
+    const encryption = await archiveEncryption(repository, signal);
     const index = new EntryIndexWriter(manifest.snapshotId, compression);
     let layout: TarLayout | undefined;
     const archive = writeArchive({
@@ -54,13 +56,18 @@ export const archiveFormat: SnapshotFormat = {
       signal,
       progress,
     });
-    const upload = repository.putSnapshotObject(manifest.snapshotId, archiveFileName(compression), archive.stream, {
+    // Encryption is the outermost layer: the stored object is an age file of the compressed tar,
+    // and the entry index (file names, sizes, sums) is an age file too.
+    const body = encryption ? pipeline(archive.stream, encryption.encrypt(), () => {}) : archive.stream;
+    const indexBody = encryption ? pipeline(index.stream, encryption.encrypt(), () => {}) : index.stream;
+    const suffix = encryption ? AGE_SUFFIX : '';
+    const upload = repository.putSnapshotObject(manifest.snapshotId, archiveFileName(compression) + suffix, body, {
       signal,
       onProgress: ({ loaded }) => progress.setTransferred(loaded),
       onUploadToken: request.onUploadToken,
     });
     // The index uploads beside the archive; it ends once the archive's tar and seek table are known.
-    const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME, index.stream, { signal });
+    const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME + suffix, indexBody, { signal });
     const indexDone = archive.done.then(() => index.finish(layout!));
     // Any side may fail first; wait for all so no stream or upload outlives the job.
     const [stored, stats, storedIndex] = await settleAll([upload, archive.done, indexUpload, indexDone], (err) => {
@@ -88,11 +95,13 @@ export const archiveFormat: SnapshotFormat = {
           checksum: checksumHeader(stored.sha256),
           ...(stored.parts ? { parts: stored.parts } : {}),
           index: { key: storedIndex.key, size: storedIndex.size, sha256: storedIndex.sha256 },
-          ...(framed
+          // An age file cannot be read by ranges of the compressed stream: no seek table to use.
+          ...(framed && !encryption
             ? { seekTable: { offset: framed.dataBytes, size: framed.seekTable.length, sha256: createHash('sha256').update(framed.seekTable).digest('hex') } }
             : {}),
         },
         ...(request.seal ? { sealKeyId: request.seal.keyId } : {}),
+        ...(encryption ? { keyId: encryption.keyId } : {}),
       },
       stats: { entries: stats.entries, files: stats.files, rawBytes: stats.rawBytes, storedBytes: stored.size },
     };
@@ -100,19 +109,21 @@ export const archiveFormat: SnapshotFormat = {
 
   async open(request: OpenSnapshotRequest): Promise<SnapshotReader> {
     const { repository, record, signal, progress, select } = request;
-    if (select) {
-      // Only the frames holding the selected entries, when the archive has an index and can seek.
+    if (select && record.keyId === undefined) {
+      // Only the frames holding the selected entries, when the archive has an index and can seek
+      // (an encrypted archive is read whole: docs/encryption.md).
       const index = await readEntryIndex(repository, record, signal);
       const partial = index && (await openSelected(request, index, select));
       if (partial) return partial;
     }
+    const decrypt = await archiveDecryption(repository, record, signal);
     const stored = await repository.getObject(record.archive.key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
     const digest = new DigestStream();
-    // Errors of either stream reach the reader through `digest`; the callback has nothing to add.
-    pipeline(stored, digest, () => {});
+    // Errors of any stream reach the reader through the last one; the callback has nothing to add.
+    const archive = decrypt ? pipeline(stored, digest, decrypt, () => {}) : pipeline(stored, digest, () => {});
     let entries: ArchiveEntries;
     try {
-      entries = await openArchiveEntries(digest, {
+      entries = await openArchiveEntries(archive, {
         signal,
         progress,
         sealKeys: request.sealKeys,

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { DecompressStream } from 'zstd-napi';
 import type { Repository } from '../../../catalog/repository.js';
 import type { SnapshotRecord } from '../../../catalog/snapshot-record.js';
 import { IntegrityError } from '../../../errors.js';
+import { archiveDecryption } from '../archive-encryption.js';
 import {
   MAX_INDEX_LINE_BYTES,
   indexEntrySchema,
@@ -33,8 +34,11 @@ export interface EntryIndex {
  * Fetches the snapshot's entry index, checks its size and SHA-256 against the record before
  * parsing anything, then parses it line by line, checking each line and the whole shape: the
  * header names this snapshot and compression, entries are contiguous in the tar stream, and the
- * trailer counts them as the record does. Undefined when the record names no index.
- * @throws IntegrityError naming the index and the problem (one line).
+ * trailer counts them as the record does. In an encrypted repository the index is an age file,
+ * like the archive, decrypted (and each chunk authenticated) after the record's checks. Undefined
+ * when the record names no index.
+ * @throws IntegrityError naming the index and the problem (one line); InvalidInputError when an
+ *   encrypted repository cannot be unlocked.
  */
 export async function readEntryIndex(repository: Repository, record: SnapshotRecord, signal: AbortSignal): Promise<EntryIndex | undefined> {
   const ref = record.archive.index;
@@ -59,7 +63,10 @@ export async function readEntryIndex(repository: Repository, record: SnapshotRec
   async function* entries(): AsyncGenerator<IndexEntry> {
     let lineNumber = 0;
     let end = -1;
-    for await (const line of lines(Readable.from([bytes]).pipe(new DecompressStream()), ref!.key)) {
+    const decrypt = await archiveDecryption(repository, record, signal);
+    // Errors of any stage reach the loop through the last stream.
+    const plain = decrypt ? pipeline(Readable.from([bytes]), decrypt, new DecompressStream(), () => {}) : pipeline(Readable.from([bytes]), new DecompressStream(), () => {});
+    for await (const line of lines(plain, ref!.key)) {
       lineNumber += 1;
       if (trailer) throw new IntegrityError(`archive: entry index ${ref!.key}: line ${lineNumber} after the trailer`);
       if (lineNumber === 1) {

@@ -1,0 +1,428 @@
+/**
+ * Encryption at rest (docs/encryption.md): the AEAD blob cipher, age streams that stock `age`
+ * reads and writes, encrypted archive snapshots through fs and s3rver that leak no file name or
+ * content to whoever reads the repository, and the key envelope with its three kinds of key
+ * sources (env, file, KMS through a local double of its API): add, remove, rotate, wrong key,
+ * a flipped byte, crypto-shredding.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { after, before, describe, it } from 'node:test';
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { Repository } from '../shared/catalog/repository.js';
+import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
+import { AeadBlobCipher } from '../shared/crypto/aead-cipher.js';
+import { AgeDecryptStream, AgeEncryptStream } from '../shared/crypto/age-stream.js';
+import { parseKeySource, type KeySource } from '../shared/crypto/key-source.js';
+import { repositoryCipher } from '../shared/crypto/repository-cipher.js';
+import { addRepositoryKey, listRepositoryKeys, removeRepositoryKey, requireUnlocked } from '../shared/crypto/repository-keys.js';
+import { loadConfig } from '../shared/config.js';
+import { IntegrityError, InvalidInputError } from '../shared/errors.js';
+import { newSnapshotId } from '../shared/ids.js';
+import { createDirSource } from '../shared/kinds/dir/dir-source.js';
+import { createDirTarget } from '../shared/kinds/dir/dir-target.js';
+import type { EndpointContext } from '../shared/kinds/source.js';
+import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snapshot.js';
+import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
+import { nullProgress } from '../shared/progress.js';
+import { FsDriver } from '../shared/storage/fs/fs-driver.js';
+import { S3Driver } from '../shared/storage/s3/s3-driver.js';
+import type { StorageDriver } from '../shared/storage/storage-driver.js';
+import { startKmsDouble, type KmsDouble } from './helpers/kms-double.js';
+import { cli } from './helpers/cli.js';
+import { createLogger } from '../shared/logging.js';
+import { runCatalogCommand } from '../worker/commands/catalog-commands.js';
+import { runKeyCommand } from '../worker/commands/key-commands.js';
+import type { CliOptions } from '../worker/commands/flags.js';
+import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+
+const signal = new AbortController().signal;
+const KNOWN_NAME = 'quarterly-payroll-7f3a.csv';
+const KNOWN_CONTENT = 'salary of Jane Q. Public: 123456';
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) if (entry.isFile()) found.push(path.join(entry.parentPath, entry.name));
+  return found;
+}
+
+/** Every byte stored under `dir`, searched for `needle` (as a whole-repository `grep -r` would). */
+async function storedContains(dir: string, needle: string): Promise<string[]> {
+  const hits: string[] = [];
+  for (const file of await filesUnder(dir)) if ((await readFile(file)).includes(needle) || file.includes(needle)) hits.push(file);
+  return hits;
+}
+
+describe('AEAD blob cipher', () => {
+  const cipher = new AeadBlobCipher('0123456789abcdef', randomBytes(32), randomBytes(32));
+  const aad = Buffer.from('blob 1');
+
+  it('opens what it sealed, and the sealed bytes do not contain the plaintext', () => {
+    const plaintext = Buffer.from(KNOWN_CONTENT);
+    const sealed = cipher.seal(plaintext, aad);
+    assert.ok(!sealed.includes(plaintext));
+    assert.deepEqual(cipher.open(sealed, aad), plaintext);
+  });
+
+  it('refuses a sealed blob under another aad, with a byte flipped, or under another key', () => {
+    const sealed = cipher.seal(Buffer.from('payload'), aad);
+    assert.throws(() => cipher.open(sealed, Buffer.from('blob 2')), IntegrityError);
+    for (const at of [0, 14, sealed.length - 1]) {
+      const flipped = Buffer.from(sealed);
+      flipped[at]! ^= 0x01;
+      assert.throws(() => cipher.open(flipped, aad), IntegrityError);
+    }
+    const other = new AeadBlobCipher('fedcba9876543210', randomBytes(32), randomBytes(32));
+    assert.throws(() => other.open(sealed, aad), IntegrityError);
+    assert.throws(() => cipher.open(sealed.subarray(0, 10), aad), /too short/);
+  });
+
+  it('names blobs with an id keyed per repository: equal content, equal id here, another id elsewhere', () => {
+    const other = new AeadBlobCipher('fedcba9876543210', randomBytes(32), randomBytes(32));
+    const content = Buffer.from('same chunk');
+    assert.match(cipher.blobId(content), /^[0-9a-f]{64}$/);
+    assert.equal(cipher.blobId(content), cipher.blobId(Buffer.from('same chunk')));
+    assert.notEqual(cipher.blobId(content), other.blobId(content));
+  });
+});
+
+describe('age streams', () => {
+  let dir: string;
+  let identity: string;
+  let recipient: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'snapworker-age-'));
+    identity = await generateX25519Identity();
+    recipient = await identityToRecipient(identity);
+    await writeFile(path.join(dir, 'key.txt'), identity + '\n');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const encryptFile = (from: string, to: string) => pipeline(createReadStream(from), new AgeEncryptStream(recipient, identity), createWriteStream(to));
+  const decryptFile = (from: string, to: string, id = identity) => pipeline(createReadStream(from), new AgeDecryptStream(id, 'test file'), createWriteStream(to));
+
+  it('writes files stock age decrypts, and reads files stock age encrypted, at chunk boundaries', async () => {
+    for (const size of [0, 1, 65536, 65537, 3 * 65536, 200_001]) {
+      const plain = path.join(dir, `plain-${size}`);
+      await writeFile(plain, randomBytes(size));
+      await encryptFile(plain, `${plain}.age`);
+      execFileSync('sh', ['-c', `age -d -i key.txt plain-${size}.age | cmp - plain-${size}`], { cwd: dir });
+      execFileSync('age', ['-e', '-r', recipient, '-o', `stock-${size}.age`, `plain-${size}`], { cwd: dir });
+      await decryptFile(path.join(dir, `stock-${size}.age`), `${plain}.back`);
+      assert.deepEqual(await readFile(`${plain}.back`), await readFile(plain), `size ${size}`);
+    }
+  });
+
+  it('refuses a flipped byte, a truncated file and a file for another identity, naming the file', async () => {
+    const plain = path.join(dir, 'plain-200001');
+    const sealed = await readFile(`${plain}.age`);
+    const flipped = Buffer.from(sealed);
+    flipped[sealed.length - 70_000]! ^= 0x80;
+    await writeFile(path.join(dir, 'flipped.age'), flipped);
+    await assert.rejects(decryptFile(path.join(dir, 'flipped.age'), path.join(dir, 'out')), /test file: age chunk \d+ failed authentication/);
+    await writeFile(path.join(dir, 'short.age'), sealed.subarray(0, sealed.length - 65_552));
+    await assert.rejects(decryptFile(path.join(dir, 'short.age'), path.join(dir, 'out')), IntegrityError);
+    await assert.rejects(decryptFile(`${plain}.age`, path.join(dir, 'out'), await generateX25519Identity()), /encrypted to another key/);
+    await writeFile(path.join(dir, 'plain.age'), 'not age at all');
+    await assert.rejects(decryptFile(path.join(dir, 'plain.age'), path.join(dir, 'out')), /not an age file/);
+  });
+});
+
+/** An encrypted repository with a small source tree, snapshotted once; shared by the fs and s3rver cases. */
+async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sources: KeySource[], repoDir: string | undefined) {
+  const context: EndpointContext = { checkPath: () => {}, stagingDir: root };
+  const site = path.join(root, 'site');
+  await mkdir(path.join(site, 'reports'), { recursive: true });
+  await writeFile(path.join(site, 'reports', KNOWN_NAME), `${KNOWN_CONTENT}\n`.repeat(50));
+  await writeFile(path.join(site, 'noise.bin'), randomBytes(300_000));
+  const repository = new Repository('enc', driver(), undefined, sources);
+  const config = await repository.init({ signal });
+  assert.match(config.encryption?.keyId ?? '', /^[0-9a-f]{16}$/);
+  const source = createDirSource([new URL(`dir://${site}`)], { name: 'site' }, context);
+  const record = await takeSnapshot({ id: newSnapshotId(), source, repository, labels: { app: 'shop' }, compression: 'zstd', signal, progress: nullProgress });
+  assert.equal(record.keyId, config.encryption!.keyId);
+  assert.match(record.archive.key, /\/archive\.tar\.zst\.age$/);
+  // Read back through a fresh Repository: nothing cached, unlocked from the key objects.
+  const reader = new Repository('enc', driver(), undefined, sources);
+  const target = path.join(root, 'restored');
+  await restoreSnapshot({ repository: reader, record, target: createDirTarget([new URL(`dir://${target}`)], {}, context), replace: false, signal, progress: nullProgress });
+  assert.equal(await readFile(path.join(target, 'reports', KNOWN_NAME), 'utf8'), `${KNOWN_CONTENT}\n`.repeat(50));
+  assert.deepEqual(await readFile(path.join(target, 'noise.bin')), await readFile(path.join(site, 'noise.bin')));
+  if (repoDir) {
+    assert.deepEqual(await storedContains(repoDir, KNOWN_NAME), [], 'a file name is readable in the repository');
+    assert.deepEqual(await storedContains(repoDir, KNOWN_CONTENT), [], 'file content is readable in the repository');
+  }
+  return { repository, record, context, site };
+}
+
+describe('encrypted archive snapshots in a filesystem repository', () => {
+  let root: string;
+  let repoDir: string;
+  let repository: Repository;
+  let record: SnapshotRecord;
+  let context: EndpointContext;
+  const driver = () => new FsDriver({ root: repoDir });
+  const envSource = parseKeySource('env:SNAPWORKER_TEST_KEY_A');
+
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-fs-'));
+    repoDir = path.join(root, 'repo');
+    process.env.SNAPWORKER_TEST_KEY_A = randomBytes(32).toString('hex');
+    ({ repository, record, context } = await encryptedRoundTrip(root, driver, [envSource], repoDir));
+  });
+  after(async () => {
+    delete process.env.SNAPWORKER_TEST_KEY_A;
+    delete process.env.SNAPWORKER_TEST_KEY_B;
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const restoreInto = (repo: Repository, name: string) =>
+    restoreSnapshot({ repository: repo, record, target: createDirTarget([new URL(`dir://${path.join(root, name)}`)], {}, context), replace: false, signal, progress: nullProgress });
+
+  it('is read by stock age, zstd, tar and sha256sum with the exported identity', async () => {
+    const key = await requireUnlocked(repository);
+    await writeFile(path.join(root, 'key.txt'), `${key.ageIdentity}\n`);
+    const out = path.join(root, 'stock');
+    await mkdir(out);
+    const archive = path.join(repoDir, record.archive.key);
+    const printed = execFileSync('sh', ['-c', `age -d -i ../key.txt '${archive}' | zstd -d | tar -x && sha256sum -c SHA256SUMS`], { cwd: out, encoding: 'utf8' });
+    assert.match(printed, new RegExp(`data/reports/${KNOWN_NAME}: OK`));
+  });
+
+  it('keeps in the record only what listing needs, and the key id', async () => {
+    const stored = JSON.parse(await readFile(path.join(repoDir, 'snapshots', record.id, 'snapshot.json'), 'utf8')) as SnapshotRecord;
+    assert.equal(stored.keyId, record.keyId);
+    assert.deepEqual(stored.labels, { app: 'shop' });
+    const config = JSON.parse(await readFile(path.join(repoDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(config.encryption, { keyId: record.keyId });
+  });
+
+  it('refuses a wrong key and a missing key in one line, writing nothing to the target', async () => {
+    process.env.SNAPWORKER_TEST_KEY_B = randomBytes(32).toString('hex');
+    const wrong = new Repository('enc', driver(), undefined, [parseKeySource('env:SNAPWORKER_TEST_KEY_B')]);
+    await assert.rejects(restoreInto(wrong, 'wrong'), (err: Error) => {
+      assert.ok(err instanceof InvalidInputError);
+      assert.equal(err.message, 'repository enc: none of its 1 keys opens with the configured key sources (env:SNAPWORKER_TEST_KEY_B): wrong key, or its key object was removed');
+      return true;
+    });
+    const missing = new Repository('enc', driver());
+    await assert.rejects(restoreInto(missing, 'missing'), /repository enc is encrypted \(key [0-9a-f]{16}\); no key source is configured for it/);
+    assert.equal(existsSync(path.join(root, 'wrong')), false);
+    assert.equal(existsSync(path.join(root, 'missing')), false);
+    const unset = new Repository('enc', driver(), undefined, [parseKeySource('env:SNAPWORKER_TEST_UNSET')]);
+    await assert.rejects(verifySnapshot({ repository: unset, record, signal, progress: nullProgress }), /key source env:SNAPWORKER_TEST_UNSET: the variable is not set/);
+  });
+
+  it('detects a flipped byte in verify and refuses it in restore, leaving the target untouched', async () => {
+    const archive = path.join(repoDir, record.archive.key);
+    const original = await readFile(archive);
+    for (const at of [40, Math.floor(original.length / 2), original.length - 5]) {
+      const flipped = Buffer.from(original);
+      flipped[at]! ^= 0x01;
+      await writeFile(archive, flipped);
+      const fresh = new Repository('enc', driver(), undefined, [envSource]);
+      await assert.rejects(verifySnapshot({ repository: fresh, record, signal, progress: nullProgress }), IntegrityError, `byte ${at}`);
+      await assert.rejects(restoreInto(fresh, 'tampered'), IntegrityError);
+      assert.equal(existsSync(path.join(root, 'tampered')), false);
+    }
+    await writeFile(archive, original);
+    await verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record, signal, progress: nullProgress });
+    // A record edited to name no key (so a planted plaintext archive would be read) is refused.
+    const { keyId: _dropped, ...unkeyed } = record;
+    await assert.rejects(
+      verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record: unkeyed, signal, progress: nullProgress }),
+      /its record names no key, but repository enc is encrypted/,
+    );
+  });
+
+  it('rotates keys: add a passphrase file, read with it alone, remove the old key; the last key goes only on purpose', async () => {
+    const secretFile = path.join(root, 'passphrase');
+    await writeFile(secretFile, 'correct horse battery staple\n');
+    const fileSource = parseKeySource(`file:${secretFile}`);
+    const added = await addRepositoryKey(new Repository('enc', driver(), undefined, [envSource]), fileSource, { label: 'ops vault' });
+    assert.equal(added.kind, 'passphrase');
+    const withFile = new Repository('enc', driver(), undefined, [fileSource]);
+    await verifySnapshot({ repository: withFile, record, signal, progress: nullProgress });
+    const keys = await listRepositoryKeys(withFile);
+    assert.deepEqual(keys.map((key) => key.kind), ['key', 'passphrase']);
+    assert.equal(keys[1]!.label, 'ops vault');
+
+    await removeRepositoryKey(withFile, keys[0]!.id);
+    await assert.rejects(verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record, signal, progress: nullProgress }), /none of its 1 keys opens/);
+    await verifySnapshot({ repository: new Repository('enc', driver(), undefined, [fileSource]), record, signal, progress: nullProgress });
+
+    // Crypto-shredding: the last key object goes only with allowLast (`key rm --shred`); then nothing opens.
+    await assert.rejects(removeRepositoryKey(withFile, keys[1]!.id), /is its last key; without it no snapshot can ever be read again/);
+    await removeRepositoryKey(withFile, keys[1]!.id, { allowLast: true });
+    await assert.rejects(restoreInto(new Repository('enc', driver(), undefined, [fileSource]), 'shredded'), /none of its 0 keys opens/);
+    assert.equal(existsSync(path.join(root, 'shredded')), false);
+  });
+});
+
+describe('encrypted archive snapshots in S3 (s3rver)', () => {
+  let s3: S3rverHandle;
+  let root: string;
+  before(async () => {
+    s3 = await startS3rver();
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-s3-'));
+    process.env.SNAPWORKER_TEST_KEY_S3 = randomBytes(32).toString('base64');
+  });
+  after(async () => {
+    delete process.env.SNAPWORKER_TEST_KEY_S3;
+    await s3?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('round trips, and no object in the bucket holds a file name or content', async () => {
+    const prefix = `enc-${randomBytes(4).toString('hex')}`;
+    const driver = () => new S3Driver({ bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED', maxAttempts: 2 });
+    await encryptedRoundTrip(root, driver, [parseKeySource('env:SNAPWORKER_TEST_KEY_S3')], s3.directory);
+  });
+});
+
+describe('KMS envelope keys (a local double of the KMS JSON API)', () => {
+  let kms: KmsDouble;
+  let root: string;
+  const saved = { ...process.env };
+  before(async () => {
+    kms = await startKmsDouble(['alias/tenant-a', 'alias/tenant-b']);
+    Object.assign(process.env, { AWS_ENDPOINT_URL_KMS: kms.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-kms-'));
+  });
+  after(async () => {
+    for (const name of ['AWS_ENDPOINT_URL_KMS', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+    await kms?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('wraps the keys with KMS, unlocks through KMS, refuses another KMS key, and shreds when the KMS key is disabled', async () => {
+    const repoDir = path.join(root, 'repo');
+    const driver = () => new FsDriver({ root: repoDir });
+    const tenantA = parseKeySource('kms:alias/tenant-a');
+    const { record } = await encryptedRoundTrip(root, driver, [tenantA], repoDir);
+    assert.ok(kms.calls.includes('Encrypt') && kms.calls.includes('Decrypt'));
+    const [object] = await listRepositoryKeys(new Repository('enc', driver()));
+    assert.deepEqual({ kind: object!.kind, kmsKeyId: object!.kmsKeyId }, { kind: 'kms', kmsKeyId: 'alias/tenant-a' });
+
+    const other = new Repository('enc', driver(), undefined, [parseKeySource('kms:alias/tenant-b')]);
+    await assert.rejects(verifySnapshot({ repository: other, record, signal, progress: nullProgress }), /none of its 1 keys opens .*kms:alias\/tenant-b/);
+    const cipher = await repositoryCipher(new Repository('enc', driver(), undefined, [tenantA]));
+    assert.equal(cipher.keyId, record.keyId);
+
+    kms.disable('alias/tenant-a');
+    await assert.rejects(verifySnapshot({ repository: new Repository('enc', driver(), undefined, [tenantA]), record, signal, progress: nullProgress }), /none of its 1 keys opens/);
+  });
+});
+
+describe('worker key configuration', () => {
+  it('reads SNAPWORKER_REPOSITORY_KEYS per configured repository and names each bad entry', () => {
+    const base = { SNAPWORKER_REPOSITORIES: JSON.stringify({ a: 'file:///srv/a', b: 'file:///srv/b' }), SNAPWORKER_DEFAULT_REPOSITORY: 'a' };
+    const config = loadConfig({ ...base, SNAPWORKER_REPOSITORY_KEYS: JSON.stringify({ a: ['env:A_KEY', 'file:/run/secrets/a', 'kms:alias/a'] }) }, '/srv');
+    assert.deepEqual(config.repositoryKeys.a, [
+      { kind: 'env', variable: 'A_KEY' },
+      { kind: 'file', path: '/run/secrets/a' },
+      { kind: 'kms', keyId: 'alias/a' },
+    ]);
+    assert.throws(
+      () => loadConfig({ ...base, SNAPWORKER_REPOSITORY_KEYS: JSON.stringify({ a: ['vault:x'], c: ['env:C'], b: [] }) }, '/srv'),
+      (err: Error) => {
+        assert.match(err.message, /SNAPWORKER_REPOSITORY_KEYS\.a\.0: key source "vault:x": expected env:VAR, file:\/abs\/path or kms:KEY-ID/);
+        assert.match(err.message, /SNAPWORKER_REPOSITORY_KEYS\.b: list at least one key source/);
+        return true;
+      },
+    );
+    assert.throws(() => loadConfig({ ...base, SNAPWORKER_REPOSITORY_KEYS: JSON.stringify({ c: ['env:C'] }) }, '/srv'), /SNAPWORKER_REPOSITORY_KEYS\.c: not one of SNAPWORKER_REPOSITORIES/);
+  });
+
+  it('refuses to write unencrypted snapshots into a plain repository that has keys configured', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-plain-'));
+    try {
+      const repoDir = path.join(root, 'repo');
+      await new Repository('plain', new FsDriver({ root: repoDir })).init();
+      process.env.SNAPWORKER_TEST_KEY_P = randomBytes(32).toString('hex');
+      const repository = new Repository('plain', new FsDriver({ root: repoDir }), undefined, [parseKeySource('env:SNAPWORKER_TEST_KEY_P')]);
+      const context: EndpointContext = { checkPath: () => {}, stagingDir: root };
+      const source = createDirSource([new URL(`dir://${root}`)], { name: 'x' }, context);
+      await assert.rejects(
+        takeSnapshot({ id: newSnapshotId(), source, repository, labels: {}, compression: 'zstd', signal, progress: nullProgress }),
+        /keys are configured for it .* but it was created without encryption/,
+      );
+      assert.deepEqual((await readdir(repoDir)).sort(), ['config.json', 'index']);
+      assert.equal((await stat(path.join(repoDir, 'config.json'))).isFile(), true);
+    } finally {
+      delete process.env.SNAPWORKER_TEST_KEY_P;
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('key commands', () => {
+  let root: string;
+  const env: Record<string, string> = {};
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-cli-'));
+    env.SNAPWORKER_REPOSITORIES = JSON.stringify({ vault: `file://${path.join(root, 'repo')}` });
+    env.SNAPWORKER_DEFAULT_REPOSITORY = 'vault';
+    env.SNAPWORKER_REPOSITORY_KEYS = JSON.stringify({ vault: ['env:SNAPWORKER_TEST_CLI_KEY'] });
+    env.SNAPWORKER_TEST_CLI_KEY = randomBytes(32).toString('hex');
+    Object.assign(process.env, { SNAPWORKER_TEST_CLI_KEY: env.SNAPWORKER_TEST_CLI_KEY });
+  });
+  after(async () => {
+    delete process.env.SNAPWORKER_TEST_CLI_KEY;
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Runs a command in this process (as worker/cli.ts would), capturing stdout. */
+  async function run(command: string, args: string[], flags: Partial<CliOptions>): Promise<string> {
+    const options = { label: [], 'key-source': [], replace: false, 'dry-run': false, paused: false, all: false, generations: false, wait: false, local: false, json: false, encrypt: false, shred: false, help: false, kindFields: {}, ...flags } as CliOptions;
+    const config = loadConfig({ ...env, SNAPWORKER_ALLOWED_PATHS: '/' }, root);
+    const logger = createLogger('silent');
+    let out = '';
+    const write = process.stdout.write.bind(process.stdout);
+    // Only our text: the test runner's own messages to its parent go through stdout as bytes.
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((out += chunk), true) : write(chunk, ...rest))) as typeof process.stdout.write;
+    try {
+      if (command.startsWith('key ')) await runKeyCommand(command, args, options, config, logger);
+      else await runCatalogCommand(command as 'init', args, options, config, logger);
+    } finally {
+      process.stdout.write = write;
+    }
+    return out;
+  }
+
+  it('init --encrypt, key add, key ls, key rm; export-age feeds stock age; the last key needs --shred', async () => {
+    assert.match(await run('init', [], { encrypt: true, repo: 'vault', 'key-label': 'x' }), /^created encrypted \(key [0-9a-f]{16}, 1 key object\) repository vault \(id [0-9a-f]{16}\)\n$/);
+    await assert.rejects(run('init', [], { repo: 'vault' }), /already exists/);
+    assert.match(await run('key ls', [], { repo: 'vault' }), /^ID +KIND +KMS KEY +CREATED +LABEL\n[0-9a-f]{16} +key +\S+ \S+ +x$/m);
+    const passphrase = path.join(root, 'passphrase');
+    await writeFile(passphrase, 'a long enough passphrase\n');
+    const added = JSON.parse(await run('key add', [], { repo: 'vault', 'key-source': [`file:${passphrase}`], json: true })) as { id: string; kind: string };
+    assert.equal(added.kind, 'passphrase');
+    const keys = JSON.parse(await run('key ls', [], { repo: 'vault', json: true })) as Array<{ id: string }>;
+    assert.equal(keys.length, 2);
+    // Rotation: the workers now get the new source, then the old key goes.
+    env.SNAPWORKER_REPOSITORY_KEYS = JSON.stringify({ vault: [`file:${passphrase}`] });
+    assert.match(await run('key rm', [keys[0]!.id], { repo: 'vault' }), /^removed key [0-9a-f]{16} from repository vault\n$/);
+
+    const identity = await run('key export-age', [], { repo: 'vault' });
+    assert.match(identity, /^# public key: age1[0-9a-z]+\nAGE-SECRET-KEY-1[0-9A-Z]+\n$/m);
+    await writeFile(path.join(root, 'key.txt'), identity);
+    const key = await requireUnlocked(new Repository('vault', new FsDriver({ root: path.join(root, 'repo') }), undefined, [parseKeySource(`file:${passphrase}`)]));
+    execFileSync('sh', ['-c', `printf hello | age -e -r ${key.ageRecipient} | age -d -i key.txt | grep -qx hello`], { cwd: root });
+
+    // The command line itself: one line, exit 2, and the key is still there.
+    const refused = await cli(['key', 'rm', added.id, '--repo', 'vault'], env);
+    assert.equal(refused.code, 2);
+    assert.equal(refused.stderr, `snapworker: repository vault: ${added.id} is its last key; without it no snapshot can ever be read again (give --shred to destroy it on purpose)\n`);
+    assert.equal((await listRepositoryKeys(new Repository('vault', new FsDriver({ root: path.join(root, 'repo') })))).length, 1);
+  });
+});

@@ -149,6 +149,29 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
+   * Renames within the root, then fsyncs the destination's folder (making it first if missing),
+   * as a put ends. The source's folder is left even when emptied: the catalog index renames
+   * pending commits out of `pending/` and puts the next one there.
+   */
+  async rename(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+    const fromPath = this.pathOf('rename', from);
+    const toPath = this.pathOf('rename', to);
+    await this.observed('rename', from, async () => {
+      throwIfAborted(options.signal);
+      try {
+        await rename(fromPath, toPath);
+      } catch (err) {
+        // ENOENT: the source is gone, or the destination's folder is missing. After making the
+        // folder a second ENOENT can only be the source's (NotFoundError).
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        await mkdir(dirname(toPath), { recursive: true });
+        await rename(fromPath, toPath);
+      }
+      await fsyncPath(dirname(toPath));
+    });
+  }
+
+  /**
    * Removes the temp file a crashed put of `key` left behind (`uploadId` is the temp file's name,
    * as passed to `onUploadStarted`). A missing file is fine: the put finished or was cleaned up.
    */
@@ -296,16 +319,21 @@ function failBody(body: Readable, failure: Error): Error {
   return failure;
 }
 
-/** Creates the temp file, making its directory first; retried when a concurrent delete pruned it. */
+/**
+ * Creates the temp file, making its directory only when it is missing (most puts go into a folder
+ * that exists: a snapshot's record beside its archive, an index object into its lineage); retried
+ * when a concurrent delete pruned the folder meanwhile.
+ */
 async function openTemp(tempPath: string): Promise<FileHandle> {
   for (let attempt = 1; ; attempt++) {
     try {
-      // Inside the retry: a concurrent delete may remove an emptied parent while mkdir walks down.
-      await mkdir(dirname(tempPath), { recursive: true });
       return await open(tempPath, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+      if (errnoCode(err) !== 'ENOENT' || attempt >= 5) throw err;
     }
+    // A concurrent delete may remove an emptied parent while mkdir walks down: the loop tries again.
+    await mkdir(dirname(tempPath), { recursive: true }).catch((err: unknown) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
   }
 }
-

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dir } from 'node:fs';
-import { mkdir, open, opendir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
@@ -18,6 +18,7 @@ import {
 } from '../storage-driver.js';
 import { bodyChunks } from '../body-chunks.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
+import { closeFd, fsyncFd, openFd, writeFd } from '../../fsutil/fd.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
 import { sweepLeftovers } from './sweep-leftovers.js';
 
@@ -58,24 +59,25 @@ export class FsDriver implements StorageDriver {
       throwIfAborted(options.signal);
       const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
       const tempPath = join(dirname(path), tempName);
-      let handle: FileHandle | undefined;
+      let fd: number | undefined;
       try {
-        handle = await openTemp(tempPath);
+        fd = await openTemp(tempPath);
         // The temp file is this driver's "upload in flight": a caller that records it can have a
         // later attempt remove it if this process dies before the rename (see abortUpload).
         await options.onUploadStarted?.(tempName);
-        const { size, sha256 } = await this.writeBody(handle, key, body, options);
+        const { size, sha256 } = await this.writeBody(fd, key, body, options);
         if (options.size !== undefined && options.size !== size) {
           throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
         }
-        await handle.sync();
-        await handle.close();
-        handle = undefined;
+        await fsyncFd(fd);
+        const opened = fd;
+        fd = undefined;
+        await closeFd(opened);
         await rename(tempPath, path);
         await fsyncPath(dirname(path));
         return { key, size, sha256 };
       } catch (err) {
-        await handle?.close().catch(() => {});
+        if (fd !== undefined) await closeFd(fd).catch(() => {});
         await unlink(tempPath).catch(() => {});
         body.destroy();
         // No empty `snapshots/<id>/` is left for a failed put: nothing would ever list it.
@@ -209,15 +211,15 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Copies the body into the temp file, hashing and counting on the way. */
-  private async writeBody(handle: FileHandle, key: string, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
+  private async writeBody(fd: number, key: string, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
     const hash = createHash('sha256');
     let size = 0;
     for await (const bytes of bodyChunks(body, options.signal)) {
       hash.update(bytes);
       try {
-        // A FileHandle write may be partial; loop until the chunk is on its way to disk.
+        // A write may be partial; loop until the chunk is on its way to disk.
         for (let offset = 0; offset < bytes.length; ) {
-          const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+          const { bytesWritten } = await writeFd(fd, bytes, offset, bytes.length - offset);
           offset += bytesWritten;
         }
       } catch (err) {
@@ -324,10 +326,10 @@ function failBody(body: Readable, failure: Error): Error {
  * that exists: a snapshot's record beside its archive, an index object into its lineage); retried
  * when a concurrent delete pruned the folder meanwhile.
  */
-async function openTemp(tempPath: string): Promise<FileHandle> {
+async function openTemp(tempPath: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await open(tempPath, 'wx');
+      return await openFd(tempPath, 'wx');
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT' || attempt >= 5) throw err;
     }

@@ -98,10 +98,16 @@ export class QueueWorker {
     this.worker.on('error', (err) => errors.error(err));
     const cancelListener = createRedisClient(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
     cancelListener.on('error', (err) => errors.error(err));
-    this.cancelRequests = new CancelRequests(cancelListener, config.prefix, config.queueName, (jobId) => {
-      // Every worker of the queue hears the request; only the one running the job acts on it.
-      if (this.worker.cancelJob(jobId, CANCELLED_REASON)) deps.logger.info({ jobId }, 'job cancel requested; aborting it');
-    });
+    this.cancelRequests = new CancelRequests(
+      cancelListener,
+      config.prefix,
+      config.queueName,
+      (jobId) => {
+        // Every worker of the queue hears the request; only the one running the job acts on it.
+        if (this.worker.cancelJob(jobId, CANCELLED_REASON)) deps.logger.info({ jobId }, 'job cancel requested; aborting it');
+      },
+      async () => Number((await (await this.redis<'get'>()).get(this.worker.keys.id)) ?? 0),
+    );
     void this.worker.client.then(
       (client) => client.on('ready', () => errors.recovered()),
       () => {},
@@ -318,11 +324,12 @@ export class QueueWorker {
 
   /** True when `snapworker job cancel` asked for this job (heard, or its key left; see CancelRequests). */
   private cancelRequested(job: Job): Promise<boolean> {
-    return this.cancelRequests.requested(job.id!, job.timestamp, async (key) => {
-      // BullMQ types its client narrowly; it is an ioredis client (or cluster).
-      const redis = (await this.worker.client) as unknown as Pick<Redis, 'exists'>;
-      return redis.exists(key);
-    });
+    return this.cancelRequests.requested(job.id!, async (key) => (await this.redis<'exists'>()).exists(key));
+  }
+
+  /** The worker's own connection: BullMQ types its client narrowly; it is an ioredis client (or cluster). */
+  private async redis<K extends keyof Redis>(): Promise<Pick<Redis, K>> {
+    return (await this.worker.client) as unknown as Pick<Redis, K>;
   }
 
   /** Remembers an S3 multipart upload on the job so a later attempt can clean it up. */

@@ -164,11 +164,14 @@ export class SnapworkerClient {
     while (!signal.aborted) {
       await sleep(FINISH_POLL_MS, undefined, { signal }).catch(() => {});
       if (signal.aborted) break;
+      // One call while the job runs; the job itself is read only once it has ended.
+      const state = await this.queue.getJobState(jobId);
+      // Failed for good (a failed attempt that will be retried waits or is delayed instead).
+      if (state !== 'completed' && state !== 'failed') continue;
       const stored = await this.queue.getJob(jobId);
       if (!stored) continue;
-      // Failed for good (a failed attempt that will be retried waits or is delayed instead).
-      if (await stored.isFailed()) throw new Error(stored.failedReason);
-      if (await stored.isCompleted()) return stored.returnvalue;
+      if (state === 'failed') throw new Error(stored.failedReason);
+      return stored.returnvalue;
     }
     return new Promise(() => {});
   }

@@ -50,13 +50,25 @@ async function lineageObjects(driver: StorageDriver, lineage: string) {
 /** Fails every put of an index object (not of pending markers) while `failing` is set: a crash between record and index. */
 function failingIndexAppends(driver: StorageDriver): { driver: StorageDriver; failing: { on: boolean } } {
   const failing = { on: false };
+  const indexObject = /^index\/[0-9a-f]{16}\/\d{8}T/;
   const wrapped: StorageDriver = Object.create(driver, {
     put: {
       value: (key: string, body: Readable, options: object) => {
-        if (failing.on && /^index\/[0-9a-f]{16}\/\d{8}T/.test(key)) return Promise.reject(new Error(`simulated crash before ${key}`));
+        if (failing.on && indexObject.test(key)) return Promise.reject(new Error(`simulated crash before ${key}`));
         return driver.put(key, body, options);
       },
     },
+    // On a filesystem the index entry of a commit is its pending marker renamed: the same crash.
+    ...(driver.rename
+      ? {
+          rename: {
+            value: (from: string, to: string, options: object) => {
+              if (failing.on && indexObject.test(to)) return Promise.reject(new Error(`simulated crash before ${to}`));
+              return driver.rename!(from, to, options);
+            },
+          },
+        }
+      : {}),
   });
   return { driver: wrapped, failing };
 }
@@ -116,6 +128,24 @@ for (const [backend, newUri] of Object.entries(BACKENDS)) {
       assert.deepEqual(result?.healed, [crashed.id]);
       assert.deepEqual(await lineageObjects(driver, 'db'), { objects: 1, pending: [] });
       assert.deepEqual(ids(await reader.index.snapshots({ source: 'db' })), [older, crashed.id]);
+    });
+
+    it('lists a commit once when a compaction settled its pending marker before the commit could make it its index entry', async () => {
+      const uri = newUri();
+      const inner = open(uri);
+      // A compaction in another process folds in the pending commit (its record exists) and
+      // deletes the marker just before this commit renames it.
+      const driver: StorageDriver = Object.create(inner, {
+        rename: { value: inner.rename && (async (from: string, to: string, options: object) => {
+          await inner.delete(from);
+          return inner.rename!(from, to, options);
+        }) },
+      });
+      const repository = new Repository(uri, driver);
+      await repository.init();
+      const [id] = await commitFakeSnapshots(repository, 'api', 1, 1);
+      assert.deepEqual(ids(await new Repository(uri, open(uri)).index.snapshots({ source: 'api' })), [id]);
+      assert.deepEqual(await lineageObjects(inner, 'api'), { objects: 1, pending: [] });
     });
 
     it('hides removed snapshots at once; compaction drops entries whose record is gone and restores a removal that died before the record delete', async () => {

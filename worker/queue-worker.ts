@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import type { Cluster, Redis } from 'ioredis';
-import { CANCELLED_REASON, cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
+import type { Redis } from 'ioredis';
+import { CANCELLED_REASON } from '../jobs/cancel-channel.js';
 import { closeConnection, createRedisClient, toConnection } from '../jobs/redis-connection.js';
 import { parseJob } from '../jobs/validate.js';
 import type { ScheduleBook, ScheduleRun } from '../jobs/schedules.js';
@@ -18,6 +18,7 @@ import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import { ProgressTracker } from '../shared/progress.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { runJob, type JobRun, type JobRuntime } from './job-runner.js';
+import { CancelRequests } from './cancel-requests.js';
 import { encodeUploadToken } from '../shared/catalog/upload-token.js';
 import { replicationStatusOf } from '../shared/kinds/sqlite/replication/replication-status.js';
 
@@ -65,7 +66,7 @@ export interface QueueWorkerDeps {
 export class QueueWorker {
   readonly worker: Worker;
   /** Subscribed to the queue's cancel channel: `snapworker job cancel` reaches running jobs. */
-  private readonly cancelListener: Redis | Cluster;
+  private readonly cancelRequests: CancelRequests;
   /** A cluster connection is an instance BullMQ never closes: closed here after the worker. */
   private readonly connection: ReturnType<typeof toConnection>;
   private shuttingDown = false;
@@ -95,12 +96,18 @@ export class QueueWorker {
     // log the state, not every retry.
     const errors = new RepeatingErrorLog(deps.logger, `queue ${config.queueName} on ${redactUrl(config.redisUrl)}`);
     this.worker.on('error', (err) => errors.error(err));
-    this.cancelListener = createRedisClient(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
-    this.cancelListener.on('error', (err) => errors.error(err));
-    this.cancelListener.on('message', (_channel: string, jobId: string) => {
-      // Every worker of the queue hears the request; only the one running the job acts on it.
-      if (this.worker.cancelJob(jobId, CANCELLED_REASON)) deps.logger.info({ jobId }, 'job cancel requested; aborting it');
-    });
+    const cancelListener = createRedisClient(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    cancelListener.on('error', (err) => errors.error(err));
+    this.cancelRequests = new CancelRequests(
+      cancelListener,
+      config.prefix,
+      config.queueName,
+      (jobId) => {
+        // Every worker of the queue hears the request; only the one running the job acts on it.
+        if (this.worker.cancelJob(jobId, CANCELLED_REASON)) deps.logger.info({ jobId }, 'job cancel requested; aborting it');
+      },
+      async () => Number((await (await this.redis<'get'>()).get(this.worker.keys.id)) ?? 0),
+    );
     void this.worker.client.then(
       (client) => client.on('ready', () => errors.recovered()),
       () => {},
@@ -116,7 +123,7 @@ export class QueueWorker {
 
   /** Starts taking jobs; resolves once the worker is connected. */
   async start(): Promise<void> {
-    await this.cancelListener.subscribe(cancelChannel(this.config.prefix, this.config.queueName));
+    await this.cancelRequests.start();
     void this.worker.run().catch((err) => this.deps.logger.error({ err }, 'worker stopped'));
     await this.worker.waitUntilReady();
   }
@@ -143,7 +150,7 @@ export class QueueWorker {
     try {
       await this.closeWorker(graceSeconds);
     } finally {
-      this.cancelListener.disconnect();
+      this.cancelRequests.disconnect();
       await settledWithin(closeConnection(this.connection), FORCE_CLOSE_MS / 2);
     }
   }
@@ -213,7 +220,7 @@ export class QueueWorker {
       throw unrecoverable(err);
     }
 
-    if (await this.cancelRequested(job.id!)) {
+    if (await this.cancelRequested(job)) {
       log.info('job cancelled before this attempt');
       events.failed(ref, CANCELLED_REASON);
       throw new UnrecoverableError(CANCELLED_REASON);
@@ -315,11 +322,14 @@ export class QueueWorker {
     }
   }
 
-  /** True when `snapworker job cancel` left its key for this job (see cancel-channel.ts). */
-  private async cancelRequested(jobId: string): Promise<boolean> {
-    // BullMQ types its client narrowly; it is an ioredis client (or cluster).
-    const redis = (await this.worker.client) as unknown as Pick<Redis, 'exists'>;
-    return (await redis.exists(cancelKey(this.config.prefix, this.config.queueName, jobId))) > 0;
+  /** True when `snapworker job cancel` asked for this job (heard, or its key left; see CancelRequests). */
+  private cancelRequested(job: Job): Promise<boolean> {
+    return this.cancelRequests.requested(job.id!, async (key) => (await this.redis<'exists'>()).exists(key));
+  }
+
+  /** The worker's own connection: BullMQ types its client narrowly; it is an ioredis client (or cluster). */
+  private async redis<K extends keyof Redis>(): Promise<Pick<Redis, K>> {
+    return (await this.worker.client) as unknown as Pick<Redis, K>;
   }
 
   /** Remembers an S3 multipart upload on the job so a later attempt can clean it up. */

@@ -1,10 +1,9 @@
-import { Readable } from 'node:stream';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { mapOrdered } from '../fsutil/map-ordered.js';
 import type { SignalOptions } from '../storage/storage-driver.js';
 import { compactLineage, type CompactResult } from './compact-lineage.js';
-import { INDEX_MARKER_KEY, INDEX_PREFIX, lineagePrefix, pendingKey, type Tombstone } from './index-layout.js';
-import { listIndexFolders, readIndexObjects, writeIndexObject, type IndexFolder } from './index-store.js';
+import { INDEX_MARKER_KEY, INDEX_PREFIX, lineagePrefix, newIndexObjectKey, pendingKey, type IndexObject, type Tombstone } from './index-layout.js';
+import { listIndexFolders, putIndexObject, readIndexObjects, writeIndexObject, type IndexFolder } from './index-store.js';
 import { addSnapshot, liveSnapshots, mergeIndexObjects, type LineageState } from './lineage-state.js';
 import { rebuildIndex, writeIndexMarker, type RebuildResult } from './rebuild-index.js';
 import type { OnDamagedRecord, RecordStore } from './record-store.js';
@@ -58,16 +57,35 @@ export class CatalogIndex {
     return this.options.graceSeconds * 1000;
   }
 
-  /** Before a record is written: marks its commit as pending, so a crash after the record is healed. */
+  /**
+   * Before a record is written: marks its commit as pending, so a crash after the record is
+   * healed. The marker holds the index object `committed` will need (readers go by the marker's
+   * name only), so that on storage that can rename, the commit's index entry is the marker renamed.
+   */
   async committing(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
-    const body = Buffer.from(JSON.stringify({ v: 1, id: record.id, lineage: record.source.name, at: new Date().toISOString() }) + '\n');
-    await this.store.driver.put(pendingKey(record.source.name, record.id), Readable.from([body]), { ...options, size: body.length });
+    await putIndexObject(this.store.driver, pendingKey(record.source.name, record.id), commitObject(record), options);
   }
 
-  /** After a record is written: appends its summary, then clears the pending marker. */
+  /**
+   * After a record is written: its index entry, then the pending marker cleared. Where the
+   * storage renames (a filesystem), both are one step: the marker becomes an index object, which
+   * saves a put (temp file, fsync, rename, folder fsync) and a delete per commit. Elsewhere, and
+   * when a compaction settled the marker meanwhile, a new object is appended and the marker deleted.
+   */
   async committed(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
-    await this.append(record.source.name, [summarize(record)], [], options);
-    await this.store.driver.delete(pendingKey(record.source.name, record.id), options);
+    const lineage = record.source.name;
+    const marker = pendingKey(lineage, record.id);
+    if (this.store.driver.rename) {
+      try {
+        await this.store.driver.rename(marker, newIndexObjectKey(lineage), options);
+        await this.compactIfLong(lineage, options);
+        return;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    await this.append(lineage, [summarize(record)], [], options);
+    await this.store.driver.delete(marker, options);
   }
 
   /** After a record put failed and left no record: removes the pending marker `committing` wrote. */
@@ -95,6 +113,11 @@ export class CatalogIndex {
    */
   async append(lineage: string, snapshots: SnapshotSummary[], removed: Tombstone[], options?: SignalOptions): Promise<void> {
     await writeIndexObject(this.store.driver, { v: 1, format: 'snapworker-catalog-index', lineage, snapshots, removed }, options);
+    await this.compactIfLong(lineage, options);
+  }
+
+  /** Compacts `lineage` when it holds more than `compactAt` objects; a failure is not the caller's (see `append`). */
+  private async compactIfLong(lineage: string, options?: SignalOptions): Promise<void> {
     try {
       const folder = (await listIndexFolders(this.store.driver, lineagePrefix(lineage), options)).get(lineagePrefix(lineage));
       if (folder && folder.objects.length > this.options.compactAt) await compactLineage(this.store, folder, { ...options, graceMs: this.graceMs });
@@ -195,4 +218,9 @@ export class CatalogIndex {
       }
     }
   }
+}
+
+/** The index object of one commit: the record's summary, no tombstones. */
+function commitObject(record: SnapshotRecord): IndexObject {
+  return { v: 1, format: 'snapworker-catalog-index', lineage: record.source.name, snapshots: [summarize(record)], removed: [] };
 }

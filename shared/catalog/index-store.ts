@@ -61,7 +61,12 @@ export async function readIndexObjects(driver: StorageDriver, keys: readonly str
 /** Writes a new, uniquely named index object (atomically, as every put). Resolves with its key. */
 export async function writeIndexObject(driver: StorageDriver, object: IndexObject, options?: SignalOptions): Promise<string> {
   const key = newIndexObjectKey(object.lineage);
+  await putIndexObject(driver, key, object, options);
+  return key;
+}
+
+/** Stores `object` as an index object's bytes under `key` (a pending commit's marker holds the same, see CatalogIndex). */
+export async function putIndexObject(driver: StorageDriver, key: string, object: IndexObject, options?: SignalOptions): Promise<void> {
   const body = Buffer.from(JSON.stringify(object) + '\n');
   await driver.put(key, Readable.from([body]), { ...options, size: body.length });
-  return key;
 }

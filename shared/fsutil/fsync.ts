@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { closeFd, fsyncFd, openFd } from './fd.js';
 
 /**
  * Flushes a directory (or file) to stable storage by path. A directory must be fsynced after
@@ -6,10 +6,10 @@ import { open } from 'node:fs/promises';
  * files' own data was synced.
  */
 export async function fsyncPath(absPath: string): Promise<void> {
-  const handle = await open(absPath, 'r');
+  const fd = await openFd(absPath, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
 }

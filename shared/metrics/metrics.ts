@@ -20,6 +20,7 @@ export const STORAGE_OPERATIONS = [
   'head',
   'list',
   'delete',
+  'rename',
   'upload_part',
   'create_upload',
   'complete_upload',

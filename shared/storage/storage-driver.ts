@@ -80,6 +80,14 @@ export interface StorageDriver {
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string, options?: SignalOptions): Promise<void>;
   /**
+   * Gives the object `from` the key `to` in one atomic step, where the storage can (a filesystem:
+   * `rename(2)`, then an fsync of `to`'s folder, so the new key is durable on return; after a
+   * crash `from` may be found as well, on a filesystem that does not journal both folders in one
+   * step). Object stores have no such step and leave this out; callers then put and delete.
+   * @throws NotFoundError when `from` is absent.
+   */
+  rename?(from: string, to: string, options?: SignalOptions): Promise<void>;
+  /**
    * Cleans up a server-side upload left by a crashed attempt (S3 multipart). Drivers without such
    * a notion do nothing.
    */
@@ -100,7 +108,7 @@ export interface StorageDriver {
 /**
  * Receives what a driver does, for metrics. Drivers call it synchronously and never let it
  * throw into a transfer. `operation` is one of `put`, `get`, `head`, `list`, `delete`,
- * `upload_part`, `create_upload`, `complete_upload`, `abort_upload` (bounded label set).
+ * `rename`, `upload_part`, `create_upload`, `complete_upload`, `abort_upload` (bounded label set).
  */
 export interface StorageObserver {
   request(operation: string, outcome: 'ok' | 'error'): void;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dir } from 'node:fs';
-import { mkdir, open, opendir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
@@ -18,6 +18,7 @@ import {
 } from '../storage-driver.js';
 import { bodyChunks } from '../body-chunks.js';
 import { fsyncPath } from '../../fsutil/fsync.js';
+import { closeFd, fsyncFd, openFd, writeFd } from '../../fsutil/fd.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
 import { sweepLeftovers } from './sweep-leftovers.js';
 
@@ -58,24 +59,25 @@ export class FsDriver implements StorageDriver {
       throwIfAborted(options.signal);
       const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
       const tempPath = join(dirname(path), tempName);
-      let handle: FileHandle | undefined;
+      let fd: number | undefined;
       try {
-        handle = await openTemp(tempPath);
+        fd = await openTemp(tempPath);
         // The temp file is this driver's "upload in flight": a caller that records it can have a
         // later attempt remove it if this process dies before the rename (see abortUpload).
         await options.onUploadStarted?.(tempName);
-        const { size, sha256 } = await this.writeBody(handle, key, body, options);
+        const { size, sha256 } = await this.writeBody(fd, key, body, options);
         if (options.size !== undefined && options.size !== size) {
           throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
         }
-        await handle.sync();
-        await handle.close();
-        handle = undefined;
+        await fsyncFd(fd);
+        const opened = fd;
+        fd = undefined;
+        await closeFd(opened);
         await rename(tempPath, path);
         await fsyncPath(dirname(path));
         return { key, size, sha256 };
       } catch (err) {
-        await handle?.close().catch(() => {});
+        if (fd !== undefined) await closeFd(fd).catch(() => {});
         await unlink(tempPath).catch(() => {});
         body.destroy();
         // No empty `snapshots/<id>/` is left for a failed put: nothing would ever list it.
@@ -149,6 +151,29 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
+   * Renames within the root, then fsyncs the destination's folder (making it first if missing),
+   * as a put ends. The source's folder is left even when emptied: the catalog index renames
+   * pending commits out of `pending/` and puts the next one there.
+   */
+  async rename(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+    const fromPath = this.pathOf('rename', from);
+    const toPath = this.pathOf('rename', to);
+    await this.observed('rename', from, async () => {
+      throwIfAborted(options.signal);
+      try {
+        await rename(fromPath, toPath);
+      } catch (err) {
+        // ENOENT: the source is gone, or the destination's folder is missing. After making the
+        // folder a second ENOENT can only be the source's (NotFoundError).
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        await mkdir(dirname(toPath), { recursive: true });
+        await rename(fromPath, toPath);
+      }
+      await fsyncPath(dirname(toPath));
+    });
+  }
+
+  /**
    * Removes the temp file a crashed put of `key` left behind (`uploadId` is the temp file's name,
    * as passed to `onUploadStarted`). A missing file is fine: the put finished or was cleaned up.
    */
@@ -186,15 +211,15 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Copies the body into the temp file, hashing and counting on the way. */
-  private async writeBody(handle: FileHandle, key: string, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
+  private async writeBody(fd: number, key: string, body: Readable, options: PutOptions): Promise<{ size: number; sha256: string }> {
     const hash = createHash('sha256');
     let size = 0;
     for await (const bytes of bodyChunks(body, options.signal)) {
       hash.update(bytes);
       try {
-        // A FileHandle write may be partial; loop until the chunk is on its way to disk.
+        // A write may be partial; loop until the chunk is on its way to disk.
         for (let offset = 0; offset < bytes.length; ) {
-          const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+          const { bytesWritten } = await writeFd(fd, bytes, offset, bytes.length - offset);
           offset += bytesWritten;
         }
       } catch (err) {
@@ -296,16 +321,21 @@ function failBody(body: Readable, failure: Error): Error {
   return failure;
 }
 
-/** Creates the temp file, making its directory first; retried when a concurrent delete pruned it. */
-async function openTemp(tempPath: string): Promise<FileHandle> {
+/**
+ * Creates the temp file, making its directory only when it is missing (most puts go into a folder
+ * that exists: a snapshot's record beside its archive, an index object into its lineage); retried
+ * when a concurrent delete pruned the folder meanwhile.
+ */
+async function openTemp(tempPath: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      // Inside the retry: a concurrent delete may remove an emptied parent while mkdir walks down.
-      await mkdir(dirname(tempPath), { recursive: true });
-      return await open(tempPath, 'wx');
+      return await openFd(tempPath, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+      if (errnoCode(err) !== 'ENOENT' || attempt >= 5) throw err;
     }
+    // A concurrent delete may remove an emptied parent while mkdir walks down: the loop tries again.
+    await mkdir(dirname(tempPath), { recursive: true }).catch((err: unknown) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
   }
 }
-

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -64,7 +64,7 @@ describe('SQLite replication', () => {
     const { dir, dbPath, store } = await freshCase();
     const writer = await startWriter(dbPath);
     const events: ReplicationEvent[] = [];
-    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, intervalMs: 50, checkpointBytes: 256 * 1024, onEvent: (e) => events.push(e) });
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, intervalMs: 50, checkpointBytes: 64 * 1024, restartBytes: 256 * 1024, onEvent: (e) => events.push(e) });
     const controller = new AbortController();
     const running = replicator.run(controller.signal);
     // Until the WAL has restarted after our checkpoints twice (a loaded machine takes longer).
@@ -182,6 +182,46 @@ describe('SQLite replication', () => {
     await restoreReplica(store, {}, target);
     const restored = new Database(target, { readonly: true });
     assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 200);
+    restored.close();
+  });
+
+  it('past checkpointBytes copies shipped frames without letting the WAL restart; past restartBytes lets it restart after a short lock and continues the chain', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.pragma('wal_autocheckpoint = 0');
+    app.exec('CREATE TABLE t (v INTEGER, b BLOB)');
+    const insert = app.prepare('INSERT INTO t (v, b) VALUES (?, randomblob(3000))');
+    const events: ReplicationEvent[] = [];
+    const replicator = new SqliteReplicator(dbPath, store, { stagingDir, checkpointBytes: 64 * 1024, restartBytes: 1024 * 1024, onEvent: (e) => events.push(e) });
+    const walSalt = async () => (await readFile(`${dbPath}-wal`)).readUInt32BE(16);
+    await replicator.sync();
+    for (let v = 1; v <= 50; v++) insert.run(v);
+    const sizeBefore = (await stat(dbPath)).size;
+    await replicator.sync();
+    const salt = await walSalt();
+    // The application writes on: the WAL does not restart (the read transaction still holds it).
+    for (let v = 51; v <= 60; v++) insert.run(v);
+    assert.equal(await walSalt(), salt);
+    assert.ok((await stat(dbPath)).size > sizeBefore, 'the PASSIVE checkpoint copied shipped pages into the database');
+    assert.deepEqual(events.filter((e) => e.type === 'checkpoint').map((e) => e.type === 'checkpoint' && e.restart), [false]);
+
+    for (let v = 61; v <= 400; v++) insert.run(v);
+    await replicator.sync();
+    const restart = events.filter((e) => e.type === 'checkpoint' && e.restart);
+    assert.equal(restart.length, 1);
+    assert.ok(restart[0]!.type === 'checkpoint' && restart[0]!.complete && restart[0]!.lockedMs! >= 0);
+    for (let v = 401; v <= 410; v++) insert.run(v);
+    assert.notEqual(await walSalt(), salt, 'the next write restarted the WAL');
+    await replicator.sync();
+    await replicator.close();
+    app.close();
+    assert.equal(events.filter((e) => e.type === 'generation').length, 1);
+    assert.ok(events.some((e) => e.type === 'segment' && e.position.index === 1), 'the chain continued at the next index');
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const restored = new Database(target, { readonly: true });
+    assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 410);
     restored.close();
   });
 

@@ -345,6 +345,33 @@ describe('SQLite replication', () => {
     }
   });
 
+  it('with a 1 s interval, a SIGKILL of the process that both writes and replicates leaves every commit older than 2 s restorable', async (t) => {
+    const { dir, dbPath, store } = await freshCase();
+    const child = spawn(process.execPath, ['--import', 'tsx', WRITER_SCRIPT, dbPath, 'wal', 'timed'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SNAPWORKER_TEST_REPLICATE_TO: path.join(dir, 'repo'), SNAPWORKER_TEST_STAGING: stagingDir, SNAPWORKER_TEST_INTERVAL_MS: '1000' },
+    });
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    assert.equal(line.toString().trim(), 'ready');
+    // Several rounds, then the kill lands at no particular point of one.
+    await pause(4000 + Math.random() * 1000);
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+
+    // The live database after the crash (SQLite recovers its WAL) says when each transaction committed.
+    const live = wholeTransactions(dbPath);
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const { txns } = wholeTransactions(target);
+    assertPrefix(txns, txns.length);
+    assert.ok(txns.length <= live.txns.length);
+    const due = [...live.times].filter(([, at]) => at < killedAt - 2000).length;
+    const missing = [...live.times].filter(([txn]) => txn > txns.length).map(([, at]) => killedAt - at);
+    t.diagnostic(`${txns.length} of ${live.txns.length} transactions restorable; the oldest commit not shipped was ${missing.length ? Math.max(...missing) : 0} ms old at the kill`);
+    assert.ok(txns.length >= due, `${due} transactions committed more than 2 s before the kill, ${txns.length} restorable`);
+  });
+
   it('refuses to restore from a damaged segment or across a missing one, leaving the target as it was', async () => {
     const { dir, dbPath, store } = await freshCase();
     const app = new Database(dbPath);

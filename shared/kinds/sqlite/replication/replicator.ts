@@ -9,7 +9,8 @@ import { isBusyError } from '../sqlite-error-codes.js';
 import { generationTime } from './replica-layout.js';
 import { ReplicaStore } from './replica-store.js';
 import { checkSegmentFrames, SEGMENT_HEADER_SIZE } from './segment-format.js';
-import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint, type CommittedRun } from './wal-reader.js';
+import { SyncWalFile } from './sync-wal-file.js';
+import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint, type CommittedRun, type WalFile } from './wal-reader.js';
 import { WAL_HEADER_SIZE, sameChecksum, type WalChecksum, type WalHeader } from './wal-format.js';
 
 /** How a replicator paces itself. */
@@ -323,7 +324,7 @@ export class SqliteReplicator {
   }
 
   /** Decides how the live WAL continues the shipped chain (see the class comment). */
-  private async continuation(handle: FileHandle | undefined): Promise<Continuation> {
+  private async continuation(handle: WalFile | undefined): Promise<Continuation> {
     const chain = this.chain!;
     const header = handle ? await readWalHeader(handle) : undefined;
     if (!header) {
@@ -362,7 +363,7 @@ export class SqliteReplicator {
   }
 
   /** Stores the committed runs after `from` as segments of `index`, those starting before `untilOffset`. */
-  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
+  private async shipFrom(handle: WalFile, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
     for await (const pending of committedRuns(handle, from, index, this.opts.maxSegmentBytes, untilOffset, signal)) await this.storeSegment(pending, signal);
   }
 
@@ -428,14 +429,15 @@ export class SqliteReplicator {
     let tail: PendingSegment[] = [];
     let result: { busy: number; log: number; checkpointed: number } | undefined;
     try {
-      const handle = await openWal(this.dbPath);
+      // Synchronous reads while the lock is held (see SyncWalFile).
+      const handle = SyncWalFile.open(this.dbPath);
       try {
         const next = await this.continuation(handle);
         if ('broken' in next) return;
         // Under the lock the WAL cannot grow: these are the few frames committed since the pass above.
         if ('from' in next) for await (const pending of committedRuns(handle!, next.from, next.index, this.opts.maxSegmentBytes, Infinity, signal)) tail.push(pending);
       } finally {
-        await handle?.close();
+        handle?.close();
       }
       this.unpinAll();
       [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
@@ -466,12 +468,13 @@ export class SqliteReplicator {
     await this.takeWriteLock(control, signal);
     let point: ChainPoint | undefined;
     try {
-      const handle = await openWal(this.dbPath);
+      // Synchronous reads while the lock is held (see SyncWalFile).
+      const handle = SyncWalFile.open(this.dbPath);
       try {
         const header = handle ? await readWalHeader(handle) : undefined;
         point = header ? await findCommittedEnd(handle!, header, this.opts.maxSegmentBytes) : undefined;
       } finally {
-        await handle?.close();
+        handle?.close();
       }
       this.unpinAll();
       this.pin();
@@ -598,7 +601,7 @@ interface PendingSegment {
 }
 
 /** The committed runs after `from`, one per `maxBytes` or so, those starting before `untilOffset`. */
-async function* committedRuns(handle: FileHandle, from: ChainPoint, index: number, maxBytes: number, untilOffset: number, signal?: AbortSignal): AsyncGenerator<PendingSegment> {
+async function* committedRuns(handle: WalFile, from: ChainPoint, index: number, maxBytes: number, untilOffset: number, signal?: AbortSignal): AsyncGenerator<PendingSegment> {
   for (;;) {
     throwIfAborted(signal);
     if (from.offset >= untilOffset) return;

@@ -26,6 +26,12 @@ export interface BenchArgs {
    * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
    */
   fleet: boolean;
+  /**
+   * `--replication`: only the SQLite replication figures (bench/replication.ts): the writer's
+   * throughput with and without a replicator, lag at 1,000 transactions/s, restore time; with
+   * `--full` the restore is of 1 GiB with 10,000 segments instead of 64 MiB with 1,000. Default false.
+   */
+  replication: boolean;
   /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
   fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
@@ -43,6 +49,7 @@ const OPTIONS = {
   'catalog-snapshots': { type: 'string', default: '100000' },
   fleet: { type: 'boolean', default: false },
   'fleet-jobs': { type: 'string', default: '400' },
+  replication: { type: 'boolean', default: false },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -72,6 +79,10 @@ worker fleet's).
                     (both started on free ports; needs redis-server and redis-cli), --rounds
                     rounds; rewrites the fleet section of docs/benchmarks.md
   --fleet-jobs N    jobs in each measured fleet batch (default 400)
+  --replication     instead of the above: SQLite replication (a writer's throughput with and
+                    without a replicator, lag at 1,000 transactions/s, restore of a 64 MiB
+                    database with 1,000 segments; with --full 1 GiB with 10,000 segments,
+                    about 5 minutes); its own section
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -98,6 +109,11 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
   const fleetJobs = Number(values['fleet-jobs']);
   if (!Number.isInteger(fleetJobs) || fleetJobs < 1) throw new InvalidInputError(`bench: --fleet-jobs ${values['fleet-jobs']}: must be a whole number of at least 1`);
+  if (values.replication) {
+    // The replication figures run alone; --full is theirs (the 1 GiB restore).
+    const other = (['memory', 'skip-queue', 'skip-scaling', 'fleet', 'catalog'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (other) throw new InvalidInputError(`bench: --${other} does not apply with --replication (the replication figures run alone)`);
+  }
   if (values.fleet) {
     // The fleet figures run alone: the corpus flags would be silently ignored.
     const corpusFlag = (['full', 'memory', 'skip-queue', 'skip-scaling'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
@@ -122,6 +138,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     catalogSnapshots,
     fleet: values.fleet,
     fleetJobs,
+    replication: values.replication,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -259,6 +259,40 @@ describe('SQLite replication', () => {
     await restoreReplica(store, {}, target);
     const restored = new Database(target, { readonly: true });
     assert.deepEqual(restored.prepare('SELECT v FROM t').all(), [{ v: 'new' }, { v: 'new' }, { v: 'newer' }, { v: 'newest' }]);
+    restored.close();
+  });
+
+  it('starts a new generation when the WAL at the shipped position no longer holds the frame it shipped (checksum mismatch)', async () => {
+    const { dir, dbPath, store } = await freshCase();
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    const first = new SqliteReplicator(dbPath, store, { stagingDir });
+    await first.sync();
+    for (let v = 1; v <= 100; v++) insert.run(v);
+    await first.sync();
+    (first as unknown as { closeConnections(): void }).closeConnections();
+    // The fault a real part cannot be made to produce on cue: the last shipped frame's checksum
+    // in the file differs (a WAL copied back from elsewhere, a damaged disk block).
+    const wal = await open(`${dbPath}-wal`, 'r+');
+    const pageSize = (await wal.read(Buffer.alloc(4), 0, 4, 8)).buffer.readUInt32BE(0);
+    const end = first.position!.offset;
+    await wal.write(Buffer.from('0123456789abcdef'.slice(0, 8)), 0, 8, end - pageSize - 24 + 16);
+    await wal.close();
+    for (let v = 101; v <= 120; v++) insert.run(v);
+    const events: ReplicationEvent[] = [];
+    const second = new SqliteReplicator(dbPath, store, { stagingDir, onEvent: (e) => events.push(e) });
+    await second.sync();
+    await second.close();
+    app.close();
+    const reasons = events.flatMap((e) => (e.type === 'generation' ? [e.reason] : []));
+    assert.equal(reasons.length, 1);
+    assert.match(reasons[0]!, /rewritten behind the replicator \(checksum mismatch at offset \d+\)/);
+    const target = path.join(dir, 'restored.db');
+    await restoreReplica(store, {}, target);
+    const restored = new Database(target, { readonly: true });
+    assert.equal((restored.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c, 120);
     restored.close();
   });
 

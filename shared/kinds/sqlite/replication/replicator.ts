@@ -17,7 +17,7 @@ import { WAL_HEADER_SIZE, sameChecksum, type WalChecksum, type WalHeader } from 
 export interface ReplicatorOptions {
   /** Directory for the snapshot copy a new generation uploads (needs the database's size). Required. */
   stagingDir: string;
-  /** Pause between syncs, in ms. Default 1000. */
+  /** How often a sync begins, in ms (the pause after a sync is the rest of the interval). Default 1000. */
   intervalMs?: number;
   /**
    * WAL size in bytes past which each sync ends with a PASSIVE checkpoint while the replicator's
@@ -174,11 +174,14 @@ export class SqliteReplicator {
    */
   async run(signal: AbortSignal): Promise<void> {
     try {
+      let startedAt = new Date();
       for (let round = 0; !signal.aborted; round++) {
-        if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
+        // Rounds begin every interval, as Litestream's monitor ticker: a slow round (storage, a
+        // loaded disk) shortens the pause after it instead of adding to the lag.
+        if (round > 0) await sleep(Math.max(0, this.opts.intervalMs - (Date.now() - startedAt.getTime())), undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
         try {
-          const startedAt = new Date();
+          startedAt = new Date();
           await this.sync(signal);
           if (this.lastShipped) this.opts.onEvent?.({ type: 'synced', startedAt, position: this.lastShipped });
         } catch (err) {

@@ -521,7 +521,9 @@ export class SqliteReplicator {
               : {}),
           },
         },
-        { signal },
+        // Not abortable: once the record is stored the chain must move to it, or a stop right
+        // then would ship the rest into the old generation while restores pick the new one.
+        {},
       );
       this.chain = {
         generation,

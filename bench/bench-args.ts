@@ -28,6 +28,12 @@ export interface BenchArgs {
   fleet: boolean;
   /** `--encryption`: only encryption's overhead: snapshot and restore, plain beside encrypted (bench/encryption.ts). */
   encryption: boolean;
+  /**
+   * `--replication`: only the SQLite replication figures (bench/replication.ts): the writer's
+   * throughput with and without a replicator, lag at 1,000 transactions/s, restore time; with
+   * `--full` the restore is of 1 GiB with 10,000 segments instead of 64 MiB with 1,000. Default false.
+   */
+  replication: boolean;
   /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
   fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
@@ -46,6 +52,7 @@ const OPTIONS = {
   fleet: { type: 'boolean', default: false },
   'fleet-jobs': { type: 'string', default: '400' },
   encryption: { type: 'boolean', default: false },
+  replication: { type: 'boolean', default: false },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -78,6 +85,10 @@ worker fleet's).
   --encryption      instead of the above: snapshot and restore of the corpus (--full: linux-
                     source) into a plain and an encrypted repository, alternating, wall and
                     CPU-seconds medians; rewrites the encryption section of docs/benchmarks.md
+  --replication     instead of the above: SQLite replication (a writer's throughput with and
+                    without a replicator, lag at 1,000 transactions/s, restore of a 64 MiB
+                    database with 1,000 segments; with --full 1 GiB with 10,000 segments,
+                    about 5 minutes); its own section
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
   -h, --help        this text
@@ -104,6 +115,11 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1) throw new InvalidInputError(`bench: --rounds ${values.rounds}: must be a whole number of at least 1`);
   const fleetJobs = Number(values['fleet-jobs']);
   if (!Number.isInteger(fleetJobs) || fleetJobs < 1) throw new InvalidInputError(`bench: --fleet-jobs ${values['fleet-jobs']}: must be a whole number of at least 1`);
+  if (values.replication) {
+    // The replication figures run alone; --full is theirs (the 1 GiB restore).
+    const other = (['memory', 'skip-queue', 'skip-scaling', 'fleet', 'catalog'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (other) throw new InvalidInputError(`bench: --${other} does not apply with --replication (the replication figures run alone)`);
+  }
   if (values.fleet) {
     // The fleet figures run alone: the corpus flags would be silently ignored.
     const corpusFlag = (['full', 'memory', 'skip-queue', 'skip-scaling'] as const).find((flag) => values[flag] !== undefined && values[flag] !== false);
@@ -133,6 +149,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     fleet: values.fleet,
     fleetJobs,
     encryption: values.encryption,
+    replication: values.replication,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };
 }

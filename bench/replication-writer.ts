@@ -6,8 +6,11 @@
  *
  * Each transaction inserts one row (an integer and a 200-byte blob); `synchronous = NORMAL`, the
  * usual setting in WAL mode; SQLite's automatic checkpoint every 1,000 pages unless the fourth
- * argument says otherwise (0: the application leaves checkpoints to the replicator). Prints one JSON line: `{ committed, seconds }`.
+ * argument says otherwise (0: the application leaves checkpoints to the replicator). Prints one JSON line: `{ committed, seconds, cpuSeconds, runQueueSeconds }`: the writer's own CPU time
+ * (user + system), and the time it waited for a CPU (Linux schedstat; on a shared machine the
+ * throughput follows that wait more than anything the replicator does).
  */
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 const [dbPath, secondsText, rateText, autocheckpoint = '1000'] = process.argv.slice(2);
@@ -26,13 +29,16 @@ const insert = db.prepare('INSERT INTO events (n, body) VALUES (?, randomblob(20
 const commit = db.transaction((n: number) => insert.run(n));
 
 const started = performance.now();
+const cpuBefore = process.cpuUsage();
 const endAt = started + seconds * 1000;
 let committed = 0;
 function tick(): void {
   const now = performance.now();
   if (now >= endAt) {
     db.close();
-    process.stdout.write(JSON.stringify({ committed, seconds: (now - started) / 1000 }) + '\n', () => process.exit(0));
+    const cpu = process.cpuUsage(cpuBefore);
+    const [, waitNs] = readFileSync('/proc/self/schedstat', 'utf8').split(' ').map(Number);
+    process.stdout.write(JSON.stringify({ committed, seconds: (now - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, runQueueSeconds: waitNs! / 1e9 }) + '\n', () => process.exit(0));
     return;
   }
   // Paced: catch up to rate × elapsed; unpaced: a burst, then yield so signals and timers run.

@@ -10,6 +10,7 @@
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
  *   npm run bench -- --fleet          instead: 1, 2, 4, 8 worker processes on Redis and a cluster (fleet/)
  *   npm run bench -- --encryption     instead: plain beside encrypted snapshot and restore (encryption.ts)
+ *   npm run bench -- --replication    instead: SQLite replication (replication.ts; --full: the 1 GiB restore)
  *   npm run bench -- --help           every flag (bench-args.ts)
  *
  * Our side runs the compiled CLI (`node dist/worker/cli.js … --local`), as a user would; peak
@@ -240,7 +241,7 @@ async function queueOverhead(): Promise<Row[]> {
  * so a default run does not erase the figures of the last full run.
  */
 function writeSection(file: string, key: string, title: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--encryption`, `--work DIR`).\n';
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--encryption`, `--replication`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
   const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
@@ -266,6 +267,26 @@ async function catalogMain(): Promise<void> {
   console.log('\n' + table);
   if (!args.noWrite) {
     writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'catalog', 'Catalog at scale', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
+/** `--replication`: the SQLite replication figures alone (no build), into their own section. */
+async function replicationMain(): Promise<void> {
+  const { runReplicationBench } = await import('./replication.js');
+  const [restoreMib, restoreSegments] = args.full ? [1024, 10_000] : [64, 1000];
+  const seconds = 5;
+  console.log(`replication: ${ROUNDS} rounds of ${seconds} s per variant; restore of ${restoreMib} MiB with ${restoreSegments} segments`);
+  const figures = await runReplicationBench({ seconds, rounds: ROUNDS, restoreMib, restoreSegments, work: WORK, log: (line) => console.log(line) });
+  const table = ['| figure | value |', '|---|---|', ...figures.map((f) => `| ${f.figure} | ${f.value} |`)].join('\n');
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds alternating the variants, medians; ` +
+    `load average ${os.loadavg()[0]!.toFixed(1)} at the end). A writer process commits one 200-byte row per transaction (WAL, \`synchronous = NORMAL\`) as fast as it can for ${seconds} s; ` +
+    `the replicator (interval 1 s, default checkpoint thresholds) runs in the bench's process into a file repository on the same disk. ` +
+    `Overheads are 1 − with/without per round (throughput) and with/without − 1 (the writer's CPU per transaction, which the machine's load does not move). See bench/replication.ts.\n\n${table}`;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'replication', 'SQLite replication', section);
     console.log('\nwrote docs/benchmarks.md');
   }
 }
@@ -390,7 +411,7 @@ async function main(): Promise<void> {
   }
 }
 
-(args.catalog ? catalogMain() : args.encryption ? encryptionMain() : main()).catch((err: unknown) => {
+(args.catalog ? catalogMain() : args.encryption ? encryptionMain() : args.replication ? replicationMain() : main()).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exitCode = 1;
 });

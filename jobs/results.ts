@@ -111,11 +111,25 @@ export interface PruneJobResult {
 }
 
 /**
- * A replicate job never completes: it runs until cancelled (`replicate stop`, then it fails with
- * "cancelled by request") or goes back to the queue for another worker. Its live status is the
+ * A replicate job runs until stopped: `replicate stop` (a cancel) ends it as a completed job with
+ * this result, so a stop never counts as a failure in metrics or alerts; a worker's shutdown puts
+ * it back in the queue for another worker; only a real failure fails it. Its live status is the
  * job's progress (`ReplicationStatus`).
  */
-export type ReplicateJobResult = never;
+export interface ReplicateJobResult {
+  v: 1;
+  /** The replica name. */
+  database: string;
+  /** Why it ended: always `stopped by request` (the only way a replicator completes). */
+  stopped: 'stopped by request';
+  /** When it stopped (ISO 8601). */
+  stoppedAt: string;
+  /** The last shipped position: everything committed before `shippedAt` is in the replica. */
+  generation?: string;
+  index?: number;
+  offset?: number;
+  shippedAt?: string;
+}
 
 export interface JobResultByKind {
   snapshot: SnapshotJobResult;

@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
 import { SqliteReplicator } from '../shared/kinds/sqlite/replication/replicator.js';
-import { cli } from './helpers/cli.js';
+import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
+import { cli, spawnCli } from './helpers/cli.js';
 import { createTestEnvironment, spawnWorker, type TestEnvironment, type WorkerProcess } from './helpers/worker-fixture.js';
 
 /** The values of table t, in order. */
@@ -85,6 +86,30 @@ describe('point-in-time restore on the command line', () => {
     const all = await cli(['restore', `sqlite://${newest}`, '--source', 'orders', '--replica', '{}', '--repo', repo, '--local']);
     assert.equal(all.code, 0, all.stderr);
     assert.deepEqual(values(newest), range(1, 40));
+  });
+
+  it('replicates as a sidecar with --local until SIGTERM, ships what is committed before it exits 130', async () => {
+    const dbPath = path.join(root, 'sidecar.db');
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (v INTEGER)');
+    const insert = app.prepare('INSERT INTO t (v) VALUES (?)');
+    for (const v of range(1, 50)) insert.run(v);
+    const sidecar = spawnCli(['replicate', `sqlite://${dbPath}`, '--local', '--repo', repo, '--interval', '1s']);
+    const store = new ReplicaStore(new FsDriver({ root: path.join(root, 'repo') }), 'sidecar');
+    const deadline = Date.now() + 60_000;
+    while ((await store.generations()).length === 0) {
+      assert.ok(Date.now() < deadline, `no generation yet: ${sidecar.stderr()}`);
+      await pause(100);
+    }
+    for (const v of range(51, 80)) insert.run(v);
+    sidecar.child.kill('SIGTERM');
+    const { code, stderr } = await sidecar.done;
+    app.close();
+    assert.equal(code, 130, stderr);
+    const target = path.join(root, 'sidecar-restored.db');
+    await restoreReplica(store, {}, target);
+    assert.deepEqual(values(target), range(1, 80));
   });
 
   it('restores to the end of a generation and of a WAL index within it', async () => {

@@ -145,6 +145,14 @@ describe('replicate job', () => {
     assert.match(stopped.stdout, /cancelled job replicate\.default\.app/);
     const afterStop = (await listReplicators()).find((l) => l.jobId === JOB_ID);
     assert.equal(afterStop?.state, 'stopped');
+    assert.ok(afterStop?.endedAt && afterStop.generation, `an ended row says when it ended and where it stopped: ${JSON.stringify(afterStop)}`);
+    // A stop is a completed job, never a failure: no failed outcome in the worker's metrics.
+    const stoppedMetrics = await (await fetch(`http://127.0.0.1:${second.port}/metrics`)).text();
+    assert.match(stoppedMetrics, /snapworker_jobs_total\{kind="replicate",outcome="completed"\} 1/);
+    assert.match(stoppedMetrics, /snapworker_jobs_total\{kind="replicate",outcome="failed"\} 0/);
+    const table = await run(['replicate', 'ls']);
+    assert.match(table.stdout, /^app +stopped .*replicate\.default\.app$/m);
+    assert.match(table.stdout, /^1 ended: /m);
 
     // Latest: every transaction the writer committed, whole, none missing.
     const store = new ReplicaStore(new FsDriver({ root: environment.repoDir }), 'app');

@@ -21,6 +21,7 @@ import { runJob, type JobRun, type JobRuntime } from './job-runner.js';
 import { CancelRequests } from './cancel-requests.js';
 import { encodeUploadToken } from '../shared/catalog/upload-token.js';
 import { replicationStatusOf } from '../shared/kinds/sqlite/replication/replication-status.js';
+import { replicaNameOf, stoppedResult } from '../shared/kinds/sqlite/replication/replicate-job.js';
 
 /** Reason given to running jobs' AbortSignals when the shutdown grace runs out. */
 const SHUTDOWN = 'worker shutting down';
@@ -221,6 +222,14 @@ export class QueueWorker {
     }
 
     if (await this.cancelRequested(job)) {
+      if (parsed.kind === 'replicate') {
+        // A stop is how a replicator ends: completed, never a failure (jobs/results.ts).
+        log.info('replicator stopped before this attempt');
+        const data = parsed.data as { source: string; name?: string };
+        const result = stoppedResult(data.name ?? replicaNameOf(decodeURIComponent(new URL(data.source).pathname)));
+        events.completed(ref, result);
+        return result;
+      }
       log.info('job cancelled before this attempt');
       events.failed(ref, CANCELLED_REASON);
       throw new UnrecoverableError(CANCELLED_REASON);

@@ -21,7 +21,8 @@ process.on('SIGTERM', () => controller.abort());
 const replicator = new SqliteReplicator(dbPath, new ReplicaStore(new FsDriver({ root: repoDir }), 'app'), {
   stagingDir,
   intervalMs: Number(interval),
-  checkpointBytes: 256 * 1024,
+  checkpointBytes: 64 * 1024,
+  restartBytes: 256 * 1024,
   onEvent: (event) => process.stdout.write(JSON.stringify(event) + '\n'),
 });
 replicator.run(controller.signal).then(

@@ -12,8 +12,16 @@
  * committed, and on SIGTERM prints `committed <count>` and exits. With `timed`, each transaction
  * also inserts `commits(txn, at_ms)`, the wall-clock time just before its commit, so a test can
  * tell which transactions a point-in-time restore must hold.
+ *
+ * With `SNAPWORKER_TEST_REPLICATE_TO=<repository dir>` (and `SNAPWORKER_TEST_STAGING=<dir>`,
+ * `SNAPWORKER_TEST_INTERVAL_MS`, default 1000), the same process also runs a `SqliteReplicator`
+ * into that file repository (replica `app`): an application that replicates in-process, so one
+ * SIGKILL ends the writer and its replicator together.
  */
 import Database from 'better-sqlite3';
+import { FsDriver } from '../../shared/storage/fs/fs-driver.js';
+import { ReplicaStore } from '../../shared/kinds/sqlite/replication/replica-store.js';
+import { SqliteReplicator } from '../../shared/kinds/sqlite/replication/replicator.js';
 
 const [dbPath, journalMode, timing] = process.argv.slice(2);
 if (!dbPath || (journalMode !== 'wal' && journalMode !== 'delete') || (timing !== undefined && timing !== 'timed')) {
@@ -38,6 +46,21 @@ const writeTransaction = db.transaction((txn: number, rows: number) => {
   for (let seq = 0; seq < rows; seq++) insert.run(txn, seq, rows, 200 + ((txn * 7 + seq) % 300));
   recordTime?.run(txn, Date.now());
 });
+
+const replicateTo = process.env.SNAPWORKER_TEST_REPLICATE_TO;
+if (replicateTo) {
+  const replicator = new SqliteReplicator(dbPath, new ReplicaStore(new FsDriver({ root: replicateTo }), 'app'), {
+    stagingDir: process.env.SNAPWORKER_TEST_STAGING ?? replicateTo,
+    intervalMs: Number(process.env.SNAPWORKER_TEST_INTERVAL_MS ?? 1000),
+    onEvent: (event) => {
+      if (event.type === 'error') process.stderr.write(`replicator: ${event.message}\n`);
+    },
+  });
+  void replicator.run(new AbortController().signal).catch((err: Error) => {
+    process.stderr.write(`replicator failed: ${err.message}\n`);
+    process.exit(1);
+  });
+}
 
 let announced = false;
 let stopping = false;

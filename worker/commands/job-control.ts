@@ -85,7 +85,8 @@ export async function runJobCancel(jobId: string, options: Pick<CliOptions, 'jso
     const deadline = Date.now() + CANCEL_WAIT_MS;
     while (Date.now() < deadline) {
       const now = await job.getState();
-      if (now === 'failed') return report('cancelled', `cancelled job ${jobId} (${job.name})`);
+      // A replicator completes only when stopped (jobs/results.ts); older ones failed as cancelled.
+      if (now === 'failed' || (now === 'completed' && job.name === 'replicate')) return report('cancelled', `cancelled job ${jobId} (${job.name})`);
       if (now === 'completed') throw new SnapworkerError(`job ${jobId}: completed before the cancellation reached it`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }

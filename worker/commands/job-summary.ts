@@ -19,6 +19,10 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
       const r = result as JobResultByKind['verify'];
       return `snapshot ${r.snapshotId} verified: ${entries(r.entries)}, ${formatBytes(r.rawBytes)}${r.sealed ? ', seal valid' : ''}`;
     }
+    case 'replicate': {
+      const r = result as JobResultByKind['replicate'];
+      return `replicator of ${r.database} stopped${r.generation ? ` at ${r.generation} ${r.index}/${r.offset}` : ''}`;
+    }
     default: {
       return formatPruneReport(result as JobResultByKind['prune']);
     }

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { cancelKey } from '../../jobs/cancel-channel.js';
 import type { SnapworkerClient } from '../../jobs/client.js';
 import { replicateJobId } from '../../jobs/replicate-job-id.js';
+import type { ReplicateJobResult } from '../../jobs/results.js';
 import type { ReplicateJobData } from '../../jobs/schemas.js';
 import { parseJobData } from '../../jobs/validate.js';
 import type { WorkerConfig } from '../../shared/config.js';
@@ -84,8 +85,13 @@ export interface ReplicatorListing {
   database: string;
   source: string;
   repo: string | undefined;
-  /** `starting` or `replicating` on a worker, `waiting` for one, or the job's end. */
+  /**
+   * `starting` or `replicating` on a worker, `waiting` for one; or how it ended: `stopped` (by
+   * `replicate stop`) or `failed: <reason>`.
+   */
   state: string;
+  /** When an ended replicator stopped or failed (ISO 8601). */
+  endedAt?: string;
   host?: string;
   generation?: string;
   index?: number;
@@ -106,14 +112,21 @@ export async function runReplicateList(options: Pick<CliOptions, 'json'>, config
       process.stdout.write(JSON.stringify(listings, null, 2) + '\n');
       return 0;
     }
-    const rows = [['DATABASE', 'STATE', 'HOST', 'GENERATION', 'POSITION', 'LAG', 'SOURCE', 'JOB']];
+    const rows = [['DATABASE', 'STATE', 'HOST', 'GENERATION', 'POSITION', 'LAG', 'ENDED (UTC)', 'SOURCE', 'JOB']];
     for (const l of listings) {
       const position = l.index === undefined ? '-' : `${l.index}/${l.offset}`;
       const lag = l.lagSeconds === undefined ? '-' : `${l.lagSeconds.toFixed(1)}s`;
-      rows.push([l.database, l.state, l.host ?? '-', l.generation ?? '-', position, lag, l.source, l.jobId]);
+      const ended = l.endedAt ? l.endedAt.slice(0, 19).replace('T', ' ') : '-';
+      rows.push([l.database, l.state, l.host ?? '-', l.generation ?? '-', position, lag, ended, l.source, l.jobId]);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
+    const endedCount = listings.filter((l) => l.endedAt).length;
+    if (endedCount > 0) {
+      // Said under the table so an operator knows these rows are history, not replicators to worry about.
+      rows.push([`${endedCount} ended: a stopped one is replaced when the database is replicated again; the queue drops ended rows with their jobs (completed after 7 days, failed after 30)`]);
+    }
+    const table = rows.filter((row) => row.length > 1);
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+    for (const row of rows) process.stdout.write((row.length > 1 ? row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ') : row[0]!).trimEnd() + '\n');
     return 0;
   } finally {
     await closeQueue(client);
@@ -134,6 +147,7 @@ async function listReplicators(client: SnapworkerClient): Promise<ReplicatorList
       repo: data.repo,
       state: describeState(state, job, status),
       ...(state === 'active' && status ? liveFields(status) : {}),
+      ...(state === 'completed' || state === 'failed' ? endedFields(job, status) : {}),
     });
   }
   return listings.sort((a, b) => a.database.localeCompare(b.database) || a.jobId.localeCompare(b.jobId));
@@ -141,8 +155,20 @@ async function listReplicators(client: SnapworkerClient): Promise<ReplicatorList
 
 function describeState(state: string, job: Job, status: ReplicationStatus | undefined): string {
   if (state === 'active') return status?.state ?? 'starting';
+  // A replicator completes only when stopped; one stopped before that change failed as cancelled.
+  if (state === 'completed') return 'stopped';
   if (state === 'failed') return job.failedReason === 'cancelled by request' ? 'stopped' : `failed: ${job.failedReason}`;
   return state;
+}
+
+/** When an ended replicator ended, and the last position it shipped (its result, else its last status). */
+function endedFields(job: Job, status: ReplicationStatus | undefined): Partial<ReplicatorListing> {
+  const result = job.returnvalue as Partial<ReplicateJobResult> | null | undefined;
+  const last = result?.generation ? result : status;
+  return {
+    ...(job.finishedOn ? { endedAt: new Date(job.finishedOn).toISOString() } : {}),
+    ...(last?.generation ? { generation: last.generation, index: last.index, offset: last.offset, shippedAt: last.shippedAt } : {}),
+  };
 }
 
 function liveFields(status: ReplicationStatus): Partial<ReplicatorListing> {

@@ -1,5 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
+import { CANCELLED_REASON } from '../../../../jobs/cancel-channel.js';
+import type { ReplicateJobResult } from '../../../../jobs/results.js';
 import { AbortedError, errorMessage, InvalidInputError } from '../../../errors.js';
 import type { ReplicationChange } from '../../../events/job-events.js';
 import type { Logger } from '../../../logging.js';
@@ -54,14 +56,17 @@ export function replicaNameOf(dbPath: string): string {
  * what no point inside the window needs is removed (`applyReplicaRetention`) after each new
  * generation and every quarter of the window (10 min at most).
  *
- * Never resolves: ends by throwing the signal's reason (an AbortedError when it is not an Error),
- * so a stopped replicator is a cancelled or returned job, never a completed one.
+ * Resolves only when stopped by request (the signal's reason is the queue's `CANCELLED_REASON`,
+ * sent by `replicate stop`): the job then completes with its last shipped position, so a stop
+ * is never counted as a failure. Any other abort (a worker's shutdown, Ctrl-C of `--local`) ends
+ * by throwing the signal's reason (an AbortedError when it is not an Error), so the worker can
+ * hand the job back to the queue.
  * @throws InvalidInputError for a bad URI, a database that is missing, not SQLite or not in WAL
  *   mode (not retried); UnsafePathError for a path outside the allowed roots; other failures
  *   that are not retryable (retryable ones are retried at the next interval and shown as
  *   `lastError`).
  */
-export async function runReplicateJob(request: ReplicateRequest): Promise<never> {
+export async function runReplicateJob(request: ReplicateRequest): Promise<ReplicateJobResult> {
   let url: URL;
   try {
     url = new URL(request.source);
@@ -159,7 +164,22 @@ export async function runReplicateJob(request: ReplicateRequest): Promise<never>
   }
   logger?.info({ database, position: replicator.position }, 'replicator stopped');
   const reason: unknown = signal.reason;
+  if (reason === CANCELLED_REASON) return stoppedResult(database, replicator.position);
   throw reason instanceof Error ? reason : new AbortedError(`replicate ${database}: stopped${reason ? `: ${String(reason)}` : ''}`);
+}
+
+/**
+ * The result of a replicator stopped by request, with its last shipped position when it had one
+ * (none when the stop came before it started).
+ */
+export function stoppedResult(database: string, position?: ShippedPosition): ReplicateJobResult {
+  return {
+    v: 1,
+    database,
+    stopped: 'stopped by request',
+    stoppedAt: new Date().toISOString(),
+    ...(position ? { generation: position.generation, index: position.index, offset: position.offset, shippedAt: position.at.toISOString() } : {}),
+  };
 }
 
 /**

@@ -9,21 +9,36 @@ import { isBusyError } from '../sqlite-error-codes.js';
 import { generationTime } from './replica-layout.js';
 import { ReplicaStore } from './replica-store.js';
 import { checkSegmentFrames, SEGMENT_HEADER_SIZE } from './segment-format.js';
-import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint } from './wal-reader.js';
+import { SyncWalFile } from './sync-wal-file.js';
+import { findCommittedEnd, frameChecksumEndingAt, readCommittedRun, readWalHeader, type ChainPoint, type CommittedRun, type WalFile } from './wal-reader.js';
 import { WAL_HEADER_SIZE, sameChecksum, type WalChecksum, type WalHeader } from './wal-format.js';
 
 /** How a replicator paces itself. */
 export interface ReplicatorOptions {
   /** Directory for the snapshot copy a new generation uploads (needs the database's size). Required. */
   stagingDir: string;
-  /** Pause between syncs, in ms. Default 1000. */
+  /** How often a sync begins, in ms (the pause after a sync is the rest of the interval). Default 1000. */
   intervalMs?: number;
   /**
-   * WAL size in bytes past which the replicator checkpoints it into the database (after shipping
-   * every frame), so the WAL it holds back cannot grow without bound. Default 4 MiB (about 1,000
-   * pages, Litestream's `MinCheckpointPageN`).
+   * WAL size in bytes past which each sync ends with a PASSIVE checkpoint while the replicator's
+   * read transaction stays open: it copies shipped frames into the database, takes no lock the
+   * application waits for and cannot restart the WAL. Default 4 MiB (about 1,000 pages,
+   * Litestream's `MinCheckpointPageN`).
    */
   checkpointBytes?: number;
+  /**
+   * WAL size in bytes past which the replicator lets the WAL restart: it takes the write lock for
+   * a moment, ships the last frames and checkpoints with no read transaction of its own open, so
+   * the WAL cannot grow without bound. Default 40 MiB (about 10,000 pages, Litestream's
+   * `MaxCheckpointPageN`).
+   */
+  restartBytes?: number;
+  /**
+   * Age in ms of the WAL (since its last restart by the replicator, or since the replicator
+   * started) past which a WAL above `checkpointBytes` is restarted too, so a slow writer's WAL
+   * does not stay large for long. Default 60 s (Litestream's `CheckpointInterval`).
+   */
+  restartIntervalMs?: number;
   /** Frames read per segment, in bytes; a larger transaction goes whole into one segment. Default 16 MiB. */
   maxSegmentBytes?: number;
   /** SQLite's own wait for a lock per attempt, in ms (it blocks the event loop, so short). Default 100. */
@@ -43,6 +58,8 @@ export interface ReplicatorOptions {
 const DEFAULTS = {
   intervalMs: 1000,
   checkpointBytes: 4 * 1024 * 1024,
+  restartBytes: 40 * 1024 * 1024,
+  restartIntervalMs: 60_000,
   maxSegmentBytes: 16 * 1024 * 1024,
   busyTimeoutMs: 100,
   lockWaitMs: 30_000,
@@ -61,7 +78,11 @@ export type ReplicationEvent =
   | { type: 'generation'; generation: string; reason: string; snapshotBytes: number }
   | { type: 'resumed'; position: ShippedPosition }
   | { type: 'segment'; position: ShippedPosition; bytes: number }
-  | { type: 'checkpoint'; generation: string; index: number; complete: boolean }
+  /**
+   * A checkpoint ran: `restart` when it was the locked one that lets the WAL restart (`complete`
+   * when it moved the whole WAL), with how long the application's writers were held off.
+   */
+  | { type: 'checkpoint'; generation: string; index: number; restart: boolean; complete: boolean; lockedMs?: number }
   /** A sync round finished: everything committed before `startedAt` is in the replica. */
   | { type: 'synced'; startedAt: Date; position: ShippedPosition }
   | { type: 'error'; message: string };
@@ -98,9 +119,14 @@ type Continuation = { from: ChainPoint; index: number } | { idle: true } | { bro
  *   overwriting frames not shipped yet. Our own connections never checkpoint on their own.
  * - Each sync reads the frames after the last shipped position, checks their salts and running
  *   checksum, and stores those up to the last commit frame as one segment: whole transactions only.
- * - Past `checkpointBytes`, it takes the write lock for a moment, ships the rest, and runs a
- *   PASSIVE checkpoint; when that moved the whole WAL, a marker records it, so the WAL the next
- *   writer restarts (new salts) continues the chain at the next index.
+ * - Checkpoints follow Litestream's policy (`db.go` Sync: PASSIVE past `MinCheckpointPageN`,
+ *   RESTART past `MaxCheckpointPageN` or after `CheckpointInterval`). Past `checkpointBytes`, a
+ *   PASSIVE checkpoint runs with the read transaction still open, so it copies only shipped frames
+ *   and cannot restart the WAL; nobody waits for it. Past `restartBytes` (or `checkpointBytes`
+ *   once the WAL is `restartIntervalMs` old), it takes the write lock for a moment, reads the last
+ *   frames, runs a PASSIVE checkpoint with no read transaction of ours, releases the lock, then
+ *   stores those frames; when that checkpoint moved the whole WAL, a marker records it, so the WAL
+ *   the next writer restarts (new salts) continues the chain at the next index.
  * - Anything else that breaks the chain (other salts without our checkpoint, a checksum that no
  *   longer matches at the shipped offset, a truncated WAL, a replaced database file) starts a new
  *   generation with a fresh snapshot instead of shipping a broken chain.
@@ -120,6 +146,8 @@ export class SqliteReplicator {
   private activePin = 0;
   private identity?: { dev: number; ino: number };
   private chain?: ChainState;
+  /** When the WAL the chain is in last restarted after a checkpoint of ours, or when we first saw it (ms since the epoch). */
+  private walSince = Date.now();
   private lastShipped?: ShippedPosition;
 
   constructor(
@@ -146,11 +174,14 @@ export class SqliteReplicator {
    */
   async run(signal: AbortSignal): Promise<void> {
     try {
+      let startedAt = new Date();
       for (let round = 0; !signal.aborted; round++) {
-        if (round > 0) await sleep(this.opts.intervalMs, undefined, { signal }).catch(() => undefined);
+        // Rounds begin every interval, as Litestream's monitor ticker: a slow round (storage, a
+        // loaded disk) shortens the pause after it instead of adding to the lag.
+        if (round > 0) await sleep(Math.max(0, this.opts.intervalMs - (Date.now() - startedAt.getTime())), undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
         try {
-          const startedAt = new Date();
+          startedAt = new Date();
           await this.sync(signal);
           if (this.lastShipped) this.opts.onEvent?.({ type: 'synced', startedAt, position: this.lastShipped });
         } catch (err) {
@@ -193,7 +224,12 @@ export class SqliteReplicator {
       // The shipped offset, not the file's size: a restarted WAL keeps its old length, and its
       // stale frames past the new ones are not there to checkpoint (Litestream issue #997).
       // Once moved into the database, the WAL waits for the application's next write to restart it.
-      if (!this.chain!.backfilled && this.chain!.offset >= this.opts.checkpointBytes) await this.checkpoint(signal);
+      const walBytes = this.chain!.offset;
+      if (!this.chain!.backfilled && walBytes >= this.opts.checkpointBytes) {
+        const restart = walBytes >= this.opts.restartBytes || Date.now() - this.walSince >= this.opts.restartIntervalMs;
+        if (restart) await this.restartCheckpoint(signal);
+        else this.passiveCheckpoint();
+      }
     } finally {
       await handle?.close();
     }
@@ -208,7 +244,7 @@ export class SqliteReplicator {
     if (!this.control) return;
     try {
       // Best effort: a failure here (storage down, the file gone) must not hide why the run ended.
-      if (this.chain && !(await this.replaced().catch(() => true))) await this.checkpoint(undefined).catch(() => undefined);
+      if (this.chain && !(await this.replaced().catch(() => true))) await this.restartCheckpoint(undefined).catch(() => undefined);
     } finally {
       this.closeConnections();
     }
@@ -291,7 +327,7 @@ export class SqliteReplicator {
   }
 
   /** Decides how the live WAL continues the shipped chain (see the class comment). */
-  private async continuation(handle: FileHandle | undefined): Promise<Continuation> {
+  private async continuation(handle: WalFile | undefined): Promise<Continuation> {
     const chain = this.chain!;
     const header = handle ? await readWalHeader(handle) : undefined;
     if (!header) {
@@ -314,16 +350,15 @@ export class SqliteReplicator {
   }
 
   /**
-   * Ships the committed frames in the WAL now; 'broken' when the WAL no longer continues the chain.
-   * Without the write lock (`bounded`), only up to the WAL's end at the call: a fast writer would
-   * otherwise keep it chasing.
+   * Ships the committed frames in the WAL now, up to the WAL's end at the call (a fast writer
+   * would otherwise keep it chasing); 'broken' when the WAL no longer continues the chain.
    */
-  private async shipAvailable(signal: AbortSignal | undefined, bounded: boolean): Promise<'shipped' | 'broken'> {
+  private async shipAvailable(signal: AbortSignal | undefined): Promise<'shipped' | 'broken'> {
     const handle = await openWal(this.dbPath);
     try {
       const next = await this.continuation(handle);
       if ('broken' in next) return 'broken';
-      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal, bounded ? (await handle!.stat()).size : Infinity);
+      if ('from' in next) await this.shipFrom(handle!, next.from, next.index, signal, (await handle!.stat()).size);
       return 'shipped';
     } finally {
       await handle?.close();
@@ -331,51 +366,59 @@ export class SqliteReplicator {
   }
 
   /** Stores the committed runs after `from` as segments of `index`, those starting before `untilOffset`. */
-  private async shipFrom(handle: FileHandle, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
-    const chain = this.chain!;
-    for (;;) {
-      throwIfAborted(signal);
-      if (from.offset >= untilOffset) return;
-      const readAt = new Date();
-      const run = await readCommittedRun(handle, from, this.opts.maxSegmentBytes);
-      if (!run) return;
-      const segmentHeader = {
-        pageSize: from.header.pageSize,
-        checkpointSequence: from.header.checkpointSequence,
-        salt1: from.header.salt1,
-        salt2: from.header.salt2,
-        previousChecksum: from.checksum,
-        bigEndianChecksum: from.header.bigEndianChecksum,
-      };
-      const bytes = await this.store.putSegment(chain.generation, { index, offset: from.offset }, readAt, segmentHeader, run.bytes, { signal });
-      this.chain = {
-        generation: chain.generation,
-        index,
-        offset: run.end.offset,
-        wal: walOf(from.header, run.end.checksum),
-        backfilled: false,
-      };
-      this.lastShipped = { generation: chain.generation, index, offset: run.end.offset, at: readAt };
-      this.opts.onEvent?.({ type: 'segment', position: this.lastShipped, bytes });
-      from = run.end;
-    }
+  private async shipFrom(handle: WalFile, from: ChainPoint, index: number, signal?: AbortSignal, untilOffset = Infinity): Promise<void> {
+    for await (const pending of committedRuns(handle, from, index, this.opts.maxSegmentBytes, untilOffset, signal)) await this.storeSegment(pending, signal);
+  }
+
+  /** Stores one run read from the WAL as a segment and moves the chain past it. */
+  private async storeSegment(pending: PendingSegment, signal?: AbortSignal): Promise<void> {
+    const { from, index, run, readAt } = pending;
+    const generation = this.chain!.generation;
+    const segmentHeader = {
+      pageSize: from.header.pageSize,
+      checkpointSequence: from.header.checkpointSequence,
+      salt1: from.header.salt1,
+      salt2: from.header.salt2,
+      previousChecksum: from.checksum,
+      bigEndianChecksum: from.header.bigEndianChecksum,
+    };
+    const bytes = await this.store.putSegment(generation, { index, offset: from.offset }, readAt, segmentHeader, run.bytes, { signal });
+    this.chain = { generation, index, offset: run.end.offset, wal: walOf(from.header, run.end.checksum), backfilled: false };
+    this.lastShipped = { generation, index, offset: run.end.offset, at: readAt };
+    this.opts.onEvent?.({ type: 'segment', position: this.lastShipped, bytes });
   }
 
   /**
-   * With the write lock held for a moment (so no commit slips in), ships the rest of the WAL and
-   * runs a PASSIVE checkpoint with no read transaction of ours open. A busy lock skips this round.
+   * A PASSIVE checkpoint while our read transaction stays open: SQLite copies frames up to that
+   * transaction's snapshot (all shipped: it began before this round read the WAL) and cannot
+   * restart the WAL under it. No lock that the application waits for; a busy checkpoint lock
+   * (the application's own checkpoint running) only makes it copy nothing this round.
+   */
+  private passiveCheckpoint(): void {
+    this.checkpointer!.pragma('wal_checkpoint(PASSIVE)');
+    const chain = this.chain!;
+    this.opts.onEvent?.({ type: 'checkpoint', generation: chain.generation, index: chain.index, restart: false, complete: false });
+  }
+
+  /**
+   * Lets the WAL restart: with the write lock held for a moment (so no commit slips in), reads
+   * the last committed frames and runs a PASSIVE checkpoint with no read transaction of ours
+   * open; releases the lock, then stores those frames and, when the checkpoint moved the whole
+   * WAL, the checkpoint marker. A busy lock skips this round.
    *
    * First, twice and without the lock: a read transaction is pinned at the WAL's end, every frame
-   * up to it is shipped, and a PASSIVE checkpoint runs. It can copy only frames up to that
-   * snapshot (shipped ones), and the WAL cannot restart under it, so it is safe; it does nearly
-   * all of the copying while the application goes on writing. The locked step then ships and
-   * copies only what came since. Measured: with the whole copy under the lock, a writer at full
-   * speed lost more than half its throughput (docs/benchmarks.md).
+   * up to it is shipped, and a PASSIVE checkpoint runs (see `passiveCheckpoint`), so the locked
+   * step copies only what came since. Nothing slow happens under the lock: no storage write and
+   * no fsync of ours; only the checkpoint's own two fsyncs of what is left. If this process dies
+   * between the lock's release and the stored segment, the next replicator finds the WAL
+   * restarted without a marker and starts a new generation (nothing is lost).
+   * Measured: with the whole copy and the storage writes under the lock, a writer at full speed
+   * lost about half its throughput (docs/benchmarks.md).
    */
-  private async checkpoint(signal: AbortSignal | undefined): Promise<void> {
+  private async restartCheckpoint(signal: AbortSignal | undefined): Promise<void> {
     for (let pass = 0; pass < 2; pass++) {
       this.pin();
-      if ((await this.shipAvailable(signal, true)) === 'broken') return; // the next sync starts a generation
+      if ((await this.shipAvailable(signal)) === 'broken') return; // the next sync starts a generation
       this.checkpointer!.pragma('wal_checkpoint(PASSIVE)');
     }
     const control = this.control!;
@@ -385,21 +428,37 @@ export class SqliteReplicator {
       if (isBusyError(err)) return;
       throw err;
     }
+    const lockedAt = performance.now();
+    let tail: PendingSegment[] = [];
+    let result: { busy: number; log: number; checkpointed: number } | undefined;
     try {
-      if ((await this.shipAvailable(signal, false)) === 'broken') return;
-      this.unpinAll();
-      const chain = this.chain!;
-      const [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-      const complete = !!result && result.busy === 0 && result.log === result.checkpointed && chain.offset > 0;
-      if (complete) {
-        await this.store.putCheckpointMarker(chain.generation, { index: chain.index, offset: chain.offset }, { signal });
-        this.chain = { ...chain, backfilled: true };
+      // Synchronous reads while the lock is held (see SyncWalFile).
+      const handle = SyncWalFile.open(this.dbPath);
+      try {
+        const next = await this.continuation(handle);
+        if ('broken' in next) return;
+        // Under the lock the WAL cannot grow: these are the few frames committed since the pass above.
+        if ('from' in next) for await (const pending of committedRuns(handle!, next.from, next.index, this.opts.maxSegmentBytes, Infinity, signal)) tail.push(pending);
+      } finally {
+        handle?.close();
       }
-      this.opts.onEvent?.({ type: 'checkpoint', generation: chain.generation, index: chain.index, complete });
+      this.unpinAll();
+      [result] = this.checkpointer!.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
     } finally {
       if (this.pins.every((db) => !db.inTransaction)) this.pin();
       control.exec('ROLLBACK');
     }
+    const lockedMs = performance.now() - lockedAt;
+    for (const pending of tail) await this.storeSegment(pending, signal);
+    tail = [];
+    const chain = this.chain!;
+    const complete = !!result && result.busy === 0 && result.log === result.checkpointed && chain.offset > 0;
+    if (complete) {
+      await this.store.putCheckpointMarker(chain.generation, { index: chain.index, offset: chain.offset }, { signal });
+      this.chain = { ...chain, backfilled: true };
+      this.walSince = Date.now();
+    }
+    this.opts.onEvent?.({ type: 'checkpoint', generation: chain.generation, index: chain.index, restart: true, complete, lockedMs });
   }
 
   /**
@@ -412,12 +471,13 @@ export class SqliteReplicator {
     await this.takeWriteLock(control, signal);
     let point: ChainPoint | undefined;
     try {
-      const handle = await openWal(this.dbPath);
+      // Synchronous reads while the lock is held (see SyncWalFile).
+      const handle = SyncWalFile.open(this.dbPath);
       try {
         const header = handle ? await readWalHeader(handle) : undefined;
         point = header ? await findCommittedEnd(handle!, header, this.opts.maxSegmentBytes) : undefined;
       } finally {
-        await handle?.close();
+        handle?.close();
       }
       this.unpinAll();
       this.pin();
@@ -461,7 +521,9 @@ export class SqliteReplicator {
               : {}),
           },
         },
-        { signal },
+        // Not abortable: once the record is stored the chain must move to it, or a stop right
+        // then would ship the rest into the old generation while restores pick the new one.
+        {},
       );
       this.chain = {
         generation,
@@ -470,6 +532,7 @@ export class SqliteReplicator {
         backfilled: false,
       };
       this.lastShipped = { generation, ...at, at: createdAt };
+      this.walSince = Date.now();
       this.opts.onEvent?.({ type: 'generation', generation, reason, snapshotBytes: stored.size });
     } finally {
       await staging.remove();
@@ -530,6 +593,28 @@ export class SqliteReplicator {
     if (last?.kind === 'checkpoint' && last.index === state.index && last.offset === state.offset) state.backfilled = true;
     this.lastShipped = { generation, index: state.index, offset: state.offset, at: last?.readAt ?? new Date(record.createdAt) };
     return state;
+  }
+}
+
+/** A committed run read from the WAL, not stored yet. */
+interface PendingSegment {
+  from: ChainPoint;
+  index: number;
+  run: CommittedRun;
+  /** When it was read: every transaction in it committed before. */
+  readAt: Date;
+}
+
+/** The committed runs after `from`, one per `maxBytes` or so, those starting before `untilOffset`. */
+async function* committedRuns(handle: WalFile, from: ChainPoint, index: number, maxBytes: number, untilOffset: number, signal?: AbortSignal): AsyncGenerator<PendingSegment> {
+  for (;;) {
+    throwIfAborted(signal);
+    if (from.offset >= untilOffset) return;
+    const readAt = new Date();
+    const run = await readCommittedRun(handle, from, maxBytes);
+    if (!run) return;
+    yield { from, index, run, readAt };
+    from = run.end;
   }
 }
 

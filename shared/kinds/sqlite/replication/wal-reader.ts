@@ -1,5 +1,13 @@
-import type { FileHandle } from 'node:fs/promises';
 import { checkFrame, parseWalHeader, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalChecksum, type WalHeader } from './wal-format.js';
+
+/**
+ * The reads the WAL reader needs: a `FileHandle` of `node:fs/promises` has this shape, and so has
+ * `SyncWalFile` (reads under the write lock, see there).
+ */
+export interface WalFile {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+}
 
 /** Where a chain of checked frames stands: the WAL it belongs to and the checksum to continue from. */
 export interface ChainPoint {
@@ -18,7 +26,7 @@ export interface CommittedRun {
 }
 
 /** Reads and checks the header of the WAL at `handle`; undefined when the file holds no valid header (empty, truncated). */
-export async function readWalHeader(handle: FileHandle): Promise<WalHeader | undefined> {
+export async function readWalHeader(handle: WalFile): Promise<WalHeader | undefined> {
   const bytes = Buffer.alloc(WAL_HEADER_SIZE);
   const { bytesRead } = await handle.read(bytes, 0, WAL_HEADER_SIZE, 0);
   return parseWalHeader(bytes.subarray(0, bytesRead));
@@ -33,7 +41,7 @@ export async function readWalHeader(handle: FileHandle): Promise<WalHeader | und
  * Reads about `maxBytes` at a time; a transaction larger than that is read whole (memory then
  * follows that transaction's size). Resolves undefined when no commit follows `from`.
  */
-export async function readCommittedRun(handle: FileHandle, from: ChainPoint, maxBytes: number): Promise<CommittedRun | undefined> {
+export async function readCommittedRun(handle: WalFile, from: ChainPoint, maxBytes: number): Promise<CommittedRun | undefined> {
   const frameSize = WAL_FRAME_HEADER_SIZE + from.header.pageSize;
   const { size } = await handle.stat();
   let limit = Math.max(frameSize, Math.floor(maxBytes / frameSize) * frameSize);
@@ -56,7 +64,7 @@ export async function readCommittedRun(handle: FileHandle, from: ChainPoint, max
  * The end of the committed chain of the WAL whose header is `header`, reading `maxBytes` at a
  * time: the position a snapshot taken now corresponds to.
  */
-export async function findCommittedEnd(handle: FileHandle, header: WalHeader, maxBytes: number): Promise<ChainPoint> {
+export async function findCommittedEnd(handle: WalFile, header: WalHeader, maxBytes: number): Promise<ChainPoint> {
   let point: ChainPoint = { header, offset: WAL_HEADER_SIZE, checksum: header.checksum };
   for (;;) {
     const run = await readCommittedRun(handle, point, maxBytes);
@@ -66,7 +74,7 @@ export async function findCommittedEnd(handle: FileHandle, header: WalHeader, ma
 }
 
 /** The checksum stored in the frame that ends at `offset`, or undefined when the file is shorter. */
-export async function frameChecksumEndingAt(handle: FileHandle, offset: number, pageSize: number): Promise<WalChecksum | undefined> {
+export async function frameChecksumEndingAt(handle: WalFile, offset: number, pageSize: number): Promise<WalChecksum | undefined> {
   const frameHeader = Buffer.alloc(WAL_FRAME_HEADER_SIZE);
   const start = offset - WAL_FRAME_HEADER_SIZE - pageSize;
   if (start < WAL_HEADER_SIZE) return undefined;

@@ -25,6 +25,7 @@ export const snapshotRecordSchema = z.object({
   labels: z.record(z.string(), z.string()),
   createdAt: z.string(),
   completedAt: z.string(),
+  /** The archive format's stored archive; absent for other formats. */
   archive: z.object({
     key: z.string(),
     compression: z.enum(['zstd', 'gzip', 'none']),
@@ -36,7 +37,11 @@ export const snapshotRecordSchema = z.object({
     parts: z
       .array(z.object({ partNumber: z.number().int(), size: z.number().int(), sha256: z.string() }))
       .optional(),
-  }),
+  }).optional(),
+  /** The chunked format: id of the snapshot's root tree blob (docs/chunked-format.md). */
+  tree: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** The chunked format: the snapshot an incremental snapshot reused unchanged files from. */
+  parent: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/).optional(),
   stats: z.object({
     entries: z.number().int(),
     files: z.number().int(),

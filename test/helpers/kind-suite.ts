@@ -103,11 +103,11 @@ export function runKindConformanceSuite(fixture: KindFixture): void {
       const record = await snapshot(source);
       const stored = await runtime.repository(undefined).getRecord(record.id);
       assert.deepEqual(stored, record, 'the job result is the stored record');
-      const manifest = (await readTarEntry(path.join(repoDir, record.archive.key), 'manifest.json')) as { snapshotId: string; source: unknown; labels: unknown; compression: string };
+      const manifest = (await readTarEntry(path.join(repoDir, record.archive!.key), 'manifest.json')) as { snapshotId: string; source: unknown; labels: unknown; compression: string };
       assert.equal(manifest.snapshotId, record.id);
       assert.deepEqual(manifest.source, record.source);
       assert.deepEqual(manifest.labels, record.labels);
-      assert.equal(manifest.compression, record.archive.compression);
+      assert.equal(manifest.compression, record.archive!.compression);
     });
 
     it('refuses, in the target, a snapshot of another kind and leaves the target untouched', async (t) => {

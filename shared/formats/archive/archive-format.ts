@@ -79,7 +79,7 @@ export const archiveFormat: SnapshotFormat = {
 
   async open(request: OpenSnapshotRequest): Promise<SnapshotReader> {
     const { repository, record, signal, progress } = request;
-    const stored = await repository.getObject(record.archive.key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
+    const stored = await repository.getObject(archiveOf(record).key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
     const digest = new DigestStream();
     // Errors of either stream reach the reader through `digest`; the callback has nothing to add.
     pipeline(stored, digest, () => {});
@@ -103,11 +103,11 @@ export const archiveFormat: SnapshotFormat = {
   },
 
   requiredKeys(record) {
-    return [record.archive.key];
+    return [archiveOf(record).key];
   },
 
   downloadKey(record) {
-    return record.archive.key;
+    return archiveOf(record).key;
   },
 
   delete(repository: Repository, record: SnapshotRecord, options) {
@@ -146,16 +146,22 @@ async function* checkedAgainstRecord(archive: ArchiveEntries, digest: DigestStre
   } catch (err) {
     throw named(err, record);
   }
-  if (digest.size !== record.archive.size || digest.sha256() !== record.archive.sha256) {
+  if (digest.size !== archiveOf(record).size || digest.sha256() !== archiveOf(record).sha256) {
     throw new IntegrityError(
-      `snapshot ${record.id}: stored archive ${record.archive.key} differs from its record ` +
-        `(${digest.size} bytes, sha256 ${digest.sha256()}; record says ${record.archive.size} bytes, sha256 ${record.archive.sha256})`,
+      `snapshot ${record.id}: stored archive ${archiveOf(record).key} differs from its record ` +
+        `(${digest.size} bytes, sha256 ${digest.sha256()}; record says ${archiveOf(record).size} bytes, sha256 ${archiveOf(record).sha256})`,
     );
   }
 }
 
+/** The record's archive. @throws IntegrityError when an archive-format record has none. */
+function archiveOf(record: SnapshotRecord): NonNullable<SnapshotRecord['archive']> {
+  if (!record.archive) throw new IntegrityError(`snapshot ${record.id}: archive record without an archive`);
+  return record.archive;
+}
+
 /** The reader names the entry; only we know which stored archive it was reading. */
 function named(err: unknown, record: SnapshotRecord): unknown {
-  if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${record.id} (${record.archive.key}): ${err.message}`;
+  if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${record.id} (${archiveOf(record).key}): ${err.message}`;
   return err;
 }

@@ -12,6 +12,7 @@ import type { OnDamagedRecord } from './record-store.js';
 import { describeFilter, matchesFilter, type SnapshotFilter } from './snapshot-filter.js';
 import type { SnapshotSummary } from './snapshot-summary.js';
 import { REPLICAS, replicaStorageOn, type ReplicaStorage } from './replica-storage.js';
+import { blobStorageOn, type BlobStorage } from './blob-storage.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
@@ -34,6 +35,12 @@ export interface RepositoryConfig {
    * archive format, as in every repository made before formats had names.
    */
   snapshotFormat?: string;
+  /**
+   * The chunked format's store settings (chunker parameters, the id key of an unencrypted
+   * repository), written by `init` for that format; shared/formats/chunked/store/store-config.ts
+   * makes and validates them.
+   */
+  chunked?: Record<string, unknown>;
 }
 
 /** Options for storing one object of a snapshot. */
@@ -119,7 +126,7 @@ export class Repository {
    * Creates the repository: writes its `config.json`.
    * @throws SnapworkerError when it exists already.
    */
-  async init(options?: SignalOptions & { snapshotFormat?: string }): Promise<RepositoryConfig> {
+  async init(options?: SignalOptions & { snapshotFormat?: string; chunked?: Record<string, unknown> }): Promise<RepositoryConfig> {
     if (await this.exists(options)) throw new SnapworkerError(`repository ${this.name}: already exists`);
     const config: RepositoryConfig = {
       v: 1,
@@ -128,6 +135,7 @@ export class Repository {
       id: randomBytes(8).toString('hex'),
       createdAt: new Date().toISOString(),
       ...(options?.snapshotFormat ? { snapshotFormat: options.snapshotFormat } : {}),
+      ...(options?.chunked ? { chunked: options.chunked } : {}),
     };
     const body = Buffer.from(JSON.stringify(config, null, 2) + '\n');
     await this.driver.put(CONFIG_FILE, Readable.from([body]), { signal: options?.signal, size: body.length });
@@ -143,12 +151,20 @@ export class Repository {
    * @throws IntegrityError when `config.json` is not JSON.
    */
   async snapshotFormat(options?: SignalOptions): Promise<string | undefined> {
+    const format = (await this.configuration(options))?.snapshotFormat;
+    return typeof format === 'string' ? format : undefined;
+  }
+
+  /**
+   * `config.json` as stored (undefined when the repository has none). Read once.
+   * @throws IntegrityError when `config.json` is not JSON.
+   */
+  configuration(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
     this.config ??= this.readConfig(options).catch((err: unknown) => {
       this.config = undefined; // a network error now must not stick
       throw err;
     });
-    const format = (await this.config)?.snapshotFormat;
-    return typeof format === 'string' ? format : undefined;
+    return this.config;
   }
 
   private async readConfig(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
@@ -232,6 +248,11 @@ export class Repository {
    */
   replicaStorage(): ReplicaStorage {
     return replicaStorageOn(this.driver);
+  }
+
+  /** The chunked format's packs and index objects (`packs/`, `index/`): see `blobStorageOn`. */
+  blobStorage(): BlobStorage {
+    return blobStorageOn(this.driver);
   }
 
   /** True when snapshot `id` has a record (is complete), whatever the record holds. */

@@ -38,19 +38,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '',
     minArgs: 0,
     maxArgs: 0,
-    flags: ['repo', 'json'],
+    flags: ['repo', 'format', 'json'],
     summary: 'create a repository (writes its config object)',
-    notes: 'Read-only commands never create a repository. Snapshots create one only when SNAPWORKER_AUTO_INIT allows it (see the README).',
+    notes:
+      '--format chunked makes a deduplicating repository (docs/chunked-format.md): files cut into chunks stored once, incremental snapshots; archive (the default) stores one tar per snapshot. ' +
+      'Read-only commands never create a repository. Snapshots create one only when SNAPWORKER_AUTO_INIT allows it (see the README).',
   },
   {
     name: 'snapshot',
     args: '<source>...',
     minArgs: 1,
     maxArgs: Infinity,
-    flags: ['repo', 'label', 'name', 'compression', ...JOB_FLAGS],
+    flags: ['repo', 'label', 'name', 'compression', 'parent', 'force', ...JOB_FLAGS],
     kindFlags: 'source',
     summary: 'snapshot sources into the repository',
-    notes: `Sources: ${ENDPOINT_FORMS}.\n${JOB_MODES}`,
+    notes: `Sources: ${ENDPOINT_FORMS}.\nChunked repositories: files whose size, mtime, ctime and inode match the parent snapshot (--parent ID, default the lineage's latest) are not read again; --force reads every file.\n${JOB_MODES}`,
   },
   {
     name: 'restore',

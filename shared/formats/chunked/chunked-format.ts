@@ -4,7 +4,6 @@ import { IntegrityError, InvalidInputError, NotFoundError } from '../../errors.j
 import { EntryVanishedError } from '../../snapshot/entry.js';
 import { EntryTracker } from '../archive/safe-path.js';
 import type {
-  CollectGarbageOptions,
   FindParentRequest,
   ListedEntry,
   OpenSnapshotRequest,
@@ -16,9 +15,9 @@ import type {
 } from '../snapshot-format.js';
 import { ChunkedSnapshotReader } from './chunked-reader.js';
 import { saveFile } from './file-saver.js';
-import { markLiveBlobs } from './live-blobs.js';
 import { ParentTree } from './parent-tree.js';
-import { collectGarbage, openBlobStore, type BlobStore } from './store-api.js';
+import { openChunkedStore } from './open-store.js';
+import type { BlobStore } from './store/blob-store.js';
 import { TreeBuilder } from './tree-builder.js';
 import { headerOf } from './tree-node.js';
 import { walkTree } from './tree-walk.js';
@@ -38,7 +37,8 @@ export const chunkedFormat: SnapshotFormat = {
   async write(request: WriteSnapshotRequest): Promise<WrittenSnapshot> {
     const { repository, signal, progress } = request;
     const parent = request.parent instanceof ChunkedParent ? request.parent.tree : undefined;
-    const store = await openBlobStore(repository, { signal });
+    const chunked = await openChunkedStore(repository, signal);
+    const { store } = chunked;
     try {
       let storedBytes = 0;
       const saveTree = async (bytes: Buffer) => {
@@ -66,7 +66,7 @@ export const chunkedFormat: SnapshotFormat = {
               continue;
             }
             const onBytes = entry.progressCounted ? () => {} : (n: number) => progress.addBytes(n);
-            const saved = await saveFile(store, entry, body, { signal, onBytes });
+            const saved = await saveFile(chunked, entry, body, { signal, onBytes });
             content = saved.content;
             storedBytes += saved.storedBytes;
           }
@@ -110,21 +110,21 @@ export const chunkedFormat: SnapshotFormat = {
       }
       if (!record) return undefined;
     }
-    const store = await openBlobStore(repository, { signal });
+    const { store } = await openChunkedStore(repository, signal);
     return new ChunkedParent(store, new ParentTree(store, record.id, rootOf(record), signal));
   },
 
   async open(request: OpenSnapshotRequest): Promise<SnapshotReader> {
     const { repository, record, signal, progress } = request;
     const root = rootOf(record);
-    const store = await openBlobStore(repository, { signal });
+    const { store } = await openChunkedStore(repository, signal);
     return new ChunkedSnapshotReader(store, record, root, { signal, progress, select: request.select });
   },
 
   async listEntries(request: OpenSnapshotRequest): Promise<AsyncIterable<ListedEntry>> {
     const { repository, record, signal } = request;
     const root = rootOf(record);
-    const store = await openBlobStore(repository, { signal });
+    const { store } = await openChunkedStore(repository, signal);
     return (async function* () {
       try {
         const tracker = new EntryTracker();
@@ -149,19 +149,6 @@ export const chunkedFormat: SnapshotFormat = {
   async delete(repository: Repository, record: SnapshotRecord, options) {
     // The record (and the snapshot's folder, which holds nothing else); blobs stay for garbage collection.
     await repository.delete(record.id, options);
-  },
-
-  async collectGarbage(repository: Repository, options: CollectGarbageOptions): Promise<string[]> {
-    const signal = options.signal ?? new AbortController().signal;
-    const records = options.live.filter((record) => record.format === CHUNKED_FORMAT);
-    const store = await openBlobStore(repository, { signal });
-    let live;
-    try {
-      live = await markLiveBlobs(store, records, signal);
-    } finally {
-      await store.close();
-    }
-    return collectGarbage(repository, { live: (id) => live.has(id), olderThan: options.olderThan, dryRun: options.dryRun, signal });
   },
 };
 

@@ -8,7 +8,7 @@ import { EntryTracker, showPath } from '../archive/safe-path.js';
 import { contentHash } from '../archive/sparse-content.js';
 import { waitForDrain } from '../archive/stream-wait.js';
 import type { ReadSummary, SnapshotEntry, SnapshotReader } from '../snapshot-format.js';
-import type { BlobStore } from './store-api.js';
+import type { BlobStore } from './store/blob-store.js';
 import { headerOf, type TreeNode } from './tree-node.js';
 import { walkTree, type WalkedNode } from './tree-walk.js';
 

@@ -5,7 +5,7 @@ import { dataBytes } from '../../snapshot/sparse-segments.js';
 import { assertValidSegments } from '../archive/pax-sparse.js';
 import { showPath } from '../archive/safe-path.js';
 import { contentHash } from '../archive/sparse-content.js';
-import { chunkStream, type BlobStore } from './store-api.js';
+import type { ChunkedStore } from './open-store.js';
 import type { FileContent } from './tree-node.js';
 
 /** Counts of one file saved. */
@@ -23,7 +23,7 @@ export interface SavedFile {
  * @throws SnapworkerError when the source yields more or fewer bytes than announced.
  */
 export async function saveFile(
-  store: BlobStore,
+  { store, chunk: cut }: ChunkedStore,
   entry: SourceEntry,
   body: Readable | Buffer,
   options: { signal: AbortSignal; onBytes: (bytes: number) => void },
@@ -45,10 +45,10 @@ export async function saveFile(
   };
   if (Buffer.isBuffer(body)) {
     // Read ahead whole by the source: small files are one chunk (below the chunker's minimum) and need no stream.
-    for await (const chunk of body.length === 0 ? [] : chunkStream(toIterable(body))) await saveChunk(chunk);
+    for await (const chunk of body.length === 0 ? [] : cut(toIterable(body))) await saveChunk(chunk);
   } else {
     try {
-      for await (const chunk of chunkStream(body)) await saveChunk(chunk);
+      for await (const chunk of cut(body as AsyncIterable<Buffer>)) await saveChunk(chunk);
     } finally {
       body.destroy();
     }

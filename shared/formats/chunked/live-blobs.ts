@@ -1,6 +1,6 @@
 import type { SnapshotRecord } from '../../catalog/snapshot-record.js';
 import { IntegrityError } from '../../errors.js';
-import type { BlobStore } from './store-api.js';
+import type { BlobStore } from './store/blob-store.js';
 import { walkTree } from './tree-walk.js';
 
 /**

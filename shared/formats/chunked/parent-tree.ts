@@ -1,7 +1,7 @@
 import type { EntryHeader, FileIdentity } from '../../snapshot/entry.js';
 import { entryMtimeNs } from '../../snapshot/entry.js';
 import type { UnchangedFiles } from '../../snapshot/unchanged-files.js';
-import type { BlobStore } from './store-api.js';
+import type { BlobStore } from './store/blob-store.js';
 import { decodeTree, type FileContent, type TreeNode } from './tree-node.js';
 
 /**

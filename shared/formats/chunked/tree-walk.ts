@@ -1,4 +1,4 @@
-import type { BlobStore } from './store-api.js';
+import type { BlobStore } from './store/blob-store.js';
 import { decodeTree, type TreeNode } from './tree-node.js';
 
 /** One node met by `walkTree`, with its full payload path. */

@@ -11,6 +11,7 @@ import { TOOL } from '../shared/tool.js';
 import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-driver.js';
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { exitCodeForError } from './commands/exit-codes.js';
+import { runExportCommand } from './commands/export-command.js';
 import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
 import { runJobCommand } from './commands/job-commands.js';
@@ -42,12 +43,13 @@ async function main(argv: string[]): Promise<number> {
   if (options.wait && options.local) throw new InvalidInputError(`${name}: --wait and --local exclude each other`);
   if (options.local && options['job-id'] !== undefined) throw new InvalidInputError(`${name}: --job-id names a queued job; it does not apply to --local`);
   const isCatalog = (CATALOG_COMMANDS as readonly string[]).includes(name);
-  const inProcess = options.local || isCatalog;
+  const inProcess = options.local || isCatalog || name === 'export';
   const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
   options.repo = repo;
   const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
   if (name === 'worker') return runWorkerProcess(config, logger);
+  if (name === 'export') return runExportCommand(args[0]!, options, config, logger);
   if (isCatalog) return runCatalogCommand(name as CatalogCommand, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);

@@ -77,6 +77,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes: `${SNAPSHOT_REF}\n${JOB_MODES}`,
   },
   {
+    name: 'export',
+    args: '<snapshot>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: PICK_FLAGS,
+    summary: 'write a snapshot of any format as a format-v1 archive (tar.zst) to stdout',
+    notes: `${SNAPSHOT_REF}\nRead and checked as verify does; stock tools read the output: snapworker export ID | zstd -d | tar -x && sha256sum -c SHA256SUMS. Runs in this process.`,
+  },
+  {
     name: 'prune',
     args: '<keep-daily=7,keep-weekly=4,...>',
     minArgs: 1,

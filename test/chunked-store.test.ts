@@ -9,6 +9,8 @@ import { IntegrityError, NotFoundError } from '../shared/errors.js';
 import { openBlobStore, type BlobStore, type SaveResult } from '../shared/formats/chunked/store/blob-store.js';
 import { newChunkedStoreConfig, plainCipherOf, readChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
 import { openDriver } from '../shared/storage/open-driver.js';
+import { collectGarbage } from '../shared/formats/chunked/store/garbage-collection.js';
+import { checkStore } from '../shared/formats/chunked/store/check-store.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 
 let root: string;
@@ -92,6 +94,149 @@ describe('the chunked blob store on a damaged repository', () => {
     const reader = await open(repository);
     assert.deepEqual(await reader.load(a.id), Buffer.alloc(50_000, 'a'));
     await assert.rejects(reader.load(b.id), IntegrityError);
+    await repository.close();
+  });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Pack objects under `dir`'s `packs/`. */
+async function packFiles(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const folder of await readdir(path.join(dir, 'packs')).catch(() => [])) {
+    for (const file of await readdir(path.join(dir, 'packs', folder))) if (!file.startsWith('.')) files.push(file);
+  }
+  return files.sort();
+}
+
+describe('garbage collection of the chunked store', () => {
+  const WINDOW = 2000;
+  async function setUp() {
+    const dir = path.join(root, randomUUID());
+    const repository = await newRepository(`file://${dir}`);
+    const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);
+    return { dir, repository, cipher };
+  }
+
+  it('marks a pack no snapshot needs, deletes it only after the grace window, and compacts the index objects into one', async () => {
+    const { dir, repository, cipher } = await setUp();
+    const store = await open(repository, { packSize: 1 });
+    const kept = await store.save('data', randomBytes(20_000));
+    await store.flush();
+    const dropped = await store.save('data', randomBytes(20_000));
+    await store.flush();
+    await store.close();
+    assert.equal((await readdir(path.join(dir, 'pack-index'))).length, 2);
+    await sleep(50);
+    const live = (id: string) => id === kept.id;
+
+    const dry = await collectGarbage(repository, { cipher, live, olderThan: new Date(), dryRun: true });
+    assert.equal(dry.marked.length, 1);
+    assert.equal((await readdir(path.join(dir, 'pack-index'))).length, 2, 'a dry run changes nothing');
+
+    const first = await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - 10) });
+    assert.equal(first.marked.length, 1);
+    assert.deepEqual(first.deleted, []);
+    assert.equal((await packFiles(dir)).length, 2, 'the marked pack stays through its window');
+    assert.equal((await readdir(path.join(dir, 'pack-index'))).length, 1, 'one index object after compaction');
+    const reader = await open(repository);
+    assert.ok(reader.has(kept.id) && !reader.has(dropped.id), 'a new session no longer sees the marked blob');
+
+    await sleep(50);
+    const second = await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - 10) });
+    assert.equal(second.deleted.length, 1);
+    assert.equal((await packFiles(dir)).length, 1);
+    assert.deepEqual(await (await open(repository)).load(kept.id), await reader.load(kept.id));
+    await repository.close();
+  });
+
+  it('keeps every blob a writer saves while a collection marks and sweeps: the writer revives what it deduplicated against', async () => {
+    const { repository, cipher } = await setUp();
+    const old = Array.from({ length: 6 }, () => randomBytes(8_000));
+    const seed = await open(repository, { packSize: 1 });
+    const oldIds: string[] = [];
+    for (const blob of old) oldIds.push((await seed.save('data', blob)).id);
+    await seed.flush();
+    await seed.close();
+    await sleep(WINDOW);
+
+    // A snapshot in flight: opened before the collection, deduplicates against blobs no
+    // finished snapshot references, and saves new blobs while the collector runs.
+    const writer = await open(repository, { packSize: 16 * 1024 });
+    const saved = new Map<string, Buffer>();
+    const nothingLive = () => false;
+    const writing = (async () => {
+      for (let i = 0; i < 60; i++) {
+        const blob = i % 20 === 0 ? old[(i / 10) % old.length]! : randomBytes(3_000);
+        saved.set((await writer.save('data', blob)).id, blob);
+        if (i % 7 === 0) await sleep(1);
+      }
+    })();
+    const marking = collectGarbage(repository, { cipher, live: nothingLive, olderThan: new Date(Date.now() - WINDOW), repackBelow: 0 });
+    const [, report] = await Promise.all([writing, marking]);
+    assert.ok(report.marked.length >= 6, 'the old packs were marked');
+    await writer.flush();
+    await writer.close();
+    // The snapshot's record is written: its blobs are live from now on.
+    const live = (id: string) => saved.has(id);
+    await sleep(WINDOW);
+    const sweep = await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - WINDOW) });
+    assert.equal(sweep.deleted.length, 3, `unneeded old packs were deleted (${sweep.deleted.length})`);
+    const reader = await open(repository);
+    for (const [id, blob] of saved) assert.deepEqual(await reader.load(id), blob, `blob ${id} is still loadable`);
+    await repository.close();
+  });
+
+  it('repacks a mostly-empty pack: its live blob moves to a new pack and the old one goes after the window', async () => {
+    const { dir, repository, cipher } = await setUp();
+    const store = await open(repository, { packSize: 1024 * 1024 });
+    const blobs = Array.from({ length: 10 }, () => randomBytes(10_000));
+    const ids: string[] = [];
+    for (const blob of blobs) ids.push((await store.save('data', blob)).id);
+    await store.flush();
+    await store.close();
+    const [original] = await packFiles(dir);
+    await sleep(20);
+    const live = (id: string) => id === ids[3];
+    const report = await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - 5) });
+    assert.deepEqual(report.repacked, [original]);
+    assert.equal(report.blobsRepacked, 1);
+    await sleep(20);
+    await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - 5) });
+    const after = await packFiles(dir);
+    assert.equal(after.length, 1);
+    assert.notEqual(after[0], original);
+    assert.deepEqual(await (await open(repository)).load(ids[3]!), blobs[3]);
+    const check = await checkStore(repository, { cipher, readDataSubset: 1 });
+    assert.deepEqual(check.problems, []);
+    assert.equal(check.blobs, 1);
+    await repository.close();
+  });
+});
+
+describe('the chunked store check', () => {
+  it('finds a missing pack, a pack of the wrong size, and (reading data) a flipped byte, naming each pack', async () => {
+    const dir = path.join(root, randomUUID());
+    const repository = await newRepository(`file://${dir}`);
+    const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);
+    const store = await open(repository, { packSize: 1 });
+    for (let i = 0; i < 4; i++) await store.save('data', randomBytes(5_000));
+    await store.flush();
+    await store.close();
+    assert.deepEqual((await checkStore(repository, { cipher, readDataSubset: 1 })).problems, []);
+    const [a, b, c] = await packFiles(dir);
+    const where = (id: string) => path.join(dir, 'packs', id.slice(0, 2), id);
+    await rm(where(a!));
+    await writeFile(where(b!), Buffer.concat([await readFile(where(b!)), Buffer.from('x')]));
+    const bytes = await readFile(where(c!));
+    bytes[10]! ^= 1;
+    await writeFile(where(c!), bytes);
+    const structural = await checkStore(repository, { cipher });
+    assert.equal(structural.problems.length, 2, structural.problems.join('\n'));
+    const full = await checkStore(repository, { cipher, readDataSubset: 1 });
+    assert.equal(full.problems.filter((line) => line.includes(c!)).length, 2, full.problems.join('\n'));
+    assert.ok(full.problems.some((line) => line.includes(a!) && /missing/.test(line)));
+    assert.ok(full.problems.some((line) => line.includes(b!) && /bytes, the index says/.test(line)));
     await repository.close();
   });
 });

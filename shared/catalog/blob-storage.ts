@@ -2,17 +2,17 @@ import { InvalidInputError } from '../errors.js';
 import type { StorageDriver } from '../storage/storage-driver.js';
 
 /** Where the chunked format's shared objects live (layout in docs/chunked-format.md, "Storage"). */
-export const BLOB_PREFIXES = ['packs/', 'index/'] as const;
+export const BLOB_PREFIXES = ['packs/', 'pack-index/'] as const;
 
 /**
- * The objects shared by every snapshot of a chunked repository (packs and index objects): put
+ * The objects shared by every snapshot of a chunked repository (packs and pack index objects): put
  * (atomic; multipart on S3 for big packs), ranged get, head, list and delete, refusing any key
- * outside `packs/` and `index/`. Same contracts as `StorageDriver`.
+ * outside `packs/` and `pack-index/`. Same contracts as `StorageDriver`.
  */
 export type BlobStorage = Pick<StorageDriver, 'kind' | 'put' | 'get' | 'head' | 'list' | 'delete'>;
 
 /**
- * A view of `driver` confined to `packs/` and `index/`, so the blob store cannot reach snapshots,
+ * A view of `driver` confined to `packs/` and `pack-index/`, so the blob store cannot reach snapshots,
  * records or `config.json` by a key built wrong.
  * @throws InvalidInputError (from every method) for a key outside those prefixes.
  */

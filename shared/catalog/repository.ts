@@ -250,7 +250,7 @@ export class Repository {
     return replicaStorageOn(this.driver);
   }
 
-  /** The chunked format's packs and index objects (`packs/`, `index/`): see `blobStorageOn`. */
+  /** The chunked format's packs and index objects (`packs/`, `pack-index/`): see `blobStorageOn`. */
   blobStorage(): BlobStorage {
     return blobStorageOn(this.driver);
   }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { compress, decompress } from 'zstd-napi';
-import { IntegrityError, InvalidInputError, NotFoundError } from '../../../errors.js';
+import { InvalidInputError, NotFoundError, SnapworkerError } from '../../../errors.js';
 import type { BlobCipher } from '../../../crypto/blob-cipher.js';
 import type { Repository } from '../../../catalog/repository.js';
 import type { BlobStorage } from '../../../catalog/blob-storage.js';
@@ -9,8 +8,9 @@ import type { SignalOptions } from '../../../storage/storage-driver.js';
 import { BLOB_ENTRY_BYTES, writeBlobEntry, type BlobEntry, type BlobType } from './blob-entry.js';
 import { BlobIndex, type BlobLocation } from './blob-index.js';
 import { encodeIndex, packEntries, type PackRecord } from './index-format.js';
-import { readIndexState } from './index-state.js';
-import { blobAad, encodePackTail, MAX_PACK_BYTES } from './pack-format.js';
+import { listIndexIds, readIndexObjects, readIndexState, supersedesRecord } from './index-state.js';
+import { encodePackTail, MAX_PACK_BYTES } from './pack-format.js';
+import { decodeBlob, encodeBlob } from './blob-codec.js';
 import { readExactly } from './read-all.js';
 import { indexKey, isHexId, packKey } from './store-layout.js';
 import { mapOrderedAsync } from './map-ordered-async.js';
@@ -114,6 +114,10 @@ export class BlobStore {
   private unindexed: PackRecord[] = [];
   private indexWriting: Promise<void> = Promise.resolve();
   private failure: unknown;
+  /** Index objects this session has read (at open, and at flushes looking for tombstones). */
+  private readonly seenIndexObjects = new Set<string>();
+  /** Packs (numbers) holding blobs this session deduplicated against: it relies on them. */
+  private readonly relied = new Set<number>();
   private closed = false;
   readonly stats: BlobStoreStats = { savedBlobs: 0, savedBytes: 0, dedupedBlobs: 0, dedupedBytes: 0, storedBytes: 0, packs: 0, indexObjects: 0 };
 
@@ -133,6 +137,7 @@ export class BlobStore {
   /** Reads the repository's index (see `openBlobStore`). */
   async loadIndex(): Promise<void> {
     const state = await readIndexState(this.storage, this.options.cipher, { signal: this.options.signal });
+    for (const id of [...state.current, ...state.superseded]) this.seenIndexObjects.add(id);
     for (const pack of state.packs.values()) {
       if (pack.state !== 'listed') continue;
       this.addPack(pack.packId, pack.size, packEntries(pack, `index, pack ${pack.packId}`));
@@ -162,14 +167,31 @@ export class BlobStore {
     const id = this.options.cipher.blobId(plaintext);
     this.stats.savedBlobs++;
     this.stats.savedBytes += plaintext.length;
-    if (this.pending.has(id) || this.index.has(id)) {
+    const indexed = this.pending.has(id) ? undefined : this.index.get(id);
+    if (indexed) this.relied.add(indexed.pack);
+    if (indexed || this.pending.has(id)) {
       this.stats.dedupedBlobs++;
       this.stats.dedupedBytes += plaintext.length;
       return { id, stored: false, storedBytes: 0 };
     }
-    const stored = this.options.cipher.seal(compress(plaintext, { compressionLevel: this.options.compressionLevel }), blobAad(id));
+    const stored = encodeBlob(this.options.cipher, id, plaintext, this.options.compressionLevel);
+    await this.append({ type, id, rawLength: plaintext.length }, stored, options);
+    return { id, stored: true, storedBytes: stored.length };
+  }
+
+  /**
+   * Appends a blob already compressed and sealed (its stored bytes, as read from another pack),
+   * without deduplicating: garbage collection's repacking, which copies blobs out of packs it
+   * then deletes. Waits like `save`.
+   */
+  async copyStored(blob: { type: BlobType; id: string; rawLength: number }, stored: Buffer, options: SignalOptions = {}): Promise<void> {
+    this.usable();
+    await this.append(blob, stored, options);
+  }
+
+  private async append({ type, id, rawLength }: { type: BlobType; id: string; rawLength: number }, stored: Buffer, options: SignalOptions): Promise<void> {
     const pack = this.open;
-    const entry: BlobEntry = { type, id, offset: pack.bytes, length: stored.length, rawLength: plaintext.length };
+    const entry: BlobEntry = { type, id, offset: pack.bytes, length: stored.length, rawLength };
     this.pending.set(id, { pack, slot: pack.blobs.length });
     pack.blobs.push(stored);
     pack.entries.push(entry);
@@ -183,7 +205,6 @@ export class BlobStore {
       }
       this.usable();
     }
-    return { id, stored: true, storedBytes: stored.length };
   }
 
   /** True when the blob is stored (indexed, or saved by this session). */
@@ -237,7 +258,13 @@ export class BlobStore {
    * Finishes the open pack, waits for every upload, then writes one index object naming this
    * session's packs not yet indexed (packs before index). Once it resolves, every blob saved
    * before the call is durable and indexed. Do not save while a flush runs.
+   *
+   * It also keeps what this session deduplicated against: when garbage collection marked such a
+   * pack for deletion since the session opened, the index object revives it (docs/chunked-format.md,
+   * "Garbage collection"), or, too close to its deletion time, the flush fails.
    * @throws the first upload or index write error of this session.
+   * @throws SnapworkerError (retryable: snapshot again) when a pack this session relies on is
+   *   past the middle of its grace window or gone.
    */
   async flush(options: SignalOptions = {}): Promise<void> {
     this.usable();
@@ -247,8 +274,41 @@ export class BlobStore {
       await Promise.allSettled([...this.uploading]);
     }
     this.usable();
-    await this.writeIndex();
+    await this.writeIndex(await this.revivals(options));
     this.usable();
+  }
+
+  /**
+   * Listings that revive the packs this session relies on and a collection marked deleted since
+   * we last looked (read from the index objects written since).
+   */
+  private async revivals(options: SignalOptions): Promise<PackRecord[]> {
+    if (this.relied.size === 0) return [];
+    const fresh = (await listIndexIds(this.storage, options)).filter((id) => !this.seenIndexObjects.has(id));
+    const latest = new Map<string, PackRecord>();
+    try {
+      for await (const { id, contents } of readIndexObjects(this.storage, this.options.cipher, fresh, options)) {
+        this.seenIndexObjects.add(id);
+        for (const pack of contents.packs) {
+          const number = this.packNumbers.get(pack.packId);
+          if (number !== undefined && this.relied.has(number) && supersedesRecord(pack, latest.get(pack.packId))) latest.set(pack.packId, pack);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // A compaction removed an object we listed; its successor holds the same records.
+      return this.revivals(options);
+    }
+    const now = Date.now();
+    const revived: PackRecord[] = [];
+    for (const pack of latest.values()) {
+      if (pack.state !== 'deleted') continue;
+      if (now >= pack.at + (pack.deleteAfter - pack.at) / 2) {
+        throw new SnapworkerError(`blob store: pack ${pack.packId}, which this snapshot deduplicated against, is being garbage collected; snapshot again`);
+      }
+      revived.push({ ...pack, state: 'listed', at: now, deleteAfter: 0 });
+    }
+    return revived;
   }
 
   /**
@@ -296,22 +356,26 @@ export class BlobStore {
     for (const entry of pack.entries) if (this.pending.get(entry.id)?.pack === pack) this.pending.delete(entry.id);
     const entries = Buffer.alloc(pack.entries.length * BLOB_ENTRY_BYTES);
     pack.entries.forEach((entry, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, entry));
-    this.unindexed.push({ packId, state: 'listed', at: Date.now(), size, entries });
+    this.unindexed.push({ packId, state: 'listed', at: Date.now(), deleteAfter: 0, size, entries });
     this.stats.packs++;
     if (this.unindexed.length >= this.options.indexEvery) await this.writeIndex();
   }
 
-  /** Writes one index object for the packs waiting for one; index writes run one at a time. */
-  private writeIndex(): Promise<void> {
+  /**
+   * Writes one index object for the packs waiting for one (and `revived` listings); index writes
+   * run one at a time.
+   */
+  private writeIndex(revived: PackRecord[] = []): Promise<void> {
     const next = this.indexWriting.then(async () => {
-      if (this.unindexed.length === 0) return;
+      if (this.unindexed.length === 0 && revived.length === 0) return;
       const packs = this.unindexed;
       this.unindexed = [];
       try {
-        const stored = encodeIndex({ supersedes: [], packs }, this.options.cipher);
+        const stored = encodeIndex({ supersedes: [], packs: [...packs, ...revived] }, this.options.cipher);
         const id = createHash('sha256').update(stored).digest('hex');
         await this.storage.put(indexKey(id), Readable.from([stored]), { size: stored.length, signal: this.options.signal });
         this.stats.indexObjects++;
+        this.seenIndexObjects.add(id);
       } catch (err) {
         this.unindexed = [...packs, ...this.unindexed];
         throw err;
@@ -380,15 +444,7 @@ export class BlobStore {
 
   /** Opens, decompresses and checks a stored blob. @throws IntegrityError. */
   private decode(id: string, stored: Buffer, rawLength: number): Buffer {
-    let plaintext: Buffer;
-    try {
-      plaintext = decompress(this.options.cipher.open(stored, blobAad(id)));
-    } catch (err) {
-      if (err instanceof IntegrityError) throw new IntegrityError(`blob ${id}: ${err.message}`, { cause: err });
-      throw new IntegrityError(`blob ${id}: does not decompress (damaged pack)`, { cause: err });
-    }
-    if (plaintext.length !== rawLength || this.options.cipher.blobId(plaintext) !== id) throw new IntegrityError(`blob ${id}: content does not match its id (damaged pack)`);
-    return plaintext;
+    return decodeBlob(this.options.cipher, id, stored, rawLength);
   }
 }
 

@@ -12,8 +12,8 @@ import { BLOB_ENTRY_BYTES, checkBlobEntries, readBlobEntry, type BlobEntry } fro
 const MAGIC = Buffer.from('SWIX');
 const VERSION = 1;
 const INDEX_AAD = Buffer.from('snapworker index');
-/** Per pack before its entries: id 32, state 1, at 8, size 4, count 4. */
-const PACK_FIXED = 32 + 1 + 8 + 4 + 4;
+/** Per pack before its entries: id 32, state 1, at 8, deleteAfter 8, size 4, count 4. */
+const PACK_FIXED = 32 + 1 + 8 + 8 + 4 + 4;
 /** No index object we write comes near this; a bigger one is refused as damaged. */
 const MAX_INDEX_PLAINTEXT = 1024 * 1024 * 1024;
 
@@ -25,6 +25,11 @@ export interface PackRecord {
   state: PackState;
   /** When this state was decided, ms since the epoch: for a pack, the latest record wins. */
   at: number;
+  /**
+   * For a tombstone: the time (ms since the epoch) from which garbage collection may delete the
+   * pack; until then a writer that relies on one of its blobs revives it. 0 for a listed pack.
+   */
+  deleteAfter: number;
   /** The pack object's size in bytes. */
   size: number;
   /** The pack's blob entries, `BLOB_ENTRY_BYTES` each, in pack order (`packEntries` reads them). */
@@ -53,6 +58,7 @@ export function encodeIndex(contents: IndexContents, cipher: BlobCipher): Buffer
     at += plain.write(pack.packId, at, 32, 'hex');
     plain[at++] = pack.state === 'listed' ? 1 : 2;
     at = plain.writeDoubleLE(pack.at, at);
+    at = plain.writeDoubleLE(pack.deleteAfter, at);
     at = plain.writeUInt32LE(pack.size, at);
     at = plain.writeUInt32LE(pack.entries.length / BLOB_ENTRY_BYTES, at);
     at += pack.entries.copy(plain, at);
@@ -94,12 +100,13 @@ export function decodeIndex(stored: Buffer, cipher: BlobCipher, what: string): I
     const stateCode = plain[at + 32];
     if (stateCode !== 1 && stateCode !== 2) throw new IntegrityError(`${what}: pack ${packId} has unknown state ${stateCode}`);
     const when = plain.readDoubleLE(at + 33);
-    const size = plain.readUInt32LE(at + 41);
-    const count = plain.readUInt32LE(at + 45);
+    const deleteAfter = plain.readDoubleLE(at + 41);
+    const size = plain.readUInt32LE(at + 49);
+    const count = plain.readUInt32LE(at + 53);
     at += PACK_FIXED;
     need(at, count * BLOB_ENTRY_BYTES);
-    if (!Number.isFinite(when)) throw new IntegrityError(`${what}: pack ${packId} has no valid time`);
-    packs.push({ packId, state: stateCode === 1 ? 'listed' : 'deleted', at: when, size, entries: plain.subarray(at, at + count * BLOB_ENTRY_BYTES) });
+    if (!Number.isFinite(when) || !Number.isFinite(deleteAfter)) throw new IntegrityError(`${what}: pack ${packId} has no valid time`);
+    packs.push({ packId, state: stateCode === 1 ? 'listed' : 'deleted', at: when, deleteAfter, size, entries: plain.subarray(at, at + count * BLOB_ENTRY_BYTES) });
     at += count * BLOB_ENTRY_BYTES;
   }
   if (at !== plain.length) throw new IntegrityError(`${what}: trailing bytes`);

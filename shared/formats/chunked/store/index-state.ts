@@ -2,7 +2,7 @@ import { NotFoundError } from '../../../errors.js';
 import type { BlobCipher } from '../../../crypto/blob-cipher.js';
 import type { BlobStorage } from '../../../catalog/blob-storage.js';
 import type { SignalOptions } from '../../../storage/storage-driver.js';
-import { decodeIndex, type PackRecord } from './index-format.js';
+import { decodeIndex, type IndexContents, type PackRecord } from './index-format.js';
 import { readBounded } from './read-all.js';
 import { INDEX_PREFIX, indexIdOfKey, indexKey } from './store-layout.js';
 import { mapOrderedAsync } from './map-ordered-async.js';
@@ -38,19 +38,37 @@ export async function readIndexState(storage: BlobStorage, cipher: BlobCipher, o
   }
 }
 
-async function readOnce(storage: BlobStorage, cipher: BlobCipher, options: SignalOptions): Promise<IndexState> {
+/** Ids of every index object under `index/`, sorted. */
+export async function listIndexIds(storage: BlobStorage, options: SignalOptions = {}): Promise<string[]> {
   const ids: string[] = [];
   for await (const object of storage.list(INDEX_PREFIX, options)) {
     const id = indexIdOfKey(object.key);
     if (id) ids.push(id);
   }
-  ids.sort();
-  const objects = new Map<string, { supersedes: string[]; packs: PackRecord[] }>();
+  return ids.sort();
+}
+
+/**
+ * Reads and decodes the index objects `ids`, 8 at a time, in order.
+ * @throws NotFoundError for one deleted meanwhile; IntegrityError for a damaged one.
+ */
+export function readIndexObjects(storage: BlobStorage, cipher: BlobCipher, ids: readonly string[], options: SignalOptions = {}): AsyncGenerator<{ id: string; contents: IndexContents }> {
   const read = async (id: string) => {
     const stored = await readBounded(await storage.get(indexKey(id), options), MAX_INDEX_OBJECT_BYTES, `index object ${id}`);
     return { id, contents: decodeIndex(stored, cipher, `index object ${id}`) };
   };
-  for await (const { id, contents } of mapOrderedAsync(ids, 8, read)) objects.set(id, contents);
+  return mapOrderedAsync(ids, 8, read);
+}
+
+/** True when `record` wins over `known` for the same pack (later; on a tie, listed). */
+export function supersedesRecord(record: PackRecord, known: PackRecord | undefined): boolean {
+  return !known || record.at > known.at || (record.at === known.at && record.state === 'listed');
+}
+
+async function readOnce(storage: BlobStorage, cipher: BlobCipher, options: SignalOptions): Promise<IndexState> {
+  const ids = await listIndexIds(storage, options);
+  const objects = new Map<string, IndexContents>();
+  for await (const { id, contents } of readIndexObjects(storage, cipher, ids, options)) objects.set(id, contents);
   const supersededIds = new Set<string>();
   for (const contents of objects.values()) for (const id of contents.supersedes) supersededIds.add(id);
   const packs = new Map<string, PackRecord>();
@@ -58,10 +76,7 @@ async function readOnce(storage: BlobStorage, cipher: BlobCipher, options: Signa
   for (const [id, contents] of objects) {
     if (supersededIds.has(id)) continue;
     current.push(id);
-    for (const pack of contents.packs) {
-      const known = packs.get(pack.packId);
-      if (!known || pack.at > known.at || (pack.at === known.at && pack.state === 'listed')) packs.set(pack.packId, pack);
-    }
+    for (const pack of contents.packs) if (supersedesRecord(pack, packs.get(pack.packId))) packs.set(pack.packId, pack);
   }
   return { current, superseded: ids.filter((id) => supersededIds.has(id)), packs };
 }

@@ -1,7 +1,7 @@
 /** Keys of the chunked store's objects (docs/chunked-format.md, "Storage layout"). */
 
 export const PACKS_PREFIX = 'packs/';
-export const INDEX_PREFIX = 'index/';
+export const INDEX_PREFIX = 'pack-index/';
 
 const HEX_ID = /^[0-9a-f]{64}$/;
 
@@ -16,12 +16,15 @@ export function packIdOfKey(key: string): string | undefined {
   return match && match[2]!.startsWith(match[1]!) ? match[2] : undefined;
 }
 
-/** `index/<index id>`. */
+/**
+ * `pack-index/<index id>`: not `index/`, which the catalog index (shared/catalog/index-layout.ts)
+ * already uses for its lineage folders and marker.
+ */
 export function indexKey(indexId: string): string {
   return `${INDEX_PREFIX}${indexId}`;
 }
 
-/** The index id a key names, or undefined for anything else under `index/`. */
+/** The index id a key names, or undefined for anything else under `pack-index/`. */
 export function indexIdOfKey(key: string): string | undefined {
   const id = key.slice(INDEX_PREFIX.length);
   return key.startsWith(INDEX_PREFIX) && HEX_ID.test(id) ? id : undefined;

@@ -10,6 +10,8 @@ import { DirSource } from '../shared/kinds/dir/dir-source.js';
 import type { Source, SourceOpenOptions } from '../shared/kinds/source.js';
 import { createLogger } from '../shared/logging.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
+import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
+import { formatOf } from '../shared/formats/registry.js';
 import { nullProgress } from '../shared/progress.js';
 import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
@@ -31,6 +33,12 @@ async function bytesUnder(dir: string): Promise<number> {
     if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
   }
   return total;
+}
+
+/** Complete pack objects (named by their 64-hex id; not a temp file being written) under `dir`. */
+async function packFiles(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isFile() && /^[0-9a-f]{64}$/.test(entry.name)).length;
 }
 
 describe('the chunked snapshot format', () => {
@@ -184,6 +192,52 @@ describe('the chunked snapshot format', () => {
     }
   });
 
+  it('keeps a snapshot restorable that deduplicated against packs a collection marked while it ran', async () => {
+    const runtime = await chunkedRuntime(`file://${path.join(root, 'repo-gc')}`);
+    try {
+      const dir = path.join(root, 'gc-src');
+      await mkdir(dir);
+      for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `f${i}`), randomBytes(MiB));
+      const repository = runtime.repository(undefined);
+      const old = await snapshot(runtime, dir);
+      await formatOf(old).delete(repository, old); // its packs are garbage now
+      await new Promise((r) => setTimeout(r, 1500)); // and older than the 1 s grace window below
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let paused!: () => void;
+      const reached = new Promise<void>((resolve) => (paused = resolve));
+      const source = new DirSource(dir, `dir://${dir}`, {});
+      const gated: Source = {
+        descriptor: source.descriptor,
+        async *entries(options) {
+          let n = 0;
+          for await (const entry of source.entries(options)) {
+            if (n++ === 2) {
+              paused();
+              await gate; // two files saved (deduplicated against the garbage packs), one to go
+            }
+            yield entry;
+          }
+        },
+      };
+      const running = takeSnapshot({ id: '20261129T220000000Z-0000abcd', source: gated, repository, labels: {}, compression: 'zstd', parent: false, signal: signal(), progress: nullProgress });
+      await reached;
+      // Marks the old packs (no record references them), to be deleted once the 1 s window passed.
+      const during = await prune(runtime, 1);
+      release();
+      const record = await running; // its flush lists the marked packs it deduplicated against again
+      await new Promise((r) => setTimeout(r, 1100));
+      const afterwards = await prune(runtime, 1);
+      assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshot used was deleted');
+      const target = path.join(root, 'gc-restored');
+      await restore(runtime, record.id, target);
+      assert.deepEqual(compareTrees(dir, target), []);
+      await runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('refuses a parent or force for an archive repository, in one line', async () => {
     await mkdir(path.join(root, 'staging'), { recursive: true });
     const config = loadConfig({
@@ -202,7 +256,7 @@ describe('the chunked snapshot format', () => {
     }
   });
 
-  it('takes a good snapshot after a worker was SIGKILLed in the middle of one', async () => {
+  it('takes a good snapshot after a worker was SIGKILLed in the middle of one, and prune removes the dead snapshot\'s packs', async () => {
     const repoDir = path.join(root, 'repo-kill');
     const repo = `file://${repoDir}`;
     assert.equal((await cli(['init', '--repo', repo, '--format', 'chunked'])).code, 0);
@@ -212,7 +266,7 @@ describe('the chunked snapshot format', () => {
     const running = spawnCli(['snapshot', `dir://${dir}`, '--repo', repo, '--local'], { LOG_LEVEL: 'warn' });
     // Killed once it uploaded a pack: its blobs are stored, its index and record are not.
     const deadline = Date.now() + 30_000;
-    while ((await bytesUnder(path.join(repoDir, 'packs'))) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ((await packFiles(path.join(repoDir, 'packs'))) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     running.child.kill('SIGKILL');
     await running.done;
     assert.ok(Date.now() < deadline, 'the killed snapshot stored a pack in time');
@@ -220,6 +274,10 @@ describe('the chunked snapshot format', () => {
     try {
       assert.deepEqual(await runtime.repository(undefined).list(), []);
       const record = await snapshot(runtime, dir);
+      const packBytes = await bytesUnder(path.join(repoDir, 'packs'));
+      const pruned = await prune(runtime);
+      assert.ok((pruned.removedObjects ?? []).length > 0, 'the dead snapshot left packs to remove');
+      assert.ok((await bytesUnder(path.join(repoDir, 'packs'))) < packBytes);
       const target = path.join(root, 'kill-restored');
       await restore(runtime, record.id, target);
       assert.deepEqual(compareTrees(dir, target), []);
@@ -228,6 +286,11 @@ describe('the chunked snapshot format', () => {
     }
   });
 });
+
+/** Prune with a grace window of `graceSeconds` (default 0: every incomplete or unreferenced object is fair game at once). */
+function prune(runtime: JobRuntime, graceSeconds = 0) {
+  return pruneSnapshots({ repository: runtime.repository(undefined), policy: { keepLast: 100 }, filter: {}, incompleteGraceSeconds: graceSeconds, dryRun: false, signal: new AbortController().signal });
+}
 
 /** The source, with every file it reads (ahead, or when opened) named in `read`. */
 function watchedReads(source: DirSource, read: string[]): Source {

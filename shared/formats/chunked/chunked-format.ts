@@ -4,6 +4,7 @@ import { IntegrityError, InvalidInputError, NotFoundError } from '../../errors.j
 import { EntryVanishedError } from '../../snapshot/entry.js';
 import { EntryTracker } from '../archive/safe-path.js';
 import type {
+  CollectGarbageOptions,
   FindParentRequest,
   ListedEntry,
   OpenSnapshotRequest,
@@ -16,7 +17,10 @@ import type {
 import { ChunkedSnapshotReader } from './chunked-reader.js';
 import { saveFile } from './file-saver.js';
 import { ParentTree } from './parent-tree.js';
+import { markLiveBlobs } from './live-blobs.js';
 import { openChunkedStore } from './open-store.js';
+import { collectGarbage } from './store/garbage-collection.js';
+import { packKey } from './store/store-layout.js';
 import type { BlobStore } from './store/blob-store.js';
 import { TreeBuilder } from './tree-builder.js';
 import { headerOf } from './tree-node.js';
@@ -149,6 +153,22 @@ export const chunkedFormat: SnapshotFormat = {
   async delete(repository: Repository, record: SnapshotRecord, options) {
     // The record (and the snapshot's folder, which holds nothing else); blobs stay for garbage collection.
     await repository.delete(record.id, options);
+  },
+
+  async collectGarbage(repository: Repository, options: CollectGarbageOptions): Promise<string[]> {
+    const signal = options.signal ?? new AbortController().signal;
+    const records = options.live.filter((record) => record.format === CHUNKED_FORMAT);
+    // A repository never initialised for this format has no store to collect.
+    if (!(await repository.configuration({ signal }))?.chunked) return [];
+    const { store, cipher } = await openChunkedStore(repository, signal);
+    let live;
+    try {
+      live = await markLiveBlobs(store, records, signal);
+    } finally {
+      await store.close();
+    }
+    const report = await collectGarbage(repository, { cipher, live: (id) => live.has(id), olderThan: options.olderThan, dryRun: options.dryRun, signal });
+    return report.deleted.map(packKey);
   },
 };
 

@@ -26,6 +26,8 @@ export interface BenchArgs {
    * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
    */
   fleet: boolean;
+  /** `--chunked`: only the chunked format against restic on linux-source-6.1 (bench/chunked.ts). Default false. */
+  chunked: boolean;
   /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
   fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
@@ -42,6 +44,7 @@ const OPTIONS = {
   catalog: { type: 'boolean', default: false },
   'catalog-snapshots': { type: 'string', default: '100000' },
   fleet: { type: 'boolean', default: false },
+  chunked: { type: 'boolean', default: false },
   'fleet-jobs': { type: 'string', default: '400' },
   work: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -71,6 +74,9 @@ worker fleet's).
                     and 8 worker processes on a standalone Redis and a 3-master Redis Cluster
                     (both started on free ports; needs redis-server and redis-cli), --rounds
                     rounds; rewrites the fleet section of docs/benchmarks.md
+  --chunked         instead of the above: the chunked format against restic on linux-source-6.1
+                    (first, unchanged second, and 1%-changed third snapshot; time, CPU seconds,
+                    stored bytes); its own section
   --fleet-jobs N    jobs in each measured fleet batch (default 400)
   --work DIR        scratch directory for corpora, repositories and restores
                     (default ${path.join(os.tmpdir(), 'snapworker-bench')})
@@ -121,6 +127,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     catalog: values.catalog,
     catalogSnapshots,
     fleet: values.fleet,
+    chunked: values.chunked,
     fleetJobs,
     work: path.resolve(values.work ?? path.join(os.tmpdir(), 'snapworker-bench')),
   };

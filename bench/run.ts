@@ -269,6 +269,24 @@ async function catalogMain(): Promise<void> {
   }
 }
 
+/** `--chunked`: the chunked format against restic on linux-source-6.1, into its own section (no build: the CLI runs through tsx). */
+async function chunkedMain(): Promise<void> {
+  const { runChunkedBench, chunkedTable } = await import('./chunked.js');
+  const corpus = linuxSource();
+  console.log(`chunked vs restic on linux-source-6.1, ${ROUNDS} rounds`);
+  const rows = await runChunkedBench({ cli: [process.execPath, '--import', 'tsx', path.join(PROJECT, 'worker', 'cli.ts')], corpus, work: WORK, rounds: ROUNDS, log: (line) => console.log(line) });
+  const table = chunkedTable(rows);
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (medians of ${ROUNDS} rounds, tools alternating, each round on fresh repositories; ` +
+    'CPU seconds are user + system of the whole process tree; the third snapshot follows appending a line to every 100th file).\n\n' +
+    table;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'chunked', 'Chunked format against restic', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
 /** `--fleet`: the fleet figures alone, printed and written to their own section. */
 async function fleetMain(): Promise<void> {
   console.log(`fleet: ${FLEET_SIZES.join(', ')} worker processes × standalone Redis and a 3-master cluster, ${args.fleetJobs} jobs per batch, ${ROUNDS} rounds`);
@@ -365,7 +383,7 @@ async function main(): Promise<void> {
   }
 }
 
-(args.catalog ? catalogMain() : main()).catch((err: unknown) => {
+(args.catalog ? catalogMain() : args.chunked ? chunkedMain() : main()).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exitCode = 1;
 });

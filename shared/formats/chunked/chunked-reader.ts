@@ -85,6 +85,9 @@ export class ChunkedSnapshotReader implements SnapshotReader {
           unit = await units.next();
         } else {
           const body = new PassThrough({ highWaterMark: BODY_HIGH_WATER });
+          // A consumer that destroys the body (its own abort) may have stopped listening; the
+          // error that matters reaches it through its reads or through this iteration.
+          body.on('error', () => {});
           openBody = body;
           const pumped = pumpFile(item, unit.value, units, body, where, progress);
           pumped.catch((err: unknown) => body.destroy(err as Error));

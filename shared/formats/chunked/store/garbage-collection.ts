@@ -12,7 +12,7 @@ import { BlobStore } from './blob-store.js';
 import { encodeIndex, packEntries, type PackRecord } from './index-format.js';
 import { readIndexState, type IndexState } from './index-state.js';
 import { readExactly } from './read-all.js';
-import { indexKey, packIdOfKey, packKey, PACKS_PREFIX } from './store-layout.js';
+import { INDEX_PREFIX, indexKey, packIdOfKey, packKey, PACKS_PREFIX } from './store-layout.js';
 
 /** Options of `collectGarbage`. */
 export interface CollectGarbageOptions {
@@ -26,7 +26,7 @@ export interface CollectGarbageOptions {
   /**
    * The grace window's start: only packs listed and written before it are marked, only
    * tombstones whose window (now − olderThan, from their marking) has passed are swept, and
-   * only unindexed packs (debris) older than it are deleted. The window must exceed the longest
+   * only unindexed packs (debris) and temp files of dead puts older than it are deleted. The window must exceed the longest
    * snapshot (open to record) and the longest time a writer holds an uploaded pack unindexed;
    * docs/chunked-format.md, "Garbage collection".
    */
@@ -160,6 +160,9 @@ export async function collectGarbage(repository: Repository, options: CollectGar
     report.debris.push(packId);
     report.bytesDeleted += object.size;
   }
+  // Temp files of puts whose process died (the filesystem driver's), and empty pack folders.
+  await storage.sweepLeftovers?.(PACKS_PREFIX, options.olderThan, { signal });
+  await storage.sweepLeftovers?.(INDEX_PREFIX, options.olderThan, { signal });
   report.indexObjectsAfter = fresh.current.length + fresh.superseded.length;
   return report;
 }

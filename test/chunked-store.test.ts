@@ -14,6 +14,8 @@ import { collectGarbage } from '../shared/formats/chunked/store/garbage-collecti
 import { checkStore } from '../shared/formats/chunked/store/check-store.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 import { PROJECT_ROOT } from './helpers/worker-fixture.js';
+import { BlobIndex, SORTED_BYTES_PER_BLOB } from '../shared/formats/chunked/store/blob-index.js';
+import { BLOB_ENTRY_BYTES, writeBlobEntry } from '../shared/formats/chunked/store/blob-entry.js';
 
 let root: string;
 let s3: S3rverHandle;
@@ -289,5 +291,24 @@ describe('the chunked store after a writer is SIGKILLed', () => {
     const reader = await open(repository);
     for (const id of flushed) assert.ok((await reader.load(id)).length >= 16 * 1024);
     await repository.close();
+  });
+});
+
+describe('the in-memory blob index', () => {
+  it('finds every one of 50,000 blobs added one by one and in bulk, keeps one location per id, and takes 49 bytes per blob', () => {
+    const ids = Array.from({ length: 50_000 }, () => randomBytes(32).toString('hex'));
+    const index = new BlobIndex(1000);
+    ids.slice(0, 25_000).forEach((id, i) => index.add(id, { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 }));
+    const entries = Buffer.alloc(25_000 * BLOB_ENTRY_BYTES);
+    ids.slice(25_000).forEach((id, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, { type: 'data', id, offset: i, length: 30, rawLength: 40 }));
+    index.addEntries(entries, 2);
+    index.addEntries(entries.subarray(0, 100 * BLOB_ENTRY_BYTES), 3); // the same blobs in another pack
+    index.add(ids[0]!, { pack: 9, type: 'data', offset: 0, length: 1, rawLength: 1 });
+    for (const [i, id] of ids.entries()) {
+      assert.deepEqual(index.get(id), i < 25_000 ? { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 } : { pack: 2, type: 'data', offset: i - 25_000, length: 30, rawLength: 40 });
+    }
+    assert.equal(index.has(randomBytes(32).toString('hex')), false);
+    assert.equal(index.tableBytes() / ids.length, SORTED_BYTES_PER_BLOB);
+    assert.equal(index.size, ids.length);
   });
 });

@@ -89,7 +89,7 @@ export async function collectGarbage(repository: Repository, options: CollectGar
   // Blobs readable from listed packs: a marked pack needs reviving only for a live blob not among them.
   const listed = new BlobIndex();
   for (const pack of state.packs.values()) {
-    if (pack.state === 'listed') for (const entry of packEntries(pack, 'index')) listed.add(entry.id, { pack: 0, ...entry });
+    if (pack.state === 'listed') listed.addEntries(pack.entries, 0);
   }
   for (const pack of state.packs.values()) {
     const entries = packEntries(pack, 'index');

@@ -114,7 +114,7 @@ async function packFiles(dir: string): Promise<string[]> {
 }
 
 describe('garbage collection of the chunked store', () => {
-  const WINDOW = 2000;
+  const WINDOW = 3000;
   async function setUp() {
     const dir = path.join(root, randomUUID());
     const repository = await newRepository(`file://${dir}`);
@@ -295,17 +295,19 @@ describe('the chunked store after a writer is SIGKILLed', () => {
 });
 
 describe('the in-memory blob index', () => {
-  it('finds every one of 50,000 blobs added one by one and in bulk, keeps one location per id, and takes 49 bytes per blob', () => {
-    const ids = Array.from({ length: 50_000 }, () => randomBytes(32).toString('hex'));
+  it('finds every one of 20,000 blobs added one by one and in bulk, keeps one location per id, and takes 49 bytes per blob', () => {
+    const ids = Array.from({ length: 20_000 }, () => randomBytes(32).toString('hex'));
     const index = new BlobIndex(1000);
-    ids.slice(0, 25_000).forEach((id, i) => index.add(id, { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 }));
-    const entries = Buffer.alloc(25_000 * BLOB_ENTRY_BYTES);
-    ids.slice(25_000).forEach((id, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, { type: 'data', id, offset: i, length: 30, rawLength: 40 }));
+    ids.slice(0, 10_000).forEach((id, i) => index.add(id, { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 }));
+    const entries = Buffer.alloc(10_000 * BLOB_ENTRY_BYTES);
+    ids.slice(10_000).forEach((id, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, { type: 'data', id, offset: i, length: 30, rawLength: 40 }));
     index.addEntries(entries, 2);
     index.addEntries(entries.subarray(0, 100 * BLOB_ENTRY_BYTES), 3); // the same blobs in another pack
     index.add(ids[0]!, { pack: 9, type: 'data', offset: 0, length: 1, rawLength: 1 });
     for (const [i, id] of ids.entries()) {
-      assert.deepEqual(index.get(id), i < 25_000 ? { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 } : { pack: 2, type: 'data', offset: i - 25_000, length: 30, rawLength: 40 });
+      const found = index.get(id)!;
+      const expected = i < 10_000 ? { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 } : { pack: 2, type: 'data', offset: i - 10_000, length: 30, rawLength: 40 };
+      if (found?.pack !== expected.pack || found.type !== expected.type || found.offset !== expected.offset || found.length !== expected.length || found.rawLength !== expected.rawLength) assert.fail(`blob ${i}: ${JSON.stringify(found)}`);
     }
     assert.equal(index.has(randomBytes(32).toString('hex')), false);
     assert.equal(index.tableBytes() / ids.length, SORTED_BYTES_PER_BLOB);

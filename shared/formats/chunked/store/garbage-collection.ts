@@ -136,6 +136,12 @@ export async function collectGarbage(repository: Repository, options: CollectGar
     }
   }
 
+  // Tombstones take their time (and so their window) from now, just before they are written: a
+  // slow run must not eat into the window writers have to revive what they rely on.
+  const markedAt = Date.now();
+  for (const packId of [...report.marked, ...report.repacked]) {
+    next.set(packId, { ...next.get(packId)!, at: markedAt, deleteAfter: markedAt + window });
+  }
   const changed = report.marked.length + report.revived.length + report.repacked.length + sweep.length > 0;
   if (changed || state.current.length > 1 || state.superseded.length > 0) {
     const old = [...state.current, ...state.superseded];

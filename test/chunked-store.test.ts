@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,9 @@ import { openDriver } from '../shared/storage/open-driver.js';
 import { collectGarbage } from '../shared/formats/chunked/store/garbage-collection.js';
 import { checkStore } from '../shared/formats/chunked/store/check-store.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { PROJECT_ROOT } from './helpers/worker-fixture.js';
+import { BlobIndex, SORTED_BYTES_PER_BLOB } from '../shared/formats/chunked/store/blob-index.js';
+import { BLOB_ENTRY_BYTES, writeBlobEntry } from '../shared/formats/chunked/store/blob-entry.js';
 
 let root: string;
 let s3: S3rverHandle;
@@ -110,7 +114,7 @@ async function packFiles(dir: string): Promise<string[]> {
 }
 
 describe('garbage collection of the chunked store', () => {
-  const WINDOW = 2000;
+  const WINDOW = 3000;
   async function setUp() {
     const dir = path.join(root, randomUUID());
     const repository = await newRepository(`file://${dir}`);
@@ -238,5 +242,75 @@ describe('the chunked store check', () => {
     assert.ok(full.problems.some((line) => line.includes(a!) && /missing/.test(line)));
     assert.ok(full.problems.some((line) => line.includes(b!) && /bytes, the index says/.test(line)));
     await repository.close();
+  });
+});
+
+describe('the chunked store after a writer is SIGKILLed', () => {
+  it('leaves only unreferenced packs: the next store opens and works, every flushed blob loads, and collection removes the debris', { timeout: 60_000 }, async () => {
+    const dir = path.join(root, randomUUID());
+    const uri = `file://${dir}`;
+    const repository = await newRepository(uri);
+    const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'test', 'helpers', 'chunked-store-child.ts'), uri], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let flushed: string[] = [];
+    let lines = 0;
+    let buffered = '';
+    await new Promise<void>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code) => reject(new Error(`writer exited early with ${code}`)));
+      child.stdout!.on('data', (data: Buffer) => {
+        buffered += data.toString();
+        const complete = buffered.split('\n');
+        buffered = complete.pop()!;
+        for (const line of complete) {
+          flushed = JSON.parse(line) as string[];
+          // Killed a little after a flush: mid-save or mid-upload of the next packs.
+          if (++lines === 2) setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 15);
+        }
+      });
+    });
+    await new Promise((resolve) => child.once('close', resolve));
+    const before = await packFiles(dir);
+
+    const store = await open(repository);
+    for (const id of flushed) assert.ok(store.has(id), `flushed blob ${id} is indexed`);
+    const again = await store.save('data', randomBytes(1000));
+    await store.flush();
+    assert.ok((await store.load(again.id)).length === 1000, 'the next session saves and loads');
+    await store.close();
+
+    const { unindexedPacks: unindexed } = await checkStore(repository, { cipher });
+    await sleep(30);
+    const live = (id: string) => flushed.includes(id) || id === again.id;
+    const report = await collectGarbage(repository, { cipher, live, olderThan: new Date(Date.now() - 10) });
+    const check = await checkStore(repository, { cipher, readDataSubset: 1 });
+    assert.deepEqual(check.problems, []);
+    assert.equal(check.unindexedPacks, 0, 'no debris left');
+    assert.equal(report.debris.length, unindexed, 'collection deleted exactly the packs no index named');
+    assert.ok(before.length >= 2);
+    const reader = await open(repository);
+    for (const id of flushed) assert.ok((await reader.load(id)).length >= 16 * 1024);
+    await repository.close();
+  });
+});
+
+describe('the in-memory blob index', () => {
+  it('finds every one of 20,000 blobs added one by one and in bulk, keeps one location per id, and takes 49 bytes per blob', () => {
+    const ids = Array.from({ length: 20_000 }, () => randomBytes(32).toString('hex'));
+    const index = new BlobIndex(1000);
+    ids.slice(0, 10_000).forEach((id, i) => index.add(id, { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 }));
+    const entries = Buffer.alloc(10_000 * BLOB_ENTRY_BYTES);
+    ids.slice(10_000).forEach((id, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, { type: 'data', id, offset: i, length: 30, rawLength: 40 }));
+    index.addEntries(entries, 2);
+    index.addEntries(entries.subarray(0, 100 * BLOB_ENTRY_BYTES), 3); // the same blobs in another pack
+    index.add(ids[0]!, { pack: 9, type: 'data', offset: 0, length: 1, rawLength: 1 });
+    for (const [i, id] of ids.entries()) {
+      const found = index.get(id)!;
+      const expected = i < 10_000 ? { pack: 1, type: 'tree', offset: i, length: 10, rawLength: 20 } : { pack: 2, type: 'data', offset: i - 10_000, length: 30, rawLength: 40 };
+      if (found?.pack !== expected.pack || found.type !== expected.type || found.offset !== expected.offset || found.length !== expected.length || found.rawLength !== expected.rawLength) assert.fail(`blob ${i}: ${JSON.stringify(found)}`);
+    }
+    assert.equal(index.has(randomBytes(32).toString('hex')), false);
+    assert.equal(index.tableBytes() / ids.length, SORTED_BYTES_PER_BLOB);
+    assert.equal(index.size, ids.length);
   });
 });

@@ -6,10 +6,11 @@ export const BLOB_PREFIXES = ['packs/', 'pack-index/'] as const;
 
 /**
  * The objects shared by every snapshot of a chunked repository (packs and pack index objects): put
- * (atomic; multipart on S3 for big packs), ranged get, head, list and delete, refusing any key
+ * (atomic; multipart on S3 for big packs), ranged get, head, list, delete, and sweeping the temp
+ * files of dead puts where the driver has them, refusing any key
  * outside `packs/` and `pack-index/`. Same contracts as `StorageDriver`.
  */
-export type BlobStorage = Pick<StorageDriver, 'kind' | 'put' | 'get' | 'head' | 'list' | 'delete'>;
+export type BlobStorage = Pick<StorageDriver, 'kind' | 'put' | 'get' | 'head' | 'list' | 'delete' | 'sweepLeftovers'>;
 
 /**
  * A view of `driver` confined to `packs/` and `pack-index/`, so the blob store cannot reach snapshots,
@@ -28,5 +29,6 @@ export function blobStorageOn(driver: StorageDriver): BlobStorage {
     head: async (key, options) => driver.head(inside(key), options),
     list: (prefix, options) => driver.list(inside(prefix), options),
     delete: async (key, options) => driver.delete(inside(key), options),
+    ...(driver.sweepLeftovers ? { sweepLeftovers: async (prefix: string, olderThan: Date, options?: { signal?: AbortSignal }) => driver.sweepLeftovers!(inside(prefix), olderThan, options) } : {}),
   };
 }

@@ -7,7 +7,7 @@ import type { BlobStorage } from '../../../catalog/blob-storage.js';
 import type { SignalOptions } from '../../../storage/storage-driver.js';
 import { BLOB_ENTRY_BYTES, writeBlobEntry, type BlobEntry, type BlobType } from './blob-entry.js';
 import { BlobIndex, type BlobLocation } from './blob-index.js';
-import { encodeIndex, packEntries, type PackRecord } from './index-format.js';
+import { encodeIndex, type PackRecord } from './index-format.js';
 import { listIndexIds, readIndexObjects, readIndexState, supersedesRecord } from './index-state.js';
 import { encodePackTail, MAX_PACK_BYTES } from './pack-format.js';
 import { decodeBlob, encodeBlob } from './blob-codec.js';
@@ -139,8 +139,9 @@ export class BlobStore {
     const state = await readIndexState(this.storage, this.options.cipher, { signal: this.options.signal });
     for (const id of [...state.current, ...state.superseded]) this.seenIndexObjects.add(id);
     for (const pack of state.packs.values()) {
-      if (pack.state !== 'listed') continue;
-      this.addPack(pack.packId, pack.size, packEntries(pack, `index, pack ${pack.packId}`));
+      // Entries are not checked one by one here: a bad one fails its ranged read or type check
+      // when loaded, and checkStore names it.
+      if (pack.state === 'listed') this.index.addEntries(pack.entries, this.packNumber(pack.packId));
     }
   }
 
@@ -352,7 +353,7 @@ export class BlobStore {
     const packId = hash.digest('hex');
     const size = pack.bytes + tail.length;
     await this.storage.put(packKey(packId), Readable.from(body), { size, signal: this.options.signal });
-    this.addPack(packId, size, pack.entries);
+    this.addPack(packId, pack.entries);
     for (const entry of pack.entries) if (this.pending.get(entry.id)?.pack === pack) this.pending.delete(entry.id);
     const entries = Buffer.alloc(pack.entries.length * BLOB_ENTRY_BYTES);
     pack.entries.forEach((entry, i) => writeBlobEntry(entries, i * BLOB_ENTRY_BYTES, entry));
@@ -385,14 +386,20 @@ export class BlobStore {
     return next;
   }
 
-  private addPack(packId: string, _size: number, entries: readonly BlobEntry[]): void {
+  private addPack(packId: string, entries: readonly BlobEntry[]): void {
+    const pack = this.packNumber(packId);
+    for (const { id, type, offset, length, rawLength } of entries) this.index.add(id, { pack, type, offset, length, rawLength });
+  }
+
+  /** The number standing for `packId` in the in-memory index. */
+  private packNumber(packId: string): number {
     let pack = this.packNumbers.get(packId);
     if (pack === undefined) {
       pack = this.packIds.length;
       this.packIds.push(packId);
       this.packNumbers.set(packId, pack);
     }
-    for (const { id, type, offset, length, rawLength } of entries) this.index.add(id, { pack, type, offset, length, rawLength });
+    return pack;
   }
 
   /** Groups the wanted ids into ranged reads (see `loadMany`). */

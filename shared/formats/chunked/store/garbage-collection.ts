@@ -12,7 +12,7 @@ import { BlobStore } from './blob-store.js';
 import { encodeIndex, packEntries, type PackRecord } from './index-format.js';
 import { readIndexState, type IndexState } from './index-state.js';
 import { readExactly } from './read-all.js';
-import { indexKey, packIdOfKey, packKey, PACKS_PREFIX } from './store-layout.js';
+import { INDEX_PREFIX, indexKey, packIdOfKey, packKey, PACKS_PREFIX } from './store-layout.js';
 
 /** Options of `collectGarbage`. */
 export interface CollectGarbageOptions {
@@ -26,7 +26,7 @@ export interface CollectGarbageOptions {
   /**
    * The grace window's start: only packs listed and written before it are marked, only
    * tombstones whose window (now − olderThan, from their marking) has passed are swept, and
-   * only unindexed packs (debris) older than it are deleted. The window must exceed the longest
+   * only unindexed packs (debris) and temp files of dead puts older than it are deleted. The window must exceed the longest
    * snapshot (open to record) and the longest time a writer holds an uploaded pack unindexed;
    * docs/chunked-format.md, "Garbage collection".
    */
@@ -89,7 +89,7 @@ export async function collectGarbage(repository: Repository, options: CollectGar
   // Blobs readable from listed packs: a marked pack needs reviving only for a live blob not among them.
   const listed = new BlobIndex();
   for (const pack of state.packs.values()) {
-    if (pack.state === 'listed') for (const entry of packEntries(pack, 'index')) listed.add(entry.id, { pack: 0, ...entry });
+    if (pack.state === 'listed') listed.addEntries(pack.entries, 0);
   }
   for (const pack of state.packs.values()) {
     const entries = packEntries(pack, 'index');
@@ -136,6 +136,12 @@ export async function collectGarbage(repository: Repository, options: CollectGar
     }
   }
 
+  // Tombstones take their time (and so their window) from now, just before they are written: a
+  // slow run must not eat into the window writers have to revive what they rely on.
+  const markedAt = Date.now();
+  for (const packId of [...report.marked, ...report.repacked]) {
+    next.set(packId, { ...next.get(packId)!, at: markedAt, deleteAfter: markedAt + window });
+  }
   const changed = report.marked.length + report.revived.length + report.repacked.length + sweep.length > 0;
   if (changed || state.current.length > 1 || state.superseded.length > 0) {
     const old = [...state.current, ...state.superseded];
@@ -160,6 +166,9 @@ export async function collectGarbage(repository: Repository, options: CollectGar
     report.debris.push(packId);
     report.bytesDeleted += object.size;
   }
+  // Temp files of puts whose process died (the filesystem driver's), and empty pack folders.
+  await storage.sweepLeftovers?.(PACKS_PREFIX, options.olderThan, { signal });
+  await storage.sweepLeftovers?.(INDEX_PREFIX, options.olderThan, { signal });
   report.indexObjectsAfter = fresh.current.length + fresh.superseded.length;
   return report;
 }

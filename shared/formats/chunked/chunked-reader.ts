@@ -9,6 +9,7 @@ import { contentHash } from '../archive/sparse-content.js';
 import { waitForDrain } from '../archive/stream-wait.js';
 import type { ReadSummary, SnapshotEntry, SnapshotReader } from '../snapshot-format.js';
 import type { BlobStore } from './store/blob-store.js';
+import { mapOrderedAsync } from './store/map-ordered-async.js';
 import { headerOf, type TreeNode } from './tree-node.js';
 import { walkTree, type WalkedNode } from './tree-walk.js';
 
@@ -132,33 +133,10 @@ async function* fileUnits(nodes: AsyncIterable<WalkedNode>, select: ((path: stri
 }
 
 /** Loads the units' chunks with up to READ_AHEAD_CHUNKS in flight, handing units back in order. */
-async function* loadAhead(store: BlobStore, units: AsyncGenerator<Unit>, signal: AbortSignal): AsyncGenerator<Unit> {
-  const window: Promise<Unit>[] = [];
-  let exhausted = false;
-  const fill = async () => {
-    while (!exhausted && window.length < READ_AHEAD_CHUNKS) {
-      const next = await units.next();
-      if (next.done) {
-        exhausted = true;
-        return;
-      }
-      const unit = next.value;
-      const loaded =
-        unit.chunk === undefined ? Promise.resolve(unit) : store.load(unit.item.node.chunks![unit.chunk]!, { signal }).then((data) => ({ ...unit, data }));
-      loaded.catch(() => {}); // awaited in order below
-      window.push(loaded);
-    }
-  };
-  try {
-    await fill();
-    while (window.length > 0) {
-      const unit = await window.shift()!;
-      await fill();
-      yield unit;
-    }
-  } finally {
-    await units.return(undefined);
-  }
+function loadAhead(store: BlobStore, units: AsyncGenerator<Unit>, signal: AbortSignal): AsyncGenerator<Unit> {
+  return mapOrderedAsync(units, READ_AHEAD_CHUNKS, async (unit) =>
+    unit.chunk === undefined ? unit : { ...unit, data: await store.load(unit.item.node.chunks![unit.chunk]!, { signal }) },
+  );
 }
 
 /**

@@ -34,6 +34,8 @@ export interface BenchArgs {
    * `--full` the restore is of 1 GiB with 10,000 segments instead of 64 MiB with 1,000. Default false.
    */
   replication: boolean;
+  /** `--chunked`: only the chunked format against restic on linux-source-6.1 (bench/chunked.ts). Default false. */
+  chunked: boolean;
   /** `--fleet-jobs N`: jobs in each measured fleet batch. Default 400. */
   fleetJobs: number;
   /** `--work DIR`: scratch directory (corpora, repositories, restores). Default `<tmp>/snapworker-bench`. */
@@ -50,6 +52,7 @@ const OPTIONS = {
   catalog: { type: 'boolean', default: false },
   'catalog-snapshots': { type: 'string', default: '100000' },
   fleet: { type: 'boolean', default: false },
+  chunked: { type: 'boolean', default: false },
   'fleet-jobs': { type: 'string', default: '400' },
   encryption: { type: 'boolean', default: false },
   replication: { type: 'boolean', default: false },
@@ -81,6 +84,9 @@ worker fleet's).
                     and 8 worker processes on a standalone Redis and a 3-master Redis Cluster
                     (both started on free ports; needs redis-server and redis-cli), --rounds
                     rounds; rewrites the fleet section of docs/benchmarks.md
+  --chunked         instead of the above: the chunked format against restic on linux-source-6.1
+                    (first, unchanged second, and 1%-changed third snapshot; time, CPU seconds,
+                    stored bytes); its own section
   --fleet-jobs N    jobs in each measured fleet batch (default 400)
   --encryption      instead of the above: snapshot and restore of the corpus (--full: linux-
                     source) into a plain and an encrypted repository, alternating, wall and
@@ -147,6 +153,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     catalog: values.catalog,
     catalogSnapshots,
     fleet: values.fleet,
+    chunked: values.chunked,
     fleetJobs,
     encryption: values.encryption,
     replication: values.replication,

@@ -241,7 +241,7 @@ async function queueOverhead(): Promise<Row[]> {
  * so a default run does not erase the figures of the last full run.
  */
 function writeSection(file: string, key: string, title: string, body: string): void {
-  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--encryption`, `--replication`, `--work DIR`).\n';
+  const header = '# Benchmarks\n\nRatio above 1 means snapworker was faster than the peer; the performance goal is ≥ 0.8. Regenerate with `npm run bench` (default corpus) or `npm run bench -- --full` (linux-source): each run rewrites its own section of this page (the figures between its `begin`/`end` markers) unless given `--no-write`, which only prints them. `npm run bench -- --help` lists every flag (`--full`, `--rounds N`, `--memory GIB`, `--no-write`, `--skip-queue`, `--skip-scaling`, `--catalog`, `--catalog-snapshots N`, `--fleet`, `--fleet-jobs N`, `--encryption`, `--replication`, `--chunked`, `--work DIR`).\n';
   const begin = `<!-- begin ${key} -->`;
   const end = `<!-- end ${key} -->`;
   const block = `${begin}\n## ${title}\n\n${body}\n${end}`;
@@ -287,6 +287,24 @@ async function replicationMain(): Promise<void> {
   console.log('\n' + table);
   if (!args.noWrite) {
     writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'replication', 'SQLite replication', section);
+    console.log('\nwrote docs/benchmarks.md');
+  }
+}
+
+/** `--chunked`: the chunked format against restic on linux-source-6.1, into its own section (no build: the CLI runs through tsx). */
+async function chunkedMain(): Promise<void> {
+  const { runChunkedBench, chunkedTable } = await import('./chunked.js');
+  const corpus = linuxSource();
+  console.log(`chunked vs restic on linux-source-6.1, ${ROUNDS} rounds`);
+  const rows = await runChunkedBench({ cli: [process.execPath, '--import', 'tsx', path.join(PROJECT, 'worker', 'cli.ts')], corpus, work: WORK, rounds: ROUNDS, log: (line) => console.log(line) });
+  const table = chunkedTable(rows);
+  const section =
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (medians of ${ROUNDS} rounds, tools alternating, each round on fresh repositories; ` +
+    'CPU seconds are user + system of the whole process tree; the third snapshot follows appending a line to every 100th file).\n\n' +
+    table;
+  console.log('\n' + table);
+  if (!args.noWrite) {
+    writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'chunked', 'Chunked format against restic', section);
     console.log('\nwrote docs/benchmarks.md');
   }
 }
@@ -411,7 +429,7 @@ async function main(): Promise<void> {
   }
 }
 
-(args.catalog ? catalogMain() : args.encryption ? encryptionMain() : args.replication ? replicationMain() : main()).catch((err: unknown) => {
+(args.catalog ? catalogMain() : args.encryption ? encryptionMain() : args.replication ? replicationMain() : args.chunked ? chunkedMain() : main()).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exitCode = 1;
 });

@@ -23,7 +23,8 @@ export interface SnapshotRecordResult {
   /** ISO 8601 times. */
   createdAt: string;
   completedAt: string;
-  archive: {
+  /** The archive format: the stored archive. Absent for other formats. */
+  archive?: {
     /** Storage key of the archive in the repository. */
     key: string;
     compression: 'zstd' | 'gzip' | 'none';
@@ -36,6 +37,10 @@ export interface SnapshotRecordResult {
     /** Multipart uploads: each part's size and hex SHA-256. */
     parts?: { partNumber: number; size: number; sha256: string }[];
   };
+  /** The chunked format (docs/chunked-format.md): id of the snapshot's root tree blob. */
+  tree?: string;
+  /** The chunked format: the snapshot an incremental snapshot reused unchanged files from. */
+  parent?: string;
   stats: { entries: number; files: number; rawBytes: number; storedBytes: number; durationSeconds: number };
   /** Id of the key `SHA256SUMS.seal` was made with, when sealed. */
   sealKeyId?: string;

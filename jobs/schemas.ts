@@ -94,6 +94,12 @@ const snapshotJobObject = z
         name: lineageName.optional(),
         labels: labels.optional(),
         compression: z.enum(['zstd', 'gzip', 'none']).optional().describe('Archive compression, default zstd'),
+        parent: z
+          .string()
+          .regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/, 'a snapshot id like 20261122T031500123Z-1a2b3c4d')
+          .optional()
+          .describe('Chunked repositories: the snapshot of the same lineage to reuse unchanged files from (default: its latest chunked snapshot)'),
+        force: z.literal(true).optional().describe('Chunked repositories: read every file, reusing nothing from a parent snapshot'),
         schedule: z
           .object({
             name: scheduleName,
@@ -108,7 +114,9 @@ const snapshotJobObject = z
   )
   .strict();
 
-export const snapshotJobSchema = snapshotJobObject.superRefine(checkKindFields('source', 'source'));
+export const snapshotJobSchema = snapshotJobObject.superRefine(checkKindFields('source', 'source')).superRefine((data, ctx) => {
+  if (data.parent !== undefined && data.force) ctx.addIssue({ code: 'custom', path: ['force'], message: 'force reads every file: it cannot go with a parent' });
+});
 
 const restoreGlobs = z.array(z.string().min(1).max(1024)).max(256).optional();
 

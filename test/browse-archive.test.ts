@@ -101,7 +101,7 @@ describe('browsing an archive snapshot in S3 through its entry index and seek ta
     const content = await readFile(path.join(root, 'site', 'dir-3', 'file-7.txt'));
     assert.equal(file.size, content.length);
     assert.equal(file.sha256, createHash('sha256').update(content).digest('hex'));
-    const share = bytesRead(start) / record.archive.size;
+    const share = bytesRead(start) / record.archive!.size;
     assert.ok(share < 0.01, `listing read ${(share * 100).toFixed(2)}% of the archive`);
   });
 
@@ -111,7 +111,7 @@ describe('browsing an archive snapshot in S3 through its entry index and seek ta
     const files = await readSelected(reading, record, (p) => p === wanted);
     assert.deepEqual([...files.keys()], [wanted]);
     assert.deepEqual(files.get(wanted), await readFile(path.join(root, 'site', 'dir-6', 'file-11.txt')));
-    const share = bytesRead(start) / record.archive.size;
+    const share = bytesRead(start) / record.archive!.size;
     assert.ok(share < 0.05, `one file read ${(share * 100).toFixed(2)}% of the archive`);
     assert.ok(proxy.requests.slice(start).every((r) => r.method !== 'GET' || r.range === undefined || /^bytes=\d+-\d+$/.test(r.range)), 'explicit ranges only');
   });

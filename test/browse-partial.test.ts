@@ -134,11 +134,11 @@ describe('partial reads of archive snapshots', () => {
     });
 
     it('writes an archive of several frames that stock zstd -d | tar -x && sha256sum -c still reads', async () => {
-      assert.ok(record.archive.seekTable, 'the record names the seek table');
-      assert.ok(record.archive.seekTable.size > 17 + 8, 'more than one frame');
+      assert.ok(record.archive!.seekTable, 'the record names the seek table');
+      assert.ok(record.archive!.seekTable.size > 17 + 8, 'more than one frame');
       const out = path.join(root, 'stock');
       await mkdir(out);
-      execFileSync('sh', ['-c', `zstd -dc < "${path.join(root, 'repo', record.archive.key)}" | tar -x -C "${out}" && cd "${out}" && sha256sum --quiet -c SHA256SUMS`]);
+      execFileSync('sh', ['-c', `zstd -dc < "${path.join(root, 'repo', record.archive!.key)}" | tar -x -C "${out}" && cd "${out}" && sha256sum --quiet -c SHA256SUMS`]);
       assert.deepEqual(await readFile(path.join(out, 'data/var/big.bin')), await readFile(path.join(source, 'var/big.bin')));
     });
 
@@ -159,7 +159,7 @@ describe('partial reads of archive snapshots', () => {
     });
 
     it('refuses a tampered entry index or seek table in one line', async () => {
-      const indexFile = path.join(root, 'repo', record.archive.index!.key);
+      const indexFile = path.join(root, 'repo', record.archive!.index!.key);
       const original = await readFile(indexFile);
       const damaged = Buffer.from(original);
       damaged[damaged.length >> 1]! ^= 0x01;
@@ -169,10 +169,10 @@ describe('partial reads of archive snapshots', () => {
       } finally {
         await writeFile(indexFile, original);
       }
-      const archiveFile = path.join(root, 'repo', record.archive.key);
+      const archiveFile = path.join(root, 'repo', record.archive!.key);
       const archive = await readFile(archiveFile);
       const tampered = Buffer.from(archive);
-      tampered[record.archive.seekTable!.offset + 8]! ^= 0x01; // the first frame's compressed size
+      tampered[record.archive!.seekTable!.offset + 8]! ^= 0x01; // the first frame's compressed size
       await writeFile(archiveFile, tampered);
       try {
         const opening = archiveFormat.open({ repository, record, signal, progress: nullProgress, select: (p) => p === 'data/top.conf' });

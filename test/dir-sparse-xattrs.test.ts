@@ -97,7 +97,7 @@ describe('sparse files and extended attributes of directories', () => {
     assert.equal(snap.code, 0, snap.stderr);
     const record = JSON.parse(snap.stdout) as SnapshotRecord;
     assert.equal(record.stats.rawBytes, 200 * MiB);
-    assert.ok(record.archive.size < 64 * KiB, `archive holds only the data: ${record.archive.size} bytes`);
+    assert.ok(record.archive!.size < 64 * KiB, `archive holds only the data: ${record.archive!.size} bytes`);
 
     const target = path.join(root, 'restored');
     const restored = await cli(['restore', record.id, `dir://${target}`, '--repo', repo, '--local', '--json']);
@@ -108,7 +108,7 @@ describe('sparse files and extended attributes of directories', () => {
 
     const gnu = path.join(root, 'gnu');
     mkdirSync(gnu);
-    const archive = path.join(environment.repoDir, '..', 'cli-sparse', 'repo', record.archive.key);
+    const archive = path.join(environment.repoDir, '..', 'cli-sparse', 'repo', record.archive!.key);
     const extracted = await sh(`zstd -dc '${archive}' | tar -x && sha256sum -c --quiet SHA256SUMS && cmp data/disk.img '${file}' && stat -c %b data/disk.img`, gnu);
     assert.equal(extracted.code, 0, extracted.output);
     assert.ok(Number(extracted.output.trim()) * 512 <= allocated(file) + 16 * KiB, `GNU tar allocated ${extracted.output}`);

@@ -147,7 +147,7 @@ async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sou
   const source = createDirSource([new URL(`dir://${site}`)], { name: 'site' }, context);
   const record = await takeSnapshot({ id: newSnapshotId(), source, repository, labels: { app: 'shop' }, compression: 'zstd', signal, progress: nullProgress });
   assert.equal(record.keyId, config.encryption!.keyId);
-  assert.match(record.archive.key, /\/archive\.tar\.zst\.age$/);
+  assert.match(record.archive!.key, /\/archive\.tar\.zst\.age$/);
   // Read back through a fresh Repository: nothing cached, unlocked from the key objects.
   const reader = new Repository('enc', driver(), undefined, sources);
   const target = path.join(root, 'restored');
@@ -190,7 +190,7 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
     await writeFile(path.join(root, 'key.txt'), `${key.ageIdentity}\n`);
     const out = path.join(root, 'stock');
     await mkdir(out);
-    const archive = path.join(repoDir, record.archive.key);
+    const archive = path.join(repoDir, record.archive!.key);
     const printed = execFileSync('sh', ['-c', `age -d -i ../key.txt '${archive}' | zstd -d | tar -x && sha256sum -c SHA256SUMS`], { cwd: out, encoding: 'utf8' });
     assert.match(printed, new RegExp(`data/reports/${KNOWN_NAME}: OK`));
   });
@@ -220,7 +220,7 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
   });
 
   it('detects a flipped byte in verify and refuses it in restore, leaving the target untouched', async () => {
-    const archive = path.join(repoDir, record.archive.key);
+    const archive = path.join(repoDir, record.archive!.key);
     const original = await readFile(archive);
     for (const at of [40, Math.floor(original.length / 2), original.length - 5]) {
       const flipped = Buffer.from(original);

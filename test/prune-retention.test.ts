@@ -182,7 +182,7 @@ describe('prune racing a snapshot of the same lineage', () => {
   async function assertNewestIsWhole(repository: Repository, expected: string) {
     const records = await repository.list({ source: 'app' });
     assert.equal(records.at(-1)?.id, expected);
-    for (const record of records) await repository.head(record.archive.key); // every record has its archive
+    for (const record of records) await repository.head(record.archive!.key); // every record has its archive
   }
 
   it('keeps a snapshot that commits after the listing: it is neither judged nor taken for debris', async () => {

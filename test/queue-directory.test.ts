@@ -50,7 +50,7 @@ describe('directories through the queue', () => {
     assert.equal(record.source.kind, 'dir');
     assert.equal(record.source.name, 'app-data');
     assert.deepEqual(record.labels, { app: 'shop' });
-    assert.match(record.archive.checksum, /^sha-256=/);
+    assert.match(record.archive!.checksum, /^sha-256=/);
     assert.ok(record.stats.entries >= 10);
 
     const stored = JSON.parse(await readFile(path.join(environment.repoDir, 'snapshots', record.id, 'snapshot.json'), 'utf8'));
@@ -94,7 +94,7 @@ describe('directories through the queue', () => {
     await makeSampleTree(source);
     const job = await environment.queue.add('snapshot', { v: 1, source: `dir://${source}` });
     const record = (await job.waitUntilFinished(environment.events, 60_000)) as SnapshotRecord;
-    const archive = path.join(environment.repoDir, record.archive.key);
+    const archive = path.join(environment.repoDir, record.archive!.key);
     const out = path.join(environment.root, 'stock-tools-out');
     await mkdir(out);
     const result = await sh(`zstd -dc < '${archive}' | tar -xf - && sha256sum -c --quiet SHA256SUMS && echo sums-ok`, out);
@@ -103,7 +103,7 @@ describe('directories through the queue', () => {
     assert.equal(await readFile(path.join(out, 'data', 'config', 'app.json'), 'utf8'), '{"a":1}');
     assert.equal(JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')).snapshotId, record.id);
     const digest = await sh(`sha256sum '${archive}'`);
-    assert.equal(digest.output.split(' ')[0], record.archive.sha256);
+    assert.equal(digest.output.split(' ')[0], record.archive!.sha256);
   });
 
   it('fails verify and restore of a corrupted archive naming the entry, and leaves an existing target untouched', async () => {
@@ -112,7 +112,7 @@ describe('directories through the queue', () => {
     const job = await environment.queue.add('snapshot', { v: 1, source: `dir://${source}`, compression: 'none' });
     const record = (await job.waitUntilFinished(environment.events, 60_000)) as SnapshotRecord;
 
-    const archivePath = path.join(environment.repoDir, record.archive.key);
+    const archivePath = path.join(environment.repoDir, record.archive!.key);
     const bytes = await readFile(archivePath);
     const at = bytes.indexOf(Buffer.from('b'.repeat(100)));
     bytes[at + 50] = 'X'.charCodeAt(0);

@@ -131,11 +131,11 @@ describe('S3 repositories through the queue', () => {
       const job = await environment.queue.add('snapshot', { v: 1, source: `dir://${bigTree}`, name: 'big', labels: { app: 'shop' } }, { attempts: 3 });
       const record = (await job.waitUntilFinished(environment.events, 120_000)) as SnapshotRecord;
       assert.equal(record.stats.files, 303);
-      assert.ok(record.archive.size > 300 * MiB, `archive of ${record.archive.size} bytes`);
-      const parts = record.archive.parts ?? [];
+      assert.ok(record.archive!.size > 300 * MiB, `archive of ${record.archive!.size} bytes`);
+      const parts = record.archive!.parts ?? [];
       assert.ok(parts.length >= 60, `${parts.length} parts of 5 MiB`);
       assert.deepEqual(parts.map((p) => p.partNumber), parts.map((_, i) => i + 1));
-      assert.equal(parts.reduce((sum, p) => sum + p.size, 0), record.archive.size);
+      assert.equal(parts.reduce((sum, p) => sum + p.size, 0), record.archive!.size);
 
       const restore = await environment.queue.add('restore', { v: 1, snapshot: 'latest', labels: { app: 'shop' }, target: `dir://${restored}` });
       assert.equal(((await restore.waitUntilFinished(environment.events, 120_000)) as { snapshotId: string }).snapshotId, record.id);
@@ -149,8 +149,8 @@ describe('S3 repositories through the queue', () => {
         config,
         ['[default]', `access_key = ${CREDENTIALS.AWS_ACCESS_KEY_ID}`, `secret_key = ${CREDENTIALS.AWS_SECRET_ACCESS_KEY}`, `host_base = ${host}`, `host_bucket = ${host}`, 'use_https = False', 'signature_v2 = False', ''].join('\n'),
       );
-      await run('s3cmd', ['-c', config, '--no-progress', 'get', `s3://${s3.bucket}/main/${record.archive.key}`, archive]);
-      assert.equal(await sha256File(archive), record.archive.sha256);
+      await run('s3cmd', ['-c', config, '--no-progress', 'get', `s3://${s3.bucket}/main/${record.archive!.key}`, archive]);
+      assert.equal(await sha256File(archive), record.archive!.sha256);
       let offset = 0;
       for (const part of parts) {
         assert.equal(await sha256OfRange(archive, offset, part.size), part.sha256, `part ${part.partNumber}`);
@@ -178,7 +178,7 @@ describe('S3 repositories through the queue', () => {
       await writeRandomFile(path.join(source, 'data.bin'), 32 * MiB + 7);
       const snapshot = await flaky.queue.add('snapshot', { v: 1, source: `dir://${source}`, name: 'flaky' });
       const record = (await snapshot.waitUntilFinished(flaky.events, 60_000)) as SnapshotRecord;
-      assert.ok((record.archive.parts?.length ?? 0) >= 7);
+      assert.ok((record.archive!.parts?.length ?? 0) >= 7);
       const injectedSoFar = injected(proxy);
 
       const target = path.join(flaky.root, 'restored');
@@ -252,7 +252,7 @@ describe('S3 repositories through the queue', () => {
       rescuer = spawnWorker(environment);
       const record = (await job.waitUntilFinished(environment.events, 120_000)) as SnapshotRecord;
       assert.match(rescuer.logs(), /aborted the upload a crashed attempt left open/);
-      assert.equal(orphan.key, record.archive.key, 'the retry wrote the same snapshot');
+      assert.equal(orphan.key, record.archive!.key, 'the retry wrote the same snapshot');
       assert.ok(!(await openUploads('main/')).includes(orphanEntry), 'the orphan upload is gone');
       assert.deepEqual(await openUploads('main/'), []);
       assert.deepEqual((await repository.list({ source: 'killed' })).map((r) => r.id), [record.id], 'the snapshot is listed once');
@@ -284,7 +284,7 @@ describe('S3 repositories through the queue', () => {
       assert.equal(response.status, 200);
       const hash = createHash('sha256');
       for await (const chunk of response.body!) hash.update(chunk);
-      assert.equal(hash.digest('hex'), record.archive.sha256);
+      assert.equal(hash.digest('hex'), record.archive!.sha256);
     } finally {
       await worker.stop();
     }

@@ -56,7 +56,7 @@ describe('SQLite and NATS sources through the queue', () => {
 
     assert.deepEqual((await repository.list({ source: 'orders' })).map((r) => r.id), [first.id, second.id], 'the lineage in time order');
     const extracted = path.join(environment.root, 'orders-extracted');
-    const manifest = await sh(`mkdir -p '${extracted}' && cd '${extracted}' && zstd -dc < '${path.join(environment.repoDir, second.archive.key)}' | tar -xf - && cat manifest.json`);
+    const manifest = await sh(`mkdir -p '${extracted}' && cd '${extracted}' && zstd -dc < '${path.join(environment.repoDir, second.archive!.key)}' | tar -xf - && cat manifest.json`);
     assert.equal(manifest.code, 0, manifest.output);
     const [details] = JSON.parse(manifest.output).source.details.databases;
     assert.equal(details.integrity, 'ok');

@@ -16,7 +16,7 @@ async function snapshotThroughQueue(environment: TestEnvironment, source: string
   const job = await environment.queue.add('snapshot', { v: 1, source });
   const result = (await job.waitUntilFinished(environment.events, 60_000)) as SnapshotRecord;
   const stored = JSON.parse(await readFile(path.join(environment.repoDir, 'snapshots', result.id, 'snapshot.json'), 'utf8')) as SnapshotRecord;
-  const extracted = await sh(`zstd -dc < '${path.join(environment.repoDir, result.archive.key)}' | tar -xOf - manifest.json`);
+  const extracted = await sh(`zstd -dc < '${path.join(environment.repoDir, result.archive!.key)}' | tar -xOf - manifest.json`);
   assert.equal(extracted.code, 0, extracted.output);
   return { result, stored, manifest: JSON.parse(extracted.output) as { source: unknown } };
 }

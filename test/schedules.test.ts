@@ -201,7 +201,7 @@ describe('schedules on BullMQ job schedulers', () => {
       const newest = snapshotIds.sort().at(-1);
       assert.ok(listed.length >= 1 && listed.length <= 3 + 2, `${listed.length} snapshots left`);
       assert.equal(listed.at(-1)?.id, newest);
-      for (const record of listed) await repository.head(record.archive.key);
+      for (const record of listed) await repository.head(record.archive!.key);
 
       // Every run announced its start and its end on NATS, naming the schedule.
       await eventually('the last events', () => events.filter((e) => e.event === 'completed').length >= jobs.length, 10_000);

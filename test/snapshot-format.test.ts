@@ -93,7 +93,7 @@ describe('snapshot formats', () => {
     const target = path.join(root, 'restored-future');
     const expected = (err: unknown) => {
       assert.ok(err instanceof IntegrityError, String(err));
-      assert.equal(err.message, `snapshot ${record.id}: stored in format "chunked-v9", which this version cannot read (known: archive)`);
+      assert.equal(err.message, `snapshot ${record.id}: stored in format "chunked-v9", which this version cannot read (known: archive, chunked)`);
       assert.ok(!err.message.includes('\n'));
       return true;
     };
@@ -148,7 +148,7 @@ describe('snapshot formats', () => {
     const source = createDirSource([new URL(`dir://${path.join(root, 'site')}`)], { name: 'site' }, context);
     await assert.rejects(
       takeSnapshot({ id: newSnapshotId(), source, repository: other, labels: {}, compression: 'zstd', signal, progress: nullProgress }),
-      /snapshot format "chunked-v9" is not known to this version \(known: archive\)/,
+      /snapshot format "chunked-v9" is not known to this version \(known: archive, chunked\)/,
     );
     // init writes the repository's marker and the catalog index's; no snapshot.
     assert.deepEqual(await readdir(path.join(root, 'repo-other')), ['config.json', 'index'], 'nothing stored');

@@ -41,9 +41,9 @@ describe('verify and restore apply the same checks', () => {
 
   /** Replaces the stored archive with `bytes` and updates the record to match, as a consistent (but hostile) snapshot. */
   async function store(bytes: Buffer, source: SnapshotRecord['source']): Promise<void> {
-    await writeFile(path.join(repoDir, record.archive.key), bytes);
+    await writeFile(path.join(repoDir, record.archive!.key), bytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    await runtime.repository(undefined).putRecord({ ...record, source, archive: { ...record.archive, size: bytes.length, sha256, checksum: checksumHeader(sha256) } });
+    await runtime.repository(undefined).putRecord({ ...record, source, archive: { ...record.archive!, size: bytes.length, sha256, checksum: checksumHeader(sha256) } });
   }
 
   /** A restore target of the kind the archive claims, so the target takes it and the archive's own checks decide. */

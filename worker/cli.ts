@@ -12,6 +12,7 @@ import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-
 import { runCatalogCommand } from './commands/catalog-commands.js';
 import { runKeyCommand } from './commands/key-commands.js';
 import { exitCodeForError } from './commands/exit-codes.js';
+import { runExportCommand } from './commands/export-command.js';
 import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
 import { runJobCommand } from './commands/job-commands.js';
@@ -43,12 +44,13 @@ async function main(argv: string[]): Promise<number> {
   if (options.wait && options.local) throw new InvalidInputError(`${name}: --wait and --local exclude each other`);
   if (options.local && options['job-id'] !== undefined) throw new InvalidInputError(`${name}: --job-id names a queued job; it does not apply to --local`);
   const isCatalog = (CATALOG_COMMANDS as readonly string[]).includes(name);
-  const inProcess = options.local || isCatalog;
+  const inProcess = options.local || isCatalog || name === 'export';
   const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
   options.repo = repo;
   const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
   if (name === 'worker') return runWorkerProcess(config, logger);
+  if (name === 'export') return runExportCommand(args[0]!, options, config, logger);
   if (name === 'files' || name === 'dump') return runBrowseCommand(name, args, options, config, logger);
   if (name.startsWith('key ')) return runKeyCommand(name, args, options, config, logger);
   if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump' | `key ${string}`>, args, options, config, logger);

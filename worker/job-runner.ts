@@ -134,6 +134,7 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       level: runtime.config.compressionLevel,
       threads: runtime.config.zstdThreads,
       seal: runtime.config.seal,
+      ...(data.force ? { parent: false as const } : data.parent !== undefined ? { parent: data.parent } : {}),
       signal,
       progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
       job,

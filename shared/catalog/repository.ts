@@ -16,6 +16,7 @@ import { KEYS } from '../crypto/key-object.js';
 import type { KeySource } from '../crypto/key-source.js';
 import { createRepositoryKeys } from '../crypto/repository-keys.js';
 import { confinedStorage, type ConfinedStorage } from './confined-storage.js';
+import { blobStorageOn, type BlobStorage } from './blob-storage.js';
 
 const SNAPSHOTS = 'snapshots/';
 /** What a repository holds besides its `config.json`: snapshots, and SQLite replicas (`shared/kinds/sqlite/replication`). */
@@ -43,6 +44,12 @@ export interface RepositoryConfig {
    * which the `keys/` objects wrap. Holds nothing secret.
    */
   encryption?: { keyId: string };
+  /**
+   * The chunked format's store settings (chunker parameters, the id key of an unencrypted
+   * repository), written by `init` for that format; shared/formats/chunked/store/store-config.ts
+   * makes and validates them.
+   */
+  chunked?: Record<string, unknown>;
 }
 
 /** Options for storing one object of a snapshot. */
@@ -136,7 +143,7 @@ export class Repository {
    * @throws SnapworkerError when it exists already; InvalidInputError (or a KMS error) when a key
    *   source cannot be used, before anything is written to `config.json`.
    */
-  async init(options?: SignalOptions & { snapshotFormat?: string; keySources?: readonly KeySource[]; keyLabel?: string }): Promise<RepositoryConfig> {
+  async init(options?: SignalOptions & { snapshotFormat?: string; keySources?: readonly KeySource[]; keyLabel?: string; chunked?: Record<string, unknown> }): Promise<RepositoryConfig> {
     if (await this.exists(options)) throw new SnapworkerError(`repository ${this.name}: already exists`);
     const id = randomBytes(8).toString('hex');
     const keySources = options?.keySources ?? this.keySources;
@@ -149,6 +156,7 @@ export class Repository {
       createdAt: new Date().toISOString(),
       ...(options?.snapshotFormat ? { snapshotFormat: options.snapshotFormat } : {}),
       ...(encryption ? { encryption: { keyId: encryption.keyId } } : {}),
+      ...(options?.chunked ? { chunked: options.chunked } : {}),
     };
     const body = Buffer.from(JSON.stringify(config, null, 2) + '\n');
     await this.driver.put(CONFIG_FILE, Readable.from([body]), { signal: options?.signal, size: body.length });
@@ -164,7 +172,7 @@ export class Repository {
    * @throws IntegrityError when `config.json` is not JSON.
    */
   async snapshotFormat(options?: SignalOptions): Promise<string | undefined> {
-    const format = (await this.readConfigOnce(options))?.snapshotFormat;
+    const format = (await this.configuration(options))?.snapshotFormat;
     return typeof format === 'string' ? format : undefined;
   }
 
@@ -174,7 +182,7 @@ export class Repository {
    * @throws IntegrityError when `config.json` is not JSON or its `encryption` is malformed.
    */
   async encryption(options?: SignalOptions): Promise<{ keyId: string } | undefined> {
-    const encryption = (await this.readConfigOnce(options))?.encryption;
+    const encryption = (await this.configuration(options))?.encryption;
     if (encryption === undefined) return undefined;
     if (typeof encryption !== 'object' || encryption === null || typeof encryption.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(encryption.keyId)) {
       throw new IntegrityError(`repository ${this.name}: ${CONFIG_FILE} has a malformed "encryption"`);
@@ -184,11 +192,15 @@ export class Repository {
 
   /** `config.json`'s `id`; undefined for a repository without one. */
   async repositoryId(options?: SignalOptions): Promise<string | undefined> {
-    const id = (await this.readConfigOnce(options))?.id;
+    const id = (await this.configuration(options))?.id;
     return typeof id === 'string' ? id : undefined;
   }
 
-  private readConfigOnce(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
+  /**
+   * `config.json` as stored (undefined when the repository has none). Read once.
+   * @throws IntegrityError when `config.json` is not JSON.
+   */
+  configuration(options?: SignalOptions): Promise<RepositoryConfig | undefined> {
     this.config ??= this.readConfig(options).catch((err: unknown) => {
       this.config = undefined; // a network error now must not stick
       throw err;
@@ -285,6 +297,11 @@ export class Repository {
    */
   keyStorage(): ConfinedStorage {
     return confinedStorage(this.driver, KEYS, 'key storage');
+  }
+
+  /** The chunked format's packs and index objects (`packs/`, `pack-index/`): see `blobStorageOn`. */
+  blobStorage(): BlobStorage {
+    return blobStorageOn(this.driver);
   }
 
   /** True when snapshot `id` has a record (is complete), whatever the record holds. */

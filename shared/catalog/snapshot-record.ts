@@ -25,6 +25,7 @@ export const snapshotRecordSchema = z.object({
   labels: z.record(z.string(), z.string()),
   createdAt: z.string(),
   completedAt: z.string(),
+  /** The archive format's stored archive; absent for other formats. */
   archive: z.object({
     key: z.string(),
     compression: z.enum(['zstd', 'gzip', 'none']),
@@ -45,7 +46,11 @@ export const snapshotRecordSchema = z.object({
     seekTable: z
       .object({ offset: z.number().int().nonnegative(), size: z.number().int().positive(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
       .optional(),
-  }),
+  }).optional(),
+  /** The chunked format: id of the snapshot's root tree blob (docs/chunked-format.md). */
+  tree: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** The chunked format: the snapshot an incremental snapshot reused unchanged files from. */
+  parent: z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/).optional(),
   stats: z.object({
     entries: z.number().int(),
     files: z.number().int(),

@@ -17,7 +17,7 @@ export const snapshotSummarySchema = z.object({
   labels: record.labels,
   createdAt: record.createdAt,
   completedAt: record.completedAt,
-  archive: record.archive.pick({ key: true, compression: true, size: true }),
+  archive: record.archive.unwrap().pick({ key: true, compression: true, size: true }).optional(),
   stats: record.stats,
   incomplete: record.incomplete,
 });
@@ -34,7 +34,7 @@ export function summarize(record: SnapshotRecord): SnapshotSummary {
     labels: { ...labels },
     createdAt,
     completedAt,
-    archive: { key: archive.key, compression: archive.compression, size: archive.size },
+    ...(archive ? { archive: { key: archive.key, compression: archive.compression, size: archive.size } } : {}),
     stats: { ...stats },
     ...(incomplete ? { incomplete } : {}),
   };

@@ -1,6 +1,7 @@
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import { archiveFormat } from './archive/archive-format.js';
+import { chunkedFormat } from './chunked/chunked-format.js';
 import type { SnapshotFormat } from './snapshot-format.js';
 
 /**
@@ -8,7 +9,10 @@ import type { SnapshotFormat } from './snapshot-format.js';
  * `internal/backend/all`). A Map: the name comes from stored records and config, and no input may
  * find a property of Object.
  */
-const FORMATS = new Map<string, SnapshotFormat>([[archiveFormat.name, archiveFormat]]);
+const FORMATS = new Map<string, SnapshotFormat>([
+  [archiveFormat.name, archiveFormat],
+  [chunkedFormat.name, chunkedFormat],
+]);
 
 /** The format of snapshots whose record names none: every record written before formats had names. */
 export const DEFAULT_FORMAT = archiveFormat.name;

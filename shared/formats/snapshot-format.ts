@@ -3,7 +3,8 @@ import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { ProgressSink } from '../progress.js';
 import type { EntryHeader, EntryType, SourceEntry } from '../snapshot/entry.js';
-import type { SnapshotManifest } from '../snapshot/manifest.js';
+import type { SnapshotManifest, SourceDescriptor } from '../snapshot/manifest.js';
+import type { UnchangedFiles } from '../snapshot/unchanged-files.js';
 import type { SignalOptions } from '../storage/storage-driver.js';
 import type { Compression } from './archive/manifest.js';
 import type { SealKey } from './archive/seal.js';
@@ -62,12 +63,36 @@ export interface WriteSnapshotRequest extends FormatWriteOptions {
    * hand it to `Repository.discardUpload` before retrying after a crash.
    */
   onUploadToken?: (token: string) => void | Promise<void>;
+  /** An incremental snapshot's parent, from this format's `findParent` (the same one the source was told about). */
+  parent?: SnapshotParent;
+}
+
+/** Finding the parent of an incremental snapshot (restic's `--parent`). */
+export interface FindParentRequest {
+  repository: Repository;
+  /** The new snapshot's source: the default parent is the latest snapshot of its lineage. */
+  source: SourceDescriptor;
+  /** A snapshot id or prefix naming the parent; absent: the default. */
+  parent?: string;
+  signal: AbortSignal;
+}
+
+/**
+ * The parent snapshot an incremental snapshot reuses unchanged files from. Handed to the source
+ * (so it does not read them) and to the writer; closed by the pipeline when the snapshot ends.
+ */
+export interface SnapshotParent extends UnchangedFiles {
+  readonly snapshotId: string;
+  close(): Promise<void>;
 }
 
 /** What a writer stored, for the record. */
 export interface WrittenSnapshot {
-  /** The record's format-specific fields (the archive format: `archive`, `sealKeyId` when sealed, `keyId` when encrypted). */
-  fields: Pick<SnapshotRecord, 'archive'> & Partial<Pick<SnapshotRecord, 'sealKeyId' | 'keyId'>>;
+  /**
+   * The record's format-specific fields (the archive format: `archive`, `sealKeyId` when sealed,
+   * `keyId` when encrypted; the chunked format: `tree`, and `parent` when incremental).
+   */
+  fields: Partial<Pick<SnapshotRecord, 'archive' | 'sealKeyId' | 'keyId' | 'tree' | 'parent'>>;
   stats: { entries: number; files: number; rawBytes: number; storedBytes: number };
 }
 
@@ -140,6 +165,13 @@ export interface SnapshotFormat {
   readonly name: string;
   /** Stores a snapshot (everything but its record, which the pipeline writes last). */
   write(request: WriteSnapshotRequest): Promise<WrittenSnapshot>;
+  /**
+   * Incremental formats: the parent snapshot for a new snapshot of `source` (the one named, or by
+   * default the latest of its lineage in this format), or undefined when there is none.
+   * @throws InvalidInputError when the named parent is of another lineage or format;
+   *   NotFoundError when it does not exist.
+   */
+  findParent?(request: FindParentRequest): Promise<SnapshotParent | undefined>;
   /** Opens a stored snapshot for reading (restore, verify). */
   open(request: OpenSnapshotRequest): Promise<SnapshotReader>;
   /**

@@ -1,5 +1,6 @@
 import type { SourceEntry } from '../snapshot/entry.js';
 import type { SourceDescriptor } from '../snapshot/manifest.js';
+import type { UnchangedFiles } from '../snapshot/unchanged-files.js';
 import type { ProgressSink } from '../progress.js';
 import type { NoticeSink } from './notices.js';
 
@@ -8,6 +9,8 @@ export interface SourceOpenOptions {
   progress: ProgressSink;
   /** Where entries that cannot be kept exactly are reported (see `notices.ts`). */
   notices: NoticeSink;
+  /** Set for an incremental snapshot: files it names unchanged are not read (see UnchangedFiles). */
+  unchanged?: UnchangedFiles;
 }
 
 /**

@@ -32,7 +32,7 @@ export interface RestoreRequest extends ReadSnapshotRequest {
  * @throws IntegrityError for a format or source kind this version does not know, and whatever
  *   the reader or `use` throws.
  */
-async function withEntries<T>(
+export async function withEntries<T>(
   request: ReadSnapshotRequest,
   use: (reader: SnapshotReader, entries: AsyncIterable<SnapshotEntry>) => Promise<T>,
   plan?: RestorePlan,

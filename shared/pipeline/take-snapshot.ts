@@ -1,9 +1,10 @@
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { Repository } from '../catalog/repository.js';
-import { NotFoundError, SnapworkerError } from '../errors.js';
+import { InvalidInputError, NotFoundError, SnapworkerError } from '../errors.js';
 import type { Compression } from '../formats/archive/manifest.js';
 import type { SealKey } from '../formats/archive/seal.js';
 import { formatNamed, formatOf } from '../formats/registry.js';
+import type { SnapshotFormat, SnapshotParent } from '../formats/snapshot-format.js';
 import type { ProgressSink } from '../progress.js';
 import { NoticeCollector } from '../kinds/notice-collector.js';
 import type { EntryNotice } from '../kinds/notices.js';
@@ -31,6 +32,13 @@ export interface SnapshotRequest {
    * `config.json` names, else `archive`.
    */
   format?: string;
+  /**
+   * Incremental formats (chunked): the parent snapshot to reuse unchanged files from, an id or
+   * prefix; default the latest snapshot of the lineage in this format. `false`: none, every file
+   * is read (restic's `--force`).
+   * @throws InvalidInputError (from `takeSnapshot`) when set for a format without parents.
+   */
+  parent?: string | false;
   /** See `WriteSnapshotRequest.onUploadToken`: the queue worker keeps the token on the job. */
   onUploadToken?: (token: string) => void | Promise<void>;
   /**
@@ -66,6 +74,9 @@ export async function takeSnapshot(request: SnapshotRequest): Promise<SnapshotRe
 async function writeSnapshot(request: SnapshotRequest, attempt: { stored: boolean }): Promise<SnapshotRecord> {
   const { id, source, repository, signal, progress } = request;
   const format = formatNamed(request.format ?? (await repository.snapshotFormat({ signal })));
+  if (request.parent !== undefined && !format.findParent) {
+    throw new InvalidInputError(`snapshot: the ${format.name} format takes no parent snapshot (--parent and --force apply to the chunked format)`);
+  }
   const startedAt = Date.now();
   progress.setPhase('reading');
   const estimatedBytes = await source.estimateBytes?.(signal);
@@ -81,10 +92,27 @@ async function writeSnapshot(request: SnapshotRequest, attempt: { stored: boolea
     tool: TOOL,
   };
 
+  const parent = request.parent === false ? undefined : await format.findParent?.({ repository, source: manifest.source, parent: request.parent, signal });
+  try {
+    return await writeWith(format, request, { manifest, startedAt, estimatedBytes, notices, parent }, attempt);
+  } finally {
+    await parent?.close();
+  }
+}
+
+async function writeWith(
+  format: SnapshotFormat,
+  request: SnapshotRequest,
+  prepared: { manifest: SnapshotManifest; startedAt: number; estimatedBytes: number | undefined; notices: NoticeCollector; parent: SnapshotParent | undefined },
+  attempt: { stored: boolean },
+): Promise<SnapshotRecord> {
+  const { id, source, repository, signal, progress } = request;
+  const { manifest, startedAt, estimatedBytes, notices, parent } = prepared;
   const written = await format.write({
     repository,
     manifest,
-    entries: source.entries({ signal, progress, notices }),
+    entries: source.entries({ signal, progress, notices, ...(parent ? { unchanged: parent } : {}) }),
+    ...(parent ? { parent } : {}),
     estimatedBytes,
     compression: request.compression,
     level: request.level,

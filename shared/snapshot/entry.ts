@@ -63,8 +63,23 @@ export function entryMtimeNs(header: EntryHeader): bigint {
   return header.mtimeNs ?? BigInt(header.mtime.getTime()) * 1_000_000n;
 }
 
+/**
+ * Facts a source knows about a file besides its header, which tell an incremental snapshot that
+ * the file is the one a parent snapshot stored (restic's and kopia's change detection: size,
+ * mtime, ctime and inode equal means unchanged). Formats that keep no parent ignore them.
+ */
+export interface FileIdentity {
+  /** Status change time in nanoseconds since the epoch (any write, chmod or rename moves it). */
+  ctimeNs: bigint;
+  inode: bigint;
+  /** The filesystem's device number (`st_dev`). */
+  device: bigint;
+}
+
 /** An entry a source hands to the archive writer: the header, and for files a way to open the bytes. */
 export interface SourceEntry extends EntryHeader {
+  /** Regular files of sources that stat them (the dir kind): see FileIdentity. */
+  identity?: FileIdentity;
   /**
    * Opens the file's bytes. Called once, in entry order; the stream must yield exactly `size`
    * bytes (for a sparse file, exactly the data segments' bytes). Sources that read ahead may

@@ -12,6 +12,8 @@ import { openTarget } from '../../shared/kinds/registry.js';
 import { createLogger } from '../../shared/logging.js';
 import { nullProgress, type ProgressSink } from '../../shared/progress.js';
 import { JobRuntime, runJob } from '../../worker/job-runner.js';
+import { formatOf } from '../../shared/formats/registry.js';
+import { newChunkedStoreConfig } from '../../shared/formats/chunked/store/store-config.js';
 import { testManifest } from './archive-fixtures.js';
 import type { KindFixture } from './kind-fixtures/index.js';
 
@@ -25,8 +27,8 @@ import type { KindFixture } from './kind-fixtures/index.js';
  * - a restore with `replace` aborted mid-way leaves the existing target exactly as it was.
  * Each test makes its own source in a fresh directory and removes what it made.
  */
-export function runKindConformanceSuite(fixture: KindFixture): void {
-  describe(`kind ${fixture.kind} conformance`, () => {
+export function runKindConformanceSuite(fixture: KindFixture, format: 'archive' | 'chunked' = 'archive'): void {
+  describe(`kind ${fixture.kind} conformance${format === 'archive' ? '' : ` (${format} repository)`}`, () => {
     let root: string;
     let repoDir: string;
     let stagingDir: string;
@@ -48,6 +50,7 @@ export function runKindConformanceSuite(fixture: KindFixture): void {
         ...fixture.env,
       });
       runtime = new JobRuntime(config, createLogger('silent'));
+      if (format === 'chunked') await runtime.repository(undefined).init({ snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig() } });
     });
     after(async () => {
       for (const uris of made) await fixture.cleanup?.(uris);
@@ -103,11 +106,17 @@ export function runKindConformanceSuite(fixture: KindFixture): void {
       const record = await snapshot(source);
       const stored = await runtime.repository(undefined).getRecord(record.id);
       assert.deepEqual(stored, record, 'the job result is the stored record');
-      const manifest = (await readTarEntry(path.join(repoDir, record.archive.key), 'manifest.json')) as { snapshotId: string; source: unknown; labels: unknown; compression: string };
+      if (format === 'chunked') {
+        const reader = await formatOf(record).open({ repository: runtime.repository(undefined), record, signal: new AbortController().signal, progress: nullProgress });
+        await reader.close();
+        assert.deepEqual(reader.manifest, { snapshotId: record.id, createdAt: record.createdAt, source: record.source, labels: record.labels, tool: record.tool });
+        return;
+      }
+      const manifest = (await readTarEntry(path.join(repoDir, record.archive!.key), 'manifest.json')) as { snapshotId: string; source: unknown; labels: unknown; compression: string };
       assert.equal(manifest.snapshotId, record.id);
       assert.deepEqual(manifest.source, record.source);
       assert.deepEqual(manifest.labels, record.labels);
-      assert.equal(manifest.compression, record.archive.compression);
+      assert.equal(manifest.compression, record.archive!.compression);
     });
 
     it('refuses, in the target, a snapshot of another kind and leaves the target untouched', async (t) => {

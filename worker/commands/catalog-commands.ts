@@ -4,7 +4,9 @@ import type { WorkerConfig } from '../../shared/config.js';
 import { IntegrityError, InvalidInputError } from '../../shared/errors.js';
 import { isSnapshotId } from '../../shared/ids.js';
 import { describeFilter, matchesFilter } from '../../shared/catalog/snapshot-filter.js';
-import { formatOf } from '../../shared/formats/registry.js';
+import { formatNamed, formatOf } from '../../shared/formats/registry.js';
+import { CHUNKED_FORMAT } from '../../shared/formats/chunked/chunked-format.js';
+import { newChunkedStoreConfig } from '../../shared/formats/chunked/store/store-config.js';
 import type { Logger } from '../../shared/logging.js';
 import { groupSnapshots, parseGroupKeys } from '../../shared/retention/group-snapshots.js';
 import { listGenerations } from '../../shared/kinds/sqlite/replication/list-generations.js';
@@ -36,7 +38,7 @@ export async function runCatalogCommand(
     if (command === 'init') {
       const repository = runtime.repository(options.repo);
       const keySources = initKeySources(repository, options);
-      const created = await repository.init({ keySources, keyLabel: options['key-label'] });
+      const created = await repository.init({ ...repositorySettings(options.format), keySources, keyLabel: options['key-label'] });
       const encrypted = created.encryption ? ` encrypted (key ${created.encryption.keyId}, ${keySources.length} key ${keySources.length === 1 ? 'object' : 'objects'})` : '';
       out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created${encrypted} repository ${repository.name} (id ${created.id})`);
       return 0;
@@ -104,6 +106,17 @@ async function listReplicaGenerations(repository: Repository, options: CliOption
   const generations = await listGenerations(new ReplicaStore(repository.replicaStorage(), options.source));
   out(options.json ? JSON.stringify(generations, null, 2) : formatGenerationTable(options.source, generations));
   return 0;
+}
+
+/**
+ * What `init --format F` writes into `config.json`: the format, and for the chunked format its
+ * store settings (chunker sizes, a fresh id key).
+ * @throws InvalidInputError for a format this version does not know.
+ */
+function repositorySettings(format: string | undefined): { snapshotFormat?: string; chunked?: Record<string, unknown> } {
+  if (format === undefined) return {};
+  const name = formatNamed(format).name;
+  return name === CHUNKED_FORMAT ? { snapshotFormat: name, chunked: { ...newChunkedStoreConfig() } } : { snapshotFormat: name };
 }
 
 /**

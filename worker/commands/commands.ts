@@ -38,9 +38,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '',
     minArgs: 0,
     maxArgs: 0,
-    flags: ['repo', 'encrypt', 'key-source', 'key-label', 'json'],
+    flags: ['repo', 'format', 'encrypt', 'key-source', 'key-label', 'json'],
     summary: 'create a repository (writes its config object), encrypted when it has key sources',
     notes:
+      '--format chunked makes a deduplicating repository (docs/chunked-format.md): files cut into chunks stored once, incremental snapshots; archive (the default) stores one tar per snapshot.\n' +
       'Read-only commands never create a repository. Snapshots create one only when SNAPWORKER_AUTO_INIT allows it (see the README).\n' +
       'A repository with keys configured (SNAPWORKER_REPOSITORY_KEYS) or given with --key-source is created encrypted, one key object per source; --encrypt refuses to create it otherwise (docs/encryption.md).',
   },
@@ -49,10 +50,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '<source>...',
     minArgs: 1,
     maxArgs: Infinity,
-    flags: ['repo', 'label', 'name', 'compression', ...JOB_FLAGS],
+    flags: ['repo', 'label', 'name', 'compression', 'parent', 'force', ...JOB_FLAGS],
     kindFlags: 'source',
     summary: 'snapshot sources into the repository',
-    notes: `Sources: ${ENDPOINT_FORMS}.\n${JOB_MODES}`,
+    notes: `Sources: ${ENDPOINT_FORMS}.\nChunked repositories: files whose size, mtime, ctime and inode match the parent snapshot (--parent ID, default the lineage's latest) are not read again; --force reads every file.\n${JOB_MODES}`,
   },
   {
     name: 'restore',
@@ -76,6 +77,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [...PICK_FLAGS, ...JOB_FLAGS],
     summary: 'read a snapshot back and check every sum (and the seal)',
     notes: `${SNAPSHOT_REF}\n${JOB_MODES}`,
+  },
+  {
+    name: 'export',
+    args: '<snapshot>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: PICK_FLAGS,
+    summary: 'write a snapshot of any format as a format-v1 archive (tar.zst) to stdout',
+    notes: `${SNAPSHOT_REF}\nRead and checked as verify does; stock tools read the output: snapworker export ID | zstd -d | tar -x && sha256sum -c SHA256SUMS. Runs in this process.`,
   },
   {
     name: 'prune',

@@ -20,6 +20,9 @@ export const FLAGS = {
   name: { type: 'string', value: 'N', description: 'lineage name of the snapshot (default: derived from the source)' },
   source: { type: 'string', value: 'NAME', description: 'only snapshots of this lineage (with "latest": the lineage to take it from)' },
   compression: { type: 'string', value: 'zstd|gzip|none', description: 'archive compression (default zstd)' },
+  parent: { type: 'string', value: 'ID', description: 'snapshot, chunked repositories: reuse unchanged files from this snapshot (default: the lineage\'s latest)' },
+  force: { type: 'boolean', description: 'snapshot, chunked repositories: read every file, reuse nothing from a parent' },
+  format: { type: 'string', value: 'archive|chunked', description: 'init: the snapshot format of the new repository (default archive)' },
   replace: { type: 'boolean', description: 'replace an existing target (without it an existing target is refused)' },
   include: { type: 'string', multiple: true, value: 'G', description: 'restore only paths matching this glob (picomatch, relative to the snapshot root; repeatable), with their parent directories' },
   exclude: { type: 'string', multiple: true, value: 'G', description: 'restore nothing matching this glob, nor anything under it (repeatable)' },
@@ -68,6 +71,9 @@ export interface CliOptions {
   name?: string;
   source?: string;
   compression?: string;
+  parent?: string;
+  force: boolean;
+  format?: string;
   replace: boolean;
   include: string[];
   exclude: string[];

@@ -8,7 +8,7 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
   switch (kind) {
     case 'snapshot': {
       const r = result as JobResultByKind['snapshot'];
-      return `snapshot ${r.id} of ${r.source.name}: ${entries(r.stats.entries)}, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive.size)} in ${r.stats.durationSeconds.toFixed(1)}s (${r.archive.checksum})${noticeSummary(r)}`;
+      return `snapshot ${r.id} of ${r.source.name}: ${entries(r.stats.entries)}, ${formatBytes(r.stats.rawBytes)} → ${formatBytes(r.archive?.size ?? r.stats.storedBytes)}${r.archive ? '' : ' new'} in ${r.stats.durationSeconds.toFixed(1)}s${r.archive ? ` (${r.archive.checksum})` : ''}${noticeSummary(r)}`;
     }
     case 'restore': {
       const r = result as JobResultByKind['restore'];

@@ -11,6 +11,8 @@ export function snapshotJobData(sources: readonly string[], options: CliOptions)
     name: options.name,
     labels: parseLabels(options.label),
     compression: options.compression as 'zstd' | 'gzip' | 'none' | undefined,
+    ...(options.parent !== undefined ? { parent: options.parent } : {}),
+    ...(options.force ? { force: true as const } : {}),
     ...options.kindFields,
   };
 }

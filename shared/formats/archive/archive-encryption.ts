@@ -1,4 +1,5 @@
 import type { Transform } from 'node:stream';
+import { archiveOf } from './archive-of.js';
 import type { Repository } from '../../catalog/repository.js';
 import type { SnapshotRecord } from '../../catalog/snapshot-record.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
@@ -50,5 +51,5 @@ export async function archiveDecryption(repository: Repository, record: Snapshot
   if (key.keyId !== record.keyId) {
     throw new IntegrityError(`snapshot ${record.id}: encrypted under key ${record.keyId}, but repository ${repository.name}'s key is ${key.keyId}`);
   }
-  return new AgeDecryptStream(key.ageIdentity, `snapshot ${record.id} (${record.archive.key})`);
+  return new AgeDecryptStream(key.ageIdentity, `snapshot ${record.id} (${archiveOf(record).key})`);
 }

@@ -15,6 +15,7 @@ import { openSelected } from './selected-reader.js';
 import { EntryIndexWriter } from './entry-index/entry-index-writer.js';
 import type { SeekableZstdCompressStream } from './seekable/frame-compressor.js';
 import { AGE_SUFFIX, archiveDecryption, archiveEncryption } from './archive-encryption.js';
+import { archiveOf } from './archive-of.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, type Manifest } from './manifest.js';
 
 /**
@@ -117,7 +118,7 @@ export const archiveFormat: SnapshotFormat = {
       if (partial) return partial;
     }
     const decrypt = await archiveDecryption(repository, record, signal);
-    const stored = await repository.getObject(record.archive.key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
+    const stored = await repository.getObject(archiveOf(record).key, { signal, onProgress: ({ loaded }) => progress.setTransferred(loaded) });
     const digest = new DigestStream();
     // Errors of any stream reach the reader through the last one; the callback has nothing to add.
     const archive = decrypt ? pipeline(stored, digest, decrypt, () => {}) : pipeline(stored, digest, () => {});
@@ -153,11 +154,12 @@ export const archiveFormat: SnapshotFormat = {
   },
 
   requiredKeys(record) {
-    return record.archive.index ? [record.archive.key, record.archive.index.key] : [record.archive.key];
+    const archive = archiveOf(record);
+    return archive.index ? [archive.key, archive.index.key] : [archive.key];
   },
 
   downloadKey(record) {
-    return record.archive.key;
+    return archiveOf(record).key;
   },
 
   delete(repository: Repository, record: SnapshotRecord, options) {
@@ -199,10 +201,10 @@ async function* checkedAgainstRecord(archive: ArchiveEntries, digest: DigestStre
   } catch (err) {
     throw named(err, record);
   }
-  if (digest.size !== record.archive.size || digest.sha256() !== record.archive.sha256) {
+  if (digest.size !== archiveOf(record).size || digest.sha256() !== archiveOf(record).sha256) {
     throw new IntegrityError(
-      `snapshot ${record.id}: stored archive ${record.archive.key} differs from its record ` +
-        `(${digest.size} bytes, sha256 ${digest.sha256()}; record says ${record.archive.size} bytes, sha256 ${record.archive.sha256})`,
+      `snapshot ${record.id}: stored archive ${archiveOf(record).key} differs from its record ` +
+        `(${digest.size} bytes, sha256 ${digest.sha256()}; record says ${archiveOf(record).size} bytes, sha256 ${archiveOf(record).sha256})`,
     );
   }
 }
@@ -216,8 +218,9 @@ async function* selected(entries: AsyncIterable<SnapshotEntry>, select: NonNulla
   }
 }
 
+
 /** The reader names the entry; only we know which stored archive it was reading. */
 function named(err: unknown, record: SnapshotRecord): unknown {
-  if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${record.id} (${record.archive.key}): ${err.message}`;
+  if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${record.id} (${archiveOf(record).key}): ${err.message}`;
   return err;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { archiveOf } from './archive-of.js';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import tar from 'tar-stream';
@@ -33,19 +34,19 @@ import { END_OF_ARCHIVE } from './tar-encoder.js';
 export async function openSelected(request: OpenSnapshotRequest, index: EntryIndex, select: (path: string, type?: EntryHeader['type']) => boolean): Promise<SnapshotReader | undefined> {
   const { repository, record, signal } = request;
   let table: SeekTable | undefined;
-  if (record.archive.compression === 'gzip') return undefined;
-  if (record.archive.compression === 'zstd') {
-    const ref = record.archive.seekTable;
-    if (!ref || ref.offset + ref.size !== record.archive.size || ref.size > 64 * 1024 * 1024) return undefined;
-    const stream = await repository.getObject(record.archive.key, { signal, range: { start: ref.offset, end: ref.offset + ref.size - 1 } });
+  if (archiveOf(record).compression === 'gzip') return undefined;
+  if (archiveOf(record).compression === 'zstd') {
+    const ref = archiveOf(record).seekTable;
+    if (!ref || ref.offset + ref.size !== archiveOf(record).size || ref.size > 64 * 1024 * 1024) return undefined;
+    const stream = await repository.getObject(archiveOf(record).key, { signal, range: { start: ref.offset, end: ref.offset + ref.size - 1 } });
     const bytes = await collect(stream, ref.size);
     if (createHash('sha256').update(bytes).digest('hex') !== ref.sha256) {
-      throw new IntegrityError(`snapshot ${record.id}: the seek table of ${record.archive.key} differs from its record (tampered with or damaged)`);
+      throw new IntegrityError(`snapshot ${record.id}: the seek table of ${archiveOf(record).key} differs from its record (tampered with or damaged)`);
     }
     table = decodeSeekTable(bytes, ref.offset, undefined);
   }
-  const tarBytes = table ? table.decompressedOffsets[table.frames.length]! : record.archive.size;
-  const ranges = new TarRangeReader(repository, record.archive.key, table, tarBytes, signal);
+  const tarBytes = table ? table.decompressedOffsets[table.frames.length]! : archiveOf(record).size;
+  const ranges = new TarRangeReader(repository, archiveOf(record).key, table, tarBytes, signal);
   const lines = index.entries[Symbol.asyncIterator]();
   try {
     const first = await lines.next();
@@ -111,7 +112,7 @@ class SelectedReader implements SnapshotReader {
       }
       this.done = { ...this.counts, sealed: false };
     } catch (err) {
-      if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${this.record.id} (${this.record.archive.key}): ${err.message}`;
+      if (err instanceof SnapworkerError && err.message.startsWith('archive:')) err.message = `snapshot ${this.record.id} (${archiveOf(this.record).key}): ${err.message}`;
       throw err;
     } finally {
       this.ranges.close();
@@ -219,7 +220,7 @@ async function readManifest(ranges: TarRangeReader, end: number, record: Snapsho
     if (manifest.snapshotId !== record.id) throw new IntegrityError(`snapshot ${record.id}: archive manifest names snapshot ${manifest.snapshotId}`);
     return manifest;
   }
-  throw new IntegrityError(`archive: ${record.archive.key}: no readable ${MANIFEST_ENTRY} where the entry index says the archive starts`);
+  throw new IntegrityError(`archive: ${archiveOf(record).key}: no readable ${MANIFEST_ENTRY} where the entry index says the archive starts`);
 }
 
 async function collect(stream: Readable, limit: number): Promise<Buffer> {

@@ -2,7 +2,8 @@ import { readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { EntryVanishedError, type EntryType, type SourceEntry } from '../../snapshot/entry.js';
+import { EntryVanishedError, type EntryHeader, type EntryType, type FileIdentity, type SourceEntry } from '../../snapshot/entry.js';
+import type { UnchangedFiles } from '../../snapshot/unchanged-files.js';
 import type { SourceDescriptor } from '../../snapshot/manifest.js';
 import { InvalidInputError, NotFoundError, SnapworkerError, throwIfAborted } from '../../errors.js';
 import { dirPathFromUris } from './dir-uri.js';
@@ -84,6 +85,8 @@ interface PlannedEntry {
   readAhead: boolean;
   /** Hard links: the path of the entry that stored the inode first. */
   linkTarget?: string;
+  /** Regular files the parent snapshot holds unchanged: neither read ahead nor scanned for holes. */
+  unchanged?: boolean;
 }
 
 /**
@@ -174,7 +177,7 @@ export class DirSource implements Source {
     return total;
   }
 
-  async *entries({ signal, notices }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
+  async *entries({ signal, notices, unchanged }: SourceOpenOptions): AsyncGenerator<SourceEntry> {
     this.skipped.special = 0;
     this.skipped.vanished = 0;
     this.notices = notices;
@@ -187,14 +190,14 @@ export class DirSource implements Source {
       const pacer = new Pacer(this.options.burstMs);
       for (const planned of this.plannedEntries(this.selectedNodesSync(signal, true))) {
         throwIfAborted(signal);
-        const entry = await this.load(planned);
+        const entry = await this.load(await this.checkUnchanged(planned, unchanged));
         const ready = entry?.type === 'hardlink' ? await this.resolveHardLink(entry) : entry;
         if (ready !== undefined) yield ready;
         await pacer.pace();
       }
       return;
     }
-    const loaded = readAhead(this.plannedEntriesAsync(signal), {
+    const loaded = readAhead(this.plannedEntriesAsync(signal, unchanged), {
       maxItems: this.options.readAheadFiles,
       maxBytes: this.options.readAheadBytes,
       weigh: (planned) => (planned.readAhead ? Number(planned.node.stats.size) : 0),
@@ -289,12 +292,21 @@ export class DirSource implements Source {
     selection.reportUnmatched(this.notices);
   }
 
-  private async *plannedEntriesAsync(signal: AbortSignal): AsyncGenerator<PlannedEntry> {
+  private async *plannedEntriesAsync(signal: AbortSignal, unchanged: UnchangedFiles | undefined): AsyncGenerator<PlannedEntry> {
     const planner = this.planner();
     for await (const node of this.selectedNodes(signal, true)) {
       const planned = planner(node);
-      if (planned) yield planned;
+      if (planned) yield await this.checkUnchanged(planned, unchanged);
     }
+  }
+
+  /**
+   * A file the parent snapshot holds unchanged (size, mtime, ctime, inode) is neither read ahead
+   * nor scanned for holes: the format reuses the parent's content (docs/chunked-format.md).
+   */
+  private async checkUnchanged(planned: PlannedEntry, unchanged: UnchangedFiles | undefined): Promise<PlannedEntry> {
+    if (unchanged === undefined || planned.type !== 'file' || !(await unchanged.isUnchanged(fileHeader(planned.node)))) return planned;
+    return { ...planned, readAhead: false, unchanged: true };
   }
 
   private *plannedEntries(nodes: Iterable<WalkedNode>): Generator<PlannedEntry> {
@@ -333,7 +345,7 @@ export class DirSource implements Source {
   }
 
   /** Builds the entry, reading small files and link targets now; undefined when the path vanished. */
-  private async load({ node, type, readAhead: readNow, linkTarget }: PlannedEntry): Promise<SourceEntry | undefined> {
+  private async load({ node, type, readAhead: readNow, linkTarget, unchanged }: PlannedEntry): Promise<SourceEntry | undefined> {
     const { relPath, absPath, stats } = node;
     const size = type === 'file' ? Number(stats.size) : 0;
     // One object per entry, built in place: this runs for every node of the tree.
@@ -345,6 +357,7 @@ export class DirSource implements Source {
       mtimeNs: stats.mtimeNs,
       size,
     };
+    if (type === 'file') entry.identity = identityOf(stats);
     try {
       // A hard link's attributes are its inode's, stored with the first name.
       const xattrs =
@@ -365,6 +378,10 @@ export class DirSource implements Source {
         if (grew) this.warnChanged(relPath, `changed while read: grew past the listed ${size} bytes`);
         entry.bytes = bytes;
         entry.open = () => bufferStream(bytes);
+      } else if (type === 'file' && unchanged) {
+        // The format reuses the parent's content and does not open it; if it does, it gets all bytes.
+        const listed = { size, mtimeNs: stats.mtimeNs, onChanged: (reason: string) => this.warnChanged(relPath, reason) };
+        entry.open = () => this.openForStreaming(relPath, absPath, [{ offset: 0, length: size }], this.options.streamChunkBytes, listed);
       } else if (type === 'file') {
         // Opened by the writer after it chose to write the entry: find out now whether it can be.
         if (this.skipUnreadable) await (await openRegularFile(absPath)).close();
@@ -474,6 +491,24 @@ const UNREADABLE_CODES: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EIO']
 function unreadableCode(cause: unknown): string | undefined {
   const code = errnoCode(cause) ?? errnoCode((cause as { cause?: unknown } | undefined)?.cause);
   return code !== undefined && UNREADABLE_CODES.has(code) ? code : undefined;
+}
+
+/** What an incremental snapshot matches a file on (see FileIdentity). */
+function identityOf(stats: BigIntStats): FileIdentity {
+  return { ctimeNs: stats.ctimeNs, inode: stats.ino, device: stats.dev };
+}
+
+/** The header and identity of a listed regular file, as its entry will carry them. */
+function fileHeader({ relPath, stats }: WalkedNode): EntryHeader & { identity: FileIdentity } {
+  return {
+    path: `data/${relPath}`,
+    type: 'file',
+    mode: Number(stats.mode & 0o7777n),
+    mtime: new Date(Number(stats.mtimeMs)),
+    mtimeNs: stats.mtimeNs,
+    size: Number(stats.size),
+    identity: identityOf(stats),
+  };
 }
 
 /** The entry type of what `lstat` found; undefined for a socket. */

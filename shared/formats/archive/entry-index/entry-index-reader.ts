@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { archiveOf } from '../archive-of.js';
 import { pipeline, Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { DecompressStream } from 'zstd-napi';
@@ -41,7 +42,7 @@ export interface EntryIndex {
  *   encrypted repository cannot be unlocked.
  */
 export async function readEntryIndex(repository: Repository, record: SnapshotRecord, signal: AbortSignal): Promise<EntryIndex | undefined> {
-  const ref = record.archive.index;
+  const ref = archiveOf(record).index;
   if (!ref) return undefined;
   if (ref.size > MAX_INDEX_BYTES) throw new IntegrityError(`archive: entry index ${ref.key}: ${ref.size} bytes, more than ${MAX_INDEX_BYTES}`);
   const stream = await repository.getObject(ref.key, { signal });
@@ -71,7 +72,7 @@ export async function readEntryIndex(repository: Repository, record: SnapshotRec
       if (trailer) throw new IntegrityError(`archive: entry index ${ref!.key}: line ${lineNumber} after the trailer`);
       if (lineNumber === 1) {
         const header = parseIndexLine(indexHeaderSchema, line, lineNumber, ref!.key);
-        if (header.snapshotId !== record.id || header.compression !== record.archive.compression) {
+        if (header.snapshotId !== record.id || header.compression !== archiveOf(record).compression) {
           throw new IntegrityError(`archive: entry index ${ref!.key}: names snapshot ${header.snapshotId} (${header.compression}), not this one`);
         }
         continue;

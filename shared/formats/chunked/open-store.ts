@@ -1,0 +1,27 @@
+import type { Repository } from '../../catalog/repository.js';
+import type { BlobCipher } from '../../crypto/blob-cipher.js';
+import { chunkStream, gearTableFor, type ChunkerParams } from './store/chunker.js';
+import { openBlobStore, type BlobStore } from './store/blob-store.js';
+import { plainCipherOf, readChunkedStoreConfig } from './store/store-config.js';
+
+/** A repository's blob store session, with the chunker its files are cut with. */
+export interface ChunkedStore {
+  store: BlobStore;
+  /** Names and seals the repository's blobs. */
+  cipher: BlobCipher;
+  /** Cuts a file's bytes with the repository's chunker sizes and gear table. */
+  chunk(source: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
+}
+
+/**
+ * Opens the blob store of a chunked repository (its index read into memory) with the cipher and
+ * chunker settings its `config.json` fixes. Close `store` when done.
+ * @throws InvalidInputError when the repository was not initialised for the chunked format.
+ */
+export async function openChunkedStore(repository: Repository, signal: AbortSignal): Promise<ChunkedStore> {
+  const config = await readChunkedStoreConfig(repository, { signal });
+  const cipher = plainCipherOf(config, repository.name);
+  const params: ChunkerParams = { ...config.chunker, gear: gearTableFor(cipher) };
+  const store = await openBlobStore(repository, { cipher, signal });
+  return { store, cipher, chunk: (source) => chunkStream(source, params) };
+}

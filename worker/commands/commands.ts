@@ -75,6 +75,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes: `${SNAPSHOT_REF}\n${JOB_MODES}`,
   },
   {
+    name: 'check',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'read-data-subset', ...JOB_FLAGS],
+    summary: "check a repository's structure, and with --read-data-subset read a share of its snapshots whole",
+    notes:
+      "Structure: every record parses and names a known format, every object a record needs exists with the size it gives, and each format's own structural check. --read-data-subset 5% (a random share, at least one snapshot) or 1/10 (the first of 10 fixed groups: 1/10 … 10/10 read everything) reads those snapshots whole and verifies every sum, as verify does. Exit code 1 when a problem was found (each named).\n" +
+      JOB_MODES,
+  },
+  {
+    name: 'copy',
+    args: '<snapshot>...',
+    minArgs: 1,
+    maxArgs: Infinity,
+    flags: [...PICK_FLAGS, 'to', ...JOB_FLAGS],
+    summary: 'copy snapshots to another repository (--to), keeping their ids; verified on arrival',
+    notes:
+      `${SNAPSHOT_REF}\nSnapshots the target already holds are skipped. Between repositories of the same format the stored objects are copied as they are; otherwise the entries are re-written in the target's format. Each copy is read back from the target and verified before its record is written; a damaged source snapshot is refused and nothing of it is committed. The target must exist (snapworker init). ${JOB_MODES}`,
+  },
+  {
     name: 'prune',
     args: '<keep-daily=7,keep-weekly=4,...>',
     minArgs: 1,
@@ -93,6 +114,26 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes:
       'Read from the catalog index: --source reads one lineage. --group-by source, labels or label:KEY (comma-separated, e.g. label:app) prints one table per group, as restic snapshots --group-by does; snapshots without that label form their own group. `show` prints a whole record.\n' +
       '--generations --source NAME lists the generations of the SQLite replica NAME (snapworker replicate): when each began and was last read, its first and last WAL position (index/offset), its segments and their bytes; a restore reaches any point inside them.',
+  },
+  {
+    name: 'diff',
+    args: '<snapshot-a> <snapshot-b>',
+    minArgs: 2,
+    maxArgs: 2,
+    flags: [...PICK_FLAGS, 'json'],
+    summary: 'show what changed from snapshot a to snapshot b: added, removed and changed entries, with sizes',
+    notes:
+      `${SNAPSHOT_REF}\nOne line per entry: + added, - removed, M content changed (by SHA-256), T type changed, U metadata only (mode, mtime, link target, xattrs), then what changed and a summary (restic's diff). --json prints one document: {a, b, changes, summary}. Snapshots without an entry index are read whole (and verified) to list them.`,
+  },
+  {
+    name: 'find',
+    args: '<glob>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: [...PICK_FLAGS, 'json'],
+    summary: 'list the snapshots holding a path matching a glob, and the matching paths',
+    notes:
+      'A glob without "/" matches entry names (*.conf, app.log*); with "/" it matches whole paths as the snapshot stores them (data/etc/**, **/logs/*.gz). --source and --label choose the snapshots searched (default: all). Snapshots without an entry index are read whole (and verified) to list them. --json prints one document: a list of {snapshot, matches}.',
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },

@@ -31,17 +31,18 @@ export function comparePayloadPaths(a: string, b: string): number {
 /**
  * A snapshot's listing in payload order (`comparePayloadPaths`), for merges over two listings
  * (`diff`). A listing is passed through as it streams, checked to be strictly increasing; a
- * small one (see SORT_IN_MEMORY_ENTRIES, by the record's entry count) is sorted in memory first.
+ * small one (at most `sortInMemory` entries by its record, default SORT_IN_MEMORY_ENTRIES) is
+ * sorted in memory first.
  * @throws IntegrityError when a small snapshot lists more entries than its record says.
  * @throws SnapworkerError when a big listing is out of order or names one path twice, naming
  *   the snapshot and the two paths (a format that lists in another order must sort).
  */
-export async function* inPayloadOrder(record: SnapshotRecord, listing: AsyncIterable<ListedEntry>): AsyncGenerator<ListedEntry> {
-  if (record.stats.entries <= SORT_IN_MEMORY_ENTRIES) {
+export async function* inPayloadOrder(record: SnapshotRecord, listing: AsyncIterable<ListedEntry>, sortInMemory = SORT_IN_MEMORY_ENTRIES): AsyncGenerator<ListedEntry> {
+  if (record.stats.entries <= sortInMemory) {
     const all: ListedEntry[] = [];
     for await (const entry of listing) {
       all.push(entry);
-      if (all.length > SORT_IN_MEMORY_ENTRIES) throw new IntegrityError(`snapshot ${record.id}: lists more entries than its record says (${record.stats.entries})`);
+      if (all.length > sortInMemory) throw new IntegrityError(`snapshot ${record.id}: lists more entries than its record says (${record.stats.entries})`);
     }
     all.sort((a, b) => comparePayloadPaths(a.path, b.path));
     yield* checkedOrder(record, all);

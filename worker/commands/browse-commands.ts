@@ -29,7 +29,7 @@ export async function runBrowseCommand(command: 'diff' | 'find', args: string[],
   try {
     const repository = await runtime.existingRepository(options.repo);
     const filter: SnapshotFilter = { source: options.source, labels: parseLabels(options.label) };
-    const context: BrowseContext = { repository, filter, options, signal: controller.signal, sealKeys: runtime.sealKeys() };
+    const context: BrowseContext = { repository, filter, json: options.json, signal: controller.signal, sealKeys: runtime.sealKeys(), write: writeStdout };
     const work = command === 'diff' ? runDiff(context, args[0]!, args[1]!) : runFind(context, args[0]!);
     return await untilInterrupted(work, () => {
       const interrupted = new InterruptedError(`${command} interrupted`);
@@ -41,32 +41,36 @@ export async function runBrowseCommand(command: 'diff' | 'find', args: string[],
   }
 }
 
-interface BrowseContext {
+/** What `diff` and `find` read from and write to. */
+export interface BrowseContext {
   repository: Repository;
+  /** Picks `latest` (diff), or the snapshots searched (find); checked beside an id. */
   filter: SnapshotFilter;
-  options: CliOptions;
+  json: boolean;
   signal: AbortSignal;
   sealKeys: Record<string, Buffer>;
+  /** Where the output goes, resolving when it may take more (stdout's backpressure). */
+  write: (text: string) => Promise<void>;
 }
 
-/** restic's `diff`: one line per change (`+`, `-`, `M`, `T`, `U`), then counts and bytes. */
-async function runDiff({ repository, filter, options, signal, sealKeys }: BrowseContext, refA: string, refB: string): Promise<number> {
+/** restic's `diff`: one line per change (`+`, `-`, `M`, `T`, `U`), then counts and bytes. Resolves with the exit code. */
+export async function runDiff({ repository, filter, json, signal, sealKeys, write }: BrowseContext, refA: string, refB: string): Promise<number> {
   const a = await repository.resolve(refA, filter, { signal });
   const b = await repository.resolve(refB, filter, { signal });
   const listing = (record: SnapshotRecord) => inPayloadOrder(record, listEntries(repository, record, { signal, sealKeys }));
   const tally = new DiffTally();
-  if (options.json) await write(`{"a":${JSON.stringify(a.id)},"b":${JSON.stringify(b.id)},"changes":[`);
+  if (json) await write(`{"a":${JSON.stringify(a.id)},"b":${JSON.stringify(b.id)},"changes":[`);
   else await write(`comparing snapshot ${a.id} to ${b.id}:\n`);
   let first = true;
   for await (const change of diffListings(listing(a), listing(b))) {
     tally.add(change);
-    if (options.json) {
+    if (json) {
       await write(`${first ? '\n' : ',\n'}${JSON.stringify(changeJson(change))}`);
       first = false;
     } else await write(`${modifierOf(change).padEnd(5)}${showName(change.path)}${changeDetail(change)}\n`);
   }
   const { summary } = tally;
-  if (options.json) {
+  if (json) {
     await write(`\n],"summary":${JSON.stringify(summary)}}\n`);
     return EXIT_CODES.ok.code;
   }
@@ -99,14 +103,17 @@ function changeDetail(change: EntryChange): string {
   return `    (${parts.join(', ')})`;
 }
 
-/** restic's `find`: per snapshot holding a match, its id, source and time, then each matching path. */
-async function runFind({ repository, filter, options, signal, sealKeys }: BrowseContext, pattern: string): Promise<number> {
+/**
+ * restic's `find`: per snapshot holding a match, its id, source and time, then each matching path.
+ * Resolves with the exit code: 1 when a snapshot could not be read (named on stderr; the others are still searched).
+ */
+export async function runFind({ repository, filter, json, signal, sealKeys, write }: BrowseContext, pattern: string): Promise<number> {
   const matches = pathGlob(pattern);
   const snapshots = await repository.index.snapshots(filter, { signal });
   let damaged = 0;
   let found = 0;
   let firstSnapshot = true;
-  if (options.json) await write('[');
+  if (json) await write('[');
   for (const summary of snapshots) {
     let record: SnapshotRecord;
     let shown = false;
@@ -116,13 +123,13 @@ async function runFind({ repository, filter, options, signal, sealKeys }: Browse
         if (!matches(entry.path)) continue;
         if (!shown) {
           await write(
-            options.json
+            json
               ? `${firstSnapshot ? '\n' : ',\n'}{"snapshot":${JSON.stringify({ id: record.id, source: record.source, labels: record.labels, createdAt: record.createdAt })},"matches":[`
               : `snapshot ${record.id} of ${record.source.kind}:${record.source.name} at ${record.createdAt}:\n`,
           );
           firstSnapshot = false;
         }
-        await write(options.json ? `${shown ? ',' : ''}\n${JSON.stringify(entryJson(entry))}` : `  ${entryLine(entry)}\n`);
+        await write(json ? `${shown ? ',' : ''}\n${JSON.stringify(entryJson(entry))}` : `  ${entryLine(entry)}\n`);
         shown = true;
         found++;
       }
@@ -132,9 +139,9 @@ async function runFind({ repository, filter, options, signal, sealKeys }: Browse
       process.stderr.write(`snapworker: error: ${errorMessage(err)}\n`);
       damaged++;
     }
-    if (shown && options.json) await write(']}');
+    if (shown && json) await write(']}');
   }
-  if (options.json) await write('\n]\n');
+  if (json) await write('\n]\n');
   else await write(`${found} match${found === 1 ? '' : 'es'} in ${snapshots.length} snapshot${snapshots.length === 1 ? '' : 's'} searched\n`);
   return damaged > 0 ? EXIT_CODES.failed.code : EXIT_CODES.ok.code;
 }
@@ -181,6 +188,6 @@ function changeJson(change: EntryChange): Record<string, unknown> {
 }
 
 /** Writes to stdout, waiting when it is full: a diff of millions of entries must not pile up in memory. */
-async function write(text: string): Promise<void> {
+async function writeStdout(text: string): Promise<void> {
   if (!process.stdout.write(text)) await once(process.stdout, 'drain');
 }

@@ -18,6 +18,9 @@ import type { StorageDriver } from '../shared/storage/storage-driver.js';
 import { exitCodeForResult } from '../worker/commands/exit-codes.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { useTestWorker } from './helpers/worker-fixture.js';
+import { mkdtempSync } from 'node:fs';
+import type { JobResultByKind } from '../jobs/results.js';
 import { compareTrees } from './helpers/torture-tree.js';
 
 const signal = new AbortController().signal;
@@ -181,5 +184,30 @@ describe('copy between repositories and check', () => {
       assert.match(problems[3]!, new RegExp(`^${ids[0]}: `), 'the flipped byte is found by reading');
       assert.deepEqual(result.read, [ids[0], ...ids.slice(4)], 'every structurally sound snapshot read');
     });
+  });
+});
+
+describe('copy and check as queued jobs', () => {
+  const repos = mkdtempSync(path.join(os.tmpdir(), 'snapworker-copy-queue-'));
+  const fixture = useTestWorker({
+    SNAPWORKER_REPOSITORIES: JSON.stringify({ default: `file://${path.join(repos, 'default')}`, second: `file://${path.join(repos, 'second')}` }),
+  });
+  after(() => rm(repos, { recursive: true, force: true }));
+
+  it('a worker runs copy and check jobs to their results', async () => {
+    const { environment } = fixture;
+    await new Repository('second', openDriver(`file://${path.join(repos, 'second')}`)).init();
+    const src = path.join(environment.root, 'src');
+    await mkdir(src);
+    await writeFile(path.join(src, 'file'), 'queued');
+    const snapshot = (await (await environment.queue.add('snapshot', { v: 1, source: `dir://${src}` })).waitUntilFinished(environment.events, 60_000)) as SnapshotRecord;
+    const copyJob = await environment.queue.add('copy', { v: 1, snapshots: [snapshot.id], to: 'second' });
+    const copied = (await copyJob.waitUntilFinished(environment.events, 60_000)) as JobResultByKind['copy'];
+    assert.deepEqual([copied.from, copied.to, copied.copied.map((c) => c.id)], ['default', 'second', [snapshot.id]]);
+    const checkJob = await environment.queue.add('check', { v: 1, repo: 'second', readDataSubset: '1/1' });
+    const checked = (await checkJob.waitUntilFinished(environment.events, 60_000)) as JobResultByKind['check'];
+    assert.deepEqual([checked.ok, checked.snapshots, checked.read], [true, 1, [snapshot.id]]);
+    const bad = await environment.queue.add('check', { v: 1, readDataSubset: 'half' });
+    await assert.rejects(bad.waitUntilFinished(environment.events, 60_000), /readDataSubset/);
   });
 });

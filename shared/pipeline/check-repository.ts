@@ -1,3 +1,4 @@
+import type { CheckJobResult, CheckProblemResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
@@ -22,31 +23,11 @@ export interface CheckRepositoryRequest {
   onProblem?: (problem: CheckProblem) => void;
 }
 
-/** One thing wrong with the repository. */
-export interface CheckProblem {
-  /** The snapshot it concerns, when one. */
-  snapshot?: string;
-  /** The format whose structural check found it, when one. */
-  format?: string;
-  message: string;
-}
+/** One thing wrong with the repository (the job contract's type: results are published as they are). */
+export type CheckProblem = CheckProblemResult;
 
-export interface CheckRepositoryResult {
-  ok: boolean;
-  /** Complete snapshots (with a record). */
-  snapshots: number;
-  /** Snapshot folders without a record (interrupted snapshots; prune removes them): not a problem. */
-  incomplete: number;
-  /** The subset asked for (`5%`, `1/10`), when data was read. */
-  readDataSubset?: string;
-  /** Snapshots read whole and verified (or found damaged) in the subset. */
-  read: string[];
-  /** Stored bytes of the snapshots read. */
-  readBytes: number;
-  problemCount: number;
-  /** The first NAMED_PROBLEMS problems. */
-  problems: CheckProblem[];
-}
+/** A check job's result but the repository's name. */
+export type CheckRepositoryResult = Omit<CheckJobResult, 'repository'>;
 
 /**
  * Checks a whole repository (restic's `check`):

@@ -1,4 +1,5 @@
 import { pipeline } from 'node:stream';
+import type { CopiedSnapshotResult, CopyJobResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import { DigestStream } from '../digest-stream.js';
@@ -32,20 +33,9 @@ export interface CopySnapshotsRequest {
   route?: 'auto' | CopyRoute;
 }
 
-export interface CopiedSnapshot {
-  id: string;
-  route: CopyRoute;
-  /** The format of the copy in the target. */
-  format: string;
-  /** Bytes stored in the target. */
-  storedBytes: number;
-}
-
-export interface CopySnapshotsResult {
-  copied: CopiedSnapshot[];
-  /** Snapshots the target already had (a record under the same id): left as they are. */
-  skipped: string[];
-}
+/** What a copy did (the job contract's types: results are published as they are). */
+export type CopiedSnapshot = CopiedSnapshotResult;
+export type CopySnapshotsResult = Omit<CopyJobResult, 'from' | 'to'>;
 
 /**
  * Copies snapshots from one repository to another (restic's `copy`), keeping each snapshot's id

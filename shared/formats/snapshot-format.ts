@@ -132,6 +132,8 @@ export interface CollectGarbageOptions extends SignalOptions {
 export interface CheckFormatOptions extends SignalOptions {
   /** Every complete snapshot of this format the check found, with a valid record. */
   records: readonly SnapshotRecord[];
+  /** Report objects checked with `addEntries` (a long check without progress is taken for a stall). */
+  progress?: ProgressSink;
 }
 
 /**

@@ -69,7 +69,7 @@ export async function checkRepository(request: CheckRepositoryRequest): Promise<
     recordsByFormat.get(formatOf(record))?.push(record);
   }
   for (const [format, records] of recordsByFormat) {
-    for (const message of await format.check!(repository, { records, signal })) report({ format: format.name, message });
+    for (const message of await format.check!(repository, { records, signal, progress })) report({ format: format.name, message });
   }
 
   if (request.subset) {

@@ -136,10 +136,56 @@ export interface ReplicateJobResult {
   shippedAt?: string;
 }
 
+/** One snapshot a copy job copied. */
+export interface CopiedSnapshotResult {
+  id: string;
+  /** `objects`: the stored objects byte for byte; `entries`: re-written by the target's format. */
+  route: 'objects' | 'entries';
+  /** The format of the copy in the target repository. */
+  format: string;
+  storedBytes: number;
+}
+
+export interface CopyJobResult {
+  /** Repository names, as configured on the worker. */
+  from: string;
+  to: string;
+  copied: CopiedSnapshotResult[];
+  /** Snapshots the target already held (same id): left as they are. */
+  skipped: string[];
+}
+
+/** One problem `check` found. */
+export interface CheckProblemResult {
+  snapshot?: string;
+  format?: string;
+  message: string;
+}
+
+/** A check job's result; `ok` false (CLI exit 1) when it found any problem. */
+export interface CheckJobResult {
+  repository: string;
+  ok: boolean;
+  /** Complete snapshots checked for structure. */
+  snapshots: number;
+  /** Snapshot folders without a record (interrupted snapshots, removed by prune): not problems. */
+  incomplete: number;
+  /** The --read-data-subset asked for, when data was read. */
+  readDataSubset?: string;
+  /** Snapshots read whole and verified. */
+  read: string[];
+  readBytes: number;
+  problemCount: number;
+  /** The first 100 problems. */
+  problems: CheckProblemResult[];
+}
+
 export interface JobResultByKind {
   snapshot: SnapshotJobResult;
   restore: RestoreJobResult;
   verify: VerifyJobResult;
   prune: PruneJobResult;
   replicate: ReplicateJobResult;
+  copy: CopyJobResult;
+  check: CheckJobResult;
 }

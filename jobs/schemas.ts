@@ -168,6 +168,31 @@ export const pruneJobSchema = z
   })
   .strict();
 
+/** Copies snapshots to another repository (docs/commands.md, `copy`). */
+export const copyJobSchema = z
+  .object({
+    v: z.literal(1),
+    snapshots: z.array(snapshotRef).min(1).max(1000).describe('The snapshots to copy: ids, or "latest" (with `source`/`labels`)'),
+    repo: repo.optional().describe('The repository to copy from'),
+    to: repo.describe('Name of the repository to copy to, configured on the workers; must differ from `repo`'),
+    source: lineageName.optional().describe('With "latest": the lineage to take it from'),
+    labels: labels.optional().describe('With "latest": labels the snapshot must carry'),
+  })
+  .strict();
+
+/** Checks a repository's structure and reads a share of its snapshots whole (docs/commands.md, `check`). */
+export const checkJobSchema = z
+  .object({
+    v: z.literal(1),
+    repo: repo.optional(),
+    readDataSubset: z
+      .string()
+      .regex(/^(\d+(\.\d+)?%|\d+\/\d+)$/, 'a share like 5% or n/t like 1/10')
+      .optional()
+      .describe("restic's --read-data-subset over snapshots: n% a random share, n/t the n-th of t fixed groups; absent: structure only"),
+  })
+  .strict();
+
 /**
  * A long-running SQLite replicator (docs/sqlite.md, "Replication"): runs while a worker holds the
  * job, until cancelled (`replicate stop`); on worker shutdown or death another worker takes it.
@@ -231,6 +256,8 @@ export type RestoreJobData = z.infer<typeof restoreJobSchema>;
 export type VerifyJobData = z.infer<typeof verifyJobSchema>;
 export type PruneJobData = z.infer<typeof pruneJobSchema>;
 export type ReplicateJobData = z.infer<typeof replicateJobSchema>;
+export type CopyJobData = z.infer<typeof copyJobSchema>;
+export type CheckJobData = z.infer<typeof checkJobSchema>;
 
 export interface JobDataByKind {
   snapshot: SnapshotJobData;
@@ -238,6 +265,8 @@ export interface JobDataByKind {
   verify: VerifyJobData;
   prune: PruneJobData;
   replicate: ReplicateJobData;
+  copy: CopyJobData;
+  check: CheckJobData;
 }
 
 export const JOB_SCHEMAS: { [K in JobKind]: z.ZodType<JobDataByKind[K]> } = {
@@ -246,6 +275,8 @@ export const JOB_SCHEMAS: { [K in JobKind]: z.ZodType<JobDataByKind[K]> } = {
   verify: verifyJobSchema,
   prune: pruneJobSchema,
   replicate: replicateJobSchema,
+  copy: copyJobSchema,
+  check: checkJobSchema,
 };
 
 /**
@@ -259,6 +290,8 @@ export const JOB_PRIORITY: { [K in JobKind]: number } = {
   snapshot: 10,
   // A replicator not running is data at risk: before the backlog, after a waiting restore.
   replicate: 2,
+  check: 6,
+  copy: 9,
 };
 
 /** Seconds in a duration string accepted by the schemas (`90s`, `30m`, `12h`, `7d`, `4w`). */

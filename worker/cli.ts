@@ -22,11 +22,15 @@ import { runScheduleCommand } from './commands/schedule-commands.js';
 import { runReplicateCommand, runReplicateList, runReplicateStop } from './commands/replicate-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
 import { restoreRequest } from './commands/replica-point.js';
+import { parseDataSubset } from '../shared/pipeline/data-subset.js';
 import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
 const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild', 'files', 'dump', 'key ls', 'key add', 'key rm', 'key export-age'] as const;
 type CatalogCommand = (typeof CATALOG_COMMANDS)[number];
+/** Commands that only read snapshots, in this process (worker/commands/diff-find-commands.ts). */
+const BROWSE_COMMANDS = ['diff', 'find'] as const;
+type BrowseCommand = (typeof BROWSE_COMMANDS)[number];
 
 async function main(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);
@@ -44,16 +48,19 @@ async function main(argv: string[]): Promise<number> {
   if (options.wait && options.local) throw new InvalidInputError(`${name}: --wait and --local exclude each other`);
   if (options.local && options['job-id'] !== undefined) throw new InvalidInputError(`${name}: --job-id names a queued job; it does not apply to --local`);
   const isCatalog = (CATALOG_COMMANDS as readonly string[]).includes(name);
-  const inProcess = options.local || isCatalog || name === 'export';
-  const { config, repo } = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
-  options.repo = repo;
+  const isBrowse = (BROWSE_COMMANDS as readonly string[]).includes(name);
+  const inProcess = options.local || isCatalog || isBrowse || name === 'export';
+  const withRepo = withRepoOption(loadCliConfig(inProcess), options.repo, inProcess);
+  options.repo = withRepo.repo;
+  const config = withCopyTarget(withRepo.config, options, inProcess);
   const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
   if (name === 'worker') return runWorkerProcess(config, logger);
   if (name === 'export') return runExportCommand(args[0]!, options, config, logger);
-  if (name === 'files' || name === 'dump') return runBrowseCommand(name, args, options, config, logger);
+  if (name === 'files' || name === 'dump') return runFilesOrDump(name, args, options, config, logger);
   if (name.startsWith('key ')) return runKeyCommand(name, args, options, config, logger);
   if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump' | `key ${string}`>, args, options, config, logger);
+  if (isBrowse) return (await import('./commands/diff-find-commands.js')).runBrowseCommand(name as BrowseCommand, args, options, config, logger);
   if (name === 'job status') return runJobStatus(args[0]!, options, config);
   if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
   if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
@@ -98,6 +105,13 @@ function runQueuedCommand(name: string, args: string[], options: CliOptions, con
     }
     case 'verify':
       return expandSnapshotRef(args[0]!, options, config, logger).then((ref) => runJobCommand('verify', { v: 1, snapshot: ref, ...pick }, options, config, logger));
+    case 'copy':
+      if (options.to === undefined) throw new InvalidInputError('copy: --to R is required: the repository to copy to');
+      return Promise.all(args.map((ref) => expandSnapshotRef(ref, options, config, logger))).then((snapshots) =>
+        runJobCommand('copy', { v: 1, snapshots, ...pick, to: options.to! }, options, config, logger),
+      );
+    case 'check':
+      return runJobCommand('check', { v: 1, repo: options.repo, readDataSubset: checkedSubset(options['read-data-subset']) }, options, config, logger);
     default:
       return runJobCommand(
         'prune',
@@ -119,9 +133,9 @@ function splitSubPath(ref: string): { snapshot: string; subPath?: string } {
 }
 
 /** `files` and `dump`: read the repository directly, write to stdout. */
-async function runBrowseCommand(name: 'files' | 'dump', args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
+async function runFilesOrDump(name: 'files' | 'dump', args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
   const { JobRuntime } = await import('./job-runner.js');
-  const { runFilesCommand, runDumpCommand } = await import('./commands/browse-commands.js');
+  const { runFilesCommand, runDumpCommand } = await import('./commands/files-commands.js');
   const runtime = new JobRuntime(config, logger);
   try {
     const repository = await runtime.existingRepository(options.repo);
@@ -182,6 +196,29 @@ function withRepoOption(config: WorkerConfig, repo: string | undefined, inProces
     config: { ...config, repositories: { ...config.repositories, [shown]: repo }, repositoryKeys: { ...config.repositoryKeys, ...keys }, defaultRepository: shown },
     repo: undefined,
   };
+}
+
+/** The name a `--to` URI is registered under for an in-process copy (job data names repositories, never URIs). */
+const COPY_TARGET_NAME = 'copy-target';
+
+/**
+ * `copy --to`: a configured repository name, or with `--local` also a `file://` or `s3://` URI,
+ * registered for this run as `copy-target`. Queued copies name repositories the workers know.
+ */
+function withCopyTarget(config: WorkerConfig, options: CliOptions, inProcess: boolean): WorkerConfig {
+  const to = options.to;
+  if (to === undefined || !/^[a-z0-9]+:\/\//.test(to)) return config;
+  const shown = redactUrl(to);
+  if (!inProcess) throw new InvalidInputError(`--to ${shown}: a URI works with --local; queued jobs name a repository configured on the workers`);
+  if (!isRepositoryUri(to)) throw new InvalidInputError(`--to ${shown}: expected a ${REPOSITORY_URI_SCHEMES} URI`);
+  options.to = COPY_TARGET_NAME;
+  return { ...config, repositories: { ...config.repositories, [COPY_TARGET_NAME]: to } };
+}
+
+/** `--read-data-subset` checked here, so a bad value is refused before anything is enqueued. */
+function checkedSubset(text: string | undefined): string | undefined {
+  if (text !== undefined) parseDataSubset(text);
+  return text;
 }
 
 /** Exits once stdout has taken everything: open handles (a Redis retrying) must not keep us. */

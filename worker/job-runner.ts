@@ -5,7 +5,7 @@ import type { Repository } from '../shared/catalog/repository.js';
 import type { SnapshotRecord } from '../shared/catalog/snapshot-record.js';
 import type { WorkerConfig } from '../shared/config.js';
 import { openSource, openTarget, serverSettings } from '../shared/kinds/registry.js';
-import { errorMessage, IntegrityError } from '../shared/errors.js';
+import { errorMessage, IntegrityError, InvalidInputError } from '../shared/errors.js';
 import { newSnapshotId } from '../shared/ids.js';
 import type { JobKind } from '../shared/job-kind.js';
 import type { Logger } from '../shared/logging.js';
@@ -18,6 +18,9 @@ import { restoreSnapshot, verifySnapshot } from '../shared/pipeline/restore-snap
 import { runReplicaRestore } from '../shared/kinds/sqlite/replication/restore-replica-job.js';
 import { runReplicateJob, type ReplicateRequest } from '../shared/kinds/sqlite/replication/replicate-job.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
+import { checkRepository } from '../shared/pipeline/check-repository.js';
+import { copySnapshots } from '../shared/pipeline/copy-snapshots.js';
+import { parseDataSubset } from '../shared/pipeline/data-subset.js';
 import { checkDerivedLineage } from '../shared/pipeline/lineage-guard.js';
 import type { ProgressSink } from '../shared/progress.js';
 import type { EntryNotice } from '../shared/kinds/notices.js';
@@ -207,6 +210,48 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       metrics: runtime.metrics?.replication,
       logger: runtime.logger,
     });
+  },
+
+  async copy({ data, signal, progress }, runtime) {
+    const from = await runtime.existingRepository(data.repo, signal);
+    // The target is never created by a copy: a mistyped name must not make a repository.
+    const to = await runtime.existingRepository(data.to, signal);
+    if (to === from) throw new InvalidInputError(`copy: the target repository ${JSON.stringify(data.to)} is the source repository`);
+    const records: SnapshotRecord[] = [];
+    for (const ref of data.snapshots) {
+      const record = await from.resolve(ref, { source: data.source, labels: data.labels }, { signal });
+      if (!records.some((r) => r.id === record.id)) records.push(record);
+    }
+    const result = await observeVerification(runtime, () =>
+      copySnapshots({
+        from,
+        to,
+        records,
+        signal,
+        progress,
+        sealKeys: runtime.sealKeys(),
+        seal: runtime.config.seal,
+        level: runtime.config.compressionLevel,
+        threads: runtime.config.zstdThreads,
+      }),
+    );
+    return { from: from.name, to: to.name, ...result };
+  },
+
+  async check({ data, signal, progress }, runtime) {
+    const repository = await runtime.existingRepository(data.repo, signal);
+    const result = await checkRepository({
+      repository,
+      signal,
+      progress,
+      subset: data.readDataSubset === undefined ? undefined : parseDataSubset(data.readDataSubset),
+      sealKeys: runtime.sealKeys(),
+      onProblem: (problem) => {
+        runtime.metrics?.verificationFailed();
+        runtime.logger.warn({ repository: repository.name, snapshot: problem.snapshot, format: problem.format }, `check: ${problem.message}`);
+      },
+    });
+    return { repository: repository.name, ...result };
   },
 
   async prune({ data, signal }, runtime) {

@@ -412,13 +412,17 @@ export class Repository {
    * one lineage; with several it is ambiguous (restic picks across all, which restores the wrong
    * lineage too easily).
    * @throws InvalidInputError for `latest` without a filter in a repository of several lineages
-   *   (naming them), for something that is no id prefix (`isSnapshotIdPrefix`), and for an
+   *   (naming them), for an id or prefix whose snapshot does not match `filter`, for something that is no id prefix (`isSnapshotIdPrefix`), and for an
    *   ambiguous prefix (naming the candidates).
    * @throws NotFoundError when nothing matches.
    */
   async resolve(ref: string, filter: SnapshotFilter = {}, options?: SignalOptions): Promise<SnapshotRecord> {
-    if (isSnapshotId(ref)) return this.getRecord(ref, options);
-    if (ref !== 'latest') return this.getRecord(await this.expandPrefix(ref, options), options);
+    if (ref !== 'latest') {
+      const record = await this.getRecord(isSnapshotId(ref) ? ref : await this.expandPrefix(ref, options), options);
+      // A filter beside an id is a check, never ignored (`verify ID --label app=x` must not read another app's snapshot).
+      if (!matchesFilter(record, filter)) throw new InvalidInputError(`snapshot ${record.id} does not match ${describeFilter(filter)}`);
+      return record;
+    }
     // Newest first from the index; an entry whose record is gone (removed outside snapworker,
     // not yet compacted away) is passed over: the record is the truth.
     const candidates = await this.index.snapshots(filter, options);

@@ -155,6 +155,14 @@ export interface CollectGarbageOptions extends SignalOptions {
   dryRun: boolean;
 }
 
+/** Options for a format's structural check of a repository (`check`). */
+export interface CheckFormatOptions extends SignalOptions {
+  /** Every complete snapshot of this format the check found, with a valid record. */
+  records: readonly SnapshotRecord[];
+  /** Report objects checked with `addEntries` (a long check without progress is taken for a stall). */
+  progress?: ProgressSink;
+}
+
 /**
  * One way of storing snapshots in a repository, named in each record's `format` and in the
  * repository's `config.json` (`snapshotFormat`, the default for new snapshots). Registered in
@@ -196,4 +204,12 @@ export interface SnapshotFormat {
    * snapshot's objects under its own folder do without: prune's incomplete-snapshot sweep covers them.
    */
   collectGarbage?(repository: Repository, options: CollectGarbageOptions): Promise<string[]>;
+  /**
+   * For formats whose snapshots share objects (packs, indexes): checks the repository's structure
+   * beyond what every format gets checked for (each record parses, each of its `requiredKeys`
+   * exists), e.g. that every pack an index names exists with its size and every blob a snapshot
+   * needs is indexed, reading no file data. Resolves with one line per problem found (empty: none).
+   * @throws only for failures to check (network, abort), never for what it found.
+   */
+  check?(repository: Repository, options: CheckFormatOptions): Promise<string[]>;
 }

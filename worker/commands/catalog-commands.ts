@@ -131,7 +131,8 @@ async function removeOne(repository: Repository, ref: string, filter: SnapshotFi
     out(options.json ? JSON.stringify({ dryRun, removed: [id] }) : `${dryRun ? 'would remove' : 'removed'} ${id}${note}`);
   let record;
   try {
-    record = await repository.resolve(ref, filter);
+    // The filter is checked below, with rm's own message.
+    record = await repository.resolve(ref, ref === 'latest' ? filter : {});
   } catch (err) {
     if (!(err instanceof IntegrityError) || !isSnapshotId(ref)) throw err;
     if (!dryRun) await repository.delete(ref);

@@ -88,6 +88,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     notes: `${SNAPSHOT_REF}\nRead and checked as verify does; stock tools read the output: snapworker export ID | zstd -d | tar -x && sha256sum -c SHA256SUMS. Runs in this process.`,
   },
   {
+    name: 'check',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    flags: ['repo', 'read-data-subset', ...JOB_FLAGS],
+    summary: "check a repository's structure, and with --read-data-subset read a share of its snapshots whole",
+    notes:
+      "Structure: every record parses and names a known format, every object a record needs exists with the size it gives, and each format's own structural check. --read-data-subset 5% (a random share, at least one snapshot) or 1/10 (the first of 10 fixed groups: 1/10 … 10/10 read everything) reads those snapshots whole and verifies every sum, as verify does. Exit code 1 when a problem was found (each named).\n" +
+      JOB_MODES,
+  },
+  {
+    name: 'copy',
+    args: '<snapshot>...',
+    minArgs: 1,
+    maxArgs: Infinity,
+    flags: [...PICK_FLAGS, 'to', ...JOB_FLAGS],
+    summary: 'copy snapshots to another repository (--to), keeping their ids; verified on arrival',
+    notes:
+      `${SNAPSHOT_REF}\nSnapshots the target already holds are skipped. Between repositories of the same format the stored objects are copied as they are; otherwise the entries are re-written in the target's format. Each copy is read back from the target and verified before its record is written; a damaged source snapshot is refused and nothing of it is committed. The target must exist (snapworker init). ${JOB_MODES}`,
+  },
+  {
     name: 'prune',
     args: '<keep-daily=7,keep-weekly=4,...>',
     minArgs: 1,
@@ -124,6 +145,26 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [...PICK_FLAGS],
     summary: 'write one file of a snapshot to stdout, or a tar of a directory',
     notes: `${SNAPSHOT_REF}\nReads only the frames holding the path when the archive has an entry index; every file's SHA-256 is checked. A directory comes out as a tar (pax) of its entries, paths relative to it.`,
+  },
+  {
+    name: 'diff',
+    args: '<snapshot-a> <snapshot-b>',
+    minArgs: 2,
+    maxArgs: 2,
+    flags: [...PICK_FLAGS, 'json'],
+    summary: 'show what changed from snapshot a to snapshot b: added, removed and changed entries, with sizes',
+    notes:
+      `${SNAPSHOT_REF}\nOne line per entry: + added, - removed, M content changed (by SHA-256), T type changed, U metadata only (mode, mtime, link target, xattrs), then what changed and a summary (restic's diff). --json prints one document: {a, b, changes, summary}. Snapshots without an entry index are read whole (and verified) to list them.`,
+  },
+  {
+    name: 'find',
+    args: '<glob>',
+    minArgs: 1,
+    maxArgs: 1,
+    flags: [...PICK_FLAGS, 'json'],
+    summary: 'list the snapshots holding a path matching a glob, and the matching paths',
+    notes:
+      'A glob without "/" matches entry names (*.conf, app.log*); with "/" it matches whole paths as the snapshot stores them (data/etc/**, **/logs/*.gz). --source and --label choose the snapshots searched (default: all). Snapshots without an entry index are read whole (and verified) to list them. --json prints one document: a list of {snapshot, matches}.',
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },

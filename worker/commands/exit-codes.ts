@@ -35,9 +35,12 @@ export function exitCodeForError(err: unknown): number {
 
 /**
  * The exit code for a job that completed. A snapshot that had to skip entries it could not keep
- * (its record names them) completes with 3, like restic's "incomplete snapshot".
+ * (its record names them) completes with 3, like restic's "incomplete snapshot"; a check that found
+ * problems with 1, like restic's check.
  */
 export function exitCodeForResult<K extends JobKind>(kind: K, result: JobResultByKind[K]): number {
+  // restic's check exits 1 when the repository holds errors; the job itself completed.
+  if (kind === 'check') return (result as JobResultByKind['check']).ok ? EXIT_CODES.ok.code : EXIT_CODES.failed.code;
   return kind === 'snapshot' && snapshotSkippedEntries(result as JobResultByKind['snapshot']) ? EXIT_CODES.incomplete.code : EXIT_CODES.ok.code;
 }
 

@@ -46,6 +46,12 @@ export const FLAGS = {
   generation: { type: 'string', value: 'G', description: 'restore from the replica (--source) to the end of this generation ("ls --generations" lists them)' },
   index: { type: 'string', value: 'N', description: 'with --generation: to the end of this WAL index' },
   generations: { type: 'boolean', description: 'ls: the generations of the replica named by --source (continuous SQLite replication)' },
+  to: { type: 'string', value: 'R', description: 'copy: the repository to copy to (a configured name; with --local also a file:// or s3:// URI)' },
+  'read-data-subset': {
+    type: 'string',
+    value: 'n%|n/t',
+    description: "check: also read and verify a share of the snapshots whole: 5% at random, or 1/10 (the first of 10 fixed groups), as restic's",
+  },
   'job-id': { type: 'string', value: 'ID', description: 'your own job id: the same id is enqueued once (no ":")' },
   wait: { type: 'boolean', description: 'enqueue, then follow the job to its end with a progress bar' },
   local: { type: 'boolean', description: 'run the job in this process, without Redis or a worker' },
@@ -93,6 +99,8 @@ export interface CliOptions {
   generation?: string;
   index?: string;
   generations: boolean;
+  to?: string;
+  'read-data-subset'?: string;
   'job-id'?: string;
   wait: boolean;
   local: boolean;

@@ -2,6 +2,7 @@ import type { JobResultByKind } from '../../jobs/results.js';
 import type { JobKind } from '../../shared/job-kind.js';
 import { formatBytes } from '../progress-bar.js';
 import { formatPruneReport } from './prune-report.js';
+import { formatCheckReport, formatCopyReport } from './browse-reports.js';
 
 /** One line describing a job's result, for people (`--json` prints the result itself). */
 export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByKind[K]): string {
@@ -23,6 +24,10 @@ export function summarizeResult<K extends JobKind>(kind: K, result: JobResultByK
       const r = result as JobResultByKind['replicate'];
       return `replicator of ${r.database} stopped${r.generation ? ` at ${r.generation} ${r.index}/${r.offset}` : ''}`;
     }
+    case 'copy':
+      return formatCopyReport(result as JobResultByKind['copy']);
+    case 'check':
+      return formatCheckReport(result as JobResultByKind['check']);
     default: {
       return formatPruneReport(result as JobResultByKind['prune']);
     }

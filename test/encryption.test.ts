@@ -41,6 +41,8 @@ import { runCatalogCommand } from '../worker/commands/catalog-commands.js';
 import { runKeyCommand } from '../worker/commands/key-commands.js';
 import type { CliOptions } from '../worker/commands/flags.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { newChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
+import { listEntries } from '../shared/formats/list-entries.js';
 
 const signal = new AbortController().signal;
 const KNOWN_NAME = 'quarterly-payroll-7f3a.csv';
@@ -262,6 +264,68 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
     await removeRepositoryKey(withFile, keys[1]!.id, { allowLast: true });
     await assert.rejects(restoreInto(new Repository('enc', driver(), undefined, [fileSource]), 'shredded'), /none of its 0 keys opens/);
     assert.equal(existsSync(path.join(root, 'shredded')), false);
+  });
+});
+
+describe('encrypted snapshots beside the other features', () => {
+  let root: string;
+  const envSource = parseKeySource('env:SNAPWORKER_TEST_KEY_C');
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'snapworker-enc-more-'));
+    process.env.SNAPWORKER_TEST_KEY_C = randomBytes(32).toString('hex');
+  });
+  after(async () => {
+    delete process.env.SNAPWORKER_TEST_KEY_C;
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('lists an encrypted archive from its entry index, which is an age file too', async () => {
+    const dir = path.join(root, 'listing');
+    await mkdir(dir);
+    const repoDir = path.join(dir, 'repo');
+    const { repository, record } = await encryptedRoundTrip(dir, () => new FsDriver({ root: repoDir }), [envSource], repoDir);
+    assert.match(record.archive!.index?.key ?? '', /\.age$/, 'the entry index is stored encrypted');
+    assert.equal(record.archive!.seekTable, undefined, 'no seek table is recorded for an age file');
+    const paths: string[] = [];
+    for await (const entry of listEntries(repository, record, { signal })) paths.push(entry.path);
+    assert.ok(paths.includes(`data/reports/${KNOWN_NAME}`), paths.join(', '));
+  });
+
+  it('seals every blob of a chunked repository: round trip, no name or content in any stored byte, no id key in config.json', async () => {
+    const dir = path.join(root, 'chunked');
+    const repoDir = path.join(dir, 'repo');
+    const site = path.join(dir, 'site');
+    await mkdir(path.join(site, 'reports'), { recursive: true });
+    await writeFile(path.join(site, 'reports', KNOWN_NAME), `${KNOWN_CONTENT}\n`.repeat(50));
+    await writeFile(path.join(site, 'noise.bin'), randomBytes(300_000));
+    const context: EndpointContext = { checkPath: () => {}, stagingDir: dir };
+    const repository = new Repository('enc-chunked', new FsDriver({ root: repoDir }), undefined, [envSource]);
+    const config = await repository.init({ signal, snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig({ plain: false }) } });
+    assert.equal((config.chunked as { idKey?: string }).idKey, undefined);
+    const source = createDirSource([new URL(`dir://${site}`)], { name: 'site' }, context);
+    const record = await takeSnapshot({ id: newSnapshotId(), source, repository, labels: {}, compression: 'zstd', signal, progress: nullProgress });
+    assert.equal(record.format, 'chunked');
+    assert.equal(record.keyId, config.encryption!.keyId);
+    assert.deepEqual(await storedContains(repoDir, KNOWN_NAME), [], 'a file name is readable in the repository');
+    assert.deepEqual(await storedContains(repoDir, KNOWN_CONTENT), [], 'file content is readable in the repository');
+    const target = path.join(dir, 'restored');
+    await restoreSnapshot({
+      repository: new Repository('enc-chunked', new FsDriver({ root: repoDir }), undefined, [envSource]),
+      record,
+      target: createDirTarget([new URL(`dir://${target}`)], {}, context),
+      replace: false,
+      signal,
+      progress: nullProgress,
+    });
+    assert.deepEqual(await readFile(path.join(target, 'noise.bin')), await readFile(path.join(site, 'noise.bin')));
+    // Without its key, nothing opens: one line, nothing written.
+    const keyless = new Repository('enc-chunked', new FsDriver({ root: repoDir }));
+    const elsewhere = path.join(dir, 'not-restored');
+    await assert.rejects(
+      restoreSnapshot({ repository: keyless, record, target: createDirTarget([new URL(`dir://${elsewhere}`)], {}, context), replace: false, signal, progress: nullProgress }),
+      (err: Error) => err instanceof InvalidInputError && /no key source is configured/.test(err.message),
+    );
+    assert.equal(existsSync(elsewhere), false);
   });
 });
 

@@ -38,7 +38,7 @@ export async function runCatalogCommand(
     if (command === 'init') {
       const repository = runtime.repository(options.repo);
       const keySources = initKeySources(repository, options);
-      const created = await repository.init({ ...repositorySettings(options.format), keySources, keyLabel: options['key-label'] });
+      const created = await repository.init({ ...repositorySettings(options.format, keySources.length > 0), keySources, keyLabel: options['key-label'] });
       const encrypted = created.encryption ? ` encrypted (key ${created.encryption.keyId}, ${keySources.length} key ${keySources.length === 1 ? 'object' : 'objects'})` : '';
       out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created${encrypted} repository ${repository.name} (id ${created.id})`);
       return 0;
@@ -110,13 +110,14 @@ async function listReplicaGenerations(repository: Repository, options: CliOption
 
 /**
  * What `init --format F` writes into `config.json`: the format, and for the chunked format its
- * store settings (chunker sizes, a fresh id key).
+ * store settings (chunker sizes, and a fresh id key unless the repository is encrypted).
  * @throws InvalidInputError for a format this version does not know.
  */
-function repositorySettings(format: string | undefined): { snapshotFormat?: string; chunked?: Record<string, unknown> } {
+function repositorySettings(format: string | undefined, encrypted: boolean): { snapshotFormat?: string; chunked?: Record<string, unknown> } {
   if (format === undefined) return {};
   const name = formatNamed(format).name;
-  return name === CHUNKED_FORMAT ? { snapshotFormat: name, chunked: { ...newChunkedStoreConfig() } } : { snapshotFormat: name };
+  // An encrypted repository's id key is in its key material, never in config.json.
+  return name === CHUNKED_FORMAT ? { snapshotFormat: name, chunked: { ...newChunkedStoreConfig({ plain: !encrypted }) } } : { snapshotFormat: name };
 }
 
 /**

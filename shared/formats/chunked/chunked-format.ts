@@ -85,7 +85,7 @@ export const chunkedFormat: SnapshotFormat = {
       // Packs, then the index naming them: only then may a record point at the root.
       await store.flush({ signal });
       return {
-        fields: { tree: root, ...(request.parent ? { parent: request.parent.snapshotId } : {}) },
+        fields: { tree: root, ...(request.parent ? { parent: request.parent.snapshotId } : {}), ...(chunked.cipher.keyId ? { keyId: chunked.cipher.keyId } : {}) },
         stats: { entries: stats.entries, files: stats.files, rawBytes: stats.rawBytes, storedBytes },
       };
     } finally {

@@ -101,6 +101,32 @@ describe('the chunked snapshot format', () => {
     }
   });
 
+  it('is checked by check: sound after two snapshots, a data subset read whole, and a missing pack named', async () => {
+    const dir = path.join(root, 'checked');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'a.bin'), randomBytes(300_000));
+    await writeFile(path.join(dir, 'b.txt'), 'hello\n'.repeat(1000));
+    const repoDir = path.join(root, 'repo-checked');
+    const runtime = await chunkedRuntime(`file://${repoDir}`);
+    try {
+      await snapshot(runtime, dir);
+      await writeFile(path.join(dir, 'c.bin'), randomBytes(200_000));
+      await snapshot(runtime, dir);
+      const check = (data: Record<string, unknown> = {}) =>
+        runJob({ kind: 'check', data: { v: 1, ...data }, signal: signal(), progress: nullProgress }, runtime) as Promise<{ ok: boolean; problems: { message: string }[]; read: string[] }>;
+      const sound = await check({ readDataSubset: '100%' });
+      assert.equal(sound.ok, true, JSON.stringify(sound.problems));
+      assert.equal(sound.read.length, 2);
+      const packs = (await readdir(path.join(repoDir, 'packs'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
+      await rm(path.join(packs[0]!.parentPath, packs[0]!.name));
+      const damaged = await check();
+      assert.equal(damaged.ok, false);
+      assert.ok(damaged.problems.some((p) => p.message.includes(packs[0]!.name)), JSON.stringify(damaged.problems));
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('round-trips the torture tree through S3 (s3rver), reading every byte back', async () => {
     let s3: S3rverHandle | undefined;
     let runtime: JobRuntime | undefined;

@@ -4,6 +4,7 @@ import { IntegrityError, InvalidInputError, NotFoundError } from '../../errors.j
 import { EntryVanishedError } from '../../snapshot/entry.js';
 import { EntryTracker } from '../archive/safe-path.js';
 import type {
+  CheckFormatOptions,
   CollectGarbageOptions,
   FindParentRequest,
   ListedEntry,
@@ -17,7 +18,8 @@ import type {
 import { ChunkedSnapshotReader } from './chunked-reader.js';
 import { saveFile } from './file-saver.js';
 import { ParentTree } from './parent-tree.js';
-import { markLiveBlobs } from './live-blobs.js';
+import { LiveBlobSet, markLiveBlobs } from './live-blobs.js';
+import { checkStore } from './store/check-store.js';
 import { openChunkedStore } from './open-store.js';
 import { collectGarbage } from './store/garbage-collection.js';
 import { packKey } from './store/store-layout.js';
@@ -169,6 +171,43 @@ export const chunkedFormat: SnapshotFormat = {
     }
     const report = await collectGarbage(repository, { cipher, live: (id) => live.has(id), olderThan: options.olderThan, dryRun: options.dryRun, signal });
     return report.deleted.map(packKey);
+  },
+
+  async check(repository: Repository, options: CheckFormatOptions): Promise<string[]> {
+    const { signal = new AbortController().signal, progress } = options;
+    if (!(await repository.configuration({ signal }))?.chunked) return [];
+    const { store, cipher } = await openChunkedStore(repository, signal);
+    const problems: string[] = [];
+    try {
+      // Every blob a snapshot needs is indexed: trees loaded (and checked), chunks looked up.
+      // A subtree met before (shared, or unchanged since the last snapshot) is not walked again.
+      const seenTrees = new LiveBlobSet();
+      for (const record of options.records.filter((r) => r.format === CHUNKED_FORMAT)) {
+        try {
+          const walk = walkTree(store, rootOf(record), {
+            signal,
+            where: `snapshot ${record.id}`,
+            descend: (_path, node) => {
+              if (seenTrees.has(node.tree!)) return false;
+              seenTrees.add(node.tree!);
+              return true;
+            },
+          });
+          for await (const { path, node } of walk) {
+            progress?.addEntries(1);
+            for (const chunk of node.chunks ?? []) if (!store.has(chunk)) problems.push(`snapshot ${record.id}: ${path}: chunk ${chunk} is in no index`);
+          }
+        } catch (err) {
+          if (!(err instanceof IntegrityError || err instanceof NotFoundError)) throw err;
+          problems.push(err.message);
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    // Then the store itself: indexed packs present with their sizes, headers agreeing with the index.
+    const report = await checkStore(repository, { cipher, signal });
+    return [...problems, ...report.problems];
   },
 };
 

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { INDEX_MARKER_KEY, lineagePrefix } from '../shared/catalog/index-layout.js';
 import { listIndexFolders } from '../shared/catalog/index-store.js';
 import { Repository } from '../shared/catalog/repository.js';
@@ -16,27 +13,14 @@ import { openDriver } from '../shared/storage/open-driver.js';
 import type { StorageDriver } from '../shared/storage/storage-driver.js';
 import { commitFakeSnapshots, fakeRecord } from './helpers/catalog-records.js';
 import { cli } from './helpers/cli.js';
-import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { storageBackends } from './helpers/storage-backends.js';
 import { PROJECT_ROOT } from './helpers/worker-fixture.js';
 
 const run = promisify(execFile);
 
-let root: string;
-let s3: S3rverHandle;
-before(async () => {
-  root = await mkdtemp(path.join(tmpdir(), 'snapworker-catalog-'));
-  s3 = await startS3rver();
-});
-after(async () => {
-  await s3?.stop();
-  await rm(root, { recursive: true, force: true });
-});
-
-/** Drivers the same suite runs against: the filesystem and s3rver, each on a fresh root. */
-const BACKENDS: Record<string, () => string> = {
-  fs: () => `file://${path.join(root, randomUUID())}`,
-  s3: () => `s3://${s3.bucket}/${randomUUID()}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1&forcePathStyle=true&checksum=when_required`,
-};
+const storage = storageBackends('snapworker-catalog-');
+/** The drivers every test runs against: the filesystem and s3rver, each on a fresh root. */
+const BACKENDS = storage.uris;
 
 const ids = (snapshots: ReadonlyArray<{ id: string }>) => snapshots.map((s) => s.id);
 const sorted = (values: string[]) => [...values].sort();
@@ -247,7 +231,7 @@ for (const [backend, newUri] of Object.entries(BACKENDS)) {
 
 describe('ls --group-by', () => {
   it('prints one table per label value (a group for snapshots without the label), as JSON or text, and refuses an unknown key', async () => {
-    const dir = path.join(root, 'grouped');
+    const dir = path.join(storage.root(), 'grouped');
     const repository = new Repository('grouped', openDriver(`file://${dir}`));
     await repository.init();
     const shop = [fakeRecord('web', { app: 'shop' }), fakeRecord('db', { app: 'shop', env: 'prod' })];

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Repository } from '../shared/catalog/repository.js';
 import { IntegrityError, NotFoundError } from '../shared/errors.js';
 import { openBlobStore, type BlobStore, type SaveResult } from '../shared/formats/chunked/store/blob-store.js';
@@ -12,27 +11,14 @@ import { newChunkedStoreConfig, plainCipherOf, readChunkedStoreConfig } from '..
 import { openDriver } from '../shared/storage/open-driver.js';
 import { collectGarbage } from '../shared/formats/chunked/store/garbage-collection.js';
 import { checkStore } from '../shared/formats/chunked/store/check-store.js';
-import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { storageBackends } from './helpers/storage-backends.js';
 import { PROJECT_ROOT } from './helpers/worker-fixture.js';
 import { BlobIndex, SORTED_BYTES_PER_BLOB } from '../shared/formats/chunked/store/blob-index.js';
 import { BLOB_ENTRY_BYTES, writeBlobEntry } from '../shared/formats/chunked/store/blob-entry.js';
 
-let root: string;
-let s3: S3rverHandle;
-before(async () => {
-  root = await mkdtemp(path.join(tmpdir(), 'snapworker-chunked-store-'));
-  s3 = await startS3rver();
-});
-after(async () => {
-  await s3?.stop();
-  await rm(root, { recursive: true, force: true });
-});
-
-/** The backends every test runs against: the filesystem and s3rver, each on a fresh root. */
-const BACKENDS: Record<string, () => string> = {
-  fs: () => `file://${path.join(root, randomUUID())}`,
-  s3: () => `s3://${s3.bucket}/${randomUUID()}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1&forcePathStyle=true&checksum=when_required`,
-};
+const storage = storageBackends('snapworker-chunked-store-');
+/** The drivers every test runs against: the filesystem and s3rver, each on a fresh root. */
+const BACKENDS = storage.uris;
 
 /** A new repository initialised for the chunked store. */
 async function newRepository(uri: string): Promise<Repository> {
@@ -83,7 +69,7 @@ for (const [backend, newUri] of Object.entries(BACKENDS)) {
 
 describe('the chunked blob store on a damaged repository', () => {
   it('refuses a blob whose pack has one flipped byte with an IntegrityError, and still serves the others', async () => {
-    const dir = path.join(root, randomUUID());
+    const dir = path.join(storage.root(), randomUUID());
     const repository = await newRepository(`file://${dir}`);
     const store = await open(repository);
     const a = await store.save('data', Buffer.alloc(50_000, 'a'));
@@ -116,7 +102,7 @@ async function packFiles(dir: string): Promise<string[]> {
 describe('garbage collection of the chunked store', () => {
   const WINDOW = 3000;
   async function setUp() {
-    const dir = path.join(root, randomUUID());
+    const dir = path.join(storage.root(), randomUUID());
     const repository = await newRepository(`file://${dir}`);
     const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);
     return { dir, repository, cipher };
@@ -220,7 +206,7 @@ describe('garbage collection of the chunked store', () => {
 
 describe('the chunked store check', () => {
   it('finds a missing pack, a pack of the wrong size, and (reading data) a flipped byte, naming each pack', async () => {
-    const dir = path.join(root, randomUUID());
+    const dir = path.join(storage.root(), randomUUID());
     const repository = await newRepository(`file://${dir}`);
     const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);
     const store = await open(repository, { packSize: 1 });
@@ -247,7 +233,7 @@ describe('the chunked store check', () => {
 
 describe('the chunked store after a writer is SIGKILLed', () => {
   it('leaves only unreferenced packs: the next store opens and works, every flushed blob loads, and collection removes the debris', { timeout: 60_000 }, async () => {
-    const dir = path.join(root, randomUUID());
+    const dir = path.join(storage.root(), randomUUID());
     const uri = `file://${dir}`;
     const repository = await newRepository(uri);
     const cipher = plainCipherOf(await readChunkedStoreConfig(repository), repository.name);

@@ -81,13 +81,24 @@ export class RestorePlan {
         held.push(entry);
         continue;
       }
-      if (header.type === 'hardlink' && !this.select(header.linkTarget ?? '', 'file')) continue;
+      if (header.type === 'hardlink' && !this.selects(header.linkTarget ?? '')) {
+        // Its content is stored under its first name, which this restore leaves out: never a
+        // silently missing file (restoring it from there needs random access the formats lack).
+        throw new InvalidInputError(
+          `restore: ${showPayload(header.path)} is a hard link to ${showPayload(header.linkTarget ?? '')}, which the selection leaves out; widen the selection to include it (docs/browsing.md)`,
+        );
+      }
       for (const dir of held) yield { header: this.moved(dir.header), body: undefined };
       held.length = 0;
       yield { header: this.moved(header), body: entry.body };
     }
     // The snapshot root itself may have no entry (dir sources write none); a sub-path must.
     if (!rootSeen && this.base !== ROOT) throw new InvalidInputError(`restore: the snapshot has no directory ${JSON.stringify(this.shown())}`);
+  }
+
+  /** True when `path` is restored: inside the sub-path and selected. */
+  private selects(path: string): boolean {
+    return (path === this.base || path.startsWith(`${this.base}/`)) && this.select(path, 'file');
   }
 
   private shown(): string {
@@ -104,4 +115,9 @@ export class RestorePlan {
     const move = (p: string) => ROOT + p.slice(this.base.length);
     return { ...header, path: move(header.path), ...(header.type === 'hardlink' && header.linkTarget ? { linkTarget: move(header.linkTarget) } : {}) };
   }
+}
+
+/** A payload path as the user names it: `/sub/file` for `data/sub/file`. */
+function showPayload(path: string): string {
+  return path.startsWith(`${ROOT}/`) ? path.slice(ROOT.length) : path;
 }

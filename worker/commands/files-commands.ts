@@ -122,12 +122,17 @@ export async function runDumpCommand(repository: Repository, args: string[], opt
     for await (const { header, body } of reader.entries) {
       if (header.path === base) found = header.type;
       if (found === 'file') {
-        for await (const chunk of body! as AsyncIterable<Buffer>) await write(chunk);
+        // The file as it reads: a sparse file's holes as zeros, not only its data segments.
+        await writeWhole(header, body! as AsyncIterable<Buffer>, write);
         continue;
       }
       if (found !== 'directory') throw new InvalidInputError(`dump: ${JSON.stringify(args[1])} is a ${header.type}; dump takes a file or a directory`);
       if (header.path === base) continue;
       const name = header.path.slice(base.length + 1);
+      if (header.type === 'hardlink' && !header.linkTarget!.startsWith(`${base}/`)) {
+        // Its content is under its first name, outside this tar: refused, never an empty link.
+        throw new InvalidInputError(`dump: ${shownPath(record, header.path)} is a hard link to ${shownPath(record, header.linkTarget!)}, outside ${JSON.stringify(args[1])}; dump a directory that holds both`);
+      }
       const linkname = header.type === 'hardlink' ? header.linkTarget!.slice(base.length + 1) : header.linkTarget;
       await write(encodeTarHeader({ name, type: header.type, mode: header.mode, mtimeNs: entryMtimeNs(header), size: header.size, linkname, devMajor: header.devMajor, devMinor: header.devMinor }));
       if (header.type !== 'file') continue;

@@ -212,8 +212,8 @@ async function* checkedAgainstRecord(archive: ArchiveEntries, digest: DigestStre
 async function* selected(entries: AsyncIterable<SnapshotEntry>, select: NonNullable<OpenSnapshotRequest['select']>): AsyncGenerator<SnapshotEntry> {
   for await (const entry of entries) {
     const { header } = entry;
+    // A hard link whose first name is not selected is the caller's to refuse, never dropped here.
     if (!select(header.path, header.type)) continue;
-    if (header.type === 'hardlink' && !select(header.linkTarget ?? '', 'file')) continue;
     yield entry;
   }
 }

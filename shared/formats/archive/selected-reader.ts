@@ -103,6 +103,9 @@ class SelectedReader implements SnapshotReader {
           }
           yield entry.value;
           await entry.checked();
+        } else {
+          // Known, though not read: a selected hard link may name it as its first name.
+          tracker.add(line as unknown as EntryHeader);
         }
         const step = await this.lines.next();
         next = step.done ? undefined : step.value;
@@ -119,9 +122,9 @@ class SelectedReader implements SnapshotReader {
     }
   }
 
+  /** Selected entries; a hard link whose first name is not selected too is the caller's to refuse, never dropped here. */
   private wanted(line: IndexEntry): boolean {
-    if (!this.select(line.path, line.type)) return false;
-    return line.type !== 'hardlink' || this.select(line.linkTarget ?? '', 'file');
+    return this.select(line.path, line.type);
   }
 
   /** The entry of an index line: from the index alone when it is only a header, else parsed from its tar bytes. */
@@ -149,7 +152,11 @@ class SelectedReader implements SnapshotReader {
     const sparseName = records?.get('GNU.sparse.name');
     const sparse = sparseHeaderFromPax(records, showPath(sparseName ? decodeName(sparseName) : tarPath));
     const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
-    if (sparse) header.size = sparse.realSize;
+    if (sparse) {
+      header.size = sparse.realSize;
+      // Known before the body is read (consumers size holes by it); the tar's own map is checked against it below.
+      if (line.sparse) header.sparse = line.sparse.map(([offset, length]) => ({ offset, length }));
+    }
     const xattrs = xattrsFromPax(records, showPath(header.path));
     if (xattrs) header.xattrs = xattrs;
     if (header.path !== line.path || header.type !== line.type || header.size !== line.size) {
@@ -168,6 +175,9 @@ class SelectedReader implements SnapshotReader {
       let pending: Buffer | undefined;
       if (sparse) {
         const map = await readSparseMap(chunks, tarHeader.size!, header.size, name);
+        if (header.sparse && JSON.stringify(header.sparse) !== JSON.stringify(map.segments)) {
+          throw new IntegrityError(`archive: entry ${name}: its sparse map differs from the entry index's`);
+        }
         header.sparse = map.segments;
         if (map.rest.length > 0) pending = map.rest;
       }

@@ -161,6 +161,12 @@ describe('diff and find over the torture tree', () => {
     assert.match(byPath.stdout, new RegExp(`snapshot ${a.id} of dir:torture .*:\\n  -\\d{4} .* data/times/2040-01-01\\n`));
     assert.match(byPath.stdout, new RegExp(`snapshot ${b.id} of dir:torture .*:\\n  d\\d{4} .* data/times/2040-01-01\\n`));
     assert.match(byPath.stdout, /2 matches in 2 snapshots searched/);
+    // The paths `files` shows (and --include takes) find the same entries as the stored ones.
+    for (const shown of ['/times/2040-*', 'times/2040-*']) {
+      const same = await browse(runFind, [shown], { json: true });
+      const matches = (JSON.parse(same.stdout) as Array<{ matches: Array<{ path: string }> }>).flatMap((f) => f.matches.map((m) => m.path));
+      assert.deepEqual(matches, ['data/times/2040-01-01', 'data/times/2040-01-01'], shown);
+    }
     const none = await browse(runFind, ['no-such-*'], { labels: { app: 'none' } });
     assert.equal(none.code, 0);
     assert.match(none.stdout, /^0 matches in 0 snapshots searched$/m);

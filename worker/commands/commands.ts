@@ -164,7 +164,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [...PICK_FLAGS, 'json'],
     summary: 'list the snapshots holding a path matching a glob, and the matching paths',
     notes:
-      'A glob without "/" matches entry names (*.conf, app.log*); with "/" it matches whole paths as the snapshot stores them (data/etc/**, **/logs/*.gz). --source and --label choose the snapshots searched (default: all). Snapshots without an entry index are read whole (and verified) to list them. --json prints one document: a list of {snapshot, matches}.',
+      'A glob without "/" matches entry names (*.conf, app.log*); with "/" it matches whole paths, as the snapshot stores them (data/etc/**, **/logs/*.gz) or, in directory snapshots, as files shows them (/etc/**). --source and --label choose the snapshots searched (default: all). Snapshots without an entry index are read whole (and verified) to list them. --json prints one document: a list of {snapshot, matches}.',
   },
   // show always prints JSON; --json is accepted so scripts can pass it to every catalog command.
   { name: 'show', args: '<snapshot>', minArgs: 1, maxArgs: 1, flags: [...PICK_FLAGS, 'json'], summary: "print a snapshot's record as JSON", notes: SNAPSHOT_REF },

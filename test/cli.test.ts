@@ -158,7 +158,9 @@ describe('the snapworker command line', () => {
     }
     const restore = await cli(['help', 'restore']);
     assert.match(restore.stdout, /^  --replace\b/m);
-    assert.doesNotMatch(restore.stdout, /--include/);
+    // restore's own --include (a partial restore), once; a source-only flag of the dir kind, never.
+    assert.equal(restore.stdout.match(/^  --include G +restore only paths matching/gm)?.length, 1);
+    assert.doesNotMatch(restore.stdout, /--skip-unreadable/);
     assert.match(restore.stdout, /^nats target flags:\n  --stream-config JSON /m, 'kind flags under their kind');
     const version = await cli(['--version']);
     assert.equal(version.code, 0);

@@ -57,6 +57,9 @@ export class EntryIndexWriter {
   }
 
   abort(err: Error): void {
+    // The upload may not have attached to the stream yet (it opens its temp file first): without
+    // a listener the error event would crash the process. The upload still sees the stream errored.
+    this.compressor.on('error', () => {});
     this.compressor.destroy(err);
   }
 

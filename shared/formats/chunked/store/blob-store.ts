@@ -283,7 +283,7 @@ export class BlobStore {
    * Listings that revive the packs this session relies on and a collection marked deleted since
    * we last looked (read from the index objects written since).
    */
-  private async revivals(options: SignalOptions): Promise<PackRecord[]> {
+  private async revivals(options: SignalOptions, attempt = 1): Promise<PackRecord[]> {
     if (this.relied.size === 0) return [];
     const fresh = (await listIndexIds(this.storage, options)).filter((id) => !this.seenIndexObjects.has(id));
     const latest = new Map<string, PackRecord>();
@@ -296,9 +296,9 @@ export class BlobStore {
         }
       }
     } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+      if (!(err instanceof NotFoundError) || attempt >= 3) throw err;
       // A compaction removed an object we listed; its successor holds the same records.
-      return this.revivals(options);
+      return this.revivals(options, attempt + 1);
     }
     const now = Date.now();
     const revived: PackRecord[] = [];

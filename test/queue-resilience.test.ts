@@ -81,7 +81,7 @@ describe('the worker fleet under load and failure', () => {
       const listed = await repository.list({ source: 'killed' });
       assert.deepEqual(listed.map((r) => r.id), [record.id], 'exactly the finished snapshot is listed');
       const leftovers = (await readdir(path.join(environment.repoDir, 'snapshots', record.id))).sort();
-      assert.deepEqual(leftovers, ['archive.tar.gz', 'snapshot.json'], 'the retry replaced its own partial archive');
+      assert.deepEqual(leftovers, ['archive.tar.gz', 'entries.jsonl.zst', 'snapshot.json'], 'the retry replaced its own partial archive');
     } finally {
       await stopProcess(rescuer);
     }

@@ -177,7 +177,7 @@ function queueSuite(deployment: string, startRedis: () => Promise<{ url: string;
         if (stored.source.name === 'killed') killed.push(id);
       }
       assert.deepEqual(killed, [record.id], 'exactly one snapshot for the job');
-      assert.deepEqual((await readdir(path.join(snapshots, record.id))).sort(), ['archive.tar.gz', 'snapshot.json'], 'the second run replaced the partial archive');
+      assert.deepEqual((await readdir(path.join(snapshots, record.id))).sort(), ['archive.tar.gz', 'entries.jsonl.zst', 'snapshot.json'], 'the second run replaced the partial archive');
     });
   });
 }

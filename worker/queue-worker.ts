@@ -45,8 +45,11 @@ const FORCE_CLOSE_MS = 2000;
 export { BOOKKEEPING_KEY };
 interface Bookkeeping {
   /** `token` from `Repository`'s `onUploadToken`; `key` + `uploadId` in jobs a version before tokens left. */
-  pendingUpload?: { repo: string | undefined; token?: string; key?: string; uploadId?: string };
+  pendingUpload?: PendingUpload;
+  /** Further uploads of the same attempt (an archive's entry index beside the archive). */
+  morePendingUploads?: PendingUpload[];
 }
+type PendingUpload = { repo: string | undefined; token?: string; key?: string; uploadId?: string };
 
 export interface QueueWorkerDeps {
   runtime: JobRuntime;
@@ -341,9 +344,12 @@ export class QueueWorker {
     return (await this.worker.client) as unknown as Pick<Redis, K>;
   }
 
-  /** Remembers an S3 multipart upload on the job so a later attempt can clean it up. */
-  private async recordUpload(job: Job, pendingUpload: NonNullable<Bookkeeping['pendingUpload']>): Promise<void> {
-    const bookkeeping: Bookkeeping = { pendingUpload };
+  /** Remembers an upload in flight (an S3 multipart upload, a temp file) on the job so a later attempt can clean it up. */
+  private async recordUpload(job: Job, upload: PendingUpload): Promise<void> {
+    const recorded = (job.data as Record<string, unknown>)[BOOKKEEPING_KEY] as Bookkeeping | undefined;
+    const bookkeeping: Bookkeeping = recorded?.pendingUpload
+      ? { pendingUpload: recorded.pendingUpload, morePendingUploads: [...(recorded.morePendingUploads ?? []), upload] }
+      : { pendingUpload: upload };
     await job.updateData({ ...(job.data as object), [BOOKKEEPING_KEY]: bookkeeping });
   }
 
@@ -356,20 +362,21 @@ export class QueueWorker {
    * way so the next attempt does not try again. Only the job's own abort stops the job here.
    */
   private async abortOrphanUpload(job: Job, bookkeeping: Bookkeeping | undefined, signal: AbortSignal): Promise<void> {
-    const pending = bookkeeping?.pendingUpload;
-    if (!pending) return;
+    if (!bookkeeping?.pendingUpload) return;
     const log = this.deps.logger.child({ jobId: job.id });
-    try {
-      const token = pending.token ?? encodeUploadToken({ key: String(pending.key), uploadId: String(pending.uploadId) });
-      await this.deps.runtime.repository(pending.repo).discardUpload(token, { signal });
-      log.info('aborted the upload a crashed attempt left open');
-    } catch (err) {
-      throwIfAborted(signal);
-      this.deps.metrics?.cleanupFailed('multipart_upload');
-      log.warn(
-        { err: errorMessage(err) },
-        'could not abort the upload a crashed attempt left open; going on (a bucket lifecycle rule AbortIncompleteMultipartUpload removes it)',
-      );
+    for (const pending of [bookkeeping.pendingUpload, ...(bookkeeping.morePendingUploads ?? [])]) {
+      try {
+        const token = pending.token ?? encodeUploadToken({ key: String(pending.key), uploadId: String(pending.uploadId) });
+        await this.deps.runtime.repository(pending.repo).discardUpload(token, { signal });
+        log.info('aborted the upload a crashed attempt left open');
+      } catch (err) {
+        throwIfAborted(signal);
+        this.deps.metrics?.cleanupFailed('multipart_upload');
+        log.warn(
+          { err: errorMessage(err) },
+          'could not abort the upload a crashed attempt left open; going on (a bucket lifecycle rule AbortIncompleteMultipartUpload removes it)',
+        );
+      }
     }
     const { [BOOKKEEPING_KEY]: _dropped, ...data } = job.data as Record<string, unknown>;
     await job.updateData(data);

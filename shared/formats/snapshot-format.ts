@@ -58,9 +58,10 @@ export interface WriteSnapshotRequest extends FormatWriteOptions {
   signal: AbortSignal;
   progress: ProgressSink;
   /**
-   * Called when the repository starts a server-side upload that a crash would strand (an S3
-   * multipart upload), with an opaque token: keep it (the queue worker keeps it on the job) and
-   * hand it to `Repository.discardUpload` before retrying after a crash.
+   * Called when the repository starts an upload that a crash would strand (an S3 multipart
+   * upload, a file repository's temp file), once per such upload (an archive and its entry index
+   * are two), with an opaque token: keep every one (the queue worker keeps them on the job) and
+   * hand each to `Repository.discardUpload` before retrying after a crash.
    */
   onUploadToken?: (token: string) => void | Promise<void>;
   /** An incremental snapshot's parent, from this format's `findParent` (the same one the source was told about). */

@@ -68,7 +68,7 @@ export const archiveFormat: SnapshotFormat = {
       onUploadToken: request.onUploadToken,
     });
     // The index uploads beside the archive; it ends once the archive's tar and seek table are known.
-    const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME + suffix, indexBody, { signal });
+    const indexUpload = repository.putSnapshotObject(manifest.snapshotId, ENTRY_INDEX_NAME + suffix, indexBody, { signal, onUploadToken: request.onUploadToken });
     const indexDone = archive.done.then(() => index.finish(layout!));
     // Any side may fail first; wait for all so no stream or upload outlives the job.
     const [stored, stats, storedIndex] = await settleAll([upload, archive.done, indexUpload, indexDone], (err) => {

@@ -163,11 +163,23 @@ export class FsDriver implements StorageDriver {
       try {
         await rename(fromPath, toPath);
       } catch (err) {
-        // ENOENT: the source is gone, or the destination's folder is missing. After making the
-        // folder a second ENOENT can only be the source's (NotFoundError).
+        // ENOENT: the source is gone, or the destination's folder is missing (made again below).
         if (errnoCode(err) !== 'ENOENT') throw err;
-        await mkdir(dirname(toPath), { recursive: true });
-        await rename(fromPath, toPath);
+        // A concurrent delete may prune the folder again between mkdir and rename: try again.
+        for (let attempt = 1; ; attempt++) {
+          await mkdir(dirname(toPath), { recursive: true }).catch((mkdirErr: unknown) => {
+            if (errnoCode(mkdirErr) !== 'ENOENT') throw mkdirErr;
+          });
+          try {
+            await rename(fromPath, toPath);
+            break;
+          } catch (retryErr) {
+            if (errnoCode(retryErr) !== 'ENOENT' || attempt >= FOLDER_RACE_ATTEMPTS) throw retryErr;
+            // The source gone is final (NotFoundError); only a pruned destination folder is retried.
+            if (!(await stat(fromPath).then(() => true, () => false))) throw retryErr;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }
       }
       await fsyncPath(dirname(toPath));
     });
@@ -322,6 +334,13 @@ function failBody(body: Readable, failure: Error): Error {
 }
 
 /**
+ * How often a put or rename makes a missing folder again when a concurrent delete keeps pruning
+ * it (deletes remove emptied parents): many writers committing into one lineage folder while
+ * compactions empty it meet this under load.
+ */
+const FOLDER_RACE_ATTEMPTS = 20;
+
+/**
  * Creates the temp file, making its directory only when it is missing (most puts go into a folder
  * that exists: a snapshot's record beside its archive, an index object into its lineage); retried
  * when a concurrent delete pruned the folder meanwhile.
@@ -331,8 +350,10 @@ async function openTemp(tempPath: string): Promise<number> {
     try {
       return await openFd(tempPath, 'wx');
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT' || attempt >= 5) throw err;
+      if (errnoCode(err) !== 'ENOENT' || attempt >= FOLDER_RACE_ATTEMPTS) throw err;
     }
+    // Let the deleting side finish its walk up before making the folder again.
+    if (attempt > 1) await new Promise((resolve) => setImmediate(resolve));
     // A concurrent delete may remove an emptied parent while mkdir walks down: the loop tries again.
     await mkdir(dirname(tempPath), { recursive: true }).catch((err: unknown) => {
       if (errnoCode(err) !== 'ENOENT') throw err;

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     await follow('restore', { v: 1, snapshot: 'latest', labels: { app: 'demo' }, target: `dir://${restored}` });
     const same = treeDigest(source) === treeDigest(restored);
     console.log(`restored into ${path.relative(project, restored)}: ${same ? 'identical to the source' : 'DIFFERENT from the source'}`);
-    console.log(`repository: ${path.relative(project, path.join(home, 'repo', 'snapshots', snapshot.id))}/ (archive.tar.zst + snapshot.json)`);
+    console.log(`repository: ${path.relative(project, path.join(home, 'repo', 'snapshots', snapshot.id))}/ (archive.tar.zst, its entry index entries.jsonl.zst, snapshot.json)`);
     if (!same) process.exitCode = 1;
   } finally {
     await client.close();

@@ -11,7 +11,7 @@ import { encodeIndex, type PackRecord } from './index-format.js';
 import { listIndexIds, readIndexObjects, readIndexState, supersedesRecord } from './index-state.js';
 import { encodePackTail, MAX_PACK_BYTES } from './pack-format.js';
 import { decodeBlob, encodeBlob } from './blob-codec.js';
-import { readExactly } from './read-all.js';
+import { readExactly } from '../../../storage/read-all.js';
 import { indexKey, isHexId, packKey } from './store-layout.js';
 import { mapOrderedAsync } from './map-ordered-async.js';
 

@@ -10,7 +10,7 @@ import { packEntries, type PackRecord } from './index-format.js';
 import { readIndexState } from './index-state.js';
 import { mapOrderedAsync } from './map-ordered-async.js';
 import { decodePackHeader, PACK_TRAILER_BYTES, sealedHeaderLength } from './pack-format.js';
-import { readExactly } from './read-all.js';
+import { readExactly } from '../../../storage/read-all.js';
 import { packKey } from './store-layout.js';
 
 /** Options of `checkStore`. */

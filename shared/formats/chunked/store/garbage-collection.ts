@@ -11,7 +11,7 @@ import { BlobIndex } from './blob-index.js';
 import { BlobStore } from './blob-store.js';
 import { encodeIndex, packEntries, type PackRecord } from './index-format.js';
 import { readIndexState, type IndexState } from './index-state.js';
-import { readExactly } from './read-all.js';
+import { readExactly } from '../../../storage/read-all.js';
 import { INDEX_PREFIX, indexKey, packIdOfKey, packKey, PACKS_PREFIX } from './store-layout.js';
 
 /** Options of `collectGarbage`. */

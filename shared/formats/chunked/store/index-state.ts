@@ -3,7 +3,7 @@ import type { BlobCipher } from '../../../crypto/blob-cipher.js';
 import type { BlobStorage } from '../../../catalog/blob-storage.js';
 import type { SignalOptions } from '../../../storage/storage-driver.js';
 import { decodeIndex, type IndexContents, type PackRecord } from './index-format.js';
-import { readBounded } from './read-all.js';
+import { readBounded } from '../../../storage/read-all.js';
 import { INDEX_PREFIX, indexIdOfKey, indexKey } from './store-layout.js';
 import { mapOrderedAsync } from './map-ordered-async.js';
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readBounded } from '../../../storage/read-all.js';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IntegrityError } from '../../../errors.js';
@@ -77,7 +78,7 @@ export class ReplicaStore {
    * @throws NotFoundError when the generation has no record; IntegrityError when the record is not valid.
    */
   async readGeneration(generation: string, options?: SignalOptions): Promise<GenerationRecord> {
-    const text = (await readWhole(await this.storage.get(generationRecordKey(this.name, generation), options), 1024 * 1024, 'generation record')).toString('utf8');
+    const text = (await readBounded(await this.storage.get(generationRecordKey(this.name, generation), options), 1024 * 1024, 'generation record')).toString('utf8');
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -128,7 +129,7 @@ export class ReplicaStore {
 
   /** The whole object, refusing one larger than a segment can be. */
   async readObject(key: string, options?: SignalOptions): Promise<Buffer> {
-    return readWhole(await this.storage.get(key, options), MAX_SEGMENT_OBJECT_BYTES, key);
+    return readBounded(await this.storage.get(key, options), MAX_SEGMENT_OBJECT_BYTES, key);
   }
 
   /** Streams the snapshot of `record`, failing the stream's consumer on a size or SHA-256 mismatch. */
@@ -149,18 +150,4 @@ export class ReplicaStore {
       }
     })();
   }
-}
-
-async function readWhole(stream: Readable, maxBytes: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      stream.destroy();
-      throw new IntegrityError(`${what}: larger than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { IntegrityError } from '../../../errors.js';
+import { IntegrityError } from '../errors.js';
 
 /**
  * Reads a stored object (or a range of one) whose length is known into one Buffer.

@@ -36,3 +36,8 @@ export function isSnapshotId(value: string): boolean {
 export function isSnapshotIdPrefix(value: string): boolean {
   return /^[0-9a-f]{4,8}$/.test(value) || (value.length >= 4 && /^\d{1,8}(T\d{0,9}(Z(-[0-9a-f]{0,8})?)?)?$/.test(value));
 }
+
+/** The one wording for a snapshot reference that is neither an id nor a prefix of one. */
+export function notAnIdMessage(ref: string): string {
+  return `"${ref}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d, its hex part 1a2b3c4d, or a prefix of 4 or more characters of either)`;
+}

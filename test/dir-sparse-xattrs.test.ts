@@ -18,6 +18,7 @@ import type { RestoreResult } from '../shared/kinds/restore-target.js';
 import { manifestFor } from './helpers/archive-fixtures.js';
 import { assertTreesEqual } from './helpers/tree.js';
 import { PROJECT_ROOT, sh, useTestWorker, type TestEnvironment } from './helpers/worker-fixture.js';
+import { snapworkerArgs } from './helpers/compiled-cli.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -26,7 +27,7 @@ const isRoot = process.getuid?.() === 0;
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, snapworkerArgs(...args), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -20,6 +20,7 @@ import { ChartRenderer, ChartRenderError, type Manifest, type RenderedChart } fr
 import { workerEnvironment, type SecretStubs } from './helpers/helm-render/worker-environment.js';
 import { freePort, waitFor } from './helpers/observability.js';
 import { PROJECT_ROOT, REDIS, REDIS_URL } from './helpers/worker-fixture.js';
+import { snapworkerArgs } from './helpers/compiled-cli.js';
 import { ConfigError, loadConfig } from '../shared/config.js';
 
 const CHART_DIR = fileURLToPath(new URL('../helm/snapworker/', import.meta.url));
@@ -737,7 +738,7 @@ async function runRenderedWorker(label: string, manifests: Manifest[]): Promise<
     const port = await freePort();
     const queueName = `${env.SNAPWORKER_QUEUE}-${randomBytes(4).toString('hex')}`;
     const tmp = mounts.get('/tmp');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker'], {
+    const child = spawn(process.execPath, snapworkerArgs('worker'), {
       cwd: PROJECT_ROOT,
       // Only what the pod would see, so a developer's own SNAPWORKER_* settings cannot leak in.
       env: { PATH: process.env.PATH, ...env, SNAPWORKER_METRICS_PORT: String(port), SNAPWORKER_QUEUE: queueName, ...(tmp ? { TMPDIR: tmp } : {}) },

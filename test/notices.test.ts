@@ -11,6 +11,7 @@ import { snapshotRecordSchema, type SnapshotRecord } from '../shared/catalog/sna
 import { encodeJobIdToken } from '../shared/events/job-event-subject.js';
 import { EVENT_SCHEMA_PATH } from './helpers/observability.js';
 import { createTestEnvironment, eventually, PROJECT_ROOT, type TestEnvironment } from './helpers/worker-fixture.js';
+import { snapworkerCommand } from './helpers/compiled-cli.js';
 
 const SHARED_NATS = 'nats://127.0.0.1:4222';
 const NOBODY = 65534;
@@ -25,7 +26,7 @@ function unprivileged(command: string[]): string[] {
 }
 
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [command, ...rest] = unprivileged([process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args]);
+  const [command, ...rest] = unprivileged(snapworkerCommand(...args));
   return new Promise((resolve) => {
     const child = spawn(command!, rest, { cwd: PROJECT_ROOT, env: { ...process.env, ...env, HOME: '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -38,7 +39,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
 
 /** `snapworker worker` as a child, unprivileged, with its log collected. */
 function startWorker(env: NodeJS.ProcessEnv): { child: ChildProcess; logs: () => string; stop: () => Promise<void> } {
-  const [command, ...rest] = unprivileged([process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker']);
+  const [command, ...rest] = unprivileged(snapworkerCommand('worker'));
   const child = spawn(command!, rest, { cwd: PROJECT_ROOT, env: { ...process.env, ...env, HOME: '/tmp', LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let logs = '';
   child.stderr!.on('data', (c: Buffer) => (logs += c.toString()));

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import { cancelChannel, cancelKey } from '../jobs/cancel-channel.js';
 import { ScheduleBook } from '../jobs/schedules.js';
+import { snapworkerArgs } from './helpers/compiled-cli.js';
 import {
   EVENT_SCHEMA_PATH,
   REPO_ROOT,
@@ -42,7 +43,7 @@ interface WorkerProcess {
 /** Starts `snapworker worker` as a child process, as an operator would, and waits for /metrics. */
 async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/cli.ts', 'worker'], {
+  const child = spawn(process.execPath, snapworkerArgs('worker'), {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, SNAPWORKER_METRICS_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

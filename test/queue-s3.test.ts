@@ -15,6 +15,7 @@ import type { Job } from 'bullmq';
 import { assertTreesEqual, makeTree, sha256File, writeRandomFile, type TreeSpec } from './helpers/tree.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
+import { snapworkerArgs } from './helpers/compiled-cli.js';
 import {
   createTestEnvironment,
   eventually,
@@ -271,7 +272,7 @@ describe('S3 repositories through the queue', () => {
       const job = await environment.queue.add('snapshot', { v: 1, source: `dir://${source}`, name: 'linked' });
       const record = (await job.waitUntilFinished(environment.events, 60_000)) as SnapshotRecord;
 
-      const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'link', record.id, '--repo', 'default', '--expires', '10m'], {
+      const { stdout } = await run(process.execPath, snapworkerArgs('link', record.id, '--repo', 'default', '--expires', '10m'), {
         cwd: PROJECT_ROOT,
         env: { ...process.env, ...environment.env },
       });

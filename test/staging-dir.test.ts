@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../shared/config.js';
 import { PROJECT_ROOT } from './helpers/worker-fixture.js';
+import { snapworkerArgs } from './helpers/compiled-cli.js';
 
 /** The ConfigError `loadConfig` throws for `env`, or a failure when it accepts it. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -49,7 +50,7 @@ describe('the staging directory is checked once, at start, for every source kind
   for (const args of [['worker'], ['snapshot', 'dir:///srv', '--local']]) {
     it(`\`snapworker ${args.join(' ')}\` with a missing staging directory exits with code 2 at once, naming it`, async () => {
       const missing = path.join(root, 'gone');
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args], {
+      const child = spawn(process.execPath, snapworkerArgs(...args), {
         cwd: PROJECT_ROOT,
         env: { ...process.env, SNAPWORKER_STAGING_DIR: missing, REDIS_URL: 'redis://127.0.0.1:1', SNAPWORKER_METRICS_PORT: '0' },
         stdio: ['ignore', 'ignore', 'pipe'],

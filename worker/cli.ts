@@ -1,29 +1,20 @@
 #!/usr/bin/env node
 import { loadConfig, type WorkerConfig } from '../shared/config.js';
-import { notAnIdMessage } from '../shared/catalog/repository.js';
 import { errorMessage, InvalidInputError } from '../shared/errors.js';
-import { isSnapshotId, isSnapshotIdPrefix } from '../shared/ids.js';
+import { isSnapshotId, isSnapshotIdPrefix, notAnIdMessage } from '../shared/ids.js';
 import { createLogger, type Logger } from '../shared/logging.js';
 import { ANY_SERVER } from '../shared/kinds/server-policy.js';
 import { serverSettings } from '../shared/kinds/registry.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { isRepositoryUri, REPOSITORY_URI_SCHEMES } from '../shared/storage/open-driver.js';
-import { runCatalogCommand } from './commands/catalog-commands.js';
-import { runKeyCommand } from './commands/key-commands.js';
 import { exitCodeForError } from './commands/exit-codes.js';
-import { runExportCommand } from './commands/export-command.js';
 import type { CliOptions } from './commands/flags.js';
 import { commandHelp, overviewHelp } from './commands/help.js';
-import { runJobCommand } from './commands/job-commands.js';
-import { runJobCancel, runJobStatus } from './commands/job-control.js';
 import { parseGroupBy, parseLabels, parsePrunePolicy, snapshotJobData } from './commands/options.js';
-import { runScheduleCommand } from './commands/schedule-commands.js';
-import { runReplicateCommand, runReplicateList, runReplicateStop } from './commands/replicate-commands.js';
 import { parseCommandLine } from './commands/parse-command-line.js';
 import { restoreRequest } from './commands/replica-point.js';
 import { parseDataSubset } from '../shared/pipeline/data-subset.js';
-import { runWorkerProcess } from './worker-process.js';
 
 /** Commands that run in this process against the repository, never through the queue. */
 const CATALOG_COMMANDS = ['init', 'ls', 'show', 'rm', 'link', 'catalog rebuild', 'files', 'dump', 'key ls', 'key add', 'key rm', 'key export-age'] as const;
@@ -55,20 +46,21 @@ async function main(argv: string[]): Promise<number> {
   const config = withCopyTarget(withRepo.config, options, inProcess);
   const logger = createLogger(name === 'worker' ? config.logLevel : process.env.LOG_LEVEL ?? 'warn');
 
-  if (name === 'worker') return runWorkerProcess(config, logger);
-  if (name === 'export') return runExportCommand(args[0]!, options, config, logger);
+  // Each command's module is loaded only when it runs: a command line that lists a folder need
+  // not load the queue, the NATS client or every kind (startup time is most of a short command).
+  if (name === 'worker') return (await import('./worker-process.js')).runWorkerProcess(config, logger);
+  if (name === 'export') return (await import('./commands/export-command.js')).runExportCommand(args[0]!, options, config, logger);
   if (name === 'files' || name === 'dump') return runFilesOrDump(name, args, options, config, logger);
-  if (name.startsWith('key ')) return runKeyCommand(name, args, options, config, logger);
-  if (isCatalog) return runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump' | `key ${string}`>, args, options, config, logger);
+  if (name.startsWith('key ')) return (await import('./commands/key-commands.js')).runKeyCommand(name, args, options, config, logger);
+  if (isCatalog) return (await import('./commands/catalog-commands.js')).runCatalogCommand(name as Exclude<CatalogCommand, 'files' | 'dump' | `key ${string}`>, args, options, config, logger);
   if (isBrowse) return (await import('./commands/diff-find-commands.js')).runBrowseCommand(name as BrowseCommand, args, options, config, logger);
-  if (name === 'job status') return runJobStatus(args[0]!, options, config);
-  if (name === 'job cancel') return runJobCancel(args[0]!, options, config);
-  if (name.startsWith('schedule ')) return runScheduleCommand(name, args, options, config);
-  if (name === 'replicate') return runReplicateCommand(args[0]!, options, config, logger);
-  if (name === 'replicate ls') return runReplicateList(options, config);
-  if (name === 'replicate stop') return runReplicateStop(args[0]!, options, config);
+  if (name === 'job status') return (await import('./commands/job-control.js')).runJobStatus(args[0]!, options, config);
+  if (name === 'job cancel') return (await import('./commands/job-control.js')).runJobCancel(args[0]!, options, config);
+  if (name.startsWith('schedule ')) return (await import('./commands/schedule-commands.js')).runScheduleCommand(name, args, options, config);
+  if (name === 'replicate') return (await import('./commands/replicate-commands.js')).runReplicateCommand(args[0]!, options, config, logger);
+  if (name === 'replicate ls') return (await import('./commands/replicate-commands.js')).runReplicateList(options, config);
+  if (name === 'replicate stop') return (await import('./commands/replicate-commands.js')).runReplicateStop(args[0]!, options, config);
   if (name === 'watch') {
-    // Loaded only here: the NATS client is not needed by any other command.
     const { runWatchCommand } = await import('./commands/watch-command.js');
     return runWatchCommand(args[0], options, config);
   }
@@ -76,7 +68,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** snapshot, restore, verify, prune: a job, enqueued, followed or run here. */
-function runQueuedCommand(name: string, args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
+async function runQueuedCommand(name: string, args: string[], options: CliOptions, config: WorkerConfig, logger: Logger): Promise<number> {
+  const { runJobCommand } = await import('./commands/job-commands.js');
   const labels = parseLabels(options.label);
   const pick = { repo: options.repo, source: options.source, labels };
   switch (name) {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { IntegrityError, NotFoundError, InvalidInputError, RepositoryMissingError, SnapworkerError } from '../errors.js';
-import { isSnapshotId, isSnapshotIdPrefix } from '../ids.js';
+import { isSnapshotId, isSnapshotIdPrefix, notAnIdMessage } from '../ids.js';
 import type { GetOptions, ObjectInfo, PutOptions, PutResult, SignalOptions, StorageDriver } from '../storage/storage-driver.js';
 import { snapshotRecordSchema, type SnapshotRecord } from './snapshot-record.js';
 import { decodeUploadToken, encodeUploadToken } from './upload-token.js';
@@ -523,11 +523,6 @@ export class Repository {
         .map((id) => ({ id, keys: byId.get(id)!.keys, newestModifiedAt: byId.get(id)!.newest })),
     };
   }
-}
-
-/** The one wording for a snapshot reference that is neither an id nor a prefix of one. */
-export function notAnIdMessage(ref: string): string {
-  return `"${ref}" is not a snapshot id (expected like 20261122T031500123Z-1a2b3c4d, its hex part 1a2b3c4d, or a prefix of 4 or more characters of either)`;
 }
 
 function checkedId(id: string): string {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { z } from 'zod';
 import { IntegrityError } from '../errors.js';
 
@@ -31,6 +30,7 @@ const materialSchema = z.object({
 
 /** Fresh random key material for a new repository. */
 export async function generateRepositoryKey(): Promise<RepositoryKey> {
+  const { generateX25519Identity, identityToRecipient } = await ageKeys();
   const ageIdentity = await generateX25519Identity();
   return {
     keyId: randomBytes(8).toString('hex'),
@@ -64,6 +64,11 @@ export async function decodeRepositoryKey(bytes: Buffer, what: string): Promise<
     dataKey: Buffer.from(parsed.dataKey, 'base64'),
     idKey: Buffer.from(parsed.idKey, 'base64'),
     ageIdentity: parsed.ageIdentity,
-    ageRecipient: await identityToRecipient(parsed.ageIdentity),
+    ageRecipient: await (await ageKeys()).identityToRecipient(parsed.ageIdentity),
   };
+}
+
+/** age's key functions, loaded on first use: plain repositories never need them. */
+function ageKeys(): Promise<typeof import('age-encryption')> {
+  return import('age-encryption');
 }

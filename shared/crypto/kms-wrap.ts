@@ -1,4 +1,4 @@
-import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { errorMessage, SnapworkerError } from '../errors.js';
 
 /** KMS errors that mean "not this key / not this ciphertext", as opposed to KMS being unreachable. */
@@ -20,9 +20,11 @@ const NOT_THIS_KEY = new Set([
  * "Envelope encryption"). Region and endpoint: the key ARN's region, else the AWS SDK's default
  * chain (`AWS_REGION`; `AWS_ENDPOINT_URL_KMS` or `AWS_ENDPOINT_URL` for another endpoint).
  */
-function client(kmsKeyId: string): KMSClient {
+async function client(kmsKeyId: string): Promise<{ kms: KMSClient; sdk: typeof import('@aws-sdk/client-kms') }> {
+  // Loaded on first use: only repositories with a kms: key source need the SDK.
+  const sdk = await import('@aws-sdk/client-kms');
   const arnRegion = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):/.exec(kmsKeyId)?.[1];
-  return new KMSClient({ ...(arnRegion ? { region: arnRegion } : {}), maxAttempts: 3 });
+  return { kms: new sdk.KMSClient({ ...(arnRegion ? { region: arnRegion } : {}), maxAttempts: 3 }), sdk };
 }
 
 /**
@@ -30,9 +32,9 @@ function client(kmsKeyId: string): KMSClient {
  * @throws SnapworkerError (retryable) naming the key when KMS refuses or cannot be reached.
  */
 export async function kmsEncrypt(kmsKeyId: string, plaintext: Buffer, context: Record<string, string>, signal?: AbortSignal): Promise<Buffer> {
-  const kms = client(kmsKeyId);
+  const { kms, sdk } = await client(kmsKeyId);
   try {
-    const out = await kms.send(new EncryptCommand({ KeyId: kmsKeyId, Plaintext: plaintext, EncryptionContext: context }), { abortSignal: signal });
+    const out = await kms.send(new sdk.EncryptCommand({ KeyId: kmsKeyId, Plaintext: plaintext, EncryptionContext: context }), { abortSignal: signal });
     if (!out.CiphertextBlob) throw new Error('no CiphertextBlob in the answer');
     return Buffer.from(out.CiphertextBlob);
   } catch (err) {
@@ -48,9 +50,9 @@ export async function kmsEncrypt(kmsKeyId: string, plaintext: Buffer, context: R
  * @throws SnapworkerError (retryable) when KMS cannot be reached or fails otherwise.
  */
 export async function kmsDecrypt(kmsKeyId: string, ciphertext: Buffer, context: Record<string, string>, signal?: AbortSignal): Promise<Buffer | undefined> {
-  const kms = client(kmsKeyId);
+  const { kms, sdk } = await client(kmsKeyId);
   try {
-    const out = await kms.send(new DecryptCommand({ KeyId: kmsKeyId, CiphertextBlob: ciphertext, EncryptionContext: context }), { abortSignal: signal });
+    const out = await kms.send(new sdk.DecryptCommand({ KeyId: kmsKeyId, CiphertextBlob: ciphertext, EncryptionContext: context }), { abortSignal: signal });
     if (!out.Plaintext) throw new Error('no Plaintext in the answer');
     return Buffer.from(out.Plaintext);
   } catch (err) {

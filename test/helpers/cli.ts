@@ -1,6 +1,7 @@
 /** Runs the `snapworker` command line as a child process, the way a user would. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { snapworkerCommand } from './compiled-cli.js';
 import { PROJECT_ROOT } from './worker-fixture.js';
 
 export interface CliRun {
@@ -10,7 +11,7 @@ export interface CliRun {
 }
 
 /**
- * Starts `worker/cli.ts` with `args` as a child, with `env` added to this process's environment.
+ * Starts the CLI (compiled from `worker/cli.ts`: ./compiled-cli.ts) with `args` as a child, with `env` added to this process's environment.
  * `wrap` runs it through another command that takes the command line as its last argument
  * (e.g. `['capsh', '--drop=cap_mknod', '--', '-c']`).
  */
@@ -20,7 +21,7 @@ export function spawnCli(
   cwd = PROJECT_ROOT,
   wrap: string[] = [],
 ): { child: ChildProcess; done: Promise<CliRun>; stderr(): string } {
-  const command = [process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), ...args];
+  const command = snapworkerCommand(...args);
   const [file, ...rest] = wrap.length > 0 ? [...wrap, command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')] : command;
   const child = spawn(file!, rest, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -13,6 +13,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { loadConfig, type WorkerConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logging.js';
 import { startWorker, type RunningWorker } from '../../worker/run-worker.js';
+import { snapworkerArgs } from './compiled-cli.js';
 
 export const PROJECT_ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -103,7 +104,7 @@ export interface WorkerProcess {
 
 /** Starts `snapworker worker` with the environment's `env` and `env` over it (LOG_LEVEL info unless given). */
 export function spawnWorker(environment: Pick<TestEnvironment, 'env'>, env: NodeJS.ProcessEnv = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker', 'cli.ts'), 'worker'], {
+  const child = spawn(process.execPath, snapworkerArgs('worker'), {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...environment.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

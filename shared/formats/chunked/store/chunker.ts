@@ -116,6 +116,23 @@ export function findCut(data: Uint8Array, start: number, end: number, p: Require
 }
 
 /**
+ * The chunks of bytes held whole in memory (a small file the source read ahead), cut exactly
+ * where `chunkStream` would cut them, as views into `data` without copying: most files of a
+ * source tree are under the minimum and come out as `data` itself. The views share `data`'s
+ * memory, so the caller must not change it while it keeps them.
+ * @param params sizes and gear table, as `chunkStream`'s.
+ * @throws InvalidInputError for bad parameters.
+ */
+export function* chunkBuffer(data: Buffer, params?: Partial<ChunkerParams>): Generator<Buffer> {
+  const p = chunkerParams(params);
+  for (let start = 0; start < data.length; ) {
+    const cut = findCut(data, start, Math.min(data.length, start + p.max), p);
+    yield data.subarray(start, cut);
+    start = cut;
+  }
+}
+
+/**
  * Splits a byte stream into content-defined chunks (see the top of this file). Every chunk is a
  * fresh Buffer the caller may keep. Memory: one work buffer that grows to at most 2 × `max`
  * (small inputs never allocate more than their size, rounded up).

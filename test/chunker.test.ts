@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { chunkStream, DEFAULT_GEAR, gearTable, type ChunkerParams } from '../shared/formats/chunked/store/chunker.js';
+import { chunkBuffer, chunkStream, DEFAULT_GEAR, gearTable, type ChunkerParams } from '../shared/formats/chunked/store/chunker.js';
 import { InvalidInputError } from '../shared/errors.js';
 
 /** Feeds `data` in pieces of `piece` bytes, as a file read would. */
@@ -41,6 +41,17 @@ describe('the FastCDC chunker', () => {
     const whole = (await chunksOf(data.subarray(0, 2 * 1024 * 1024), small, 2 * 1024 * 1024)).map(digest);
     const pieces = (await chunksOf(data.subarray(0, 2 * 1024 * 1024), small, 777)).map(digest);
     assert.deepEqual(pieces, whole);
+  });
+
+  it('cuts bytes held in memory where the stream chunker cuts them, as views without copies', async () => {
+    const small = { min: 4096, avg: 16384, max: 65536 };
+    const sample = data.subarray(0, 3 * 1024 * 1024);
+    const streamed = (await chunksOf(sample, small, 100_000)).map(digest);
+    const views = [...chunkBuffer(sample, small)];
+    assert.deepEqual(views.map(digest), streamed);
+    assert.ok(views.every((view) => view.buffer === sample.buffer), 'views share the input');
+    assert.deepEqual([...chunkBuffer(Buffer.alloc(0))], []);
+    assert.deepEqual([...chunkBuffer(Buffer.from('hello'))].map(String), ['hello']);
   });
 
   it('yields nothing for empty input and one chunk for input under min, from a Readable too', async () => {

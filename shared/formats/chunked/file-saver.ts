@@ -23,7 +23,7 @@ export interface SavedFile {
  * @throws SnapworkerError when the source yields more or fewer bytes than announced.
  */
 export async function saveFile(
-  { store, chunk: cut }: ChunkedStore,
+  { store, chunk: cut, chunkBuffer }: ChunkedStore,
   entry: SourceEntry,
   body: Readable | Buffer,
   options: { signal: AbortSignal; onBytes: (bytes: number) => void },
@@ -44,8 +44,8 @@ export async function saveFile(
     storedBytes += saved.storedBytes;
   };
   if (Buffer.isBuffer(body)) {
-    // Read ahead whole by the source: small files are one chunk (below the chunker's minimum) and need no stream.
-    for await (const chunk of body.length === 0 ? [] : cut(toIterable(body))) await saveChunk(chunk);
+    // Read ahead whole by the source: cut in place, no stream and no copy (most are one chunk, under the chunker's minimum).
+    for (const chunk of chunkBuffer(body)) await saveChunk(chunk);
   } else {
     try {
       for await (const chunk of cut(body as AsyncIterable<Buffer>)) await saveChunk(chunk);
@@ -55,8 +55,4 @@ export async function saveFile(
   }
   if (bytes !== expected) throw new SnapworkerError(`chunked: entry ${name}: source yielded ${bytes} bytes, announced ${expected} (file changed while reading?)`);
   return { content: { chunks, sha256: await hash.digest(), ...(entry.sparse ? { sparse: entry.sparse } : {}) }, storedBytes };
-}
-
-async function* toIterable(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
 }

@@ -1,6 +1,6 @@
 import type { Repository } from '../../catalog/repository.js';
 import type { BlobCipher } from '../../crypto/blob-cipher.js';
-import { chunkStream, gearTableFor, type ChunkerParams } from './store/chunker.js';
+import { chunkBuffer, chunkerParams, chunkStream, gearTableFor } from './store/chunker.js';
 import { openBlobStore, type BlobStore } from './store/blob-store.js';
 import { repositoryCipher } from '../../crypto/repository-cipher.js';
 import { readChunkedStoreConfig } from './store/store-config.js';
@@ -12,6 +12,8 @@ export interface ChunkedStore {
   cipher: BlobCipher;
   /** Cuts a file's bytes with the repository's chunker sizes and gear table. */
   chunk(source: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
+  /** Cuts bytes held whole in memory at the same places, as views into them (no copy). */
+  chunkBuffer(bytes: Buffer): Iterable<Buffer>;
 }
 
 /**
@@ -24,7 +26,7 @@ export async function openChunkedStore(repository: Repository, signal: AbortSign
   const config = await readChunkedStoreConfig(repository, { signal });
   // An encrypted repository's AEAD cipher, unlocked with this worker's keys; else the plain one.
   const cipher = await repositoryCipher(repository, signal);
-  const params: ChunkerParams = { ...config.chunker, gear: gearTableFor(cipher) };
+  const params = chunkerParams({ ...config.chunker, gear: gearTableFor(cipher) });
   const store = await openBlobStore(repository, { cipher, signal });
-  return { store, cipher, chunk: (source) => chunkStream(source, params) };
+  return { store, cipher, chunk: (source) => chunkStream(source, params), chunkBuffer: (bytes) => chunkBuffer(bytes, params) };
 }

@@ -116,47 +116,103 @@ export function findCut(data: Uint8Array, start: number, end: number, p: Require
 }
 
 /**
- * Splits a byte stream into content-defined chunks (see the top of this file). Every chunk is a
- * fresh Buffer the caller may keep. Memory: one work buffer that grows to at most 2 × `max`
- * (small inputs never allocate more than their size, rounded up).
+ * The chunks of bytes held whole in memory (a small file the source read ahead), cut exactly
+ * where `chunkStream` would cut them, as views into `data` without copying: most files of a
+ * source tree are under the minimum and come out as `data` itself. The views share `data`'s
+ * memory, so the caller must not change it while it keeps them.
+ * @param params sizes and gear table, as `chunkStream`'s.
+ * @throws InvalidInputError for bad parameters.
+ */
+export function* chunkBuffer(data: Buffer, params?: Partial<ChunkerParams>): Generator<Buffer> {
+  const p = chunkerParams(params);
+  for (let start = 0; start < data.length; ) {
+    const cut = findCut(data, start, Math.min(data.length, start + p.max), p);
+    yield data.subarray(start, cut);
+    start = cut;
+  }
+}
+
+/**
+ * `findCut` resumable across the pieces of a stream: fed the bytes of the current chunk piece by
+ * piece, it finds the same cut `findCut` finds in them laid end to end, keeping only the rolling
+ * hash and the chunk's length between pieces, so no byte is copied to be scanned.
+ */
+class CutScanner {
+  private fp = 0;
+  /** Bytes of the current chunk before the next piece. */
+  private length = 0;
+  private readonly maskS: number;
+  private readonly maskL: number;
+
+  constructor(private readonly p: Required<ChunkerParams>) {
+    const bits = Math.round(Math.log2(p.avg));
+    this.maskS = topBits(bits + 2);
+    this.maskL = topBits(bits - 2);
+  }
+
+  /**
+   * Scans `piece[at, end)`: the index just past the cut that ends the current chunk (the next
+   * chunk then starts there), or -1 when the chunk goes on past `end`.
+   */
+  next(piece: Uint8Array, at: number, end: number): number {
+    const { min, avg, max, gear } = this.p;
+    const { maskS, maskL } = this;
+    // Where the chunk would start in this piece's coordinates (negative when it began before).
+    const base = at - this.length;
+    let i = Math.max(at, base + min);
+    let fp = this.fp;
+    const normal = Math.min(end, base + avg);
+    for (; i < normal; i++) {
+      fp = ((fp << 1) + gear[piece[i]!]!) | 0;
+      if ((fp & maskS) === 0) return this.cut(i + 1);
+    }
+    const limit = Math.min(end, base + max);
+    for (; i < limit; i++) {
+      fp = ((fp << 1) + gear[piece[i]!]!) | 0;
+      if ((fp & maskL) === 0) return this.cut(i + 1);
+    }
+    if (limit === base + max) return this.cut(limit);
+    this.fp = fp;
+    this.length = end - base;
+    return -1;
+  }
+
+  private cut(at: number): number {
+    this.fp = 0;
+    this.length = 0;
+    return at;
+  }
+}
+
+/**
+ * Splits a byte stream into content-defined chunks (see the top of this file), cutting where
+ * `findCut` would over the whole input. Every chunk is a fresh Buffer the caller may keep. The
+ * pieces of the chunk being scanned are held, not copied, until it is cut (one copy per byte, into
+ * the chunk), so a source must not reuse a Buffer it yielded (Node streams never do). Memory: the
+ * current chunk's pieces, at most `max` bytes plus one piece.
  * @param source Buffers (or a Readable of them); empty input yields no chunk.
  * @param params sizes and gear table (`ChunkerParams`); defaults 512 KiB / 1 MiB / 8 MiB.
  * @throws InvalidInputError for bad parameters; errors of `source` pass through.
  */
 export async function* chunkStream(source: AsyncIterable<Buffer> | Readable, params?: Partial<ChunkerParams>): AsyncIterable<Buffer> {
-  const p = chunkerParams(params);
-  let work = Buffer.allocUnsafe(0);
-  let start = 0;
-  let end = 0;
-  const cutOne = (): Buffer => {
-    const cut = findCut(work, start, Math.min(end, start + p.max), p);
-    const chunk = Buffer.allocUnsafe(cut - start);
-    work.copy(chunk, 0, start, cut);
-    start = cut;
-    return chunk;
-  };
+  const scanner = new CutScanner(chunkerParams(params));
+  let held: Buffer[] = [];
+  let heldBytes = 0;
   for await (const piece of source as AsyncIterable<Buffer>) {
-    let offset = 0;
-    while (offset < piece.length) {
-      if (end === work.length) {
-        // Make room: drop what was cut, then grow up to 2 × max if still full.
-        if (start > 0) {
-          work.copy(work, 0, start, end);
-          end -= start;
-          start = 0;
-        }
-        if (end === work.length) {
-          const grown = Buffer.allocUnsafe(Math.min(2 * p.max, Math.max(64 * 1024, work.length * 2, end + piece.length - offset)));
-          work.copy(grown, 0, 0, end);
-          work = grown;
-        }
+    let at = 0;
+    while (at < piece.length) {
+      const cut = scanner.next(piece, at, piece.length);
+      if (cut < 0) {
+        held.push(at === 0 ? piece : piece.subarray(at));
+        heldBytes += piece.length - at;
+        break;
       }
-      const take = Math.min(piece.length - offset, work.length - end);
-      piece.copy(work, end, offset, offset + take);
-      end += take;
-      offset += take;
-      while (end - start >= p.max) yield cutOne();
+      held.push(piece.subarray(at, cut));
+      yield Buffer.concat(held, heldBytes + cut - at);
+      held = [];
+      heldBytes = 0;
+      at = cut;
     }
   }
-  while (end > start) yield cutOne();
+  if (heldBytes > 0) yield Buffer.concat(held, heldBytes);
 }

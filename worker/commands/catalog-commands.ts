@@ -3,6 +3,7 @@ import type { SnapshotSummary } from '../../shared/catalog/snapshot-summary.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { IntegrityError, InvalidInputError } from '../../shared/errors.js';
 import { isSnapshotId } from '../../shared/ids.js';
+import { formatLabels } from '../../shared/catalog/label-text.js';
 import { describeFilter, matchesFilter } from '../../shared/catalog/snapshot-filter.js';
 import { formatNamed, formatOf } from '../../shared/formats/registry.js';
 import { CHUNKED_FORMAT } from '../../shared/formats/chunked/chunked-format.js';
@@ -186,7 +187,7 @@ export function formatSnapshotTable(records: readonly SnapshotSummary[]): string
     r.id.slice(r.id.indexOf('-') + 1) + (r.incomplete ? '!' : ''),
     r.createdAt.slice(0, 19).replace('T', ' '),
     `${r.source.kind}:${r.source.name}`,
-    Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    formatLabels(r.labels) || '-',
     formatBytes(r.stats.storedBytes),
   ]);
   const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];

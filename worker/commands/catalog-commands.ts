@@ -19,6 +19,7 @@ import { formatColumns } from './columns.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
+import { keyConfigurationHint } from '../../shared/crypto/repository-keys.js';
 import { initKeySources } from './key-commands.js';
 
 /**
@@ -42,6 +43,10 @@ export async function runCatalogCommand(
       const created = await repository.init({ ...repositorySettings(options.format, keySources.length > 0), keySources, keyLabel: options['key-label'] });
       const encrypted = created.encryption ? ` encrypted (key ${created.encryption.keyId}, ${keySources.length} key ${keySources.length === 1 ? 'object' : 'objects'})` : '';
       out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created${encrypted} repository ${repository.name} (id ${created.id})`);
+      // Keys given only on this command line are not remembered: say now what later commands need.
+      if (created.encryption && repository.keySources.length === 0) {
+        process.stderr.write(`snapworker: note: later commands unlock repository ${repository.name} only with a configured key source: ${keyConfigurationHint(repository.name)}\n`);
+      }
       return 0;
     }
     const repository = await runtime.existingRepository(options.repo);

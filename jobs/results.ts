@@ -157,8 +157,11 @@ export interface CopyJobResult {
 
 /** One problem `check` found. */
 export interface CheckProblemResult {
+  /** The snapshot it concerns, when one. */
   snapshot?: string;
+  /** The format whose shared objects it concerns (`chunked`), when no one snapshot. */
   format?: string;
+  /** The whole line, naming its subject once: `snapshot X: …`, `chunked: pack P: …`. */
   message: string;
 }
 

@@ -122,3 +122,13 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * `message` with `subject: ` in front, unless it already begins with `subject` (an error from
+ * below that named it: `snapshot X: …`, `snapshot X (key): …`). Every place that names the object
+ * of a message from below goes through this, so no line reads `snapshot X: snapshot X: …`.
+ */
+export function withSubject(subject: string, message: string): string {
+  const named = message === subject || message.startsWith(`${subject}:`) || message.startsWith(`${subject} `);
+  return named ? message : `${subject}: ${message}`;
+}

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -131,6 +131,19 @@ describe('partial reads of archive snapshots', () => {
     it('refuses a sub-path that is no directory of the snapshot', async () => {
       await assert.rejects(restore('none', { subPath: '/nope' }), /^InvalidInputError: restore: the snapshot has no directory "\/nope"$|restore: the snapshot has no directory "\/nope"/);
       await assert.rejects(restore('file', { subPath: '/top.conf' }), /sub-path "\/top\.conf" is a file, not a directory/);
+    });
+
+    it('refuses include/exclude that select nothing in one line naming them, and leaves the target as it was', async () => {
+      await assert.rejects(restore('nomatch', { include: ['**/*.yaml'] }), { message: 'restore: the selection (include "**/*.yaml") matches nothing in the snapshot; nothing restored (globs are relative to the snapshot root, as "files" prints paths)' });
+      await assert.rejects(stat(path.join(root, 'nomatch')), 'no target made');
+      await assert.rejects(restore('nomatch', { subPath: '/etc', include: ['var/**'], exclude: ['x'] }), /restore: the selection \(include "var\/\*\*", exclude "x"\) matches nothing in "\/etc" of the snapshot/);
+      const kept = path.join(root, 'kept');
+      await mkdir(kept);
+      await writeFile(path.join(kept, 'mine'), 'mine\n');
+      const refused = restoreSnapshot({ repository, record, target: createDirTarget([new URL(`dir://${kept}`)], {}, context), replace: true, selection: { exclude: ['**'] }, signal, progress: nullProgress });
+      await assert.rejects(refused, /the selection \(exclude "\*\*"\) matches nothing/);
+      assert.deepEqual(await treePaths(kept), ['mine'], 'the target is untouched');
+      assert.deepEqual(await treePaths(await restore('empty-dir', { subPath: '/empty' })), [], 'an empty sub-path directory is a selection, not a mistake');
     });
 
     it('writes an archive of several frames that stock zstd -d | tar -x && sha256sum -c still reads', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { open, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -119,9 +119,17 @@ describe('the chunked snapshot format', () => {
       assert.equal(sound.read.length, 2);
       const packs = (await readdir(path.join(repoDir, 'packs'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
       await rm(path.join(packs[0]!.parentPath, packs[0]!.name));
+      // A pack of the right size whose trailer names a header longer than the pack: its reader names the pack, and check must not name it again.
+      assert.ok(packs.length >= 2, 'two snapshots write at least two packs');
+      const flipped = path.join(packs[1]!.parentPath, packs[1]!.name);
+      const bytes = await readFile(flipped);
+      bytes[bytes.length - 1]! ^= 0xff;
+      await writeFile(flipped, bytes);
       const damaged = await check();
       assert.equal(damaged.ok, false);
       assert.ok(damaged.problems.some((p) => p.message.includes(packs[0]!.name)), JSON.stringify(damaged.problems));
+      assert.ok(damaged.problems.some((p) => p.message.includes(packs[1]!.name)), JSON.stringify(damaged.problems));
+      for (const { message } of damaged.problems) assert.doesNotMatch(message, /(pack \w+): \1/, `no doubled prefix: ${message}`);
     } finally {
       await runtime.close();
     }

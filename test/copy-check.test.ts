@@ -16,6 +16,7 @@ import { nullProgress } from '../shared/progress.js';
 import { openDriver } from '../shared/storage/open-driver.js';
 import type { StorageDriver } from '../shared/storage/storage-driver.js';
 import { exitCodeForResult } from '../worker/commands/exit-codes.js';
+import { formatCheckReport } from '../worker/commands/browse-reports.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 import { useTestWorker } from './helpers/worker-fixture.js';
@@ -183,6 +184,12 @@ describe('copy between repositories and check', () => {
       assert.match(problems[2]!, new RegExp(`^${ids[3]}: .*record of ${ids[3]} is not JSON`));
       assert.match(problems[3]!, new RegExp(`^${ids[0]}: `), 'the flipped byte is found by reading');
       assert.deepEqual(result.read, [ids[0], ...ids.slice(4)], 'every structurally sound snapshot read');
+      for (const problem of result.problems) {
+        const named = problem.message.split(`snapshot ${problem.snapshot}`).length - 1;
+        assert.ok(problem.message.startsWith(`snapshot ${problem.snapshot}`) && named === 1, `names its snapshot once, first: ${problem.message}`);
+      }
+      const report = formatCheckReport(result);
+      assert.doesNotMatch(report, /(snapshot \S+)(:| \(\S+\):) \1/, 'no doubled prefix in what check prints');
     });
   });
 });

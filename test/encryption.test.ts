@@ -489,4 +489,24 @@ describe('key commands', () => {
     assert.equal(refused.stderr, `snapworker: repository vault: ${added.id} is its last key; without it no snapshot can ever be read again (give --shred to destroy it on purpose)\n`);
     assert.equal((await listRepositoryKeys(new Repository('vault', new FsDriver({ root: path.join(root, 'repo') })))).length, 1);
   });
+
+  it('a repository encrypted by URI says at init and at first use, in one line, what to configure; configured so, its URI unlocks', async () => {
+    const uri = `file://${path.join(root, 'by-uri')}`;
+    const kek = path.join(root, 'by-uri.key');
+    await writeFile(kek, randomBytes(32), { mode: 0o600 });
+    const data = path.join(root, 'by-uri-data');
+    await mkdir(data);
+    await writeFile(path.join(data, 'a.txt'), 'a\n');
+    const bare = { SNAPWORKER_ALLOWED_PATHS: '/' };
+    const hint = `name it in SNAPWORKER_REPOSITORIES and list its key sources under that name in SNAPWORKER_REPOSITORY_KEYS, e.g. SNAPWORKER_REPOSITORIES='{"default":"${uri}"}' SNAPWORKER_REPOSITORY_KEYS='{"default":["file:/abs/path/to/key"]}' (then this URI, or its name, unlocks)`;
+    const init = await cli(['init', '--repo', uri, '--encrypt', '--key-source', `file:${kek}`], bare);
+    assert.equal(init.code, 0, init.stderr);
+    assert.equal(init.stderr, `snapworker: note: later commands unlock repository ${uri} only with a configured key source: ${hint}\n`);
+    const refused = await cli(['snapshot', `dir://${data}`, '--repo', uri, '--local'], bare);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^snapworker: repository \S+ is encrypted \(key [0-9a-f]{16}\); no key source is configured for it on this host: /);
+    assert.ok(refused.stderr.endsWith(`${hint}\n`) && refused.stderr.split('\n').length === 2, refused.stderr);
+    const configured = await cli(['snapshot', `dir://${data}`, '--repo', uri, '--local'], { ...bare, SNAPWORKER_REPOSITORIES: JSON.stringify({ default: uri }), SNAPWORKER_REPOSITORY_KEYS: JSON.stringify({ default: [`file:${kek}`] }) });
+    assert.equal(configured.code, 0, configured.stderr);
+  });
 });

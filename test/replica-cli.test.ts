@@ -174,7 +174,10 @@ describe('point-in-time restore on the command line', () => {
     assert.match(named.stderr, /restore: --timestamp restores from the replica named by --source; give no snapshot \(or "latest"\), not "20261129T161500123Z-1a2b3c4d"\n$/);
     const unnamed = await cli(['restore', target, '--timestamp', '2026-11-29T16:15:00Z', '--repo', repo, '--local']);
     assert.equal(unnamed.code, 2);
-    assert.match(unnamed.stderr, /restore: replica needs source/);
+    assert.equal(unnamed.stderr, 'snapworker: restore: --timestamp needs --source NAME, the replica to restore from (as "replicate ls" shows it)\n');
+    const twoKinds = await cli(['restore', target, 'dir:///tmp/x', '--source', 'orders', '--replica', '{}', '--repo', repo, '--local']);
+    assert.equal(twoKinds.code, 2);
+    assert.equal(twoKinds.stderr, `snapworker: restore: --replica restores one SQLite database: give one sqlite:///abs/db target, not ${target} dir:///tmp/x\n`);
     await assert.rejects(stat(path.join(root, 'refused.db')), 'nothing restored');
   });
 });

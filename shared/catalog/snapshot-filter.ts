@@ -1,3 +1,5 @@
+import { formatLabel } from './label-text.js';
+
 /** Which snapshots a listing or a `latest` lookup considers. */
 export interface SnapshotFilter {
   /** Lineage (source) name. */
@@ -19,6 +21,6 @@ export function matchesFilter(snapshot: { source: { name: string }; labels: Reco
 export function describeFilter(filter: SnapshotFilter): string {
   const parts: string[] = [];
   if (filter.source) parts.push(`source ${filter.source}`);
-  for (const [k, v] of Object.entries(filter.labels ?? {})) parts.push(`${k}=${v}`);
+  for (const [k, v] of Object.entries(filter.labels ?? {})) parts.push(formatLabel(k, v));
   return parts.join(', ');
 }

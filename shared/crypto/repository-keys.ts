@@ -64,9 +64,7 @@ async function unlock(repository: Repository, options: Options): Promise<Reposit
   if (!encryption) return undefined;
   const sources = repository.keySources;
   if (sources.length === 0) {
-    throw new InvalidInputError(
-      `repository ${repository.name} is encrypted (key ${encryption.keyId}); no key source is configured for it on this worker (SNAPWORKER_REPOSITORY_KEYS)`,
-    );
+    throw new InvalidInputError(`repository ${repository.name} is encrypted (key ${encryption.keyId}); no key source is configured for it on this host: ${keyConfigurationHint(repository.name)}`);
   }
   const objects = await readKeyObjects(repository, options);
   for (const source of sources) {
@@ -80,6 +78,21 @@ async function unlock(repository: Repository, options: Options): Promise<Reposit
   }
   throw new InvalidInputError(
     `repository ${repository.name}: none of its ${objects.length} keys opens with the configured key sources (${sources.map(describeKeySource).join(', ')}): wrong key, or its key object was removed`,
+  );
+}
+
+/**
+ * What to configure so that this host unlocks repository `name` (docs/encryption.md, "Key
+ * sources"): keys are found by configured repository name, never given per command, so a
+ * repository named by its URI (`file:///…`, `s3://…`; the name is then the URI) needs a name
+ * first, under which the URI finds its keys again.
+ */
+export function keyConfigurationHint(name: string): string {
+  const example = `["file:/abs/path/to/key"]`;
+  if (!name.includes('://')) return `list its key sources in SNAPWORKER_REPOSITORY_KEYS, e.g. SNAPWORKER_REPOSITORY_KEYS='{"${name}":${example}}'`;
+  return (
+    `name it in SNAPWORKER_REPOSITORIES and list its key sources under that name in SNAPWORKER_REPOSITORY_KEYS, ` +
+    `e.g. SNAPWORKER_REPOSITORIES='{"default":"${name}"}' SNAPWORKER_REPOSITORY_KEYS='{"default":${example}}' (then this URI, or its name, unlocks)`
   );
 }
 

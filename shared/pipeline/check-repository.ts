@@ -1,7 +1,7 @@
 import type { CheckJobResult, CheckProblemResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
-import { IntegrityError, NotFoundError } from '../errors.js';
+import { IntegrityError, NotFoundError, withSubject } from '../errors.js';
 import { allFormats, formatOf } from '../formats/registry.js';
 import type { SnapshotFormat } from '../formats/snapshot-format.js';
 import type { ProgressSink } from '../progress.js';
@@ -23,7 +23,11 @@ export interface CheckRepositoryRequest {
   onProblem?: (problem: CheckProblem) => void;
 }
 
-/** One thing wrong with the repository (the job contract's type: results are published as they are). */
+/**
+ * One thing wrong with the repository (the job contract's type: results are published as they
+ * are). `message` is the whole line and names its subject once (`snapshot X: …`, `chunked: …`);
+ * `snapshot`/`format` repeat it for machines, and printers print `message` as is.
+ */
 export type CheckProblem = CheckProblemResult;
 
 /** A check job's result but the repository's name. */
@@ -61,7 +65,7 @@ export async function checkRepository(request: CheckRepositoryRequest): Promise<
   const storedBytes = new Map<string, number>();
   const recordsByFormat = new Map<SnapshotFormat, SnapshotRecord[]>(allFormats().filter((f) => f.check).map((f) => [f, []]));
   for (const id of complete) {
-    const record = await checkStructure(repository, id, signal, (message) => report({ snapshot: id, message }));
+    const record = await checkStructure(repository, id, signal, (message) => report({ snapshot: id, message: withSubject(`snapshot ${id}`, message) }));
     progress.addEntries(1);
     if (!record) continue;
     sound.push(id);
@@ -69,7 +73,7 @@ export async function checkRepository(request: CheckRepositoryRequest): Promise<
     recordsByFormat.get(formatOf(record))?.push(record);
   }
   for (const [format, records] of recordsByFormat) {
-    for (const message of await format.check!(repository, { records, signal, progress })) report({ format: format.name, message });
+    for (const message of await format.check!(repository, { records, signal, progress })) report({ format: format.name, message: withSubject(format.name, message) });
   }
 
   if (request.subset) {
@@ -79,7 +83,7 @@ export async function checkRepository(request: CheckRepositoryRequest): Promise<
     for (const id of chosen) {
       result.read.push(id);
       result.readBytes += storedBytes.get(id)!;
-      await readWhole(request, id, (message) => report({ snapshot: id, message }));
+      await readWhole(request, id, (message) => report({ snapshot: id, message: withSubject(`snapshot ${id}`, message) }));
     }
   }
   return result;

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { IntegrityError, SnapworkerError } from '../errors.js';
+import { IntegrityError, SnapworkerError, withSubject } from '../errors.js';
 import { showName } from '../fsutil/byte-name.js';
 import type { SnapshotEntry } from '../formats/snapshot-format.js';
 import type { PayloadLayout } from '../kinds/payload-layout.js';
@@ -12,7 +12,7 @@ import type { PayloadLayout } from '../kinds/payload-layout.js';
  */
 export async function* checkPayload(snapshotId: string, entries: AsyncIterable<SnapshotEntry>, layout: PayloadLayout): AsyncGenerator<SnapshotEntry> {
   const named = (err: unknown): unknown => {
-    if (err instanceof SnapworkerError && !err.message.startsWith('snapshot ')) err.message = `snapshot ${snapshotId}: ${err.message}`;
+    if (err instanceof SnapworkerError) err.message = withSubject(`snapshot ${snapshotId}`, err.message);
     return err;
   };
   for await (const entry of entries) {

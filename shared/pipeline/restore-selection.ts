@@ -35,8 +35,10 @@ export class RestorePlan {
   private readonly filter: PathFilter;
   /** `data/sub/dir` for sub-path `/sub/dir`, `data` without one. */
   private readonly base: string;
+  private readonly selection: RestoreSelection;
 
   constructor(selection: RestoreSelection) {
+    this.selection = selection;
     this.filter = new PathFilter(selection.include ?? [], selection.exclude ?? []);
     const sub = selection.subPath ?? '/';
     const parts = sub.split('/').filter((p) => p !== '');
@@ -59,11 +61,14 @@ export class RestorePlan {
   /**
    * The entries to write, under their new paths: the root first, then each selected entry after
    * the held-back directories above it. @throws InvalidInputError at the end when the sub-path
-   * is not a directory of the snapshot.
+   * is not a directory of the snapshot, or when include/exclude select no entry in it (restic
+   * refuses a missing sub-path too): a restore that wrote nothing would look like success, and
+   * the error reaches the target's session before it commits, so the target stays as it was.
    */
   async *filterEntries(entries: AsyncIterable<SnapshotEntry>): AsyncGenerator<SnapshotEntry> {
     const held: SnapshotEntry[] = [];
     let rootSeen = false;
+    let selected = 0;
     for await (const entry of entries) {
       const { header } = entry;
       if (header.path === this.base) {
@@ -90,10 +95,21 @@ export class RestorePlan {
       }
       for (const dir of held) yield { header: this.moved(dir.header), body: undefined };
       held.length = 0;
+      selected++;
       yield { header: this.moved(header), body: entry.body };
     }
     // The snapshot root itself may have no entry (dir sources write none); a sub-path must.
     if (!rootSeen && this.base !== ROOT) throw new InvalidInputError(`restore: the snapshot has no directory ${JSON.stringify(this.shown())}`);
+    // An empty sub-path directory alone is a real (empty) selection; patterns that select nothing are a mistake.
+    const { include = [], exclude = [] } = this.selection;
+    if (selected === 0 && include.length + exclude.length > 0) {
+      const patterns = [
+        ...(include.length ? [`include ${include.map((g) => JSON.stringify(g)).join(', ')}`] : []),
+        ...(exclude.length ? [`exclude ${exclude.map((g) => JSON.stringify(g)).join(', ')}`] : []),
+      ].join(', ');
+      const under = this.base === ROOT ? 'the snapshot' : `${JSON.stringify(this.shown())} of the snapshot`;
+      throw new InvalidInputError(`restore: the selection (${patterns}) matches nothing in ${under}; nothing restored (globs are relative to the snapshot root, as "files" prints paths)`);
+    }
   }
 
   /** True when `path` is restored: inside the sub-path and selected. */

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors.js';
+import { formatLabel, formatLabels } from '../catalog/label-text.js';
 import type { SnapshotSummary } from '../catalog/snapshot-summary.js';
 
 /** What prune jobs group snapshots by before a policy is applied (restic's `--group-by`). */
@@ -16,8 +17,9 @@ export type Groupable = Pick<SnapshotSummary, 'source' | 'labels'>;
 /**
  * Groups records by the given keys, in input order within each group. The group name reads like
  * `source=app labels=app=shop,env=prod` or, for `label:app`, `app=shop` (`app unset` without
- * it); no keys put every record in one group named `all`. Grouping keeps one lineage's rules from
- * removing another's snapshots.
+ * it); a label that would read ambiguously is quoted (`app="a,b"`, `formatLabels`), so two label
+ * sets never share a name. No keys put every record in one group named `all`. Grouping keeps
+ * one lineage's rules from removing another's snapshots.
  */
 export function groupSnapshots<T extends Groupable>(records: readonly T[], keys: readonly GroupKey[]): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -50,13 +52,10 @@ function groupName(record: Groupable, keys: readonly GroupKey[]): string {
     .map((key) => {
       if (key === 'source') return `source=${record.source.name}`;
       if (key === 'labels') {
-        const labels = Object.keys(record.labels)
-          .sort()
-          .map((k) => `${k}=${record.labels[k]}`);
-        return `labels=${labels.join(',')}`;
+        return `labels=${formatLabels(record.labels, Object.keys(record.labels).sort())}`;
       }
       const label = key.slice('label:'.length);
-      return Object.hasOwn(record.labels, label) ? `${label}=${record.labels[label]}` : `${label} unset`;
+      return Object.hasOwn(record.labels, label) ? formatLabel(label, record.labels[label]!) : `${label} unset`;
     })
     .join(' ');
 }

@@ -11,7 +11,7 @@ export function formatCopyReport(result: JobResultByKind['copy']): string {
 
 /** restic's check report: the problems, then `no errors were found` or a count. */
 export function formatCheckReport(result: JobResultByKind['check']): string {
-  const lines = result.problems.map((p) => `error: ${p.snapshot ? `snapshot ${p.snapshot}: ` : p.format ? `${p.format}: ` : ''}${p.message}`);
+  const lines = result.problems.map((p) => `error: ${p.message}`);
   if (result.problemCount > result.problems.length) lines.push(`... and ${result.problemCount - result.problems.length} more problems`);
   const read = result.readDataSubset === undefined ? 'no data read' : `read ${result.read.length} snapshot(s), ${formatBytes(result.readBytes)} (subset ${result.readDataSubset})`;
   const incomplete = result.incomplete ? `, ${result.incomplete} incomplete snapshot folder(s) (prune removes them)` : '';

@@ -3,6 +3,7 @@ import type { SnapshotSummary } from '../../shared/catalog/snapshot-summary.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { IntegrityError, InvalidInputError } from '../../shared/errors.js';
 import { isSnapshotId } from '../../shared/ids.js';
+import { formatLabels } from '../../shared/catalog/label-text.js';
 import { describeFilter, matchesFilter } from '../../shared/catalog/snapshot-filter.js';
 import { formatNamed, formatOf } from '../../shared/formats/registry.js';
 import { CHUNKED_FORMAT } from '../../shared/formats/chunked/chunked-format.js';
@@ -18,6 +19,7 @@ import { formatColumns } from './columns.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { formatGenerationTable } from './generations-table.js';
 import { parseExpiry, parseLabels } from './options.js';
+import { keyConfigurationHint } from '../../shared/crypto/repository-keys.js';
 import { initKeySources } from './key-commands.js';
 
 /**
@@ -41,6 +43,10 @@ export async function runCatalogCommand(
       const created = await repository.init({ ...repositorySettings(options.format, keySources.length > 0), keySources, keyLabel: options['key-label'] });
       const encrypted = created.encryption ? ` encrypted (key ${created.encryption.keyId}, ${keySources.length} key ${keySources.length === 1 ? 'object' : 'objects'})` : '';
       out(options.json ? JSON.stringify({ repository: repository.name, ...created }) : `created${encrypted} repository ${repository.name} (id ${created.id})`);
+      // Keys given only on this command line are not remembered: say now what later commands need.
+      if (created.encryption && repository.keySources.length === 0) {
+        process.stderr.write(`snapworker: note: later commands unlock repository ${repository.name} only with a configured key source: ${keyConfigurationHint(repository.name)}\n`);
+      }
       return 0;
     }
     const repository = await runtime.existingRepository(options.repo);
@@ -186,7 +192,7 @@ export function formatSnapshotTable(records: readonly SnapshotSummary[]): string
     r.id.slice(r.id.indexOf('-') + 1) + (r.incomplete ? '!' : ''),
     r.createdAt.slice(0, 19).replace('T', ' '),
     `${r.source.kind}:${r.source.name}`,
-    Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    formatLabels(r.labels) || '-',
     formatBytes(r.stats.storedBytes),
   ]);
   const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];

@@ -26,11 +26,14 @@ const MAX_WAL_INDEX = 0xffffffff;
  * zone), or `--generation G [--index N]`, or `--replica JSON` (the job field as is; `{}` is the
  * newest state). With any of them the snapshot argument may be left out (the first argument is
  * then a target URI) or be `latest`; without them `<snapshot> <target>...` as always.
+ * The checks the restore job repeats on its fields (`replica`, `source`, `target`) are made here
+ * first, so the command line's messages name the flags the user typed, not job fields.
  * @throws InvalidInputError with one line for contradictory or malformed flags: `--index`
  *   without `--generation`, `--timestamp` with `--generation`, `--replica` with a point flag, a
- *   timestamp that is not ISO 8601, a snapshot other than `latest`, a missing target.
+ *   timestamp that is not ISO 8601, a snapshot other than `latest`, no `--source`, a missing
+ *   target or one that is not a single `sqlite://` URI.
  */
-export function restoreRequest(args: readonly string[], options: Pick<CliOptions, 'timestamp' | 'generation' | 'index' | 'kindFields'>): RestoreRequest {
+export function restoreRequest(args: readonly string[], options: Pick<CliOptions, 'timestamp' | 'generation' | 'index' | 'kindFields' | 'source'>): RestoreRequest {
   const replica = replicaPoint(options);
   if (replica === undefined) {
     if (args.length < 2) throw new InvalidInputError('restore: missing arguments: snapworker restore <snapshot> <target>... [flags]');
@@ -43,6 +46,10 @@ export function restoreRequest(args: readonly string[], options: Pick<CliOptions
     throw new InvalidInputError(`restore: ${given} restores from the replica named by --source; give no snapshot (or "latest"), not "${snapshot}"`);
   }
   if (targets.length === 0) throw new InvalidInputError(`restore: missing the target: snapworker restore sqlite:///abs/db --source NAME ${given}`);
+  if (targets.length > 1 || !targets[0]!.startsWith('sqlite:')) {
+    throw new InvalidInputError(`restore: ${given} restores one SQLite database: give one sqlite:///abs/db target, not ${targets.join(' ')}`);
+  }
+  if (!options.source) throw new InvalidInputError(`restore: ${given} needs --source NAME, the replica to restore from (as "replicate ls" shows it)`);
   return { snapshot, targets, replica };
 }
 

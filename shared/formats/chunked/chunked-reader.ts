@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { SnapshotRecord } from '../../catalog/snapshot-record.js';
-import { AbortedError, IntegrityError, SnapworkerError } from '../../errors.js';
+import { AbortedError, IntegrityError, SnapworkerError, withSubject } from '../../errors.js';
 import type { ProgressSink } from '../../progress.js';
 import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { dataBytes } from '../../snapshot/sparse-segments.js';
@@ -103,7 +103,7 @@ export class ChunkedSnapshotReader implements SnapshotReader {
         progress.addEntries(1);
       }
     } catch (err) {
-      if (err instanceof SnapworkerError && !err.message.startsWith('snapshot ')) err.message = `${where}: ${err.message}`;
+      if (err instanceof SnapworkerError) err.message = withSubject(where, err.message);
       throw err;
     } finally {
       // Stopped early: a pump waiting on a full body must not wait forever.

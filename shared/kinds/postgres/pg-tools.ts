@@ -28,8 +28,36 @@ const MAX_STDOUT_BYTES = 1 << 20;
 const MAX_STDERR_BYTES = 16 << 10;
 
 /**
+ * Process groups of the client programs running now. Each program leads a group of its own, so
+ * its parallel workers (`pg_dump -j`, `pg_restore -j` fork them) are signalled with it; any group
+ * still running when this process exits (a second Ctrl-C, an error, `process.exit`) is killed
+ * then, so no pg_restore outlives the command that started it.
+ */
+const runningGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
+function trackGroup(pid: number): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const group of runningGroups) killGroup(group, 'SIGKILL');
+    });
+  }
+  runningGroups.add(pid);
+}
+
+/**
  * Runs one client program to completion and returns its stdout (empty when `onLine` took it).
- * The child is killed when `signal` fires.
+ * The program and the workers it forks are killed (SIGTERM to its process group) when `signal`
+ * fires, and SIGKILLed if this process exits first.
  *
  * @throws AbortedError when `signal` fired; InvalidInputError (never retried) when the program's
  *   own words say another attempt cannot help: an unknown database or role, failed
@@ -41,7 +69,15 @@ const MAX_STDERR_BYTES = 16 << 10;
 export async function runPgTool(tool: PgTool, args: readonly string[], options: RunPgToolOptions): Promise<string> {
   throwIfAborted(options.signal);
   const program = options.binDir ? path.join(options.binDir, tool) : tool;
-  const child = spawn(program, args, { env: options.env, stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
+  const child = spawn(program, args, { env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const group = child.pid;
+  const onAbort = () => {
+    if (group !== undefined) killGroup(group, 'SIGTERM');
+  };
+  if (group !== undefined) {
+    trackGroup(group);
+    options.signal.addEventListener('abort', onAbort, { once: true });
+  }
   let stdout = '';
   let stdoutBytes = 0;
   let stderr = '';
@@ -66,6 +102,12 @@ export async function runPgTool(tool: PgTool, args: readonly string[], options: 
     });
     child.once('close', (code) => resolve({ code, error }));
   });
+  options.signal.removeEventListener('abort', onAbort);
+  if (group !== undefined) {
+    // The leader is gone; workers it left behind (killed, or failed) go with their group.
+    if (options.signal.aborted || outcome.code !== 0) killGroup(group, 'SIGKILL');
+    runningGroups.delete(group);
+  }
   lines?.close();
   if (options.signal.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new AbortedError(`${options.what}: ${tool}: aborted`);
   if (outcome.error && child.pid === undefined) {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { SourceEntry } from '../../snapshot/entry.js';
 import type { SourceDescriptor } from '../../snapshot/manifest.js';
 import { InvalidInputError } from '../../errors.js';
-import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
+import { createOwnedStagingDir } from '../../fsutil/owned-staging-dir.js';
+import type { StagingDir } from '../../fsutil/staging-dir.js';
 import { profilesOf, type EndpointContext, type Source, type SourceFactory, type SourceOpenOptions, type SourceParams } from '../source.js';
 import { lineageNameFrom } from '../lineage-name.js';
 import { DUMP_ENTRY_PREFIX, dumpDirBytes, listDumpFiles, type DumpFile } from './dump-layout.js';
@@ -112,7 +113,7 @@ class PostgresSource implements Source {
       }
       Object.assign(this.details, { serverVersion: server.text, pgDumpVersion: pgDump.text, databaseSizeBytes: Number(size), encoding, lcCollate, lcCtype });
 
-      staging = await createStagingDir(this.context.stagingDir, 'postgres-snapshot-');
+      staging = await createOwnedStagingDir(this.context.stagingDir, 'postgres-snapshot-');
       const dumpDir = path.join(staging.path, 'dump');
       progress.setPhase('reading');
       const takenAt = new Date();

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import type { EntryHeader } from '../../snapshot/entry.js';
 import type { SnapshotManifest } from '../../snapshot/manifest.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
-import { createStagingDir, type StagingDir } from '../../fsutil/staging-dir.js';
+import { createOwnedStagingDir } from '../../fsutil/owned-staging-dir.js';
+import type { StagingDir } from '../../fsutil/staging-dir.js';
 import { profilesOf, type EndpointContext } from '../source.js';
 import type { RestoreOptions, RestoreResult, RestoreSession, RestoreTarget, TargetFactory } from '../restore-target.js';
 import type { PostgresTargetParams } from './index.js';
@@ -77,7 +78,7 @@ class PostgresTarget implements RestoreTarget {
     }
     const exists = await client.scalar(via, `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(this.endpoint.database)}`, options.signal);
     if (exists !== undefined && !options.replace) throw existsError(client, this.endpoint.database);
-    const staging = await createStagingDir(this.context.stagingDir, 'postgres-restore-');
+    const staging = await createOwnedStagingDir(this.context.stagingDir, 'postgres-restore-');
     const dumpDir = path.join(staging.path, 'dump');
     await mkdir(dumpDir);
     return new PostgresRestoreSession(client, via, this.endpoint.database, details, dumpDir, staging, this.params, options, this.options.jobs ?? 2);

@@ -1,5 +1,5 @@
 import { createHash, randomInt } from 'node:crypto';
-import { InvalidInputError, IntegrityError, NotFoundError } from '../../../errors.js';
+import { InvalidInputError, IntegrityError, NotFoundError, withSubject } from '../../../errors.js';
 import type { BlobCipher } from '../../../crypto/blob-cipher.js';
 import type { Repository } from '../../../catalog/repository.js';
 import type { BlobStorage } from '../../../catalog/blob-storage.js';
@@ -78,7 +78,7 @@ export async function checkStore(repository: Repository, options: CheckStoreOpti
       }
       return problems;
     } catch (err) {
-      if (err instanceof IntegrityError || err instanceof NotFoundError) return [`pack ${pack.packId}: ${err.message}`];
+      if (err instanceof IntegrityError || err instanceof NotFoundError) return [withSubject(`pack ${pack.packId}`, err.message)];
       throw err;
     }
   };
@@ -118,7 +118,7 @@ async function readWhole(storage: BlobStorage, pack: PackRecord, entries: BlobEn
     try {
       decodeBlob(cipher, entry.id, bytes.subarray(entry.offset, entry.offset + entry.length), entry.rawLength);
     } catch (err) {
-      problems.push(`pack ${pack.packId}: ${(err as Error).message}`);
+      problems.push(withSubject(`pack ${pack.packId}`, (err as Error).message));
     }
   }
   return problems;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { open, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -122,6 +122,41 @@ describe('the chunked snapshot format', () => {
       const damaged = await check();
       assert.equal(damaged.ok, false);
       assert.ok(damaged.problems.some((p) => p.message.includes(packs[0]!.name)), JSON.stringify(damaged.problems));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('refuses to restore a snapshot whose pack has a flipped byte, leaving the target untouched, and verify names the chunk', async () => {
+    const dir = path.join(root, 'flipped');
+    await mkdir(path.join(dir, 'small'), { recursive: true });
+    await writeFile(path.join(dir, 'a.bin'), randomBytes(200_000)); // first in the pack: the byte flipped below is in it
+    for (let i = 0; i < 20; i++) await writeFile(path.join(dir, 'small', `f${i}.txt`), `file ${i}\n`.repeat(i + 1));
+    const repoDir = path.join(root, 'repo-flipped');
+    const runtime = await chunkedRuntime(`file://${repoDir}`);
+    try {
+      const record = await snapshot(runtime, dir);
+      const packs = (await readdir(path.join(repoDir, 'packs'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
+      assert.equal(packs.length, 1);
+      const pack = await open(path.join(packs[0]!.parentPath, packs[0]!.name), 'r+');
+      const byte = Buffer.alloc(1);
+      await pack.read(byte, 0, 1, 1000);
+      byte[0]! ^= 0x40;
+      await pack.write(byte, 0, 1, 1000);
+      await pack.close();
+
+      const target = path.join(root, 'flipped-target');
+      await mkdir(target);
+      await writeFile(path.join(target, 'old.txt'), 'before\n');
+      const damaged = /blob [0-9a-f]{64}: (content does not match its id|does not decompress) \(damaged pack\)/;
+      await assert.rejects(
+        runJob({ kind: 'restore', data: { v: 1, snapshot: record.id, target: `dir://${target}`, replace: true }, signal: signal(), progress: nullProgress }, runtime),
+        (err: Error) => damaged.test(err.message) && err.message.includes(record.id),
+      );
+      assert.deepEqual(await readdir(target), ['old.txt']);
+      assert.equal(await readFile(path.join(target, 'old.txt'), 'utf8'), 'before\n');
+      assert.deepEqual((await readdir(root)).filter((name) => name.includes('flipped-target.snapworker')), [], 'no staging left behind');
+      await assert.rejects(runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime), (err: Error) => damaged.test(err.message));
     } finally {
       await runtime.close();
     }
@@ -255,6 +290,8 @@ describe('the chunked snapshot format', () => {
       await new Promise((r) => setTimeout(r, 1100));
       const afterwards = await prune(runtime, 1);
       assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshot used was deleted');
+      assert.ok(during.garbage!.packsMarked > 0 && during.garbage!.packsDeleted === 0, JSON.stringify(during.garbage));
+      assert.equal(afterwards.garbage!.packsDeleted, 0);
       const target = path.join(root, 'gc-restored');
       await restore(runtime, record.id, target);
       assert.deepEqual(compareTrees(dir, target), []);
@@ -291,7 +328,8 @@ describe('the chunked snapshot format', () => {
     for (let i = 0; i < 6; i++) await writeFile(path.join(dir, `f${i}`), randomBytes(4 * MiB));
     const running = spawnCli(['snapshot', `dir://${dir}`, '--repo', repo, '--local'], { LOG_LEVEL: 'warn' });
     // Killed once it uploaded a pack: its blobs are stored, its index and record are not.
-    const deadline = Date.now() + 30_000;
+    // Generous: the CLI's start alone took 25 s on a loaded 2-core machine; the wait ends at the first pack.
+    const deadline = Date.now() + 120_000;
     while ((await packFiles(path.join(repoDir, 'packs'))) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     running.child.kill('SIGKILL');
     await running.done;
@@ -301,9 +339,18 @@ describe('the chunked snapshot format', () => {
       assert.deepEqual(await runtime.repository(undefined).list(), []);
       const record = await snapshot(runtime, dir);
       const packBytes = await bytesUnder(path.join(repoDir, 'packs'));
+      // A put the kill cut short leaves a temp file beside the packs; one is planted too, so the
+      // sweep is checked whether or not the kill landed mid-put.
+      const folder = (await readdir(path.join(repoDir, 'packs')))[0]!;
+      const planted = path.join(repoDir, 'packs', folder, '.tmp-00112233aabbccdd');
+      await writeFile(planted, randomBytes(1000));
+      await utimes(planted, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
       const pruned = await prune(runtime);
       assert.ok((pruned.removedObjects ?? []).length > 0, 'the dead snapshot left packs to remove');
+      assert.ok(pruned.garbage && pruned.garbage.debrisDeleted > 0 && pruned.garbage.packsDeleted === pruned.removedObjects!.length && pruned.garbage.bytesFreed > 0, JSON.stringify(pruned.garbage));
       assert.ok((await bytesUnder(path.join(repoDir, 'packs'))) < packBytes);
+      const leftovers = (await readdir(path.join(repoDir, 'packs'), { recursive: true })).filter((name) => name.includes('.tmp-'));
+      assert.deepEqual(leftovers, [], 'temp files of dead puts are removed');
       const target = path.join(root, 'kill-restored');
       await restore(runtime, record.id, target);
       assert.deepEqual(compareTrees(dir, target), []);

@@ -87,6 +87,7 @@ export class WorkerMetrics {
   private readonly verificationFailures: Counter;
   private readonly sourceReadBytes: Counter<'source_kind'>;
   private readonly targetWrittenBytes: Counter<'target_kind'>;
+  private readonly dedupBytes: Counter<'source_kind' | 'result'>;
   private readonly storageRequests: Counter<'driver' | 'operation' | 'outcome'>;
   private readonly storageRetries: Counter<'driver' | 'operation'>;
   private readonly storageUploadedBytes: Counter<'driver'>;
@@ -159,6 +160,12 @@ export class WorkerMetrics {
       name: `${METRIC_PREFIX}target_written_bytes_total`,
       help: 'Bytes written to restore targets, by target kind.',
       labelNames: ['target_kind'],
+      registers,
+    });
+    this.dedupBytes = new Counter({
+      name: `${METRIC_PREFIX}dedup_bytes_total`,
+      help: 'Payload bytes of snapshots into a deduplicating (chunked) repository, by source kind and result: new (stored as new blobs, before compression) or deduplicated (already stored, or unchanged since the parent).',
+      labelNames: ['source_kind', 'result'],
       registers,
     });
     this.storageRequests = new Counter({
@@ -281,6 +288,12 @@ export class WorkerMetrics {
 
   bytesRead(sourceKind: string, n: number): void {
     if (isAmount(n)) this.sourceReadBytes.inc({ source_kind: sourceKind }, n);
+  }
+
+  /** A deduplicating snapshot stored `newBytes` as new blobs and found `dedupedBytes` stored already. */
+  bytesStored(sourceKind: string, newBytes: number, dedupedBytes: number): void {
+    if (isAmount(newBytes)) this.dedupBytes.inc({ source_kind: sourceKind, result: 'new' }, newBytes);
+    if (isAmount(dedupedBytes)) this.dedupBytes.inc({ source_kind: sourceKind, result: 'deduplicated' }, dedupedBytes);
   }
 
   bytesWritten(targetKind: string, n: number): void {

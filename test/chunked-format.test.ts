@@ -12,7 +12,9 @@ import { createLogger } from '../shared/logging.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { formatOf } from '../shared/formats/registry.js';
-import { nullProgress } from '../shared/progress.js';
+import { nullProgress, ProgressTracker, type ProgressReport, type ProgressSink } from '../shared/progress.js';
+import { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { sampleRepository } from '../shared/metrics/repository-sampler.js';
 import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { newChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
@@ -53,7 +55,7 @@ describe('the chunked snapshot format', () => {
   });
 
   /** A job runtime over a fresh chunked repository `repo` (a file:// or s3:// URI). */
-  async function chunkedRuntime(repo: string, env: NodeJS.ProcessEnv = {}): Promise<JobRuntime> {
+  async function chunkedRuntime(repo: string, env: NodeJS.ProcessEnv = {}, metrics?: WorkerMetrics): Promise<JobRuntime> {
     await mkdir(path.join(root, 'staging'), { recursive: true });
     const config = loadConfig({
       SNAPWORKER_REPOSITORIES: JSON.stringify({ default: repo }),
@@ -61,14 +63,14 @@ describe('the chunked snapshot format', () => {
       SNAPWORKER_STAGING_DIR: path.join(root, 'staging'),
       ...env,
     });
-    const runtime = new JobRuntime(config, createLogger('silent'));
+    const runtime = new JobRuntime(config, createLogger('silent'), metrics);
     if (!(await runtime.repository(undefined).exists())) await runtime.repository(undefined).init({ snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig() } });
     return runtime;
   }
 
   const signal = () => new AbortController().signal;
-  function snapshot(runtime: JobRuntime, dir: string, extra: Record<string, unknown> = {}): Promise<SnapshotRecord> {
-    return runJob({ kind: 'snapshot', data: { v: 1, source: `dir://${dir}`, ...extra }, signal: signal(), progress: nullProgress }, runtime) as Promise<SnapshotRecord>;
+  function snapshot(runtime: JobRuntime, dir: string, extra: Record<string, unknown> = {}, progress: ProgressSink = nullProgress): Promise<SnapshotRecord> {
+    return runJob({ kind: 'snapshot', data: { v: 1, source: `dir://${dir}`, ...extra }, signal: signal(), progress }, runtime) as Promise<SnapshotRecord>;
   }
   function restore(runtime: JobRuntime, id: string, target: string) {
     return runJob({ kind: 'restore', data: { v: 1, snapshot: id, target: `dir://${target}` }, signal: signal(), progress: nullProgress }, runtime);
@@ -186,10 +188,11 @@ describe('the chunked snapshot format', () => {
     let runtime: JobRuntime;
     let repoDir: string;
     let dir: string;
+    const metrics = new WorkerMetrics({ collectDefaultMetrics: false });
 
     before(async () => {
       repoDir = path.join(root, 'repo-dedup');
-      runtime = await chunkedRuntime(`file://${repoDir}`);
+      runtime = await chunkedRuntime(`file://${repoDir}`, {}, metrics);
       dir = path.join(root, 'dedup-src');
       await mkdir(path.join(dir, 'sub'), { recursive: true });
       await writeFile(path.join(dir, 'big.bin'), randomBytes(6 * MiB));
@@ -198,12 +201,22 @@ describe('the chunked snapshot format', () => {
     after(() => runtime.close());
 
     it('stores three snapshots of the same directory (one of them reading every file) in about the space of one', async () => {
-      const first = await snapshot(runtime, dir);
+      // New and deduplicated bytes as progress reports them: the last report of each snapshot.
+      const runs = [0, 1, 2].map(() => new ProgressTracker(() => {}, 0));
+      const first = await snapshot(runtime, dir, {}, runs[0]);
       const afterOne = await bytesUnder(repoDir);
-      const second = await snapshot(runtime, dir);
-      const third = await snapshot(runtime, dir, { force: true });
+      const second = await snapshot(runtime, dir, {}, runs[1]);
+      const third = await snapshot(runtime, dir, { force: true }, runs[2]);
       const afterThree = await bytesUnder(repoDir);
       const size = 6 * MiB + 20 * 20_000;
+      const reports: ProgressReport[] = runs.map((run) => run.snapshot());
+      const sampled = await sampleRepository(runtime.repository(undefined));
+      assert.equal(sampled!.packBytes + sampled!.indexBytes, (await bytesUnder(path.join(repoDir, 'packs'))) + (await bytesUnder(path.join(repoDir, 'pack-index'))));
+      assert.ok(sampled!.packs >= 1 && sampled!.indexObjects >= 1);
+      assert.deepEqual(reports.map((r) => [r.bytesNew, r.bytesDeduplicated]), [[size, 0], [0, size], [0, size]], 'the first stores everything, the unchanged one reuses it, the forced one finds every chunk stored');
+      const exposition = await metrics.metrics();
+      assert.match(exposition, new RegExp(`snapworker_dedup_bytes_total\\{source_kind="dir",result="new"\\} ${size}\\b`));
+      assert.match(exposition, new RegExp(`snapworker_dedup_bytes_total\\{source_kind="dir",result="deduplicated"\\} ${2 * size}\\b`));
       assert.ok(afterOne >= size && afterOne < size * 1.05, `one snapshot: ${afterOne} bytes for ${size}`);
       assert.ok(afterThree < afterOne * 1.02, `three snapshots: ${afterThree} bytes, one: ${afterOne}`);
       assert.equal(second.parent, first.id);

@@ -96,6 +96,8 @@ export class WorkerMetrics {
   private readonly cleanupFailures: Counter<'kind'>;
   private readonly queueJobs: Gauge<'state'>;
   private readonly queueOldestWaiting: Gauge;
+  private readonly repositoryObjects: Gauge<'repository' | 'type'>;
+  private readonly repositoryBytes: Gauge<'repository' | 'type'>;
   private readonly scheduleGauges: Record<keyof ScheduleSample, Gauge<'schedule'>>;
   private readonly lastSuccessBySource = new Map<string, number>();
 
@@ -212,6 +214,18 @@ export class WorkerMetrics {
     this.queueOldestWaiting = new Gauge({
       name: `${METRIC_PREFIX}queue_oldest_waiting_seconds`,
       help: 'Age of the oldest job waiting to run (0 when none), sampled periodically; queue-wide (aggregate with max).',
+      registers,
+    });
+    this.repositoryObjects = new Gauge({
+      name: `${METRIC_PREFIX}repository_objects`,
+      help: 'Objects of a chunked repository by type (pack, index), sampled every few minutes; repository-wide (aggregate with max).',
+      labelNames: ['repository', 'type'],
+      registers,
+    });
+    this.repositoryBytes = new Gauge({
+      name: `${METRIC_PREFIX}repository_bytes`,
+      help: 'Bytes of a chunked repository by object type (pack, index), as stored, sampled every few minutes; repository-wide (aggregate with max).',
+      labelNames: ['repository', 'type'],
       registers,
     });
 
@@ -345,6 +359,14 @@ export class WorkerMetrics {
   /** Sets the sampled age of the oldest waiting job, 0 when nothing waits. */
   setOldestWaitingAge(seconds: number): void {
     if (isAmount(seconds)) this.queueOldestWaiting.set(seconds);
+  }
+
+  /** A sample of a chunked repository's size (`startRepositorySampler`); `repository` is its configured name. */
+  setRepositorySize(repository: string, size: { packs: number; packBytes: number; indexObjects: number; indexBytes: number }): void {
+    this.repositoryObjects.set({ repository, type: 'pack' }, size.packs);
+    this.repositoryObjects.set({ repository, type: 'index' }, size.indexObjects);
+    this.repositoryBytes.set({ repository, type: 'pack' }, size.packBytes);
+    this.repositoryBytes.set({ repository, type: 'index' }, size.indexBytes);
   }
 }
 

@@ -65,7 +65,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   queueWorker = new QueueWorker(config, { runtime, logger, metrics, events, schedules });
   // Started once the server is known to be of the right kind (below).
   let sampler: QueueSampler | undefined;
-  let repositorySampler: { stop(): Promise<void> } | undefined;
+  let repositorySampler: QueueSampler | undefined;
   let scheduleFile: ScheduleFileReconciler | undefined;
 
   const steps: Array<[string, () => Promise<unknown>]> = [

@@ -3,6 +3,7 @@ import type { Repository } from '../catalog/repository.js';
 import { INDEX_PREFIX, PACKS_PREFIX } from '../formats/chunked/store/store-layout.js';
 import { RepeatingErrorLog } from '../lifecycle/repeating-error-log.js';
 import type { WorkerMetrics } from './metrics.js';
+import { samplePeriodically, type PeriodicSampler } from './periodic-sampler.js';
 
 export interface RepositorySamplerOptions {
   /** Time between samples. Default 300 000 ms: a sample lists every pack, which is not free on S3. */
@@ -23,45 +24,26 @@ const DEFAULT_INTERVAL_MS = 300_000;
 
 /**
  * Samples the size of each named chunked repository (its packs and pack index objects, counted
- * and summed from one listing) into `metrics`, now and then every `intervalMs`: on a timer, never
- * per scrape or per request, as the queue sampler does. Repositories in the archive format, not
+ * and summed from one listing) into `metrics`, now and then every `intervalMs` (`samplePeriodically`):
+ * never per scrape or per request. Repositories in the archive format, not
  * initialised, or failing to list are skipped and keep their previous values; nothing throws.
  * Every worker of a fleet reports the same figures: aggregate with `max`, never `sum`.
  */
-export function startRepositorySampler(names: readonly string[], open: (name: string) => Repository, metrics: WorkerMetrics, options: RepositorySamplerOptions = {}): { stop(): Promise<void> } {
-  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
-  if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new RangeError(`repository sampler: intervalMs must be a positive number, got ${intervalMs}`);
-  const stop = new AbortController();
+export function startRepositorySampler(names: readonly string[], open: (name: string) => Repository, metrics: WorkerMetrics, options: RepositorySamplerOptions = {}): PeriodicSampler {
   const failures = new Map(names.map((name) => [name, options.logger && new RepeatingErrorLog(options.logger, `repository sampler: sample repository ${name}`)]));
-  let inFlight: Promise<void> | undefined;
-  const sampleAll = async (): Promise<void> => {
+  const sampleAll = async (signal: AbortSignal): Promise<void> => {
     for (const name of names) {
       try {
-        const size = await sampleRepository(open(name), stop.signal);
+        const size = await sampleRepository(open(name), signal);
         if (size) metrics.setRepositorySize(name, size);
         failures.get(name)?.recovered();
       } catch (err) {
-        if (stop.signal.aborted) return;
+        if (signal.aborted) return;
         failures.get(name)?.error(err);
       }
     }
   };
-  const tick = (): void => {
-    if (stop.signal.aborted || inFlight) return; // a slow listing skips ticks rather than piling up
-    inFlight = sampleAll().finally(() => {
-      inFlight = undefined;
-    });
-  };
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  tick();
-  return {
-    async stop() {
-      stop.abort();
-      clearInterval(timer);
-      await inFlight;
-    },
-  };
+  return samplePeriodically(sampleAll, options.intervalMs ?? DEFAULT_INTERVAL_MS, 'repository sampler');
 }
 
 /** One repository's size, or undefined when it is not a chunked repository (or does not exist yet). */

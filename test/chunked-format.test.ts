@@ -15,6 +15,7 @@ import { formatOf } from '../shared/formats/registry.js';
 import { nullProgress, ProgressTracker, type ProgressReport, type ProgressSink } from '../shared/progress.js';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { sampleRepository } from '../shared/metrics/repository-sampler.js';
+import { formatPruneReport } from '../worker/commands/prune-report.js';
 import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { newChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
@@ -361,6 +362,7 @@ describe('the chunked snapshot format', () => {
       const pruned = await prune(runtime);
       assert.ok((pruned.removedObjects ?? []).length > 0, 'the dead snapshot left packs to remove');
       assert.ok(pruned.garbage && pruned.garbage.debrisDeleted > 0 && pruned.garbage.packsDeleted === pruned.removedObjects!.length && pruned.garbage.bytesFreed > 0, JSON.stringify(pruned.garbage));
+      assert.match(formatPruneReport(pruned), new RegExp(`^garbage collection: deleted ${pruned.garbage.packsDeleted} pack\\(s\\) \\(${pruned.garbage.debrisDeleted} left by dead writers\\), freed [\\d.]+ (KiB|MiB); repacked 0 pack\\(s\\)`, 'm'));
       assert.ok((await bytesUnder(path.join(repoDir, 'packs'))) < packBytes);
       const leftovers = (await readdir(path.join(repoDir, 'packs'), { recursive: true })).filter((name) => name.includes('.tmp-'));
       assert.deepEqual(leftovers, [], 'temp files of dead puts are removed');

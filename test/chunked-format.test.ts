@@ -267,49 +267,58 @@ describe('the chunked snapshot format', () => {
     }
   });
 
-  it('keeps a snapshot restorable that deduplicated against packs a collection marked while it ran', async () => {
+  it('keeps two snapshots restorable that deduplicated against packs a collection marked while they ran', async () => {
     const runtime = await chunkedRuntime(`file://${path.join(root, 'repo-gc')}`);
     try {
-      const dir = path.join(root, 'gc-src');
-      await mkdir(dir);
-      for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `f${i}`), randomBytes(MiB));
+      const dirs = [path.join(root, 'gc-src-a'), path.join(root, 'gc-src-b')];
+      const contents = [0, 1, 2].map(() => randomBytes(MiB));
+      for (const dir of dirs) {
+        await mkdir(dir);
+        for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `f${i}`), contents[i]!);
+      }
       const repository = runtime.repository(undefined);
-      const old = await snapshot(runtime, dir);
+      const old = await snapshot(runtime, dirs[0]!);
       await formatOf(old).delete(repository, old); // its packs are garbage now
-      await new Promise((r) => setTimeout(r, 1500)); // and older than the 1 s grace window below
+      const graceSeconds = 2;
+      await new Promise((r) => setTimeout(r, graceSeconds * 1000 + 500)); // and older than the grace window below
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      let paused!: () => void;
-      const reached = new Promise<void>((resolve) => (paused = resolve));
-      const source = new DirSource(dir, `dir://${dir}`, {});
-      const gated: Source = {
-        descriptor: source.descriptor,
-        async *entries(options) {
-          let n = 0;
-          for await (const entry of source.entries(options)) {
-            if (n++ === 2) {
-              paused();
-              await gate; // two files saved (deduplicated against the garbage packs), one to go
+      const writers = dirs.map((dir, n) => {
+        let paused!: () => void;
+        const reached = new Promise<void>((resolve) => (paused = resolve));
+        const source = new DirSource(dir, `dir://${dir}`, {});
+        const gated: Source = {
+          descriptor: source.descriptor,
+          async *entries(options) {
+            let count = 0;
+            for await (const entry of source.entries(options)) {
+              if (count++ === 2) {
+                paused();
+                await gate; // two files saved (deduplicated against the garbage packs), one to go
+              }
+              yield entry;
             }
-            yield entry;
-          }
-        },
-      };
-      const running = takeSnapshot({ id: '20261129T220000000Z-0000abcd', source: gated, repository, labels: {}, compression: 'zstd', parent: false, signal: signal(), progress: nullProgress });
-      await reached;
-      // Marks the old packs (no record references them), to be deleted once the 1 s window passed.
-      const during = await prune(runtime, 1);
+          },
+        };
+        const running = takeSnapshot({ id: `20261129T22000000${n}Z-0000abc${n}`, source: gated, repository, labels: {}, compression: 'zstd', parent: false, signal: signal(), progress: nullProgress });
+        return { running, reached };
+      });
+      await Promise.all(writers.map((writer) => writer.reached));
+      // Marks the old packs (no record references them), to be deleted once the window passed.
+      const during = await prune(runtime, graceSeconds);
       release();
-      const record = await running; // its flush lists the marked packs it deduplicated against again
-      await new Promise((r) => setTimeout(r, 1100));
-      const afterwards = await prune(runtime, 1);
-      assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshot used was deleted');
+      const records = await Promise.all(writers.map((writer) => writer.running)); // their flushes list the marked packs again
+      await new Promise((r) => setTimeout(r, graceSeconds * 1000 + 100));
+      const afterwards = await prune(runtime, graceSeconds);
+      assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshots used was deleted');
       assert.ok(during.garbage!.packsMarked > 0 && during.garbage!.packsDeleted === 0, JSON.stringify(during.garbage));
       assert.equal(afterwards.garbage!.packsDeleted, 0);
-      const target = path.join(root, 'gc-restored');
-      await restore(runtime, record.id, target);
-      assert.deepEqual(compareTrees(dir, target), []);
-      await runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime);
+      for (const [i, record] of records.entries()) {
+        const target = path.join(root, `gc-restored-${i}`);
+        await restore(runtime, record.id, target);
+        assert.deepEqual(compareTrees(dirs[i]!, target), []);
+        await runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime);
+      }
     } finally {
       await runtime.close();
     }

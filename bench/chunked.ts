@@ -17,7 +17,7 @@ interface Measured {
 }
 
 /** Runs argv under /usr/bin/time; rejects with its stderr when it fails. */
-function measured(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Measured> {
+export function measured(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     let stderr = '';

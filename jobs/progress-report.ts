@@ -11,4 +11,11 @@ export interface ProgressReport {
   etaSeconds?: number;
   /** Archive bytes moved to or from the repository so far (uploaded or downloaded). */
   bytesTransferred?: number;
+  /**
+   * Snapshots into a deduplicating format (chunked): of the bytes read so far, those stored as new
+   * blobs (before compression), and those not stored again (already in the repository, or in a
+   * file unchanged since the parent snapshot). Absent for formats that do not deduplicate.
+   */
+  bytesNew?: number;
+  bytesDeduplicated?: number;
 }

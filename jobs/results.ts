@@ -111,8 +111,35 @@ export interface PruneJobResult {
   kept: string[];
   removed: string[];
   removedIncomplete: string[];
+  /** Keys of objects shared between snapshots (chunked packs) that garbage collection removed; absent when none. */
+  removedObjects?: string[];
+  /** What garbage collection of shared objects did (or, dry, would do); absent when the repository has none (archive format). */
+  garbage?: GarbageCollectionResult;
   /** Every complete snapshot considered, oldest first, with its verdict. */
   snapshots: PruneDecisionResult[];
+}
+
+/**
+ * What a prune's garbage collection of shared objects did (docs/chunked-format.md, "Garbage
+ * collection"): a dry run reports what it would do. Counts of pack objects; bytes of pack objects.
+ */
+export interface GarbageCollectionResult {
+  /** Packs deleted: those marked by an earlier collection, past their grace window, and debris. */
+  packsDeleted: number;
+  /** Of `packsDeleted`, debris: packs no index names (a killed or failed writer's), older than the grace. */
+  debrisDeleted: number;
+  /** Bytes those deleted packs took. */
+  bytesFreed: number;
+  /** Mostly-empty packs whose live blobs were copied into new packs; deleted by a later collection. */
+  packsRepacked: number;
+  blobsRepacked: number;
+  /** Packs no snapshot needs, marked now; a collection after the grace window deletes them. */
+  packsMarked: number;
+  /** Marked packs a snapshot turned out to need, listed again. */
+  packsRevived: number;
+  /** Index objects before and after compaction. */
+  indexObjectsBefore: number;
+  indexObjectsAfter: number;
 }
 
 /**

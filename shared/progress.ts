@@ -14,6 +14,11 @@ export interface ProgressSink {
   addEntries(count: number): void;
   /** Archive bytes moved to or from the repository so far (a running total from the driver). */
   setTransferred(bytes: number): void;
+  /**
+   * A deduplicating format's write: `newBytes` more payload bytes stored as new blobs,
+   * `dedupedBytes` more found stored already (or unchanged since the parent). Increments.
+   */
+  addStored(newBytes: number, dedupedBytes: number): void;
 }
 
 /** A sink that drops everything, for callers that do not follow progress. */
@@ -23,6 +28,7 @@ export const nullProgress: ProgressSink = {
   addBytes() {},
   addEntries() {},
   setTransferred() {},
+  addStored() {},
 };
 
 /**
@@ -35,6 +41,7 @@ export class ProgressTracker implements ProgressSink {
   private bytes = 0;
   private entries = 0;
   private transferred: number | undefined;
+  private stored: { bytesNew: number; bytesDeduplicated: number } | undefined;
   private readonly startedAt = Date.now();
   private lastPublishedAt = 0;
 
@@ -67,6 +74,13 @@ export class ProgressTracker implements ProgressSink {
     this.maybePublish();
   }
 
+  addStored(newBytes: number, dedupedBytes: number): void {
+    this.stored ??= { bytesNew: 0, bytesDeduplicated: 0 };
+    this.stored.bytesNew += newBytes;
+    this.stored.bytesDeduplicated += dedupedBytes;
+    this.maybePublish();
+  }
+
   /** The report as of now. */
   snapshot(): ProgressReport {
     const elapsed = (Date.now() - this.startedAt) / 1000;
@@ -78,6 +92,7 @@ export class ProgressTracker implements ProgressSink {
       bytesPerSecond,
     };
     if (this.transferred !== undefined) report.bytesTransferred = this.transferred;
+    if (this.stored) Object.assign(report, this.stored);
     if (this.total !== undefined) {
       report.bytesTotal = this.total;
       if (bytesPerSecond > 0) report.etaSeconds = Math.max(0, Math.round((this.total - this.bytes) / bytesPerSecond));

@@ -253,7 +253,7 @@ describe('ls --group-by', () => {
 
     const text = await cli(['ls', '--repo', `file://${dir}`, '--group-by', 'label:app', '--label', 'app=shop']);
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /^snapshots for app=shop:\nID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE\n/);
+    assert.match(text.stdout, /^snapshots for app=shop:\nID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE\s+ADDED\n/);
     assert.match(text.stdout, /\n2 snapshots\n$/);
 
     const bySource = await cli(['ls', '--repo', `file://${dir}`, '--group-by', 'source', '--source', 'web', '--json']);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { open, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,10 @@ import { createLogger } from '../shared/logging.js';
 import { takeSnapshot } from '../shared/pipeline/take-snapshot.js';
 import { pruneSnapshots } from '../shared/pipeline/prune-snapshots.js';
 import { formatOf } from '../shared/formats/registry.js';
-import { nullProgress } from '../shared/progress.js';
+import { nullProgress, ProgressTracker, type ProgressReport, type ProgressSink } from '../shared/progress.js';
+import { WorkerMetrics } from '../shared/metrics/metrics.js';
+import { sampleRepository } from '../shared/metrics/repository-sampler.js';
+import { formatPruneReport } from '../worker/commands/prune-report.js';
 import type { SourceEntry } from '../shared/snapshot/entry.js';
 import { JobRuntime, runJob } from '../worker/job-runner.js';
 import { newChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
@@ -53,7 +56,7 @@ describe('the chunked snapshot format', () => {
   });
 
   /** A job runtime over a fresh chunked repository `repo` (a file:// or s3:// URI). */
-  async function chunkedRuntime(repo: string, env: NodeJS.ProcessEnv = {}): Promise<JobRuntime> {
+  async function chunkedRuntime(repo: string, env: NodeJS.ProcessEnv = {}, metrics?: WorkerMetrics): Promise<JobRuntime> {
     await mkdir(path.join(root, 'staging'), { recursive: true });
     const config = loadConfig({
       SNAPWORKER_REPOSITORIES: JSON.stringify({ default: repo }),
@@ -61,14 +64,14 @@ describe('the chunked snapshot format', () => {
       SNAPWORKER_STAGING_DIR: path.join(root, 'staging'),
       ...env,
     });
-    const runtime = new JobRuntime(config, createLogger('silent'));
+    const runtime = new JobRuntime(config, createLogger('silent'), metrics);
     if (!(await runtime.repository(undefined).exists())) await runtime.repository(undefined).init({ snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig() } });
     return runtime;
   }
 
   const signal = () => new AbortController().signal;
-  function snapshot(runtime: JobRuntime, dir: string, extra: Record<string, unknown> = {}): Promise<SnapshotRecord> {
-    return runJob({ kind: 'snapshot', data: { v: 1, source: `dir://${dir}`, ...extra }, signal: signal(), progress: nullProgress }, runtime) as Promise<SnapshotRecord>;
+  function snapshot(runtime: JobRuntime, dir: string, extra: Record<string, unknown> = {}, progress: ProgressSink = nullProgress): Promise<SnapshotRecord> {
+    return runJob({ kind: 'snapshot', data: { v: 1, source: `dir://${dir}`, ...extra }, signal: signal(), progress }, runtime) as Promise<SnapshotRecord>;
   }
   function restore(runtime: JobRuntime, id: string, target: string) {
     return runJob({ kind: 'restore', data: { v: 1, snapshot: id, target: `dir://${target}` }, signal: signal(), progress: nullProgress }, runtime);
@@ -135,6 +138,41 @@ describe('the chunked snapshot format', () => {
     }
   });
 
+  it('refuses to restore a snapshot whose pack has a flipped byte, leaving the target untouched, and verify names the chunk', async () => {
+    const dir = path.join(root, 'flipped');
+    await mkdir(path.join(dir, 'small'), { recursive: true });
+    await writeFile(path.join(dir, 'a.bin'), randomBytes(200_000)); // first in the pack: the byte flipped below is in it
+    for (let i = 0; i < 20; i++) await writeFile(path.join(dir, 'small', `f${i}.txt`), `file ${i}\n`.repeat(i + 1));
+    const repoDir = path.join(root, 'repo-flipped');
+    const runtime = await chunkedRuntime(`file://${repoDir}`);
+    try {
+      const record = await snapshot(runtime, dir);
+      const packs = (await readdir(path.join(repoDir, 'packs'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
+      assert.equal(packs.length, 1);
+      const pack = await open(path.join(packs[0]!.parentPath, packs[0]!.name), 'r+');
+      const byte = Buffer.alloc(1);
+      await pack.read(byte, 0, 1, 1000);
+      byte[0]! ^= 0x40;
+      await pack.write(byte, 0, 1, 1000);
+      await pack.close();
+
+      const target = path.join(root, 'flipped-target');
+      await mkdir(target);
+      await writeFile(path.join(target, 'old.txt'), 'before\n');
+      const damaged = /blob [0-9a-f]{64}: (content does not match its id|does not decompress) \(damaged pack\)/;
+      await assert.rejects(
+        runJob({ kind: 'restore', data: { v: 1, snapshot: record.id, target: `dir://${target}`, replace: true }, signal: signal(), progress: nullProgress }, runtime),
+        (err: Error) => damaged.test(err.message) && err.message.includes(record.id),
+      );
+      assert.deepEqual(await readdir(target), ['old.txt']);
+      assert.equal(await readFile(path.join(target, 'old.txt'), 'utf8'), 'before\n');
+      assert.deepEqual((await readdir(root)).filter((name) => name.includes('flipped-target.snapworker')), [], 'no staging left behind');
+      await assert.rejects(runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime), (err: Error) => damaged.test(err.message));
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('round-trips the torture tree through S3 (s3rver), reading every byte back', async () => {
     let s3: S3rverHandle | undefined;
     let runtime: JobRuntime | undefined;
@@ -159,10 +197,11 @@ describe('the chunked snapshot format', () => {
     let runtime: JobRuntime;
     let repoDir: string;
     let dir: string;
+    const metrics = new WorkerMetrics({ collectDefaultMetrics: false });
 
     before(async () => {
       repoDir = path.join(root, 'repo-dedup');
-      runtime = await chunkedRuntime(`file://${repoDir}`);
+      runtime = await chunkedRuntime(`file://${repoDir}`, {}, metrics);
       dir = path.join(root, 'dedup-src');
       await mkdir(path.join(dir, 'sub'), { recursive: true });
       await writeFile(path.join(dir, 'big.bin'), randomBytes(6 * MiB));
@@ -171,12 +210,22 @@ describe('the chunked snapshot format', () => {
     after(() => runtime.close());
 
     it('stores three snapshots of the same directory (one of them reading every file) in about the space of one', async () => {
-      const first = await snapshot(runtime, dir);
+      // New and deduplicated bytes as progress reports them: the last report of each snapshot.
+      const runs = [0, 1, 2].map(() => new ProgressTracker(() => {}, 0));
+      const first = await snapshot(runtime, dir, {}, runs[0]);
       const afterOne = await bytesUnder(repoDir);
-      const second = await snapshot(runtime, dir);
-      const third = await snapshot(runtime, dir, { force: true });
+      const second = await snapshot(runtime, dir, {}, runs[1]);
+      const third = await snapshot(runtime, dir, { force: true }, runs[2]);
       const afterThree = await bytesUnder(repoDir);
       const size = 6 * MiB + 20 * 20_000;
+      const reports: ProgressReport[] = runs.map((run) => run.snapshot());
+      const sampled = await sampleRepository(runtime.repository(undefined));
+      assert.equal(sampled!.packBytes + sampled!.indexBytes, (await bytesUnder(path.join(repoDir, 'packs'))) + (await bytesUnder(path.join(repoDir, 'pack-index'))));
+      assert.ok(sampled!.packs >= 1 && sampled!.indexObjects >= 1);
+      assert.deepEqual(reports.map((r) => [r.bytesNew, r.bytesDeduplicated]), [[size, 0], [0, size], [0, size]], 'the first stores everything, the unchanged one reuses it, the forced one finds every chunk stored');
+      const exposition = await metrics.metrics();
+      assert.match(exposition, new RegExp(`snapworker_dedup_bytes_total\\{source_kind="dir",result="new"\\} ${size}\\b`));
+      assert.match(exposition, new RegExp(`snapworker_dedup_bytes_total\\{source_kind="dir",result="deduplicated"\\} ${2 * size}\\b`));
       assert.ok(afterOne >= size && afterOne < size * 1.05, `one snapshot: ${afterOne} bytes for ${size}`);
       assert.ok(afterThree < afterOne * 1.02, `three snapshots: ${afterThree} bytes, one: ${afterOne}`);
       assert.equal(second.parent, first.id);
@@ -226,47 +275,58 @@ describe('the chunked snapshot format', () => {
     }
   });
 
-  it('keeps a snapshot restorable that deduplicated against packs a collection marked while it ran', async () => {
+  it('keeps two snapshots restorable that deduplicated against packs a collection marked while they ran', async () => {
     const runtime = await chunkedRuntime(`file://${path.join(root, 'repo-gc')}`);
     try {
-      const dir = path.join(root, 'gc-src');
-      await mkdir(dir);
-      for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `f${i}`), randomBytes(MiB));
+      const dirs = [path.join(root, 'gc-src-a'), path.join(root, 'gc-src-b')];
+      const contents = [0, 1, 2].map(() => randomBytes(MiB));
+      for (const dir of dirs) {
+        await mkdir(dir);
+        for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `f${i}`), contents[i]!);
+      }
       const repository = runtime.repository(undefined);
-      const old = await snapshot(runtime, dir);
+      const old = await snapshot(runtime, dirs[0]!);
       await formatOf(old).delete(repository, old); // its packs are garbage now
-      await new Promise((r) => setTimeout(r, 1500)); // and older than the 1 s grace window below
+      const graceSeconds = 2;
+      await new Promise((r) => setTimeout(r, graceSeconds * 1000 + 500)); // and older than the grace window below
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      let paused!: () => void;
-      const reached = new Promise<void>((resolve) => (paused = resolve));
-      const source = new DirSource(dir, `dir://${dir}`, {});
-      const gated: Source = {
-        descriptor: source.descriptor,
-        async *entries(options) {
-          let n = 0;
-          for await (const entry of source.entries(options)) {
-            if (n++ === 2) {
-              paused();
-              await gate; // two files saved (deduplicated against the garbage packs), one to go
+      const writers = dirs.map((dir, n) => {
+        let paused!: () => void;
+        const reached = new Promise<void>((resolve) => (paused = resolve));
+        const source = new DirSource(dir, `dir://${dir}`, {});
+        const gated: Source = {
+          descriptor: source.descriptor,
+          async *entries(options) {
+            let count = 0;
+            for await (const entry of source.entries(options)) {
+              if (count++ === 2) {
+                paused();
+                await gate; // two files saved (deduplicated against the garbage packs), one to go
+              }
+              yield entry;
             }
-            yield entry;
-          }
-        },
-      };
-      const running = takeSnapshot({ id: '20261129T220000000Z-0000abcd', source: gated, repository, labels: {}, compression: 'zstd', parent: false, signal: signal(), progress: nullProgress });
-      await reached;
-      // Marks the old packs (no record references them), to be deleted once the 1 s window passed.
-      const during = await prune(runtime, 1);
+          },
+        };
+        const running = takeSnapshot({ id: `20261129T22000000${n}Z-0000abc${n}`, source: gated, repository, labels: {}, compression: 'zstd', parent: false, signal: signal(), progress: nullProgress });
+        return { running, reached };
+      });
+      await Promise.all(writers.map((writer) => writer.reached));
+      // Marks the old packs (no record references them), to be deleted once the window passed.
+      const during = await prune(runtime, graceSeconds);
       release();
-      const record = await running; // its flush lists the marked packs it deduplicated against again
-      await new Promise((r) => setTimeout(r, 1100));
-      const afterwards = await prune(runtime, 1);
-      assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshot used was deleted');
-      const target = path.join(root, 'gc-restored');
-      await restore(runtime, record.id, target);
-      assert.deepEqual(compareTrees(dir, target), []);
-      await runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime);
+      const records = await Promise.all(writers.map((writer) => writer.running)); // their flushes list the marked packs again
+      await new Promise((r) => setTimeout(r, graceSeconds * 1000 + 100));
+      const afterwards = await prune(runtime, graceSeconds);
+      assert.ok(during.removedObjects === undefined && afterwards.removedObjects === undefined, 'no pack the running snapshots used was deleted');
+      assert.ok(during.garbage!.packsMarked > 0 && during.garbage!.packsDeleted === 0, JSON.stringify(during.garbage));
+      assert.equal(afterwards.garbage!.packsDeleted, 0);
+      for (const [i, record] of records.entries()) {
+        const target = path.join(root, `gc-restored-${i}`);
+        await restore(runtime, record.id, target);
+        assert.deepEqual(compareTrees(dirs[i]!, target), []);
+        await runJob({ kind: 'verify', data: { v: 1, snapshot: record.id }, signal: signal(), progress: nullProgress }, runtime);
+      }
     } finally {
       await runtime.close();
     }
@@ -299,7 +359,8 @@ describe('the chunked snapshot format', () => {
     for (let i = 0; i < 6; i++) await writeFile(path.join(dir, `f${i}`), randomBytes(4 * MiB));
     const running = spawnCli(['snapshot', `dir://${dir}`, '--repo', repo, '--local'], { LOG_LEVEL: 'warn' });
     // Killed once it uploaded a pack: its blobs are stored, its index and record are not.
-    const deadline = Date.now() + 30_000;
+    // Generous: the CLI's start alone took 25 s on a loaded 2-core machine; the wait ends at the first pack.
+    const deadline = Date.now() + 120_000;
     while ((await packFiles(path.join(repoDir, 'packs'))) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     running.child.kill('SIGKILL');
     await running.done;
@@ -309,9 +370,19 @@ describe('the chunked snapshot format', () => {
       assert.deepEqual(await runtime.repository(undefined).list(), []);
       const record = await snapshot(runtime, dir);
       const packBytes = await bytesUnder(path.join(repoDir, 'packs'));
+      // A put the kill cut short leaves a temp file beside the packs; one is planted too, so the
+      // sweep is checked whether or not the kill landed mid-put.
+      const folder = (await readdir(path.join(repoDir, 'packs')))[0]!;
+      const planted = path.join(repoDir, 'packs', folder, '.tmp-00112233aabbccdd');
+      await writeFile(planted, randomBytes(1000));
+      await utimes(planted, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
       const pruned = await prune(runtime);
       assert.ok((pruned.removedObjects ?? []).length > 0, 'the dead snapshot left packs to remove');
+      assert.ok(pruned.garbage && pruned.garbage.debrisDeleted > 0 && pruned.garbage.packsDeleted === pruned.removedObjects!.length && pruned.garbage.bytesFreed > 0, JSON.stringify(pruned.garbage));
+      assert.match(formatPruneReport(pruned), new RegExp(`^garbage collection: deleted ${pruned.garbage.packsDeleted} pack\\(s\\) \\(${pruned.garbage.debrisDeleted} left by dead writers\\), freed [\\d.]+ (KiB|MiB); repacked 0 pack\\(s\\)`, 'm'));
       assert.ok((await bytesUnder(path.join(repoDir, 'packs'))) < packBytes);
+      const leftovers = (await readdir(path.join(repoDir, 'packs'), { recursive: true })).filter((name) => name.includes('.tmp-'));
+      assert.deepEqual(leftovers, [], 'temp files of dead puts are removed');
       const target = path.join(root, 'kill-restored');
       await restore(runtime, record.id, target);
       assert.deepEqual(compareTrees(dir, target), []);

@@ -62,8 +62,8 @@ describe('the snapworker command line', () => {
 
     const human = await cli(['ls', '--repo', repo]);
     const [header, row, count] = human.stdout.trimEnd().split('\n');
-    assert.match(header!, /^ID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE$/);
-    assert.match(row!, new RegExp(`^${record.id.split('-')[1]}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+dir:site\\s+env=test\\s+\\d+(\\.\\d)? (B|KiB)$`));
+    assert.match(header!, /^ID\s+TIME \(UTC\)\s+SOURCE\s+LABELS\s+SIZE\s+ADDED$/);
+    assert.match(row!, new RegExp(`^${record.id.split('-')[1]}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+dir:site\\s+env=test\\s+\\d+(\\.\\d)? (B|KiB)\\s+\\d+(\\.\\d)? (B|KiB)$`));
     assert.equal(count, '1 snapshot');
 
     const show = await cli(['show', 'latest', '--source', 'site', '--repo', repo]);

@@ -29,6 +29,8 @@ function exercisedMetrics(): WorkerMetrics {
   metrics.verificationFailed();
   metrics.bytesRead('dir', 1000);
   metrics.bytesWritten('dir', 900);
+  metrics.bytesStored('dir', 700, 300);
+  metrics.setRepositorySize('default', { packs: 3, packBytes: 48_000_000, indexObjects: 1, indexBytes: 9000 });
   const storage = metrics.storageObserver('fs');
   storage.request('put', 'ok');
   storage.retry('put');

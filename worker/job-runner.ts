@@ -139,7 +139,11 @@ const HANDLERS: { [K in JobKind]: Handler<K> } = {
       seal: runtime.config.seal,
       ...(data.force ? { parent: false as const } : data.parent !== undefined ? { parent: data.parent } : {}),
       signal,
-      progress: countInto(progress, (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n)),
+      progress: countInto(
+        progress,
+        (n) => runtime.metrics?.bytesRead(source.descriptor.kind, n),
+        (newBytes, dedupedBytes) => runtime.metrics?.bytesStored(source.descriptor.kind, newBytes, dedupedBytes),
+      ),
       job,
       onUploadToken,
       onNotice,
@@ -320,8 +324,8 @@ async function observeVerification<T>(runtime: JobRuntime, read: () => Promise<T
   }
 }
 
-/** A progress sink that also feeds payload byte counts to `count` (metrics). */
-function countInto(progress: ProgressSink, count: (bytes: number) => void): ProgressSink {
+/** A progress sink that also feeds payload byte counts to `count`, and new and deduplicated bytes to `countStored` (metrics). */
+function countInto(progress: ProgressSink, count: (bytes: number) => void, countStored?: (newBytes: number, dedupedBytes: number) => void): ProgressSink {
   return {
     setPhase: (phase) => progress.setPhase(phase),
     setTotal: (bytes) => progress.setTotal(bytes),
@@ -330,6 +334,10 @@ function countInto(progress: ProgressSink, count: (bytes: number) => void): Prog
     addBytes: (n) => {
       progress.addBytes(n);
       count(n);
+    },
+    addStored: (newBytes, dedupedBytes) => {
+      progress.addStored(newBytes, dedupedBytes);
+      countStored?.(newBytes, dedupedBytes);
     },
   };
 }

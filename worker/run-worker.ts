@@ -10,6 +10,7 @@ import { settledWithin } from '../shared/lifecycle/settle-within.js';
 import type { Logger } from '../shared/logging.js';
 import { WorkerMetrics } from '../shared/metrics/metrics.js';
 import { startQueueSampler, type QueueSampler } from '../shared/metrics/queue-sampler.js';
+import { startRepositorySampler } from '../shared/metrics/repository-sampler.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { TOOL } from '../shared/tool.js';
 import { startHealthServer } from './http-server.js';
@@ -64,11 +65,13 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
   queueWorker = new QueueWorker(config, { runtime, logger, metrics, events, schedules });
   // Started once the server is known to be of the right kind (below).
   let sampler: QueueSampler | undefined;
+  let repositorySampler: QueueSampler | undefined;
   let scheduleFile: ScheduleFileReconciler | undefined;
 
   const steps: Array<[string, () => Promise<unknown>]> = [
     ['queue worker', () => queueWorker.close(config.shutdownGraceSeconds)],
     ['queue sampler', async () => sampler?.stop()],
+    ['repository sampler', async () => repositorySampler?.stop()],
     // A cluster connection is an instance BullMQ never closes.
     ['queue', () => queue.close().then(() => closeConnection(connection))],
     ['events', () => events.close()],
@@ -99,6 +102,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger, signal?:
     const start = async () => {
       await checkServerMode(await queue.client, config.redisUrl);
       sampler = startQueueSampler(queue, metrics, { logger, schedules });
+      repositorySampler = startRepositorySampler(Object.keys(config.repositories), (name) => runtime.repository(name), metrics, { logger });
       await queueWorker.start();
     };
     await untilAborted(start(), signal);

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { GarbageCollectionResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
 import type { ProgressSink } from '../progress.js';
@@ -156,6 +157,12 @@ export interface CollectGarbageOptions extends SignalOptions {
   dryRun: boolean;
 }
 
+/** What a format's garbage collection did: the keys it removed, and its counts for the prune result. */
+export interface CollectedGarbage {
+  removed: string[];
+  summary: GarbageCollectionResult;
+}
+
 /** Options for a format's structural check of a repository (`check`). */
 export interface CheckFormatOptions extends SignalOptions {
   /** Every complete snapshot of this format the check found, with a valid record. */
@@ -201,10 +208,11 @@ export interface SnapshotFormat {
   delete(repository: Repository, record: SnapshotRecord, options?: SignalOptions): Promise<void>;
   /**
    * For formats whose snapshots share objects (packs): removes objects no live record references.
-   * Resolves with the keys removed (or, in a dry run, that would be). Formats that keep each
-   * snapshot's objects under its own folder do without: prune's incomplete-snapshot sweep covers them.
+   * Resolves with the keys removed (or, in a dry run, that would be) and what the collection did,
+   * or undefined when the repository holds no such objects. Formats that keep each snapshot's
+   * objects under its own folder do without: prune's incomplete-snapshot sweep covers them.
    */
-  collectGarbage?(repository: Repository, options: CollectGarbageOptions): Promise<string[]>;
+  collectGarbage?(repository: Repository, options: CollectGarbageOptions): Promise<CollectedGarbage | undefined>;
   /**
    * For formats whose snapshots share objects (packs, indexes): checks the repository's structure
    * beyond what every format gets checked for (each record parses, each of its `requiredKeys`

@@ -87,6 +87,7 @@ export class WorkerMetrics {
   private readonly verificationFailures: Counter;
   private readonly sourceReadBytes: Counter<'source_kind'>;
   private readonly targetWrittenBytes: Counter<'target_kind'>;
+  private readonly dedupBytes: Counter<'source_kind' | 'result'>;
   private readonly storageRequests: Counter<'driver' | 'operation' | 'outcome'>;
   private readonly storageRetries: Counter<'driver' | 'operation'>;
   private readonly storageUploadedBytes: Counter<'driver'>;
@@ -95,6 +96,8 @@ export class WorkerMetrics {
   private readonly cleanupFailures: Counter<'kind'>;
   private readonly queueJobs: Gauge<'state'>;
   private readonly queueOldestWaiting: Gauge;
+  private readonly repositoryObjects: Gauge<'repository' | 'type'>;
+  private readonly repositoryBytes: Gauge<'repository' | 'type'>;
   private readonly scheduleGauges: Record<keyof ScheduleSample, Gauge<'schedule'>>;
   private readonly lastSuccessBySource = new Map<string, number>();
 
@@ -161,6 +164,12 @@ export class WorkerMetrics {
       labelNames: ['target_kind'],
       registers,
     });
+    this.dedupBytes = new Counter({
+      name: `${METRIC_PREFIX}dedup_bytes_total`,
+      help: 'Payload bytes of snapshots into a deduplicating (chunked) repository, by source kind and result: new (stored as new blobs, before compression) or deduplicated (already stored, or unchanged since the parent).',
+      labelNames: ['source_kind', 'result'],
+      registers,
+    });
     this.storageRequests = new Counter({
       name: `${METRIC_PREFIX}storage_requests_total`,
       help: 'Requests to repository storage, by driver, operation and outcome (ok or error).',
@@ -205,6 +214,18 @@ export class WorkerMetrics {
     this.queueOldestWaiting = new Gauge({
       name: `${METRIC_PREFIX}queue_oldest_waiting_seconds`,
       help: 'Age of the oldest job waiting to run (0 when none), sampled periodically; queue-wide (aggregate with max).',
+      registers,
+    });
+    this.repositoryObjects = new Gauge({
+      name: `${METRIC_PREFIX}repository_objects`,
+      help: 'Objects of a chunked repository by type (pack, index), sampled every few minutes; repository-wide (aggregate with max).',
+      labelNames: ['repository', 'type'],
+      registers,
+    });
+    this.repositoryBytes = new Gauge({
+      name: `${METRIC_PREFIX}repository_bytes`,
+      help: 'Bytes of a chunked repository by object type (pack, index), as stored, sampled every few minutes; repository-wide (aggregate with max).',
+      labelNames: ['repository', 'type'],
       registers,
     });
 
@@ -283,6 +304,12 @@ export class WorkerMetrics {
     if (isAmount(n)) this.sourceReadBytes.inc({ source_kind: sourceKind }, n);
   }
 
+  /** A deduplicating snapshot stored `newBytes` as new blobs and found `dedupedBytes` stored already. */
+  bytesStored(sourceKind: string, newBytes: number, dedupedBytes: number): void {
+    if (isAmount(newBytes)) this.dedupBytes.inc({ source_kind: sourceKind, result: 'new' }, newBytes);
+    if (isAmount(dedupedBytes)) this.dedupBytes.inc({ source_kind: sourceKind, result: 'deduplicated' }, dedupedBytes);
+  }
+
   bytesWritten(targetKind: string, n: number): void {
     if (isAmount(n)) this.targetWrittenBytes.inc({ target_kind: targetKind }, n);
   }
@@ -332,6 +359,14 @@ export class WorkerMetrics {
   /** Sets the sampled age of the oldest waiting job, 0 when nothing waits. */
   setOldestWaitingAge(seconds: number): void {
     if (isAmount(seconds)) this.queueOldestWaiting.set(seconds);
+  }
+
+  /** A sample of a chunked repository's size (`startRepositorySampler`); `repository` is its configured name. */
+  setRepositorySize(repository: string, size: { packs: number; packBytes: number; indexObjects: number; indexBytes: number }): void {
+    this.repositoryObjects.set({ repository, type: 'pack' }, size.packs);
+    this.repositoryObjects.set({ repository, type: 'index' }, size.indexObjects);
+    this.repositoryBytes.set({ repository, type: 'pack' }, size.packBytes);
+    this.repositoryBytes.set({ repository, type: 'index' }, size.indexBytes);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { RepeatingErrorLog } from '../lifecycle/repeating-error-log.js';
+import { samplePeriodically, type PeriodicSampler } from './periodic-sampler.js';
 import { QUEUE_STATES, type ScheduleSample, type WorkerMetrics } from './metrics.js';
 
 export interface QueueSamplerOptions {
@@ -12,10 +13,7 @@ export interface QueueSamplerOptions {
   logger?: Logger;
 }
 
-export interface QueueSampler {
-  /** Stops sampling and waits for a sample in flight. Never throws. */
-  stop(): Promise<void>;
-}
+export type QueueSampler = PeriodicSampler;
 
 const DEFAULT_INTERVAL_MS = 15_000;
 
@@ -36,13 +34,6 @@ const DEFAULT_INTERVAL_MS = 15_000;
  * throws.
  */
 export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options: QueueSamplerOptions = {}): QueueSampler {
-  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
-  if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
-    throw new RangeError(`queue sampler: intervalMs must be a positive number, got ${intervalMs}`);
-  }
-  let inFlight: Promise<void> | undefined;
-  let stopped = false;
-
   // Redis down fails every tick the same way: one line per state, not a stack per tick.
   const failures = options.logger && new RepeatingErrorLog(options.logger, `queue sampler: sample queue ${queue.name}`);
   const sampleOnce = async (): Promise<void> => {
@@ -54,26 +45,7 @@ export function startQueueSampler(queue: Queue, metrics: WorkerMetrics, options:
       failures?.error(err);
     }
   };
-  const tick = (): void => {
-    // Skip a tick rather than pile up samples when Redis is slower than the interval.
-    if (stopped || inFlight) return;
-    inFlight = sampleOnce().finally(() => {
-      inFlight = undefined;
-    });
-  };
-
-  const timer = setInterval(tick, intervalMs);
-  // Sampling must not keep a process alive that is otherwise done.
-  timer.unref();
-  tick();
-
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await inFlight;
-    },
-  };
+  return samplePeriodically(sampleOnce, options.intervalMs ?? DEFAULT_INTERVAL_MS, 'queue sampler');
 }
 
 /** What the sampler reads of a schedule (`ScheduleStatus` in jobs/schedules.ts). */

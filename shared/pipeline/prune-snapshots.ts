@@ -1,3 +1,4 @@
+import type { GarbageCollectionResult } from '../../jobs/results.js';
 import type { Repository, SnapshotFilter } from '../catalog/repository.js';
 import { allFormats } from '../formats/registry.js';
 import { applyRetentionPolicy } from '../retention/apply-policy.js';
@@ -40,9 +41,11 @@ export interface PruneResult {
   removedIncomplete: string[];
   /**
    * Objects no kept snapshot references any more, removed by formats whose snapshots share objects
-   * (none yet: the archive format keeps each snapshot in its folder). Absent when there were none.
+   * (the chunked format's packs; the archive format keeps each snapshot in its folder). Absent when there were none.
    */
   removedObjects?: string[];
+  /** What that garbage collection did (or, dry, would do); absent when no format has shared objects here. */
+  garbage?: GarbageCollectionResult;
   /** Every complete snapshot considered, oldest first, with its verdict. */
   snapshots: PruneDecision[];
 }
@@ -93,7 +96,7 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
     // Folders without any object are invisible to the scan above; a dry run does not list them.
     removedIncomplete.push(...(await repository.sweepSnapshotLeftovers(new Date(now.getTime() - graceMs), { signal })));
   }
-  const removedObjects = await collectGarbage(request, now, graceMs);
+  const { removed: removedObjects, summary: garbage } = await collectGarbage(request, now, graceMs);
   return {
     dryRun,
     policy: describePolicy(policy),
@@ -101,6 +104,7 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
     removed,
     removedIncomplete,
     ...(removedObjects.length > 0 ? { removedObjects } : {}),
+    ...(garbage ? { garbage } : {}),
     snapshots: decisions,
   };
 }
@@ -110,14 +114,25 @@ export async function pruneSnapshots(request: PruneRequest): Promise<PruneResult
  * of the repository counts as live, not only the filtered ones: a prune of one lineage must not
  * take objects another lineage still uses.
  */
-async function collectGarbage(request: PruneRequest, now: Date, graceMs: number): Promise<string[]> {
+async function collectGarbage(request: PruneRequest, now: Date, graceMs: number): Promise<{ removed: string[]; summary?: GarbageCollectionResult }> {
   const collectors = allFormats().filter((format) => format.collectGarbage);
-  if (collectors.length === 0) return [];
+  if (collectors.length === 0) return { removed: [] };
   const { repository, signal, dryRun } = request;
   const live = await repository.list({}, { signal });
   const removed: string[] = [];
+  let summary: GarbageCollectionResult | undefined;
   for (const format of collectors) {
-    removed.push(...(await format.collectGarbage!(repository, { live, olderThan: new Date(now.getTime() - graceMs), dryRun, signal })));
+    const collected = await format.collectGarbage!(repository, { live, olderThan: new Date(now.getTime() - graceMs), dryRun, signal });
+    if (!collected) continue;
+    removed.push(...collected.removed);
+    summary = summary ? addCounts(summary, collected.summary) : collected.summary;
   }
-  return removed;
+  return { removed, ...(summary ? { summary } : {}) };
+}
+
+/** Two formats' counts added up (one format collects today; the seam allows more). */
+function addCounts(a: GarbageCollectionResult, b: GarbageCollectionResult): GarbageCollectionResult {
+  const sum = { ...a };
+  for (const key of Object.keys(b) as (keyof GarbageCollectionResult)[]) sum[key] += b[key];
+  return sum;
 }

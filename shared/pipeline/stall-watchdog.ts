@@ -55,6 +55,10 @@ export class StallWatchdog {
         touch();
         inner.setTransferred(bytes);
       },
+      addStored: (newBytes, dedupedBytes) => {
+        touch();
+        inner.addStored(newBytes, dedupedBytes);
+      },
     };
     if (options.timeoutSeconds > 0) {
       const timeoutMs = options.timeoutSeconds * 1000;

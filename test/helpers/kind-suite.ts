@@ -173,7 +173,7 @@ export function runKindConformanceSuite(fixture: KindFixture, format: 'archive' 
 /** A progress sink that aborts the job as soon as the first payload bytes or entries move. */
 function abortingOnFirstData(controller: AbortController): ProgressSink {
   const abort = () => controller.abort(new Error('aborted by the conformance suite'));
-  return { setPhase() {}, setTotal() {}, setTransferred() {}, addBytes: abort, addEntries: abort };
+  return { setPhase() {}, setTotal() {}, setTransferred() {}, addStored() {}, addBytes: abort, addEntries: abort };
 }
 
 /** The JSON of entry `name` in the uncompressed tar at `file`. */

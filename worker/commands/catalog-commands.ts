@@ -183,9 +183,11 @@ async function removeAll(
 
 /**
  * `ls` for people: a header, then one line per snapshot: the short id (the hex part of the id,
- * usable wherever an id is), when it was taken (its start, UTC), the source, labels and the
- * stored size; a count last. An id ending in `!` marks an incomplete snapshot (data left out,
- * restic's exit code 3; `show` names the entries).
+ * usable wherever an id is), when it was taken (its start, UTC), the source, labels, its size
+ * (the logical bytes of its files, as restic's and kopia's listings show) and the bytes it added
+ * to the repository (an archive: the whole archive; a chunked snapshot: only its new packs' blobs,
+ * so an unchanged snapshot adds 0 B); a count last. An id ending in `!` marks an incomplete
+ * snapshot (data left out, restic's exit code 3; `show` names the entries).
  */
 export function formatSnapshotTable(records: readonly SnapshotSummary[]): string {
   const rows = records.map((r) => [
@@ -193,8 +195,9 @@ export function formatSnapshotTable(records: readonly SnapshotSummary[]): string
     r.createdAt.slice(0, 19).replace('T', ' '),
     `${r.source.kind}:${r.source.name}`,
     formatLabels(r.labels) || '-',
+    formatBytes(r.stats.rawBytes),
     formatBytes(r.stats.storedBytes),
   ]);
-  const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE'];
-  return [...formatColumns(header, rows, new Set([4])), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
+  const header = ['ID', 'TIME (UTC)', 'SOURCE', 'LABELS', 'SIZE', 'ADDED'];
+  return [...formatColumns(header, rows, new Set([4, 5])), `${records.length} snapshot${records.length === 1 ? '' : 's'}`].join('\n');
 }

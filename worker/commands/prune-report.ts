@@ -1,4 +1,5 @@
-import type { PruneJobResult } from '../../jobs/results.js';
+import type { GarbageCollectionResult, PruneJobResult } from '../../jobs/results.js';
+import { formatBytes } from '../progress-bar.js';
 
 /**
  * The text of a prune result, like `restic forget --dry-run`: the policy, then per group the
@@ -26,5 +27,21 @@ export function formatPruneReport(result: PruneJobResult): string {
     lines.push('', `${verb} ${result.removedIncomplete.length} incomplete snapshot(s): ${result.removedIncomplete.join(', ')}`);
   }
   lines.push('', `${verb} ${result.removed.length} snapshot(s) and ${result.removedIncomplete.length} incomplete one(s); kept ${result.kept.length}`);
+  if (result.garbage) lines.push(formatGarbage(result.garbage, result.dryRun));
   return lines.join('\n');
+}
+
+/**
+ * The garbage collection in one line, like restic prune's summary: packs deleted and the bytes
+ * freed, packs repacked, packs marked (deleted by a collection after the grace window).
+ */
+function formatGarbage(garbage: GarbageCollectionResult, dryRun: boolean): string {
+  const debris = garbage.debrisDeleted > 0 ? ` (${garbage.debrisDeleted} left by dead writers)` : '';
+  const parts = [
+    `${dryRun ? 'would delete' : 'deleted'} ${garbage.packsDeleted} pack(s)${debris}, ${dryRun ? 'freeing' : 'freed'} ${formatBytes(garbage.bytesFreed)}`,
+    `${dryRun ? 'would repack' : 'repacked'} ${garbage.packsRepacked} pack(s) (${garbage.blobsRepacked} blob(s) copied)`,
+    `${dryRun ? 'would mark' : 'marked'} ${garbage.packsMarked} unused pack(s) for deletion after the grace window`,
+  ];
+  if (garbage.packsRevived > 0) parts.push(`${dryRun ? 'would revive' : 'revived'} ${garbage.packsRevived} marked pack(s) a snapshot still needs`);
+  return `garbage collection: ${parts.join('; ')}`;
 }

@@ -5,6 +5,7 @@ import { EntryVanishedError } from '../../snapshot/entry.js';
 import { EntryTracker } from '../archive/safe-path.js';
 import type {
   CheckFormatOptions,
+  CollectedGarbage,
   CollectGarbageOptions,
   FindParentRequest,
   ListedEntry,
@@ -65,6 +66,7 @@ export const chunkedFormat: SnapshotFormat = {
           if (content) {
             stats.reusedFiles += 1;
             if (!entry.progressCounted) progress.addBytes(entry.size);
+            progress.addStored(0, entry.size); // unchanged since the parent: not read, nothing stored
           } else {
             const body = entry.bytes !== undefined && !entry.sparse ? entry.bytes : await openBody(entry);
             if (body === undefined) {
@@ -72,9 +74,12 @@ export const chunkedFormat: SnapshotFormat = {
               continue;
             }
             const onBytes = entry.progressCounted ? () => {} : (n: number) => progress.addBytes(n);
+            const { savedBytes, dedupedBytes } = store.stats;
             const saved = await saveFile(chunked, entry, body, { signal, onBytes });
             content = saved.content;
             storedBytes += saved.storedBytes;
+            const deduped = store.stats.dedupedBytes - dedupedBytes;
+            progress.addStored(store.stats.savedBytes - savedBytes - deduped, deduped);
           }
           await tree.addLeaf(entry, content);
           stats.files += 1;
@@ -157,11 +162,11 @@ export const chunkedFormat: SnapshotFormat = {
     await repository.delete(record.id, options);
   },
 
-  async collectGarbage(repository: Repository, options: CollectGarbageOptions): Promise<string[]> {
+  async collectGarbage(repository: Repository, options: CollectGarbageOptions): Promise<CollectedGarbage | undefined> {
     const signal = options.signal ?? new AbortController().signal;
     const records = options.live.filter((record) => record.format === CHUNKED_FORMAT);
     // A repository never initialised for this format has no store to collect.
-    if (!(await repository.configuration({ signal }))?.chunked) return [];
+    if (!(await repository.configuration({ signal }))?.chunked) return undefined;
     const { store, cipher } = await openChunkedStore(repository, signal);
     let live;
     try {
@@ -170,7 +175,20 @@ export const chunkedFormat: SnapshotFormat = {
       await store.close();
     }
     const report = await collectGarbage(repository, { cipher, live: (id) => live.has(id), olderThan: options.olderThan, dryRun: options.dryRun, signal });
-    return report.deleted.map(packKey);
+    return {
+      removed: report.deleted.map(packKey),
+      summary: {
+        packsDeleted: report.deleted.length,
+        debrisDeleted: report.debris.length,
+        bytesFreed: report.bytesDeleted,
+        packsRepacked: report.repacked.length,
+        blobsRepacked: report.blobsRepacked,
+        packsMarked: report.marked.length,
+        packsRevived: report.revived.length,
+        indexObjectsBefore: report.indexObjectsBefore,
+        indexObjectsAfter: report.indexObjectsAfter,
+      },
+    };
   },
 
   async check(repository: Repository, options: CheckFormatOptions): Promise<string[]> {

@@ -9,12 +9,16 @@ import { contentHash } from '../archive/sparse-content.js';
 import { waitForDrain } from '../archive/stream-wait.js';
 import type { ReadSummary, SnapshotEntry, SnapshotReader } from '../snapshot-format.js';
 import type { BlobStore } from './store/blob-store.js';
-import { mapOrderedAsync } from './store/map-ordered-async.js';
 import { headerOf, type TreeNode } from './tree-node.js';
 import { walkTree, type WalkedNode } from './tree-walk.js';
 
-/** Chunks loaded ahead of the consumer, across files (restic restores with 8 workers; about 8 MiB at the 1 MiB average). */
-const READ_AHEAD_CHUNKS = 8;
+/**
+ * Ranged pack reads in flight ahead of the consumer, across files (`BlobStore.loadMany`: each
+ * read covers the wanted blobs lying close together in one pack, up to 16 MiB). restic's
+ * restorer downloads whole packs with 8 workers; 3 reads of at most 16 MiB keep two cores busy
+ * here and bound memory to about 3 × 16 MiB stored plus what those blobs decompress to.
+ */
+const PACK_READS_AHEAD = 3;
 const BODY_HIGH_WATER = 1024 * 1024;
 
 /** The manifest a chunked snapshot hands back: the record carries every field of it. */
@@ -30,7 +34,7 @@ export function manifestOf(record: SnapshotRecord): SnapshotManifest {
 
 /**
  * A chunked snapshot read back (restore, verify, export): entries in tree order, each file's body
- * streamed from its chunks, which are loaded READ_AHEAD_CHUNKS ahead across files in parallel.
+ * streamed from its chunks, which are loaded in ranged pack reads ahead of it across files.
  * Every chunk is checked by the store (its id is the keyed hash of its content); every file's
  * size and SHA-256 against its tree node; paths and links as the archive reader checks them. A
  * body left unread is still loaded and checked when the next entry is asked for.
@@ -69,7 +73,7 @@ export class ChunkedSnapshotReader implements SnapshotReader {
     const where = `snapshot ${this.record.id}`;
     const tracker = new EntryTracker();
     const counts = { entries: 0, files: 0, rawBytes: 0 };
-    const units = loadAhead(this.store, fileUnits(walkTree(this.store, root, { signal, where }), select), signal);
+    const units = loadChunks(this.store, fileUnits(walkTree(this.store, root, { signal, where }), select), signal);
     let openBody: PassThrough | undefined;
     try {
       let unit = await units.next();
@@ -132,11 +136,33 @@ async function* fileUnits(nodes: AsyncIterable<WalkedNode>, select: ((path: stri
   }
 }
 
-/** Loads the units' chunks with up to READ_AHEAD_CHUNKS in flight, handing units back in order. */
-function loadAhead(store: BlobStore, units: AsyncGenerator<Unit>, signal: AbortSignal): AsyncGenerator<Unit> {
-  return mapOrderedAsync(units, READ_AHEAD_CHUNKS, async (unit) =>
-    unit.chunk === undefined ? unit : { ...unit, data: await store.load(unit.item.node.chunks![unit.chunk]!, { signal }) },
-  );
+/**
+ * Hands the units back in order, each chunk unit with its data. The chunks are loaded by
+ * `BlobStore.loadMany`, which groups the chunks of consecutive files lying close together in one
+ * pack into one ranged read (a tree of small files restores in a few large reads, the way
+ * restic's restorer reads whole packs) with PACK_READS_AHEAD reads in flight.
+ */
+async function* loadChunks(store: BlobStore, units: AsyncGenerator<Unit>, signal: AbortSignal): AsyncGenerator<Unit> {
+  // Units the chunk ids were taken from, oldest first: loadMany yields in the ids' order.
+  const waiting: Unit[] = [];
+  async function* chunkIds(): AsyncGenerator<string> {
+    for await (const unit of units) {
+      waiting.push(unit);
+      if (unit.chunk !== undefined) yield unit.item.node.chunks![unit.chunk]!;
+    }
+  }
+  const loaded = store.loadMany(chunkIds(), { signal, concurrency: PACK_READS_AHEAD })[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      while (waiting.length > 0 && waiting[0]!.chunk === undefined) yield waiting.shift()!;
+      const next = await loaded.next();
+      while (waiting.length > 0 && waiting[0]!.chunk === undefined) yield waiting.shift()!;
+      if (next.done) return;
+      yield { ...waiting.shift()!, data: next.value.data };
+    }
+  } finally {
+    await loaded.return?.(undefined);
+  }
 }
 
 /**

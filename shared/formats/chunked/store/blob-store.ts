@@ -243,21 +243,27 @@ export class BlobStore {
   /**
    * Many blobs' plaintexts in the order of `ids`, read `concurrency` ranged GETs ahead (default
    * 4); consecutive ids whose blobs lie close together in one pack are read by one GET (restic's
-   * restorer). Memory: about `concurrency` × 16 MiB at most.
+   * restorer). Each blob is decoded and checked only when its turn comes, so memory holds about
+   * `concurrency` × 16 MiB of stored bytes and one decoded blob at a time.
    * @throws as `load`, when the blob's turn comes.
    */
   async *loadMany(ids: Iterable<string> | AsyncIterable<string>, options: SignalOptions & { concurrency?: number } = {}): AsyncIterable<{ id: string; data: Buffer }> {
     const concurrency = options.concurrency ?? 4;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`blob store: concurrency must be a positive integer, got ${concurrency}`);
-    const read = async (batch: ReadBatch | { id: string; pending: PendingBlob }): Promise<{ id: string; data: Buffer }[]> => {
-      if ('pending' in batch) {
-        const { pack, slot } = batch.pending;
-        return [{ id: batch.id, data: this.decode(batch.id, pack.blobs[slot]!, pack.entries[slot]!.rawLength) }];
+    const read = async (batch: ReadBatch | { id: string; pending: PendingBlob }): Promise<{ batch: ReadBatch; start: number; bytes: Buffer } | { id: string; pending: PendingBlob }> =>
+      'pending' in batch ? batch : { batch, ...(await this.readRange(batch, options)) };
+    for await (const done of mapOrderedAsync(this.batches(ids), concurrency, read)) {
+      if ('pending' in done) {
+        const { pack, slot } = done.pending;
+        yield { id: done.id, data: this.decode(done.id, pack.blobs[slot]!, pack.entries[slot]!.rawLength) };
+        continue;
       }
-      const data = await this.readBatch(batch, options);
-      return batch.ids.map((id, i) => ({ id, data: data[i]! }));
-    };
-    for await (const blobs of mapOrderedAsync(this.batches(ids), concurrency, read)) yield* blobs;
+      const { batch, start, bytes } = done;
+      for (let i = 0; i < batch.ids.length; i++) {
+        const { offset, length, rawLength } = batch.locations[i]!;
+        yield { id: batch.ids[i]!, data: this.decode(batch.ids[i]!, bytes.subarray(offset - start, offset - start + length), rawLength) };
+      }
+    }
   }
 
   /**
@@ -438,20 +444,25 @@ export class BlobStore {
 
   /** One ranged GET covering the batch's blobs, each cut out and decoded. */
   private async readBatch(batch: ReadBatch, options: SignalOptions): Promise<Buffer[]> {
+    const { start, bytes } = await this.readRange(batch, options);
+    return batch.locations.map((location, i) => this.decode(batch.ids[i]!, bytes.subarray(location.offset - start, location.offset - start + location.length), location.rawLength));
+  }
+
+  /** The stored bytes of one ranged GET covering the batch's blobs, and the pack offset they start at. */
+  private async readRange(batch: ReadBatch, options: SignalOptions): Promise<{ start: number; bytes: Buffer }> {
     const first = batch.locations[0]!;
     const last = batch.locations[batch.locations.length - 1]!;
     const start = first.offset;
     const end = last.offset + last.length;
     const packId = this.packIds[first.pack]!;
     const what = `pack ${packId} bytes ${start}-${end - 1}`;
-    let bytes: Buffer;
     try {
-      bytes = end > start ? await readExactly(await this.storage.get(packKey(packId), { range: { start, end: end - 1 }, signal: options.signal }), end - start, what) : Buffer.alloc(0);
+      const bytes = end > start ? await readExactly(await this.storage.get(packKey(packId), { range: { start, end: end - 1 }, signal: options.signal }), end - start, what) : Buffer.alloc(0);
+      return { start, bytes };
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(`blob store: pack ${packId} is missing (blob ${batch.ids[0]})`, { cause: err });
       throw err;
     }
-    return batch.locations.map((location, i) => this.decode(batch.ids[i]!, bytes.subarray(location.offset - start, location.offset - start + location.length), location.rawLength));
   }
 
   /** Opens, decompresses and checks a stored blob. @throws IntegrityError. */

@@ -28,6 +28,9 @@ export const nullProgress: ProgressSink = {
 /**
  * Counts bytes and entries and hands a report to `publish` at most once per `intervalMs`
  * (and once more on `flush`), with the rate over the whole job and the ETA when the total is known.
+ * The first report comes one interval after the start (the job's `started` event says it began),
+ * so a job shorter than that publishes once, at its `flush`: each report is a Redis write of the
+ * job's progress, which small jobs paid twice.
  */
 export class ProgressTracker implements ProgressSink {
   private phase: Phase = 'preparing';
@@ -36,7 +39,7 @@ export class ProgressTracker implements ProgressSink {
   private entries = 0;
   private transferred: number | undefined;
   private readonly startedAt = Date.now();
-  private lastPublishedAt = 0;
+  private lastPublishedAt = this.startedAt;
 
   constructor(
     private readonly publish: (report: ProgressReport) => void,

@@ -18,10 +18,10 @@ import {
   type StorageObserver,
 } from '../storage-driver.js';
 import { bodyChunks } from '../body-chunks.js';
+import { fsyncPath } from '../../fsutil/fsync.js';
 import { closeFd, fsyncFd, openFd, writeFd } from '../../fsutil/fd.js';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../storage-input.js';
 import { sweepLeftovers } from './sweep-leftovers.js';
-import { FolderSync } from './folder-sync.js';
 
 /** Name prefix of in-progress writes; `list` skips such files and keys may not use it. */
 export const FS_TEMP_PREFIX = '.tmp-';
@@ -47,8 +47,6 @@ export class FsDriver implements StorageDriver {
   readonly kind = 'fs';
   private readonly root: string;
   private readonly observer: StorageObserver;
-  /** Puts renaming into one folder at the same time share its fsync (a snapshot's archive and entry index). */
-  private readonly folders = new FolderSync();
 
   constructor(options: FsDriverOptions) {
     if (!isAbsolute(options.root)) throw new InvalidInputError(`fs: root must be an absolute path, got ${JSON.stringify(options.root)}`);
@@ -78,7 +76,7 @@ export class FsDriver implements StorageDriver {
         fd = undefined;
         await closeFd(opened);
         await rename(tempPath, path);
-        await this.folders.sync(dirname(path));
+        await fsyncPath(dirname(path));
         return { key, size, sha256 };
       } catch (err) {
         if (fd !== undefined) await closeFd(fd).catch(() => {});
@@ -186,7 +184,7 @@ export class FsDriver implements StorageDriver {
           }
         }
       }
-      if (options.durable !== false) await this.folders.sync(dirname(toPath));
+      if (options.durable !== false) await fsyncPath(dirname(toPath));
     });
   }
 

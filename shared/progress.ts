@@ -34,6 +34,9 @@ export const nullProgress: ProgressSink = {
 /**
  * Counts bytes and entries and hands a report to `publish` at most once per `intervalMs`
  * (and once more on `flush`), with the rate over the whole job and the ETA when the total is known.
+ * The first report comes one interval after the start (the job's `started` event says it began),
+ * so a job shorter than that publishes once, at its `flush`: each report is a Redis write of the
+ * job's progress, which small jobs paid twice.
  */
 export class ProgressTracker implements ProgressSink {
   private phase: Phase = 'preparing';
@@ -43,7 +46,7 @@ export class ProgressTracker implements ProgressSink {
   private transferred: number | undefined;
   private stored: { bytesNew: number; bytesDeduplicated: number } | undefined;
   private readonly startedAt = Date.now();
-  private lastPublishedAt = 0;
+  private lastPublishedAt = this.startedAt;
 
   constructor(
     private readonly publish: (report: ProgressReport) => void,

@@ -235,4 +235,18 @@ describe('failed snapshots leave no folder behind', () => {
     assert.deepEqual(result.removedIncomplete.sort(), [emptyId, staleId].sort());
     assert.deepEqual(await everything(root), ['snapshots', `snapshots/${youngId}`], 'a folder younger than the grace may be a put in flight');
   });
+
+  it('a retried attempt removes the temp files its crashed attempt left in the snapshot folder, and nothing else', async () => {
+    const id = newSnapshotId();
+    const other = newSnapshotId();
+    for (const folder of [id, other]) {
+      await mkdir(path.join(root, 'snapshots', folder), { recursive: true });
+      await writeFile(path.join(root, 'snapshots', folder, '.tmp-0123456789abcdef'), 'half an archive');
+    }
+    await writeFile(path.join(root, 'snapshots', id, 'archive.tar'), 'a whole archive of the crashed attempt');
+    await repository.discardSnapshotLeftovers(id);
+    assert.deepEqual(await everything(path.join(root, 'snapshots', id)), ['archive.tar'], 'the attempt replaces its objects itself');
+    assert.deepEqual(await everything(path.join(root, 'snapshots', other)), ['.tmp-0123456789abcdef'], "another snapshot's temp file may be a live put");
+    for (const folder of [id, other]) await rm(path.join(root, 'snapshots', folder), { recursive: true });
+  });
 });

@@ -250,6 +250,7 @@ export class QueueWorker {
       // Every attempt of this job writes the same snapshot id, so a retry replaces its own leftovers.
       const snapshotId = snapshotIdForJob(job.timestamp, `${this.config.prefix}:${this.config.queueName}:${job.id}`);
       const { repo } = parsed.data as { repo?: string };
+      if (parsed.kind === 'snapshot' && job.attemptsStarted > 1) await this.discardLeftovers(job, repo, snapshotId, abort);
       const result = await runJob(
         {
           kind: parsed.kind,
@@ -351,6 +352,21 @@ export class QueueWorker {
       ? { pendingUpload: recorded.pendingUpload, morePendingUploads: [...(recorded.morePendingUploads ?? []), upload] }
       : { pendingUpload: upload };
     await job.updateData({ ...(job.data as object), [BOOKKEEPING_KEY]: bookkeeping });
+  }
+
+  /**
+   * Before a snapshot's second or later attempt (a retry, or a takeover after a worker died): the
+   * temp files an attempt that died left in the snapshot's folder are removed (a filesystem
+   * repository's puts record none on the job, see FsDriver.put). Best effort, as for uploads
+   * below: a failure is logged, and prune's sweep removes them later.
+   */
+  private async discardLeftovers(job: Job, repo: string | undefined, snapshotId: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.deps.runtime.repository(repo).discardSnapshotLeftovers(snapshotId, { signal });
+    } catch (err) {
+      throwIfAborted(signal);
+      this.deps.logger.warn({ jobId: job.id, err: errorMessage(err) }, 'could not remove what an earlier attempt left in the snapshot folder; going on (prune removes it)');
+    }
   }
 
   /**

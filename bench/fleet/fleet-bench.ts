@@ -41,7 +41,7 @@ export interface FleetOptions {
 }
 
 /** One measured batch. */
-interface Measurement {
+export interface Measurement {
   jobsPerSecond: number;
   /** CPU-seconds per job of the workers, the Redis servers and the producer (this process). */
   workerCpu: number;
@@ -94,8 +94,12 @@ export async function fleetBench(options: FleetOptions): Promise<FleetRow[]> {
   }
 }
 
-/** One batch of `options.jobs` small snapshots through `workers` fresh worker processes. */
-async function measure(options: FleetOptions, redis: RedisUnderTest, workers: number, root: string, source: string): Promise<Measurement> {
+/**
+ * One batch of `options.jobs` small snapshots through `workers` fresh worker processes of
+ * `options.cli`, into a repository under `root`, of the directory `source` (under `root`).
+ * Exported for A/B runs of two builds batch by batch.
+ */
+export async function measure(options: FleetOptions, redis: RedisUnderTest, workers: number, root: string, source: string): Promise<Measurement> {
   const queueName = `fleet-${randomBytes(4).toString('hex')}`;
   // A hash tag on both, so the key layout is the same and only the server differs.
   const prefix = '{fleet}';

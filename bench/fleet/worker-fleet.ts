@@ -22,7 +22,8 @@ export interface WorkerFleet {
 /**
  * Starts `count` workers with `env` (queue, Redis, repositories…) and resolves once every one
  * answers `/readyz`.
- * @throws Error naming the worker and its last log lines when one exits or is not ready in 60 s.
+ * @throws Error naming the worker and its last log lines when one exits or is not ready in 3 minutes
+ * (a loaded 2-core machine took over a minute to start one).
  */
 export async function startWorkerFleet(cli: string, count: number, env: NodeJS.ProcessEnv): Promise<WorkerFleet> {
   const workers: Array<{ child: ChildProcess; port: number; logs: () => string }> = [];
@@ -55,7 +56,7 @@ export async function startWorkerFleet(cli: string, count: number, env: NodeJS.P
             if (child.exitCode !== null) throw new Error(`worker ${i + 1} exited ${child.exitCode}: ${logs().trim()}`);
             return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok ?? false;
           },
-          60_000,
+          180_000,
         ),
       ),
     );

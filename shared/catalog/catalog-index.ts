@@ -69,7 +69,8 @@ export class CatalogIndex {
   /**
    * After a record is written: its index entry, then the pending marker cleared. Where the
    * storage renames (a filesystem), both are one step: the marker becomes an index object, which
-   * saves a put (temp file, fsync, rename, folder fsync) and a delete per commit. Elsewhere, and
+   * saves a put (temp file, fsync, rename, folder fsync) and a delete per commit; the rename
+   * itself needs no fsync (see below). Elsewhere, and
    * when a compaction settled the marker meanwhile, a new object is appended and the marker deleted.
    */
   async committed(record: SnapshotRecord, options?: SignalOptions): Promise<void> {
@@ -77,7 +78,10 @@ export class CatalogIndex {
     const marker = pendingKey(lineage, record.id);
     if (this.store.driver.rename) {
       try {
-        await this.store.driver.rename(marker, newIndexObjectKey(lineage), options);
+        // Not made durable here (no folder fsync): until the rename is on disk, a crash leaves
+        // the marker in place instead, through which every reader finds the record, and the
+        // next compaction settles it. The commit was durable once the record was.
+        await this.store.driver.rename(marker, newIndexObjectKey(lineage), { ...options, durable: false });
         await this.compactIfLong(lineage, options);
         return;
       } catch (err) {

@@ -273,6 +273,16 @@ export class Repository {
     await this.driver.abortUpload?.(key, uploadId, options);
   }
 
+  /**
+   * Before a retried attempt writes snapshot `id` again: removes what puts of an earlier attempt
+   * that died left in the snapshot's folder and `list` never shows (a filesystem's temp files),
+   * where the driver has such leftovers. Objects, the record included, are left: the new attempt
+   * replaces them. Uploads recorded by token (S3 multipart) are ended by `discardUpload` instead.
+   */
+  async discardSnapshotLeftovers(id: string, options?: SignalOptions): Promise<void> {
+    await this.driver.sweepLeftovers?.(`${SNAPSHOTS}${checkedId(id)}/`, new Date(), options);
+  }
+
   /** Streams a stored object (a key from a record). @throws NotFoundError when absent. */
   getObject(key: string, options?: GetOptions): Promise<Readable> {
     return this.driver.get(key, options);

@@ -56,6 +56,15 @@ export interface SignalOptions {
   signal?: AbortSignal;
 }
 
+export interface RenameOptions extends SignalOptions {
+  /**
+   * False: the new name need not be durable on return (no folder fsync). Only for a caller that,
+   * after a crash, finds the object as well under `from` (the rename undone) as under `to`.
+   * Default true.
+   */
+  durable?: boolean;
+}
+
 /**
  * One small interface for every storage backend (filesystem, S3). Keys are `/`-separated,
  * relative, without `..`; each driver maps them under its own root.
@@ -81,12 +90,13 @@ export interface StorageDriver {
   delete(key: string, options?: SignalOptions): Promise<void>;
   /**
    * Gives the object `from` the key `to` in one atomic step, where the storage can (a filesystem:
-   * `rename(2)`, then an fsync of `to`'s folder, so the new key is durable on return; after a
-   * crash `from` may be found as well, on a filesystem that does not journal both folders in one
-   * step). Object stores have no such step and leave this out; callers then put and delete.
+   * `rename(2)`, then an fsync of `to`'s folder, so the new key is durable on return unless
+   * `options.durable` is false; after a crash `from` may be found as well, on a filesystem that
+   * does not journal both folders in one step). Object stores have no such step and leave this
+   * out; callers then put and delete.
    * @throws NotFoundError when `from` is absent.
    */
-  rename?(from: string, to: string, options?: SignalOptions): Promise<void>;
+  rename?(from: string, to: string, options?: RenameOptions): Promise<void>;
   /**
    * Cleans up a server-side upload left by a crashed attempt (S3 multipart). Drivers without such
    * a notion do nothing.

@@ -12,6 +12,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type RenameOptions,
   type SignalOptions,
   type StorageDriver,
   type StorageObserver,
@@ -61,10 +62,11 @@ export class FsDriver implements StorageDriver {
       const tempPath = join(dirname(path), tempName);
       let fd: number | undefined;
       try {
+        // No `onUploadStarted` for the temp file: what a dead process leaves is found without
+        // being recorded (a temp name in the key's folder; `sweepLeftovers` of that folder removes
+        // it, as a retried snapshot does first), which spares the caller a write per put (the
+        // queue worker's was a Redis round trip).
         fd = await openTemp(tempPath);
-        // The temp file is this driver's "upload in flight": a caller that records it can have a
-        // later attempt remove it if this process dies before the rename (see abortUpload).
-        await options.onUploadStarted?.(tempName);
         const { size, sha256 } = await this.writeBody(fd, key, body, options);
         if (options.size !== undefined && options.size !== size) {
           throw new IntegrityError(`fs: put ${key}: body has ${size} bytes, ${options.size} were declared`);
@@ -151,11 +153,12 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
-   * Renames within the root, then fsyncs the destination's folder (making it first if missing),
-   * as a put ends. The source's folder is left even when emptied: the catalog index renames
-   * pending commits out of `pending/` and puts the next one there.
+   * Renames within the root (making the destination's folder first if missing), then, unless
+   * `options.durable` is false, fsyncs the destination's folder, as a put ends. The source's
+   * folder is left even when emptied: the catalog index renames pending commits out of
+   * `pending/` and puts the next one there.
    */
-  async rename(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
     const fromPath = this.pathOf('rename', from);
     const toPath = this.pathOf('rename', to);
     await this.observed('rename', from, async () => {
@@ -181,13 +184,14 @@ export class FsDriver implements StorageDriver {
           }
         }
       }
-      await fsyncPath(dirname(toPath));
+      if (options.durable !== false) await fsyncPath(dirname(toPath));
     });
   }
 
   /**
    * Removes the temp file a crashed put of `key` left behind (`uploadId` is the temp file's name,
-   * as passed to `onUploadStarted`). A missing file is fine: the put finished or was cleaned up.
+   * as earlier versions passed it to `onUploadStarted`; queued jobs may still hold such tokens). A
+   * missing file is fine: the put finished or was cleaned up.
    */
   async abortUpload(key: string, uploadId: string): Promise<void> {
     const path = this.pathOf('abort_upload', key);

@@ -71,6 +71,20 @@ function zstdBinding(): { path: string; binding: Binding } {
 type Reply = { seq: number; data: Uint8Array; tar: number } | { seq: number; error: string };
 
 /**
+ * The first frame buffer of a stream; it doubles as input comes, up to the frame size. A small
+ * snapshot's whole tar fits, where a full frame buffer allocated per stream (4 MiB, twice for a
+ * one-frame archive) was a good part of a small job's allocation and garbage collection.
+ */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Contexts for frames compressed on the calling thread, one per level, kept for the process:
+ * making a context per stream allocated zstd's tables for every small snapshot. Used only
+ * synchronously (one `compress2` call at a time), so concurrent streams can share one.
+ */
+const inlineContexts = new Map<number, { cctx: InstanceType<Binding['CCtx']>; binding: Binding }>();
+
+/**
  * Compresses a tar stream into independent zstd frames of `frameBytes` tar bytes each, followed by
  * the seek table (seek-table.ts): the zstd seekable format. A stock `zstd -d` reads the result as
  * any multi-frame zstd file.
@@ -103,7 +117,7 @@ export class SeekableZstdCompressStream extends Transform {
     super({ readableHighWaterMark: 1024 * 1024 });
     if (!Number.isInteger(options.level) || options.level < -131072 || options.level > 22) throw new InvalidInputError(`archive: zstd level ${options.level} is not an integer from -131072 to 22`);
     this.frameBytes = options.frameBytes ?? FRAME_BYTES;
-    this.frame = Buffer.allocUnsafeSlow(this.frameBytes);
+    this.frame = Buffer.allocUnsafeSlow(Math.min(FIRST_BUFFER_BYTES, this.frameBytes));
   }
 
   /** The frames and seek table written; undefined until the stream ended. */
@@ -115,7 +129,8 @@ export class SeekableZstdCompressStream extends Transform {
     try {
       let at = 0;
       while (at < chunk.length) {
-        const n = Math.min(chunk.length - at, this.frameBytes - this.used);
+        if (this.used === this.frame.length) this.growFrame();
+        const n = Math.min(chunk.length - at, this.frame.length - this.used);
         chunk.copy(this.frame, this.used, at, at + n);
         this.used += n;
         at += n;
@@ -143,31 +158,32 @@ export class SeekableZstdCompressStream extends Transform {
     callback(error);
   }
 
+  /** A frame buffer twice as large (at most a frame), holding what the current one holds. */
+  private growFrame(): void {
+    const larger = Buffer.allocUnsafeSlow(Math.min(this.frame.length * 2, this.frameBytes));
+    this.frame.copy(larger, 0, 0, this.used);
+    this.frame = larger;
+  }
+
   /** Hands the filled frame to a thread (or compresses it here) and starts a new one. */
   private dispatch(): void {
     const input = this.frame.subarray(0, this.used);
     const seq = this.nextSeq++;
-    this.frame = Buffer.allocUnsafeSlow(this.frameBytes);
     this.used = 0;
     if (this.options.threads <= 0) {
-      this.inline ??= this.inlineContext();
+      // Compressed before this returns: the same buffer takes the next frame.
+      this.inline ??= inlineContext(this.options.level);
       const { cctx, binding } = this.inline;
       const dst = Buffer.allocUnsafeSlow(binding.compressBound(input.length));
       const size = cctx.compress2(dst, input);
       this.onReply({ seq, data: dst.subarray(0, size), tar: input.length });
       return;
     }
+    // The filled buffer moves to a thread: a new one, a whole frame (this is a large snapshot).
+    this.frame = Buffer.allocUnsafeSlow(this.frameBytes);
     const worker = this.idle.pop() ?? (this.workers.length < this.options.threads ? this.startWorker() : undefined);
     if (worker) post(worker, seq, input);
     else this.pending.push({ seq, input });
-  }
-
-  private inlineContext() {
-    const { binding } = zstdBinding();
-    const cctx = new binding.CCtx();
-    cctx.setParameter(binding.CParameter.compressionLevel, this.options.level);
-    cctx.setParameter(binding.CParameter.checksumFlag, 1);
-    return { cctx, binding };
   }
 
   private startWorker(): Worker {
@@ -221,6 +237,19 @@ export class SeekableZstdCompressStream extends Transform {
     this.flushDone = undefined;
     done();
   }
+}
+
+/** The process's context for `level` (see `inlineContexts`). */
+function inlineContext(level: number): { cctx: InstanceType<Binding['CCtx']>; binding: Binding } {
+  let context = inlineContexts.get(level);
+  if (!context) {
+    const { binding } = zstdBinding();
+    const cctx = new binding.CCtx();
+    cctx.setParameter(binding.CParameter.compressionLevel, level);
+    cctx.setParameter(binding.CParameter.checksumFlag, 1);
+    inlineContexts.set(level, (context = { cctx, binding }));
+  }
+  return context;
 }
 
 function post(worker: Worker, seq: number, input: Buffer): void {

@@ -75,7 +75,7 @@ async function startWorker(): Promise<{ worker: WorkerProcess; port: number }> {
   const port = await freePort();
   const worker = spawnWorker(environment, { SNAPWORKER_METRICS_PORT: String(port) });
   workers.push(worker);
-  await eventually('the worker to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok, 60_000);
+  await eventually('the worker to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok, 180_000);
   return { worker, port };
 }
 

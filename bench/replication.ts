@@ -6,13 +6,17 @@
  * 1. Writer throughput: `replication-writer.ts` (a separate process, one 200-byte row per
  *    transaction, as fast as it can) for `seconds`, without and with a replicator running in
  *    this process (the `SqliteReplicator` the `replicate` job runs, interval 1 s, default
- *    checkpoint thresholds, into a file repository on the same disk); once with the application's
- *    automatic checkpoint at SQLite's default (1,000 pages), once with it off
- *    (`wal_autocheckpoint = 0`, Litestream's advice for busy databases). Rounds alternate the
- *    variants; medians reported; overhead = 1 − with/without, per round and of the medians. Beside
- *    the throughput: the writer's own CPU per transaction (steady on a shared machine, where
- *    throughput follows the CPU the writer is given), the replicator's CPU, and how long each
- *    checkpoint that lets the WAL restart held the write lock.
+ *    checkpoint thresholds, into a file repository on the same disk). Like is compared with like:
+ *    each variant with replication has a partner without it that differs in nothing else (same
+ *    fresh database, WAL mode, `synchronous = NORMAL`, the same application checkpoint policy):
+ *    SQLite's default automatic checkpoint (1,000 pages), and none (`wal_autocheckpoint = 0`,
+ *    Litestream's advice for busy databases; without a replicator nobody checkpoints then, and the
+ *    WAL grows for the whole run). Rounds alternate the variants, each round starting one later;
+ *    medians reported; overhead = 1 − with/without per round and of the medians. Beside the
+ *    throughput, where the writer's time went: its own CPU per transaction (steady on a shared
+ *    machine, where throughput follows the CPU the writer is given), its wait for a CPU, its
+ *    commits that took 2 ms or more (lock waits, its own checkpoint's fsyncs); the replicator's
+ *    CPU; how long each checkpoint that lets the WAL restart held the write lock.
  * 2. Lag under a steady 1,000 transactions/s for 3 × `seconds`: sampled every 100 ms as the
  *    `replicate` job and `snapworker_replication_lag_seconds` define it (now minus the later of
  *    the last sync's start and the last segment's read time); p50, p99 and max.
@@ -31,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { FsDriver } from '../shared/storage/fs/fs-driver.js';
 import { ReplicaStore } from '../shared/kinds/sqlite/replication/replica-store.js';
-import { SqliteReplicator } from '../shared/kinds/sqlite/replication/replicator.js';
+import { SqliteReplicator, type ReplicatorOptions } from '../shared/kinds/sqlite/replication/replicator.js';
 import { lagSeconds } from '../shared/kinds/sqlite/replication/replication-status.js';
 import { listGenerations } from '../shared/kinds/sqlite/replication/list-generations.js';
 import { restoreReplica } from '../shared/kinds/sqlite/replication/restore-replica.js';
@@ -58,11 +62,14 @@ export interface ReplicationFigure {
   value: string;
 }
 
+/** What `replication-writer.ts` prints (see there). */
 interface WriterRun {
   committed: number;
   seconds: number;
   cpuSeconds: number;
   runQueueSeconds: number;
+  slowCommits: number;
+  slowSeconds: number;
 }
 
 interface ReplicatorRun<T> {
@@ -95,7 +102,7 @@ function runWriter(dbPath: string, forSeconds: number, rate: number, autocheckpo
 }
 
 /** Runs `work` with a replicator of `dbPath` running beside it in this process; samples its lag every 100 ms. */
-async function withReplicator<T>(dir: string, dbPath: string, work: () => Promise<T>): Promise<ReplicatorRun<T>> {
+async function withReplicator<T>(dir: string, dbPath: string, work: () => Promise<T>, settings: Partial<ReplicatorOptions> = {}): Promise<ReplicatorRun<T>> {
   const cpuBefore = process.cpuUsage();
   const startedAt = performance.now();
   const store = new ReplicaStore(new FsDriver({ root: path.join(dir, 'repo') }), 'bench');
@@ -104,6 +111,7 @@ async function withReplicator<T>(dir: string, dbPath: string, work: () => Promis
   const replicator = new SqliteReplicator(dbPath, store, {
     stagingDir: dir,
     intervalMs: 1000,
+    ...settings,
     onEvent: (event) => {
       if (event.type === 'synced') status.syncedFrom = event.startedAt.toISOString();
       if (event.type === 'segment') {
@@ -138,29 +146,50 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 }
 
+/** Where a writer run's wall time went (the parts overlap: a commit can wait for a CPU). */
+function timeSplit(run: WriterRun): string {
+  const perSecond = (seconds: number) => (seconds / run.seconds).toFixed(2);
+  return `of each second ran ${perSecond(run.cpuSeconds)} s, waited for a CPU ${perSecond(run.runQueueSeconds)} s, ${perSecond(run.slowSeconds)} s in ${run.slowCommits} commits of 2 ms or more`;
+}
+
 const pct = (fraction: number) => `${(fraction * 100).toFixed(0)} %`;
 const rate = (run: WriterRun) => run.committed / run.seconds;
 const cpuPerTxn = (run: WriterRun) => (run.cpuSeconds / run.committed) * 1e6;
 
+/** A writer run's setting: the application's checkpoint policy, and the replicator's options when one runs. */
+interface Variant {
+  label: string;
+  /** The application's `wal_autocheckpoint`, pages (0: off). */
+  autocheckpoint: number;
+  replicator?: Partial<ReplicatorOptions>;
+  /** Index of the variant without replication this one is compared with (same checkpoint policy). */
+  baseline?: number;
+}
+
+const VARIANTS: Variant[] = [
+  { label: 'application checkpoints at 1,000 pages (SQLite default), no replication', autocheckpoint: 1000 },
+  { label: 'application checkpoints at 1,000 pages, with replication', autocheckpoint: 1000, replicator: {}, baseline: 0 },
+  { label: 'application checkpoints off, no replication (nobody checkpoints: the WAL grows)', autocheckpoint: 0 },
+  { label: 'application checkpoints off, with replication (its checkpoints bound the WAL)', autocheckpoint: 0, replicator: {}, baseline: 2 },
+];
+
 /** 1 and 2: the writer's throughput without and with replication, then the lag at 1,000/s. */
 async function benchWriter(root: string, options: ReplicationBenchOptions): Promise<ReplicationFigure[]> {
-  const variants = [
-    { label: 'without replication', replicated: false, autocheckpoint: 1000 },
-    { label: 'with replication', replicated: true, autocheckpoint: 1000 },
-    { label: 'with replication, application checkpoints off', replicated: true, autocheckpoint: 0 },
-  ];
-  const runs = variants.map(() => [] as WriterRun[]);
+  const runs = VARIANTS.map(() => [] as WriterRun[]);
   const replicatorCpu: number[] = [];
   const lockedMs: number[] = [];
   for (let round = 1; round <= options.rounds; round++) {
-    for (const [i, variant] of variants.entries()) {
+    // Each round starts one variant later, so no variant always follows the same one.
+    for (let k = 0; k < VARIANTS.length; k++) {
+      const i = (k + round - 1) % VARIANTS.length;
+      const variant = VARIANTS[i]!;
       const dir = path.join(root, `round-${round}-${i}`);
       await mkdir(dir);
       const dbPath = path.join(dir, 'app.db');
       // The table exists before the replicator starts, as in an application.
       await runWriter(dbPath, 0.2, 0);
       const write = () => runWriter(dbPath, options.seconds, 0, variant.autocheckpoint);
-      const replicating = variant.replicated ? await withReplicator(dir, dbPath, write) : undefined;
+      const replicating = variant.replicator ? await withReplicator(dir, dbPath, write, variant.replicator) : undefined;
       const run = replicating?.result ?? (await write());
       runs[i]!.push(run);
       if (replicating) {
@@ -168,38 +197,33 @@ async function benchWriter(root: string, options: ReplicationBenchOptions): Prom
         lockedMs.push(...replicating.lockedMs);
       }
       options.log(
-        `round ${round}, ${variant.label}: ${rate(run).toFixed(0)} transactions/s, writer ${cpuPerTxn(run).toFixed(1)} µs CPU per transaction, ` +
-          `waited ${(run.runQueueSeconds / run.seconds).toFixed(2)} s/s for a CPU${replicating ? `; replicator ${replicating.cpuSecondsPerSecond.toFixed(2)} CPU s/s, write lock ${replicating.lockedMs.map((ms) => ms.toFixed(0)).join(', ') || 'never'} ms` : ''}`,
+        `round ${round}, ${variant.label}: ${rate(run).toFixed(0)} transactions/s, writer ${cpuPerTxn(run).toFixed(1)} µs CPU per transaction; ${timeSplit(run)}` +
+          (replicating
+            ? `; replicator ${replicating.cpuSecondsPerSecond.toFixed(2)} CPU s/s, ${replicating.segments} segments, write lock ${replicating.lockedMs.map((ms) => ms.toFixed(0)).join(', ') || 'never'} ms`
+            : ''),
       );
       await rm(dir, { recursive: true, force: true });
     }
   }
-  const base = runs[0]!;
-  const figures: ReplicationFigure[] = [
-    {
-      figure: `writer at full speed, no replication (median of ${options.rounds})`,
-      value: `${median(base.map(rate)).toFixed(0)} transactions/s; ${median(base.map(cpuPerTxn)).toFixed(1)} µs of writer CPU per transaction`,
-    },
-  ];
-  for (const [i, variant] of variants.entries()) {
-    if (i === 0) continue;
+  const figures: ReplicationFigure[] = [];
+  for (const [i, variant] of VARIANTS.entries()) {
     const own = runs[i]!;
-    const paired = own.map((run, round) => 1 - rate(run) / rate(base[round]!));
-    const cpuPaired = own.map((run, round) => cpuPerTxn(run) / cpuPerTxn(base[round]!) - 1);
-    figures.push({
-      figure: variant.label,
-      value:
-        `${median(own.map(rate)).toFixed(0)} transactions/s: throughput overhead ${pct(median(paired))} (rounds: ${paired.map(pct).join(', ')}); ` +
-        `writer CPU per transaction ${median(own.map(cpuPerTxn)).toFixed(1)} µs, ${median(cpuPaired) >= 0 ? '+' : ''}${pct(median(cpuPaired))} (rounds: ${cpuPaired.map(pct).join(', ')})`,
-    });
+    let value = `${median(own.map(rate)).toFixed(0)} transactions/s; writer CPU per transaction ${median(own.map(cpuPerTxn)).toFixed(1)} µs`;
+    const share = (field: 'cpuSeconds' | 'runQueueSeconds' | 'slowSeconds') => median(own.map((run) => run[field] / run.seconds)).toFixed(2);
+    if (variant.baseline !== undefined) {
+      const base = runs[variant.baseline]!;
+      const paired = own.map((run, round) => 1 - rate(run) / rate(base[round]!));
+      const cpuPaired = own.map((run, round) => cpuPerTxn(run) / cpuPerTxn(base[round]!) - 1);
+      value +=
+        `, ${median(cpuPaired) >= 0 ? '+' : ''}${pct(median(cpuPaired))} (rounds: ${cpuPaired.map(pct).join(', ')}); ` +
+        `throughput overhead ${pct(median(paired))} (rounds: ${paired.map(pct).join(', ')})`;
+    }
+    value += `; of each second the writer ran ${share('cpuSeconds')} s, waited for a CPU ${share('runQueueSeconds')} s, spent ${share('slowSeconds')} s in commits of 2 ms or more`;
+    figures.push({ figure: `${variant.label} (median of ${options.rounds})`, value });
   }
   figures.push({
     figure: 'replicator while the writer runs at full speed',
     value: `${median(replicatorCpu).toFixed(2)} CPU-seconds per second; write lock per WAL restart: median ${median(lockedMs).toFixed(1)} ms, max ${Math.max(0, ...lockedMs).toFixed(1)} ms (${lockedMs.length} restarts)`,
-  });
-  figures.push({
-    figure: 'writer waiting for a CPU (machine load)',
-    value: `${median(runs.flat().map((run) => run.runQueueSeconds / run.seconds)).toFixed(2)} s per second (median over every run)`,
   });
 
   const dir = path.join(root, 'steady');

@@ -283,7 +283,8 @@ async function replicationMain(): Promise<void> {
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds alternating the variants, medians; ` +
     `load average ${os.loadavg()[0]!.toFixed(1)} at the end). A writer process commits one 200-byte row per transaction (WAL, \`synchronous = NORMAL\`) as fast as it can for ${seconds} s; ` +
     `the replicator (interval 1 s, default checkpoint thresholds) runs in the bench's process into a file repository on the same disk. ` +
-    `Overheads are 1 − with/without per round (throughput) and with/without − 1 (the writer's CPU per transaction, which the machine's load does not move). See bench/replication.ts.\n\n${table}`;
+    `Each variant with replication is compared with the one without it that differs in nothing else (a fresh database, WAL mode, \`synchronous = NORMAL\`, the same application checkpoint policy). ` +
+    `Overheads are 1 − with/without per round (throughput) and with/without − 1 (the writer's CPU per transaction, which the machine's load moves less). See bench/replication.ts.\n\n${table}`;
   console.log('\n' + table);
   if (!args.noWrite) {
     writeSection(path.join(PROJECT, 'docs', 'benchmarks.md'), 'replication', 'SQLite replication', section);

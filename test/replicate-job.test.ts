@@ -75,7 +75,7 @@ async function startWorker(): Promise<{ worker: WorkerProcess; port: number }> {
   const port = await freePort();
   const worker = spawnWorker(environment, { SNAPWORKER_METRICS_PORT: String(port) });
   workers.push(worker);
-  await eventually('the worker to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok, 60_000);
+  await eventually('the worker to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok, 180_000);
   return { worker, port };
 }
 
@@ -112,9 +112,13 @@ describe('replicate job', () => {
     assert.match(metrics, /snapworker_replication_segment_bytes_total\{database="app"\} \d+/);
     assert.doesNotMatch(metrics, new RegExp(`database="${dbPath}`), 'no path as a label');
 
-    // Let it ship for a while, then kill its worker mid-run.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Start the second worker, let the first ship past the moment it was ready, then kill the first mid-run.
     const second = await startWorker();
+    const secondReadyAt = Date.now();
+    await eventually('a segment shipped after the second worker started', async () => {
+      const listing = (await listReplicators()).find((l) => l.jobId === JOB_ID);
+      return listing?.shippedAt && Date.parse(listing.shippedAt) > secondReadyAt;
+    }, 60_000);
     first.worker.child.kill('SIGKILL');
     await first.worker.exited;
     const killedAt = Date.now();
@@ -185,6 +189,20 @@ describe('replicate job', () => {
     }
   });
 
+  it('lists a replicator that ended more than a day ago only with --all, and counts it under the table', async () => {
+    // The first test's replicator ended (stopped, or failed if that test did); move its end two days back.
+    const redis = (await environment.queue.client) as unknown as { hset(key: string, field: string, value: string): Promise<number> };
+    await redis.hset(environment.queue.toKey(JOB_ID), 'finishedOn', String(Date.now() - 2 * 24 * 3600_000));
+    const table = await run(['replicate', 'ls']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.doesNotMatch(table.stdout, /replicate\.default\.app$/m);
+    assert.match(table.stdout, /^1 ended more than a day ago( \(1 failed\))?, not shown: replicate ls --all$/m);
+    assert.ok(!(await listReplicators()).some((l) => l.jobId === JOB_ID), 'not in --json either');
+    const all = await run(['replicate', 'ls', '--all']);
+    assert.match(all.stdout, /^app +(stopped|failed: ).*replicate\.default\.app$/m);
+    assert.doesNotMatch(all.stdout, /not shown/);
+  });
+
   it('refuses a database that is not in WAL mode with one line, without retries', async () => {
     const dbPath = path.join(environment.root, 'journal.db');
     const { default: Database } = await import('better-sqlite3');
@@ -253,25 +271,32 @@ describe('replicate job', () => {
     const store = new ReplicaStore(storage, 'ret');
     const controller = new AbortController();
     const generations: string[] = [];
-    // A 4 s window: a new generation every 2 s, retention every second.
+    // Resolved by the first status whose sync began after `since` (statuses come at most once a second).
+    let syncedAfter: { since: number; resolve: () => void } | undefined;
+    // A 2 s window: a new generation every second, retention after each.
     const running = runReplicateJob({
       storage,
       source: `sqlite://${dbPath}`,
       intervalMs: 200,
-      retentionMs: 4000,
+      retentionMs: 2000,
       endpoints: { checkPath: () => {}, stagingDir: dir, natsProfiles: {}, restoreSetuid: false } as never,
       signal: controller.signal,
       onChange: (change) => {
         if (change.change === 'generation') generations.push(change.generation!);
       },
+      onStatus: (status) => {
+        if (syncedAfter && status.syncedFrom && Date.parse(status.syncedFrom) > syncedAfter.since) syncedAfter.resolve();
+      },
     }).catch((err: unknown) => err);
-    await eventually('six generations', () => generations.length >= 6, 120_000);
+    await eventually('four generations', () => generations.length >= 4, 120_000);
     const stdout: Buffer[] = [];
     retentionWriter.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
     retentionWriter.kill('SIGTERM');
     await once(retentionWriter, 'exit');
     const committed = Number(/committed (\d+)/.exec(Buffer.concat(stdout).toString())?.[1]);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // A sync that began after the writer's last commit has shipped it.
+    const shipped = new Promise<void>((resolve) => (syncedAfter = { since: Date.now(), resolve }));
+    await Promise.race([shipped, running.then((outcome) => assert.fail(`the replicator ended early: ${String(outcome)}`))]);
     controller.abort(new Error('test over'));
     assert.match(String(await running), /test over/);
 

@@ -29,7 +29,11 @@ before(async () => {
   await mkdir(stagingDir);
 });
 
+/** Every child process a case starts: a case that fails midway must not leave them writing. */
+const children: ChildProcess[] = [];
+
 after(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await rm(root, { recursive: true, force: true });
 });
 
@@ -43,6 +47,7 @@ async function freshCase(): Promise<{ dir: string; dbPath: string; store: Replic
 
 async function startWriter(dbPath: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER_SCRIPT, dbPath, 'wal', 'timed'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   assert.equal(line.toString().trim(), 'ready');
   return child;
@@ -330,6 +335,7 @@ describe('SQLite replication', () => {
     const repoDir = path.join(dir, 'repo');
     const startReplicator = () => {
       const child = spawn(process.execPath, ['--import', 'tsx', REPLICATOR_SCRIPT, dbPath, repoDir, stagingDir, '100'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
       const events: ReplicationEvent[] = [];
       let buffered = '';
       child.stdout!.on('data', (chunk: Buffer) => {
@@ -385,6 +391,7 @@ describe('SQLite replication', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, SNAPWORKER_TEST_REPLICATE_TO: path.join(dir, 'repo'), SNAPWORKER_TEST_STAGING: stagingDir, SNAPWORKER_TEST_INTERVAL_MS: '1000' },
     });
+    children.push(child);
     const [line] = (await once(child.stdout!, 'data')) as [Buffer];
     assert.equal(line.toString().trim(), 'ready');
     // Several rounds, then the kill lands at no particular point of one.

@@ -243,7 +243,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'A worker runs it until "replicate stop"; when the worker stops or dies, another takes it over from the last shipped position. ' +
       '--local runs it in this process (a sidecar) until SIGINT/SIGTERM, which ship what is committed first (exit 130). Restore to a point with a restore job with the replica field (docs/sqlite.md).',
   },
-  { name: 'replicate ls', args: '', minArgs: 0, maxArgs: 0, flags: ['json'], summary: 'list replicators: database, host, generation, last shipped position, lag, state; ended ones (stopped, failed: <reason>) stay listed with when they ended until replicated again or removed from the queue' },
+  { name: 'replicate ls', args: '', minArgs: 0, maxArgs: 0, flags: ['json', 'all'], summary: 'list replicators: database, host, generation, last shipped position, lag, state; those that ended (stopped, failed: <reason>) in the last day with when they ended, older ones counted under the table (--all lists them too)' },
   {
     name: 'replicate stop',
     args: '<name|sqlite:///abs/db|jobId>',

@@ -38,7 +38,7 @@ export const FLAGS = {
   every: { type: 'string', value: 'D', description: 'fixed interval instead of --cron: 90s, 30m, 1h, 1d, 1w' },
   keep: { type: 'string', value: 'POLICY', description: 'retention after each run: keep-daily=7,keep-weekly=4,... (as prune)' },
   paused: { type: 'boolean', description: 'add the schedule paused' },
-  all: { type: 'boolean', description: 'rm: every snapshot matching --source and --label (at least one of them required)' },
+  all: { type: 'boolean', description: 'rm: every snapshot matching --source and --label (at least one of them required); replicate ls: also the replicators that ended more than a day ago' },
   expires: { type: 'string', value: 'D', description: 'link lifetime: 900 (seconds), 15m, 1h or 7d (default 1h)' },
   interval: { type: 'string', value: 'D', description: 'replicate: pause between syncs: 1s (default), 10s, 1m' },
   retention: { type: 'string', value: 'D', description: 'replicate: keep every point of this window restorable (72h, 7d), remove the rest (default: keep all)' },

@@ -103,11 +103,22 @@ export interface ReplicatorListing {
   lastError?: string;
 }
 
-/** `snapworker replicate ls`: every replicate job that is live or ended (until BullMQ removes it). */
-export async function runReplicateList(options: Pick<CliOptions, 'json'>, config: WorkerConfig): Promise<number> {
+/** How long `replicate ls` shows a replicator that ended (without `--all`): a day, long enough to notice why. */
+export const ENDED_SHOWN_MS = 24 * 3600_000;
+
+/**
+ * `snapworker replicate ls [--all]`: every live replicate job, and those that ended (stopped, or
+ * failed: <reason>) in the last day; `--all` shows every ended one the queue still holds (BullMQ
+ * keeps a failed job 30 days, a completed one 7). The rows left out are counted under the table,
+ * so a failure never vanishes from the listing without a trace.
+ */
+export async function runReplicateList(options: Pick<CliOptions, 'json' | 'all'>, config: WorkerConfig): Promise<number> {
   const client = await connectQueue(config);
   try {
-    const listings = await listReplicators(client);
+    const everything = await listReplicators(client);
+    const shownSince = Date.now() - ENDED_SHOWN_MS;
+    const listings = options.all ? everything : everything.filter((l) => !l.endedAt || Date.parse(l.endedAt) >= shownSince);
+    const hidden = everything.length - listings.length;
     if (options.json) {
       process.stdout.write(JSON.stringify(listings, null, 2) + '\n');
       return 0;
@@ -123,6 +134,10 @@ export async function runReplicateList(options: Pick<CliOptions, 'json'>, config
     if (endedCount > 0) {
       // Said under the table so an operator knows these rows are history, not replicators to worry about.
       rows.push([`${endedCount} ended: a stopped one is replaced when the database is replicated again; the queue drops ended rows with their jobs (completed after 7 days, failed after 30)`]);
+    }
+    if (hidden > 0) {
+      const failed = everything.filter((l) => l.endedAt && Date.parse(l.endedAt) < shownSince && l.state.startsWith('failed')).length;
+      rows.push([`${hidden} ended more than a day ago${failed ? ` (${failed} failed)` : ''}, not shown: replicate ls --all`]);
     }
     const table = rows.filter((row) => row.length > 1);
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));

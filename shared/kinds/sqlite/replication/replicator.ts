@@ -20,23 +20,25 @@ export interface ReplicatorOptions {
   /** How often a sync begins, in ms (the pause after a sync is the rest of the interval). Default 1000. */
   intervalMs?: number;
   /**
-   * WAL size in bytes past which each sync ends with a PASSIVE checkpoint while the replicator's
-   * read transaction stays open: it copies shipped frames into the database, takes no lock the
-   * application waits for and cannot restart the WAL. Default 4 MiB (about 1,000 pages,
-   * Litestream's `MinCheckpointPageN`).
+   * WAL size in bytes past which a sync checkpoints. Default 4 MiB (about 1,000 pages: SQLite's
+   * own automatic checkpoint, Litestream's `MinCheckpointPageN`).
    */
   checkpointBytes?: number;
   /**
-   * WAL size in bytes past which the replicator lets the WAL restart: it takes the write lock for
-   * a moment, ships the last frames and checkpoints with no read transaction of its own open, so
-   * the WAL cannot grow without bound. Default 40 MiB (about 10,000 pages, Litestream's
-   * `MaxCheckpointPageN`).
+   * WAL size in bytes past which the checkpoint lets the WAL restart: it takes the write lock for
+   * a moment, ships the last frames and checkpoints with no read transaction of its own open.
+   * Below it (when set above `checkpointBytes`), a checkpoint runs while the replicator's read
+   * transaction stays open: it copies shipped frames into the database, takes no lock the
+   * application waits for, and cannot restart the WAL. Default 4 MiB, the same as
+   * `checkpointBytes`: every checkpoint lets the WAL restart, as Litestream's do (`db.go`
+   * `checkpointWithExecutor`), so the WAL stays the size it has without replication and the
+   * application's automatic checkpoint stops being retried after every commit sooner.
    */
   restartBytes?: number;
   /**
    * Age in ms of the WAL (since its last restart by the replicator, or since the replicator
-   * started) past which a WAL above `checkpointBytes` is restarted too, so a slow writer's WAL
-   * does not stay large for long. Default 60 s (Litestream's `CheckpointInterval`).
+   * started) past which a WAL above `checkpointBytes` is restarted too, when `restartBytes` is
+   * larger. Default 60 s (Litestream's `CheckpointInterval`).
    */
   restartIntervalMs?: number;
   /** Frames read per segment, in bytes; a larger transaction goes whole into one segment. Default 16 MiB. */
@@ -58,7 +60,7 @@ export interface ReplicatorOptions {
 const DEFAULTS = {
   intervalMs: 1000,
   checkpointBytes: 4 * 1024 * 1024,
-  restartBytes: 40 * 1024 * 1024,
+  restartBytes: 4 * 1024 * 1024,
   restartIntervalMs: 60_000,
   maxSegmentBytes: 16 * 1024 * 1024,
   busyTimeoutMs: 100,
@@ -119,14 +121,20 @@ type Continuation = { from: ChainPoint; index: number } | { idle: true } | { bro
  *   overwriting frames not shipped yet. Our own connections never checkpoint on their own.
  * - Each sync reads the frames after the last shipped position, checks their salts and running
  *   checksum, and stores those up to the last commit frame as one segment: whole transactions only.
- * - Checkpoints follow Litestream's policy (`db.go` Sync: PASSIVE past `MinCheckpointPageN`,
- *   RESTART past `MaxCheckpointPageN` or after `CheckpointInterval`). Past `checkpointBytes`, a
- *   PASSIVE checkpoint runs with the read transaction still open, so it copies only shipped frames
- *   and cannot restart the WAL; nobody waits for it. Past `restartBytes` (or `checkpointBytes`
- *   once the WAL is `restartIntervalMs` old), it takes the write lock for a moment, reads the last
- *   frames, runs a PASSIVE checkpoint with no read transaction of ours, releases the lock, then
- *   stores those frames; when that checkpoint moved the whole WAL, a marker records it, so the WAL
- *   the next writer restarts (new salts) continues the chain at the next index.
+ * - Checkpoints follow Litestream's policy (`db.go` `checkpointIfNeeded` and
+ *   `checkpointWithExecutor`, 2026): past `MinCheckpointPageN` (1,000 pages) a PASSIVE checkpoint
+ *   with Litestream's read lock released, under a write-lock barrier, so the WAL restarts; its
+ *   RESTART mode was removed (Litestream issue #724: writers blocked indefinitely). Past
+ *   `restartBytes` (default: `checkpointBytes`, 4 MiB), or past `checkpointBytes` once the WAL is
+ *   `restartIntervalMs` old, a sync lets the WAL restart: twice without a lock it pins a read
+ *   transaction at the WAL's end, ships every frame up to it and runs a PASSIVE checkpoint; then
+ *   it takes the write lock for a moment, reads the last frames, runs a PASSIVE checkpoint with no
+ *   read transaction of ours, releases the lock, then stores those frames; when that checkpoint
+ *   moved the whole WAL, a marker records it, so the WAL the next writer restarts (new salts)
+ *   continues the chain at the next index. Unlike Litestream, the bulk of the copy runs before the
+ *   lock, not under it. With `restartBytes` set above `checkpointBytes`, syncs in between run a
+ *   PASSIVE checkpoint with the read transaction still open, so it copies only shipped frames and
+ *   cannot restart the WAL; nobody waits for it.
  * - Anything else that breaks the chain (other salts without our checkpoint, a checksum that no
  *   longer matches at the shipped offset, a truncated WAL, a replaced database file) starts a new
  *   generation with a fresh snapshot instead of shipping a broken chain.

@@ -12,6 +12,7 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
@@ -122,6 +123,26 @@ describe('age streams', () => {
     }
   });
 
+  // A Writable sees every buffer pushed (an async iterator would read them joined).
+  const collect = (into: Buffer[]) => new Writable({ write: (chunk: Buffer, _encoding, done) => (into.push(chunk), done()) });
+
+  it('passes on one buffer per buffer given, whatever their sizes (storage drivers write each buffer with its own call)', async () => {
+    const plain = randomBytes(3 * (1 << 20) + 21);
+    const pieces = [plain.subarray(0, (1 << 20) + 7), plain.subarray((1 << 20) + 7, 2 * (1 << 20) + 14), plain.subarray(2 * (1 << 20) + 14)];
+    const sealed: Buffer[] = [];
+    await pipeline(Readable.from(pieces), new AgeEncryptStream(recipient, identity), collect(sealed));
+    assert.ok(sealed.length <= pieces.length + 2, `${sealed.length} buffers out of ${pieces.length} in (header, one each, the last chunk)`);
+    await writeFile(path.join(dir, 'pieces.age'), Buffer.concat(sealed));
+    execFileSync('sh', ['-c', 'age -d -i key.txt pieces.age > pieces.out'], { cwd: dir });
+    assert.deepEqual(await readFile(path.join(dir, 'pieces.out')), plain);
+    const all = Buffer.concat(sealed);
+    const stored = [all.subarray(0, 1_000_003), all.subarray(1_000_003, 2_500_000), all.subarray(2_500_000)];
+    const opened: Buffer[] = [];
+    await pipeline(Readable.from(stored), new AgeDecryptStream(identity, 'pieces'), collect(opened));
+    assert.ok(opened.length <= stored.length + 1, `${opened.length} buffers out of ${stored.length} in`);
+    assert.deepEqual(Buffer.concat(opened), plain);
+  });
+
   it('refuses a flipped byte, a truncated file and a file for another identity, naming the file', async () => {
     const plain = path.join(dir, 'plain-200001');
     const sealed = await readFile(`${plain}.age`);
@@ -137,9 +158,9 @@ describe('age streams', () => {
   });
 });
 
-/** An encrypted repository with a small source tree, snapshotted once; shared by the fs and s3rver cases. */
 type Format = 'archive' | 'chunked';
 
+/** An encrypted repository with a small source tree, snapshotted once; shared by the fs and s3rver cases. */
 async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sources: KeySource[], repoDir: string | undefined, format: Format = 'archive') {
   const context: EndpointContext = { checkPath: () => {}, stagingDir: root };
   const site = path.join(root, 'site');

@@ -9,7 +9,7 @@
  *   npm run bench -- --catalog        only the catalog at 100,000 snapshots (bench/catalog.ts)
  *   npm run bench -- --no-write       print only, leave docs/benchmarks.md alone
  *   npm run bench -- --fleet          instead: 1, 2, 4, 8 worker processes on Redis and a cluster (fleet/)
- *   npm run bench -- --encryption     instead: plain beside encrypted snapshot and restore (encryption.ts)
+ *   npm run bench -- --encryption     instead: plain beside encrypted snapshot and restore, both formats (encryption.ts)
  *   npm run bench -- --replication    instead: SQLite replication (replication.ts; --full: the 1 GiB restore)
  *   npm run bench -- --help           every flag (bench-args.ts)
  *

@@ -17,10 +17,11 @@ import { errorMessage, IntegrityError } from '../errors.js';
  * ChaCha20-Poly1305: the package's pure-JavaScript one streams too, but at about 35 MiB/s on this
  * machine kind, far beyond the 10% budget; native it runs several hundred MiB/s.
  *
- * Both streams pass on ONE buffer per buffer they are given (every chunk it completes, gathered):
- * the storage drivers write each buffer they receive with its own call, and a push per 64 KiB
- * chunk and per 16-byte tag turned one write per 4 MiB zstd frame into over a hundred (measured:
- * issue 15's overhead goal). The gathering copy costs far less than the writes it saves.
+ * The encrypting stream passes on ONE buffer per buffer it is given (every chunk it completes,
+ * with its tag): a consumer that writes each buffer it receives (a pipe into a file) otherwise
+ * makes two writes per 64 KiB chunk; the storage drivers read through an async iterator, which
+ * joins what is buffered itself, so for them this is the same copy in another place. The
+ * decrypting stream passes on one buffer per chunk (see `open`).
  */
 
 const CHUNK = 64 * 1024;
@@ -51,18 +52,21 @@ function nextPiece(chunks: Buffer[], max: number): Buffer {
   return head.subarray(0, max);
 }
 
-/** Takes exactly `n` bytes off the front of `chunks` (which hold at least `n`), copying only when they straddle. */
-function take(chunks: Buffer[], n: number): Buffer {
+/**
+ * Takes exactly `n` bytes off the front of `chunks` (which hold at least `n`) without copying
+ * when one piece holds them all; when they straddle pieces, gathers them into `scratch` (at least
+ * `n` bytes, reused by the caller: the result is valid until its next use).
+ */
+function take(chunks: Buffer[], n: number, scratch: Buffer): Buffer {
   const first = nextPiece(chunks, n);
   if (first.length === n) return first;
-  const out = Buffer.allocUnsafe(n);
-  first.copy(out);
+  first.copy(scratch);
   for (let at = first.length; at < n; ) {
     const piece = nextPiece(chunks, n - at);
-    piece.copy(out, at);
+    piece.copy(scratch, at);
     at += piece.length;
   }
-  return out;
+  return scratch.subarray(0, n);
 }
 
 /**
@@ -149,6 +153,7 @@ export class AgeEncryptStream extends Transform {
 export class AgeDecryptStream extends Transform {
   private key: KeyObject | undefined;
   private readonly nonce = Buffer.alloc(12);
+  private readonly scratch = Buffer.allocUnsafe(CHUNK + TAG);
   private header: Buffer | undefined = Buffer.alloc(0);
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -207,17 +212,14 @@ export class AgeDecryptStream extends Transform {
   private payload(chunk: Buffer, callback: TransformCallback): void {
     if (chunk.length > 0) this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    // Every chunk but the last is full; the last one is known only at the end (_flush).
-    const full = Math.floor((this.pendingBytes - 1) / (CHUNK + TAG));
-    if (full > 0) {
-      const out = Buffer.allocUnsafe(full * CHUNK);
-      try {
-        for (let i = 0; i < full; i++) this.open(out, i * CHUNK, CHUNK + TAG, false);
-      } catch (err) {
-        return callback(err as Error);
+    try {
+      // Every chunk but the last is full; the last one is known only at the end (_flush).
+      while (this.pendingBytes > CHUNK + TAG) {
+        this.push(this.open(CHUNK + TAG, false));
+        this.pendingBytes -= CHUNK + TAG;
       }
-      this.pendingBytes -= full * (CHUNK + TAG);
-      this.push(out);
+    } catch (err) {
+      return callback(err as Error);
     }
     callback();
   }
@@ -227,9 +229,7 @@ export class AgeDecryptStream extends Transform {
     try {
       if (this.pendingBytes < TAG) throw new IntegrityError(`${this.what}: truncated (age payload ends inside a chunk)`);
       if (this.pendingBytes === TAG && this.counter > 0) throw new IntegrityError(`${this.what}: age payload ends in an empty chunk`);
-      const out = Buffer.allocUnsafe(this.pendingBytes - TAG);
-      this.open(out, 0, this.pendingBytes, true);
-      this.push(out);
+      this.push(this.open(this.pendingBytes, true));
     } catch (err) {
       return callback(err as Error);
     }
@@ -237,22 +237,23 @@ export class AgeDecryptStream extends Transform {
   }
 
   /**
-   * Decrypts the next `n` pending bytes (a chunk and its tag) piece by piece into `out` at `at`.
-   * The caller passes `out` on only once every chunk in it verified.
+   * Decrypts the next `n` pending bytes (a chunk and its tag) and returns the plaintext, only
+   * once the tag verified. A chunk that straddles the buffers read (storage streams read 64 KiB,
+   * a chunk is 16 bytes more) is gathered into a scratch buffer kept for the stream: one
+   * decipher call and one new buffer per chunk, where deciphering piece by piece made two of
+   * each, and gathering into a fresh buffer a third.
    */
-  private open(out: Buffer, at: number, n: number, last: boolean): void {
+  private open(n: number, last: boolean): Buffer {
     const decipher = createDecipheriv('chacha20-poly1305', this.key!, chunkNonce(this.nonce, this.counter++, last), { authTagLength: TAG });
-    for (let left = n - TAG; left > 0; ) {
-      const piece = nextPiece(this.pending, left);
-      at += decipher.update(piece).copy(out, at);
-      left -= piece.length;
-    }
-    decipher.setAuthTag(take(this.pending, TAG));
+    const sealed = take(this.pending, n, this.scratch);
+    const plaintext = decipher.update(sealed.subarray(0, n - TAG));
+    decipher.setAuthTag(sealed.subarray(n - TAG));
     try {
       decipher.final();
     } catch (err) {
       throw new IntegrityError(`${this.what}: age chunk ${this.counter - 1} failed authentication (changed or truncated)`, { cause: err });
     }
+    return plaintext;
   }
 }
 

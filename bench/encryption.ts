@@ -159,3 +159,67 @@ export function encryptionTable(figures: readonly EncryptionFigure[]): string {
     ),
   ].join('\n');
 }
+
+/** CPU-seconds of the ciphers alone, plain beside encrypted (medians): steadier than whole runs on a shared machine. */
+export interface CipherAloneFigure {
+  what: string;
+  plain: number;
+  encrypted: number;
+}
+
+/**
+ * The ciphers without the rest of a snapshot: `mib` MiB of 2 MiB pieces (zstd frames' size)
+ * stored through `FsDriver.put` plain and through the age stream, read back through
+ * `FsDriver.get` plain and through the age stream (64 KiB reads); and `blobs` small blobs
+ * (0.2-8 KiB) plus `mib` / 2 blobs of 1 MiB sealed and opened with the AES-256-GCM blob cipher
+ * (plain: the plain cipher's identity). `reps` repetitions, scratch under `work` (removed after).
+ */
+export async function measureCiphersAlone(options: { work: string; mib?: number; blobs?: number; reps?: number }): Promise<CipherAloneFigure[]> {
+  const { AgeDecryptStream, AgeEncryptStream } = await import('../shared/crypto/age-stream.js');
+  const { AeadBlobCipher } = await import('../shared/crypto/aead-cipher.js');
+  const { PlainCipher } = await import('../shared/crypto/plain-cipher.js');
+  const { generateX25519Identity, identityToRecipient } = await import('age-encryption');
+  const { Readable, Writable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  const mib = options.mib ?? 96;
+  const reps = options.reps ?? 7;
+  const root = path.join(options.work, 'ciphers-alone');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const driver = new FsDriver({ root });
+  const identity = await generateX25519Identity();
+  const recipient = await identityToRecipient(identity);
+  const piece = randomBytes(2 << 20);
+  const pieces = () => Readable.from(Array.from({ length: Math.ceil(mib / 2) }, () => piece));
+  const sink = () => new Writable({ write: (_chunk, _encoding, done) => done() });
+  const blobs = [
+    ...Array.from({ length: options.blobs ?? 10_000 }, (_, i) => randomBytes(200 + ((i * 7919) % 8000))),
+    ...Array.from({ length: Math.ceil(mib / 2) }, () => randomBytes(1 << 20)),
+  ];
+  const aad = randomBytes(32);
+  const ciphers = { plain: new PlainCipher(randomBytes(32)), encrypted: new AeadBlobCipher('bench', randomBytes(32), randomBytes(32)) };
+  const runs = new Map<string, number[]>();
+  const record = async (key: string, run: () => Promise<unknown> | unknown) => runs.set(key, [...(runs.get(key) ?? []), (await measure(async () => run())).cpu]);
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      await record('put plain', () => driver.put('plain', pieces()));
+      await record('put encrypted', () => driver.put('sealed', pieces().pipe(new AgeEncryptStream(recipient, identity))));
+      await record('get plain', async () => pipeline(await driver.get('plain'), sink()));
+      await record('get encrypted', async () => pipeline(await driver.get('sealed'), new AgeDecryptStream(identity, 'bench'), sink()));
+      for (const mode of MODES) {
+        let sealed: Buffer[] = [];
+        await record(`seal ${mode}`, () => (sealed = blobs.map((blob) => ciphers[mode].seal(blob, aad))));
+        await record(`open ${mode}`, () => sealed.forEach((blob) => ciphers[mode].open(blob, aad)));
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const what = {
+    put: `archive: store ${mib} MiB through FsDriver.put (age stream)`,
+    get: `archive: read ${mib} MiB back through FsDriver.get (age stream)`,
+    seal: `chunked: seal ${blobs.length} blobs (AES-256-GCM)`,
+    open: `chunked: open them`,
+  };
+  return Object.entries(what).map(([key, label]) => ({ what: label, plain: median(runs.get(`${key} plain`)!), encrypted: median(runs.get(`${key} encrypted`)!) }));
+}

@@ -345,12 +345,16 @@ function benchCorpus(generated = { name: 'generated', bigFiles: 4, smallFiles: 2
  * `--rounds 5` (8 runs of each of 4 kinds per round) stays within about 10 minutes on 2 quiet cores.
  */
 async function encryptionMain(): Promise<void> {
-  const { ENCRYPTION_BENCH_FORMATS, encryptionTable, runEncryptionBench } = await import('./encryption.js');
+  const { ENCRYPTION_BENCH_FORMATS, encryptionTable, measureCiphersAlone, runEncryptionBench } = await import('./encryption.js');
   mkdirSync(WORK, { recursive: true });
   const { corpus, label } = benchCorpus(args.full ? undefined : { name: 'generated-encryption', bigFiles: 2, smallFiles: 10_000 });
   console.log(`encryption: ${label}, ${ROUNDS} rounds`);
   const figures = await runEncryptionBench({ corpus, rounds: ROUNDS, work: WORK });
-  const table = encryptionTable(figures);
+  console.log('the ciphers alone');
+  const alone = await measureCiphersAlone({ work: WORK });
+  const table =
+    `${encryptionTable(figures)}\n\nThe ciphers alone (medians of 7, CPU-seconds; steadier than whole runs when the machine is shared):\n\n` +
+    ['| what | plain | encrypted | difference |', '|---|---:|---:|---:|', ...alone.map((a) => `| ${a.what} | ${a.plain.toFixed(3)} | ${a.encrypted.toFixed(3)} | ${(a.encrypted - a.plain).toFixed(3)} |`)].join('\n');
   const section =
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()} with \`${commandLine()}\` (${ROUNDS} rounds, medians; plain and encrypted alternate, in one process, each run into a fresh filesystem repository; ` +
     `load average ${os.loadavg()[0]!.toFixed(1)} at the end: other work may have shared the cores, and then only the CPU-seconds mean much). Corpus ${label}, zstd level 3. ` +

@@ -26,7 +26,7 @@ export interface BenchArgs {
    * worker processes on a standalone Redis and a 3-master cluster, both started here). Default false.
    */
   fleet: boolean;
-  /** `--encryption`: only encryption's overhead: snapshot and restore, plain beside encrypted (bench/encryption.ts). */
+  /** `--encryption`: only encryption's overhead: snapshot and restore in both formats, plain beside encrypted (bench/encryption.ts). */
   encryption: boolean;
   /**
    * `--replication`: only the SQLite replication figures (bench/replication.ts): the writer's
@@ -88,9 +88,10 @@ worker fleet's).
                     (first, unchanged second, and 1%-changed third snapshot; time, CPU seconds,
                     stored bytes); its own section
   --fleet-jobs N    jobs in each measured fleet batch (default 400)
-  --encryption      instead of the above: snapshot and restore of the corpus (--full: linux-
-                    source) into a plain and an encrypted repository, alternating, wall and
-                    CPU-seconds medians; rewrites the encryption section of docs/benchmarks.md
+  --encryption      instead of the above: snapshot and restore of a generated corpus (180 MiB;
+                    --full: linux-source) in both formats (archive, chunked), each into a fresh
+                    plain and a fresh encrypted repository, alternating, wall and CPU-seconds
+                    medians; rewrites the encryption section of docs/benchmarks.md
   --replication     instead of the above: SQLite replication (a writer's throughput with and
                     without a replicator, lag at 1,000 transactions/s, restore of a 64 MiB
                     database with 1,000 segments; with --full 1 GiB with 10,000 segments,

@@ -1,7 +1,7 @@
 /**
  * Encryption at rest (docs/encryption.md): the AEAD blob cipher, age streams that stock `age`
- * reads and writes, encrypted archive snapshots through fs and s3rver that leak no file name or
- * content to whoever reads the repository, and the key envelope with its three kinds of key
+ * reads and writes, encrypted snapshots of both formats through fs and s3rver that leak no file
+ * name or content to whoever reads the repository and refuse a flipped byte, and the key envelope with its three kinds of key
  * sources (env, file, KMS through a local double of its API): add, remove, rotate, wrong key,
  * a flipped byte, crypto-shredding.
  */
@@ -12,6 +12,7 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
@@ -43,6 +44,7 @@ import type { CliOptions } from '../worker/commands/flags.js';
 import { startS3rver, type S3rverHandle } from './helpers/s3rver.js';
 import { newChunkedStoreConfig } from '../shared/formats/chunked/store/store-config.js';
 import { listEntries } from '../shared/formats/list-entries.js';
+import { checkStore } from '../shared/formats/chunked/store/check-store.js';
 
 const signal = new AbortController().signal;
 const KNOWN_NAME = 'quarterly-payroll-7f3a.csv';
@@ -121,6 +123,27 @@ describe('age streams', () => {
     }
   });
 
+  // A Writable sees every buffer pushed (an async iterator would read them joined).
+  const collect = (into: Buffer[]) => new Writable({ write: (chunk: Buffer, _encoding, done) => (into.push(chunk), done()) });
+
+  it('encrypting passes on one buffer per buffer given, decrypting one per chunk, whatever the sizes read', async () => {
+    const plain = randomBytes(3 * (1 << 20) + 21);
+    const pieces = [plain.subarray(0, (1 << 20) + 7), plain.subarray((1 << 20) + 7, 2 * (1 << 20) + 14), plain.subarray(2 * (1 << 20) + 14)];
+    const sealed: Buffer[] = [];
+    await pipeline(Readable.from(pieces), new AgeEncryptStream(recipient, identity), collect(sealed));
+    assert.ok(sealed.length <= pieces.length + 2, `${sealed.length} buffers out of ${pieces.length} in (header, one each, the last chunk)`);
+    await writeFile(path.join(dir, 'pieces.age'), Buffer.concat(sealed));
+    execFileSync('sh', ['-c', 'age -d -i key.txt pieces.age > pieces.out'], { cwd: dir });
+    assert.deepEqual(await readFile(path.join(dir, 'pieces.out')), plain);
+    const all = Buffer.concat(sealed);
+    const stored = [all.subarray(0, 1_000_003), all.subarray(1_000_003, 2_500_000), all.subarray(2_500_000)];
+    const opened: Buffer[] = [];
+    await pipeline(Readable.from(stored), new AgeDecryptStream(identity, 'pieces'), collect(opened));
+    // Decrypting passes on each 64 KiB chunk whole once its tag verified: never split at the pieces read.
+    assert.deepEqual(opened.slice(0, -1).map((b) => b.length), new Array(Math.floor(plain.length / 65536)).fill(65536));
+    assert.deepEqual(Buffer.concat(opened), plain);
+  });
+
   it('refuses a flipped byte, a truncated file and a file for another identity, naming the file', async () => {
     const plain = path.join(dir, 'plain-200001');
     const sealed = await readFile(`${plain}.age`);
@@ -136,20 +159,23 @@ describe('age streams', () => {
   });
 });
 
+type Format = 'archive' | 'chunked';
+
 /** An encrypted repository with a small source tree, snapshotted once; shared by the fs and s3rver cases. */
-async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sources: KeySource[], repoDir: string | undefined) {
+async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sources: KeySource[], repoDir: string | undefined, format: Format = 'archive') {
   const context: EndpointContext = { checkPath: () => {}, stagingDir: root };
   const site = path.join(root, 'site');
   await mkdir(path.join(site, 'reports'), { recursive: true });
   await writeFile(path.join(site, 'reports', KNOWN_NAME), `${KNOWN_CONTENT}\n`.repeat(50));
   await writeFile(path.join(site, 'noise.bin'), randomBytes(300_000));
   const repository = new Repository('enc', driver(), undefined, sources);
-  const config = await repository.init({ signal });
+  const config = await repository.init(format === 'chunked' ? { signal, snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig({ plain: false }) } } : { signal });
   assert.match(config.encryption?.keyId ?? '', /^[0-9a-f]{16}$/);
   const source = createDirSource([new URL(`dir://${site}`)], { name: 'site' }, context);
   const record = await takeSnapshot({ id: newSnapshotId(), source, repository, labels: { app: 'shop' }, compression: 'zstd', signal, progress: nullProgress });
   assert.equal(record.keyId, config.encryption!.keyId);
-  assert.match(record.archive!.key, /\/archive\.tar\.zst\.age$/);
+  assert.equal(record.format ?? 'archive', format);
+  if (format === 'archive') assert.match(record.archive!.key, /\/archive\.tar\.zst\.age$/);
   // Read back through a fresh Repository: nothing cached, unlocked from the key objects.
   const reader = new Repository('enc', driver(), undefined, sources);
   const target = path.join(root, 'restored');
@@ -161,6 +187,44 @@ async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sou
     assert.deepEqual(await storedContains(repoDir, KNOWN_CONTENT), [], 'file content is readable in the repository');
   }
   return { repository, record, context, site };
+}
+
+/**
+ * Flips one byte at each of `offsets` (negative: from the end) of the stored `file` in turn:
+ * verify must throw an IntegrityError, restore must refuse and leave its target unmade. The file
+ * is put back after.
+ */
+async function assertTamperRefused(file: string, offsets: number[], read: () => Repository, record: SnapshotRecord, root: string, context: EndpointContext): Promise<void> {
+  const original = await readFile(file);
+  const target = path.join(root, 'tampered');
+  try {
+    for (const offset of offsets) {
+      const at = offset < 0 ? original.length + offset : offset;
+      const flipped = Buffer.from(original);
+      flipped[at]! ^= 0x01;
+      await writeFile(file, flipped);
+      await assert.rejects(verifySnapshot({ repository: read(), record, signal, progress: nullProgress }), IntegrityError, `verify, byte ${at} of ${file}`);
+      await assert.rejects(
+        restoreSnapshot({ repository: read(), record, target: createDirTarget([new URL(`dir://${target}`)], {}, context), replace: false, signal, progress: nullProgress }),
+        IntegrityError,
+        `restore, byte ${at} of ${file}`,
+      );
+      assert.equal(existsSync(target), false, `restore wrote to its target with byte ${at} of ${file} flipped`);
+    }
+  } finally {
+    await writeFile(file, original);
+  }
+  await verifySnapshot({ repository: read(), record, signal, progress: nullProgress });
+}
+
+/** The chunked objects of a repository stored under `dir`: its packs and pack index objects. */
+async function chunkedObjects(dir: string): Promise<{ packs: string[]; indexes: string[] }> {
+  const files = await filesUnder(dir);
+  // s3rver keeps an object's bytes in `<key>._S3rver_object`.
+  const packs = files.filter((f) => /\/packs\/[0-9a-f]{2}\/[0-9a-f]{64}(\._S3rver_object)?$/.test(f));
+  const indexes = files.filter((f) => /\/pack-index\/[0-9a-f]{64}(\._S3rver_object)?$/.test(f));
+  assert.ok(packs.length > 0 && indexes.length > 0, `no packs or pack index objects under ${dir}`);
+  return { packs, indexes };
 }
 
 describe('encrypted archive snapshots in a filesystem repository', () => {
@@ -223,18 +287,8 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
 
   it('detects a flipped byte in verify and refuses it in restore, leaving the target untouched', async () => {
     const archive = path.join(repoDir, record.archive!.key);
-    const original = await readFile(archive);
-    for (const at of [40, Math.floor(original.length / 2), original.length - 5]) {
-      const flipped = Buffer.from(original);
-      flipped[at]! ^= 0x01;
-      await writeFile(archive, flipped);
-      const fresh = new Repository('enc', driver(), undefined, [envSource]);
-      await assert.rejects(verifySnapshot({ repository: fresh, record, signal, progress: nullProgress }), IntegrityError, `byte ${at}`);
-      await assert.rejects(restoreInto(fresh, 'tampered'), IntegrityError);
-      assert.equal(existsSync(path.join(root, 'tampered')), false);
-    }
-    await writeFile(archive, original);
-    await verifySnapshot({ repository: new Repository('enc', driver(), undefined, [envSource]), record, signal, progress: nullProgress });
+    const { size } = await stat(archive);
+    await assertTamperRefused(archive, [40, Math.floor(size / 2), -5], () => new Repository('enc', driver(), undefined, [envSource]), record, root, context);
     // A record edited to name no key (so a planted plaintext archive would be read) is refused.
     const { keyId: _dropped, ...unkeyed } = record;
     await assert.rejects(
@@ -294,42 +348,40 @@ describe('encrypted snapshots beside the other features', () => {
   it('seals every blob of a chunked repository: round trip, no name or content in any stored byte, no id key in config.json', async () => {
     const dir = path.join(root, 'chunked');
     const repoDir = path.join(dir, 'repo');
-    const site = path.join(dir, 'site');
-    await mkdir(path.join(site, 'reports'), { recursive: true });
-    await writeFile(path.join(site, 'reports', KNOWN_NAME), `${KNOWN_CONTENT}\n`.repeat(50));
-    await writeFile(path.join(site, 'noise.bin'), randomBytes(300_000));
-    const context: EndpointContext = { checkPath: () => {}, stagingDir: dir };
-    const repository = new Repository('enc-chunked', new FsDriver({ root: repoDir }), undefined, [envSource]);
-    const config = await repository.init({ signal, snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig({ plain: false }) } });
-    assert.equal((config.chunked as { idKey?: string }).idKey, undefined);
-    const source = createDirSource([new URL(`dir://${site}`)], { name: 'site' }, context);
-    const record = await takeSnapshot({ id: newSnapshotId(), source, repository, labels: {}, compression: 'zstd', signal, progress: nullProgress });
-    assert.equal(record.format, 'chunked');
-    assert.equal(record.keyId, config.encryption!.keyId);
-    assert.deepEqual(await storedContains(repoDir, KNOWN_NAME), [], 'a file name is readable in the repository');
-    assert.deepEqual(await storedContains(repoDir, KNOWN_CONTENT), [], 'file content is readable in the repository');
-    const target = path.join(dir, 'restored');
-    await restoreSnapshot({
-      repository: new Repository('enc-chunked', new FsDriver({ root: repoDir }), undefined, [envSource]),
-      record,
-      target: createDirTarget([new URL(`dir://${target}`)], {}, context),
-      replace: false,
-      signal,
-      progress: nullProgress,
-    });
-    assert.deepEqual(await readFile(path.join(target, 'noise.bin')), await readFile(path.join(site, 'noise.bin')));
-    // Without its key, nothing opens: one line, nothing written.
-    const keyless = new Repository('enc-chunked', new FsDriver({ root: repoDir }));
-    const elsewhere = path.join(dir, 'not-restored');
-    await assert.rejects(
-      restoreSnapshot({ repository: keyless, record, target: createDirTarget([new URL(`dir://${elsewhere}`)], {}, context), replace: false, signal, progress: nullProgress }),
-      (err: Error) => err instanceof InvalidInputError && /no key source is configured/.test(err.message),
-    );
-    assert.equal(existsSync(elsewhere), false);
+    const driver = () => new FsDriver({ root: repoDir });
+    const { record, context } = await encryptedRoundTrip(dir, driver, [envSource], repoDir, 'chunked');
+    const config = JSON.parse(await readFile(path.join(repoDir, 'config.json'), 'utf8')) as { chunked: { idKey?: string } };
+    assert.equal(config.chunked.idKey, undefined);
+    const read = () => new Repository('enc', driver(), undefined, [envSource]);
+    // A blob's bytes (the big file's first blob starts a pack), and the pack index object.
+    const { packs, indexes } = await chunkedObjects(repoDir);
+    for (const pack of packs) await assertTamperRefused(pack, [20], read, record, dir, context);
+    // A pack's sealed header is what `check` reads (restore and verify find blobs through the
+    // index, and the blobs they read are intact): check names the pack.
+    const pack = packs[0]!;
+    const original = await readFile(pack);
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 10]! ^= 0x01;
+    await writeFile(pack, flipped);
+    const report = await checkStore(read(), { cipher: await repositoryCipher(read(), signal), signal });
+    assert.ok(report.problems.some((line) => line.includes(path.basename(pack))), report.problems.join('\n'));
+    await writeFile(pack, original);
+    await assertTamperRefused(indexes[0]!, [0, 30, -1], read, record, dir, context);
+    // Without its key, or with another one, nothing opens: one line, nothing written.
+    process.env.SNAPWORKER_TEST_KEY_D = randomBytes(32).toString('hex');
+    for (const sources of [[], [parseKeySource('env:SNAPWORKER_TEST_KEY_D')]]) {
+      const elsewhere = path.join(dir, 'not-restored');
+      await assert.rejects(
+        restoreSnapshot({ repository: new Repository('enc', driver(), undefined, sources), record, target: createDirTarget([new URL(`dir://${elsewhere}`)], {}, context), replace: false, signal, progress: nullProgress }),
+        (err: Error) => err instanceof InvalidInputError && /no key source is configured|none of its 1 keys opens/.test(err.message),
+      );
+      assert.equal(existsSync(elsewhere), false);
+    }
+    delete process.env.SNAPWORKER_TEST_KEY_D;
   });
 });
 
-describe('encrypted archive snapshots in S3 (s3rver)', () => {
+describe('encrypted snapshots in S3 (s3rver)', () => {
   let s3: S3rverHandle;
   let root: string;
   before(async () => {
@@ -343,11 +395,20 @@ describe('encrypted archive snapshots in S3 (s3rver)', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('round trips, and no object in the bucket holds a file name or content', async () => {
-    const prefix = `enc-${randomBytes(4).toString('hex')}`;
-    const driver = () => new S3Driver({ bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED', maxAttempts: 2 });
-    await encryptedRoundTrip(root, driver, [parseKeySource('env:SNAPWORKER_TEST_KEY_S3')], s3.directory);
-  });
+  for (const format of ['archive', 'chunked'] as const) {
+    it(`${format}: round trips, no object in the bucket holds a file name or content, a flipped byte is refused`, async () => {
+      const prefix = `enc-${format}-${randomBytes(4).toString('hex')}`;
+      const driver = () => new S3Driver({ bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED', maxAttempts: 2 });
+      const sources = [parseKeySource('env:SNAPWORKER_TEST_KEY_S3')];
+      const dir = path.join(root, format);
+      await mkdir(dir);
+      const { record, context } = await encryptedRoundTrip(dir, driver, sources, path.join(s3.directory, s3.bucket, prefix), format);
+      const read = () => new Repository('enc', driver(), undefined, sources);
+      const stored = path.join(s3.directory, s3.bucket, prefix);
+      const file = format === 'archive' ? path.join(stored, `${record.archive!.key}._S3rver_object`) : (await chunkedObjects(stored)).packs[0]!;
+      await assertTamperRefused(file, [format === 'archive' ? -20 : 20], read, record, dir, context);
+    });
+  }
 });
 
 describe('KMS envelope keys (a local double of the KMS JSON API)', () => {

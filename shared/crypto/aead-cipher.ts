@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { BlobCipher } from './blob-cipher.js';
 import { aeadOpen, aeadSeal } from './aead.js';
 
@@ -10,6 +10,9 @@ import { aeadOpen, aeadSeal } from './aead.js';
  * against tens of MiB/s for a JavaScript ChaCha).
  */
 export class AeadBlobCipher implements BlobCipher {
+  /** The data key as a KeyObject, made once: a Buffer key is converted again on every seal and open. */
+  private readonly sealKey: KeyObject;
+
   /**
    * @param keyId the repository key's id (`config.json` `encryption.keyId`)
    * @param dataKey 32 bytes: seals the blobs
@@ -17,19 +20,21 @@ export class AeadBlobCipher implements BlobCipher {
    */
   constructor(
     readonly keyId: string,
-    private readonly dataKey: Buffer,
+    dataKey: Buffer,
     private readonly idKey: Buffer,
-  ) {}
+  ) {
+    this.sealKey = createSecretKey(dataKey);
+  }
 
   blobId(plaintext: Buffer): string {
     return createHmac('sha256', this.idKey).update(plaintext).digest('hex');
   }
 
   seal(plaintext: Buffer, aad: Buffer): Buffer {
-    return aeadSeal(this.dataKey, plaintext, aad);
+    return aeadSeal(this.sealKey, plaintext, aad);
   }
 
   open(sealed: Buffer, aad: Buffer): Buffer {
-    return aeadOpen(this.dataKey, sealed, aad, 'blob');
+    return aeadOpen(this.sealKey, sealed, aad, 'blob');
   }
 }

@@ -22,6 +22,7 @@ import { AeadBlobCipher } from '../shared/crypto/aead-cipher.js';
 import { AgeDecryptStream, AgeEncryptStream } from '../shared/crypto/age-stream.js';
 import { parseKeySource, type KeySource } from '../shared/crypto/key-source.js';
 import { repositoryCipher } from '../shared/crypto/repository-cipher.js';
+import { openRecordNotices } from '../shared/crypto/sealed-notices.js';
 import { addRepositoryKey, listRepositoryKeys, removeRepositoryKey, requireUnlocked } from '../shared/crypto/repository-keys.js';
 import { loadConfig } from '../shared/config.js';
 import { IntegrityError, InvalidInputError } from '../shared/errors.js';
@@ -168,6 +169,8 @@ async function encryptedRoundTrip(root: string, driver: () => StorageDriver, sou
   await mkdir(path.join(site, 'reports'), { recursive: true });
   await writeFile(path.join(site, 'reports', KNOWN_NAME), `${KNOWN_CONTENT}\n`.repeat(50));
   await writeFile(path.join(site, 'noise.bin'), randomBytes(300_000));
+  // A socket is named in the record's notices, never stored: its name must not be readable either.
+  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.join(site, 'reports', `${KNOWN_NAME}.sock`)]);
   const repository = new Repository('enc', driver(), undefined, sources);
   const config = await repository.init(format === 'chunked' ? { signal, snapshotFormat: 'chunked', chunked: { ...newChunkedStoreConfig({ plain: false }) } } : { signal });
   assert.match(config.encryption?.keyId ?? '', /^[0-9a-f]{16}$/);
@@ -265,6 +268,11 @@ describe('encrypted archive snapshots in a filesystem repository', () => {
     const stored = JSON.parse(await readFile(path.join(repoDir, 'snapshots', record.id, 'snapshot.json'), 'utf8')) as SnapshotRecord;
     assert.equal(stored.keyId, record.keyId);
     assert.deepEqual(stored.labels, { app: 'shop' });
+    // The notices name the socket in the job's result; the stored record holds the names sealed, opened again with the key.
+    assert.deepEqual(record.notices?.first.map((n) => n.path), [`data/reports/${KNOWN_NAME}.sock`]);
+    assert.deepEqual(stored.notices?.first, []);
+    assert.ok(stored.notices?.sealed);
+    assert.deepEqual((await openRecordNotices(new Repository('enc', driver(), undefined, [envSource]), stored)).notices, record.notices);
     const config = JSON.parse(await readFile(path.join(repoDir, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(config.encryption, { keyId: record.keyId });
   });

@@ -73,6 +73,8 @@ export const snapshotRecordSchema = z.object({
       counts: z.partialRecord(z.enum(NOTICE_KINDS), z.number().int().nonnegative()),
       first: z.array(z.object({ kind: z.enum(NOTICE_KINDS), path: z.string(), reason: z.string() })),
       truncated: z.boolean(),
+      /** In an encrypted repository: `first`, sealed under the data key (shared/crypto/sealed-notices.ts); `first` is then empty. */
+      sealed: z.string().optional(),
     })
     .optional(),
   /** True when the snapshot left out data it should hold (an unreadable entry skipped); restic's exit code 3. */

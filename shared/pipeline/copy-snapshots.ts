@@ -1,4 +1,5 @@
 import { pipeline } from 'node:stream';
+import { openRecordNotices, sealRecordNotices } from '../crypto/sealed-notices.js';
 import { archiveOf } from '../formats/archive/archive-of.js';
 import type { CopiedSnapshotResult, CopyJobResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
@@ -82,7 +83,9 @@ async function copyOne(request: CopySnapshotsRequest, record: SnapshotRecord, ta
     // Verify on arrival: the copy as the target stores it, read back whole.
     await verifySnapshot({ repository: to, record: copy, signal, progress, sealKeys: request.sealKeys });
     progress.setPhase('committing');
-    await to.putRecord(copy, { signal });
+    // Named notices are sealed under each repository's own key (or stored plain in a plain one).
+    const stored = copy.keyId === record.keyId ? copy : await sealRecordNotices(to, await openRecordNotices(request.from, copy, { signal }), signal);
+    await to.putRecord(stored, { signal });
   } catch (err) {
     // Nothing of a failed copy stays: its record was never written, so this removes only its objects.
     if (!(await to.hasRecord(record.id).catch(() => true))) await to.delete(record.id).catch(() => {});

@@ -7,6 +7,7 @@ import { formatNamed, formatOf } from '../formats/registry.js';
 import type { SnapshotFormat, SnapshotParent } from '../formats/snapshot-format.js';
 import type { ProgressSink } from '../progress.js';
 import { NoticeCollector } from '../kinds/notice-collector.js';
+import { sealRecordNotices } from '../crypto/sealed-notices.js';
 import type { EntryNotice } from '../kinds/notices.js';
 import type { Source } from '../kinds/source.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
@@ -142,7 +143,8 @@ async function writeWith(
     tool: TOOL,
     ...(request.job ? { job: request.job } : {}),
   };
-  await repository.putRecord(record, { signal });
+  // An encrypted repository stores the named notices sealed; the job's result keeps them readable.
+  await repository.putRecord(await sealRecordNotices(repository, record, signal), { signal });
   await checkCommitted(repository, record, signal);
   return record;
 }

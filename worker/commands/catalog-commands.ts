@@ -1,4 +1,5 @@
 import type { Repository, SnapshotFilter } from '../../shared/catalog/repository.js';
+import { openRecordNotices } from '../../shared/crypto/sealed-notices.js';
 import type { SnapshotSummary } from '../../shared/catalog/snapshot-summary.js';
 import type { WorkerConfig } from '../../shared/config.js';
 import { IntegrityError, InvalidInputError } from '../../shared/errors.js';
@@ -85,7 +86,7 @@ export async function runCatalogCommand(
     if (command === 'rm') return await removeOne(repository, args[0]!, filter, options, out);
     const record = await repository.resolve(args[0]!, filter);
     if (command === 'show') {
-      out(JSON.stringify(record, null, 2));
+      out(JSON.stringify(await openRecordNotices(repository, record, { ifUnlockable: true }), null, 2));
     } else {
       const key = formatOf(record).downloadKey?.(record);
       if (key === undefined) throw new InvalidInputError(`link: snapshot ${record.id} is stored in format ${record.format}, which has no single object to link to`);

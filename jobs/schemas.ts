@@ -23,8 +23,10 @@ const repo = z
   .regex(/^[A-Za-z0-9_-]{1,64}$/)
   .describe("Name of a repository configured on the workers (SNAPWORKER_REPOSITORIES); default: the workers' default repository");
 const lineageName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/).describe('Lineage (source) name');
+/** A label key: a letter or digit, then up to 62 letters, digits and `_ . / -` (Kubernetes' label-name characters). */
+export const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/;
 const labels = z
-  .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/), z.string().max(256))
+  .record(z.string().regex(LABEL_KEY), z.string().max(256))
   .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels')
   .describe('Free-form labels; any of them can be used to list snapshots or pick the latest one');
 const snapshotRef = z

@@ -134,7 +134,8 @@ describe('partial reads of archive snapshots', () => {
     });
 
     it('refuses include/exclude that select nothing in one line naming them, and leaves the target as it was', async () => {
-      await assert.rejects(restore('nomatch', { include: ['**/*.yaml'] }), { message: 'restore: the selection (include "**/*.yaml") matches nothing in the snapshot; nothing restored (globs are relative to the snapshot root, as "files" prints paths)' });
+      await assert.rejects(restore('nomatch', { include: ['**/*.yaml'] }), { message: 'restore: the selection (include "**/*.yaml") matches nothing in the snapshot; nothing restored (globs are relative to the snapshot root: "etc/**" for what "files" lists as /etc/…)' });
+      await assert.rejects(restore('slash', { include: ['/etc/**'] }), { message: 'include pattern "/etc/**" must be relative to the root: "etc/**"' });
       await assert.rejects(stat(path.join(root, 'nomatch')), 'no target made');
       await assert.rejects(restore('nomatch', { subPath: '/etc', include: ['var/**'], exclude: ['x'] }), /restore: the selection \(include "var\/\*\*", exclude "x"\) matches nothing in "\/etc" of the snapshot/);
       const kept = path.join(root, 'kept');

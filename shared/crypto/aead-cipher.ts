@@ -34,7 +34,7 @@ export class AeadBlobCipher implements BlobCipher {
     return aeadSeal(this.sealKey, plaintext, aad);
   }
 
-  open(sealed: Buffer, aad: Buffer): Buffer {
-    return aeadOpen(this.sealKey, sealed, aad, 'blob');
+  open(sealed: Buffer, aad: Buffer, what = 'sealed blob'): Buffer {
+    return aeadOpen(this.sealKey, sealed, aad, what);
   }
 }

@@ -18,8 +18,8 @@ export interface BlobCipher {
    */
   seal(plaintext: Buffer, aad: Buffer): Buffer;
   /**
-   * Opens what `seal` produced.
-   * @throws IntegrityError when the bytes were tampered with, or sealed under another key or aad.
+   * Opens what `seal` produced; `what` names the object in the error (e.g. `blob <id>`).
+   * @throws IntegrityError naming `what` when the bytes were tampered with, or sealed under another key or aad.
    */
-  open(sealed: Buffer, aad: Buffer): Buffer;
+  open(sealed: Buffer, aad: Buffer, what?: string): Buffer;
 }

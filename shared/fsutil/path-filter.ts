@@ -72,8 +72,10 @@ export class PathFilter {
 function compile(patterns: readonly string[], kind: string): ((p: string) => boolean) | undefined {
   if (patterns.length === 0) return undefined;
   for (const pattern of patterns) {
-    if (typeof pattern !== 'string' || pattern.trim() === '' || pattern.startsWith('/')) {
-      throw new InvalidInputError(`${kind} pattern ${JSON.stringify(pattern)} must be a non-empty glob relative to the root`);
+    if (typeof pattern !== 'string' || pattern.trim() === '') throw new InvalidInputError(`${kind} pattern ${JSON.stringify(pattern)} must be a non-empty glob relative to the root`);
+    if (pattern.startsWith('/')) {
+      // `files` prints paths with a leading "/": say what to write instead.
+      throw new InvalidInputError(`${kind} pattern ${JSON.stringify(pattern)} must be relative to the root: ${JSON.stringify(pattern.replace(/^\/+/, '') || '**')}`);
     }
   }
   try {

@@ -108,7 +108,7 @@ export class RestorePlan {
         ...(exclude.length ? [`exclude ${exclude.map((g) => JSON.stringify(g)).join(', ')}`] : []),
       ].join(', ');
       const under = this.base === ROOT ? 'the snapshot' : `${JSON.stringify(this.shown())} of the snapshot`;
-      throw new InvalidInputError(`restore: the selection (${patterns}) matches nothing in ${under}; nothing restored (globs are relative to the snapshot root, as "files" prints paths)`);
+      throw new InvalidInputError(`restore: the selection (${patterns}) matches nothing in ${under}; nothing restored (globs are relative to the snapshot root: "etc/**" for what "files" lists as /etc/…)`);
     }
   }
 

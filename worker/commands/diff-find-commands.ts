@@ -59,10 +59,14 @@ export async function runDiff({ repository, filter, json, signal, sealKeys, writ
   const b = await repository.resolve(refB, filter, { signal });
   const listing = (record: SnapshotRecord) => inPayloadOrder(record, listEntries(repository, record, { signal, sealKeys }));
   const tally = new DiffTally();
+  // The first change (or the end) is awaited before any output: a snapshot that cannot be read
+  // (a missing key, a damaged index) is refused in one line, not after a header.
+  const changes = diffListings(listing(a), listing(b))[Symbol.asyncIterator]();
+  const head = await changes.next();
   if (json) await write(`{"a":${JSON.stringify(a.id)},"b":${JSON.stringify(b.id)},"changes":[`);
   else await write(`comparing snapshot ${a.id} to ${b.id}:\n`);
   let first = true;
-  for await (const change of diffListings(listing(a), listing(b))) {
+  for await (const change of prepended(head, changes)) {
     tally.add(change);
     if (json) {
       await write(`${first ? '\n' : ',\n'}${JSON.stringify(changeJson(change))}`);
@@ -190,4 +194,15 @@ function changeJson(change: EntryChange): Record<string, unknown> {
 /** Writes to stdout, waiting when it is full: a diff of millions of entries must not pile up in memory. */
 async function writeStdout(text: string): Promise<void> {
   if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+}
+
+/** The changes of an iterator whose first result was already taken (`head`). */
+async function* prepended<T>(head: IteratorResult<T>, rest: AsyncIterator<T>): AsyncGenerator<T> {
+  if (head.done) return;
+  try {
+    yield head.value;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  } finally {
+    await rest.return?.(); // a consumer that stops early closes the listings too
+  }
 }

@@ -1,4 +1,5 @@
 import type { JobDataByKind, RetentionFields } from '../../jobs/schemas.js';
+import { LABEL_KEY } from '../../jobs/schemas.js';
 import type { CliOptions } from './flags.js';
 import { InvalidInputError } from '../../shared/errors.js';
 
@@ -24,6 +25,9 @@ export function parseLabels(labels: readonly string[]): Record<string, string> |
   for (const label of labels) {
     const eq = label.indexOf('=');
     if (eq <= 0) throw new InvalidInputError(`--label ${label}: expected key=value`);
+    if (!LABEL_KEY.test(label.slice(0, eq))) {
+      throw new InvalidInputError(`--label ${label}: the key ${JSON.stringify(label.slice(0, eq))} may hold letters, digits and _ . / - (starting with a letter or digit, at most 63); the value may hold anything`);
+    }
     result[label.slice(0, eq)] = label.slice(eq + 1);
   }
   return result;

@@ -109,7 +109,9 @@ function identifyCommand(positionals: readonly string[]): [CommandSpec, string[]
   if (plain) return [plain, positionals.slice(1)];
   const family = COMMANDS.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name);
   if (family.length > 0) {
-    throw new InvalidInputError(`unknown command "${first}${second ? ` ${second}` : ''}": try ${family.map((n) => `"${n}"`).join(' or ')}`);
+    const choices = family.map((n) => `"${n}"`).join(', ');
+    if (second === undefined) throw new InvalidInputError(`"${first}" needs a subcommand: ${choices}`);
+    throw new InvalidInputError(`"${first} ${second}" is not a subcommand of "${first}": ${choices}`);
   }
   const guess = closest(first, COMMANDS.map((c) => c.name));
   throw new InvalidInputError(`unknown command "${first}"${guess ? ` (did you mean "${guess}"?)` : ''}; "snapworker --help" lists the commands`);

@@ -16,9 +16,9 @@ export function encodeBlob(cipher: BlobCipher, id: string, plaintext: Buffer, le
 export function decodeBlob(cipher: BlobCipher, id: string, stored: Buffer, rawLength: number): Buffer {
   let plaintext: Buffer;
   try {
-    plaintext = decompress(cipher.open(stored, blobAad(id)));
+    plaintext = decompress(cipher.open(stored, blobAad(id), `blob ${id}`));
   } catch (err) {
-    if (err instanceof IntegrityError) throw new IntegrityError(`blob ${id}: ${err.message}`, { cause: err });
+    if (err instanceof IntegrityError) throw err;
     throw new IntegrityError(`blob ${id}: does not decompress (damaged pack)`, { cause: err });
   }
   if (plaintext.length !== rawLength || cipher.blobId(plaintext) !== id) throw new IntegrityError(`blob ${id}: content does not match its id (damaged pack)`);

@@ -73,7 +73,7 @@ export function encodeIndex(contents: IndexContents, cipher: BlobCipher): Buffer
 export function decodeIndex(stored: Buffer, cipher: BlobCipher, what: string): IndexContents {
   let plain: Buffer;
   try {
-    plain = decompress(cipher.open(stored, INDEX_AAD));
+    plain = decompress(cipher.open(stored, INDEX_AAD, what));
   } catch (err) {
     if (err instanceof IntegrityError) throw err;
     throw new IntegrityError(`${what}: does not decompress`, { cause: err });

@@ -51,7 +51,7 @@ export function sealedHeaderLength(trailer: Buffer, packSize: number, what: stri
  * @throws IntegrityError for a header that does not open or parse.
  */
 export function decodePackHeader(sealed: Buffer, dataLength: number, cipher: BlobCipher, what: string): BlobEntry[] {
-  const header = cipher.open(sealed, PACK_HEADER_AAD);
+  const header = cipher.open(sealed, PACK_HEADER_AAD, `${what} header`);
   if (header.length < HEADER_FIXED || !header.subarray(0, MAGIC.length).equals(MAGIC)) throw new IntegrityError(`${what}: not a pack header`);
   if (header[MAGIC.length] !== VERSION) throw new IntegrityError(`${what}: pack header version ${header[MAGIC.length]} is not supported`);
   const count = header.readUInt32LE(MAGIC.length + 1 + NONCE_BYTES);

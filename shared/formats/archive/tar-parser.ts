@@ -207,9 +207,12 @@ export class TarParser {
     };
   }
 
-  /** The body of a pax header or GNU long name, and its padding. */
+  /**
+   * The body of a pax header or GNU long name, and its padding. Copied: pax values (extended
+   * attributes) may be kept for the whole restore, and a slice would keep its 1 MiB input chunk.
+   */
   private async readMeta(size: number): Promise<Buffer> {
-    const bytes = (await this.readExact(size, false))!;
+    const bytes = Buffer.from((await this.readExact(size, false))!);
     await this.skip(paddingOf(size));
     return bytes;
   }

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { GarbageCollectionResult } from '../../jobs/results.js';
 import type { Repository } from '../catalog/repository.js';
 import type { SnapshotRecord } from '../catalog/snapshot-record.js';
@@ -35,6 +35,30 @@ export interface SnapshotEntry {
    * only once the iteration ended without an error.
    */
   body: Readable | undefined;
+  /**
+   * Files a reader had whole in memory (small ones): their bytes, checked like any body. `body`
+   * is then a stream of the same bytes, made only when first asked for, so a consumer that takes
+   * `bytes` costs no stream (see `entryWithBytes`).
+   */
+  bytes?: Buffer;
+}
+
+/** A file entry whose body is `bytes`; its `body` stream is made on first use. */
+export function entryWithBytes(header: EntryHeader, bytes: Buffer): SnapshotEntry {
+  let body: Readable | undefined;
+  return {
+    header,
+    bytes,
+    get body() {
+      body ??= new Readable({
+        read() {
+          if (bytes.length > 0) this.push(bytes);
+          this.push(null);
+        },
+      });
+      return body;
+    },
+  };
 }
 
 /** Options every writer takes; a format ignores what it has no use for. */

@@ -22,6 +22,12 @@ export interface RestoreSession {
    * (`header.sparse`), `body` holds only the data segments' bytes, back to back.
    */
   write(header: EntryHeader, body: Readable | undefined): Promise<void>;
+  /**
+   * Optional: stages a file whose whole body is in memory (a small file the reader had in hand,
+   * `SnapshotEntry.bytes`), without a stream. Same contract as `write`; without it the caller
+   * hands the same bytes to `write` as a stream.
+   */
+  writeBytes?(header: EntryHeader, bytes: Buffer): Promise<void>;
   commit(): Promise<RestoreResult>;
   abort(): Promise<void>;
 }

@@ -71,7 +71,11 @@ export async function restoreSnapshot(request: RestoreRequest): Promise<RestoreR
   try {
     await withEntries(request, async (reader, entries) => {
       session = await target.begin(reader.manifest, { signal, progress, replace: request.replace });
-      for await (const { header, body } of entries) await session.write(header, body);
+      for await (const entry of entries) {
+        // Small files the reader had whole skip the stream (`body` is made only when asked for).
+        if (entry.bytes && session!.writeBytes) await session!.writeBytes(entry.header, entry.bytes);
+        else await session!.write(entry.header, entry.body);
+      }
     }, plan);
     progress.setPhase('committing');
     const committed = session!.commit();

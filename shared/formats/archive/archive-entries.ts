@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { AbortedError, IntegrityError } from '../../errors.js';
-import type { SnapshotEntry } from '../snapshot-format.js';
+import { entryWithBytes, type SnapshotEntry } from '../snapshot-format.js';
 import { readArchive, type ReadArchiveOptions, type ReadResult } from './archive-reader.js';
 import type { Manifest } from './manifest.js';
 
@@ -35,8 +35,13 @@ function deferred<T>(): Deferred<T> {
 /** An entry the reader handed over, and what lets the reader go on to the next one. */
 interface HandedEntry {
   entry: SnapshotEntry;
+  /** The reader's stream of the body, when it streams one (not for bytes in hand). */
+  stream: Readable | undefined;
   release: Deferred<void>;
 }
+
+/** Files up to this size come as `bytes` (see `SnapshotEntry.bytes`): no stream per small file. */
+const BYTES_UP_TO = 256 * 1024;
 
 /**
  * Reads an archive (`readArchive`, every check included) as a pull iterator: resolves once the
@@ -68,9 +73,10 @@ export async function openArchiveEntries(input: Readable, options: Omit<ReadArch
     ...options,
     signal: AbortSignal.any([options.signal, stop.signal]),
     onManifest: (manifest) => manifestRead.resolve(manifest),
-    onEntry: async (header, body) => {
+    bytesUpTo: BYTES_UP_TO,
+    onEntry: async (header, body, bytes) => {
       const release = deferred<void>();
-      offered = { entry: { header, body }, release };
+      offered = { entry: bytes ? entryWithBytes(header, bytes) : { header, body }, stream: body, release };
       wake.resolve();
       await release.promise;
     },
@@ -89,7 +95,7 @@ export async function openArchiveEntries(input: Readable, options: Omit<ReadArch
       closed = true;
       if (!ended) stop.abort(new AbortedError('archive: reading stopped by its consumer'));
       for (const handed of [current, offered]) {
-        handed?.entry.body?.destroy();
+        handed?.stream?.destroy();
         handed?.release.reject(new AbortedError('archive: reading stopped by its consumer'));
       }
       current = offered = undefined;
@@ -114,7 +120,7 @@ export async function openArchiveEntries(input: Readable, options: Omit<ReadArch
     async next(): Promise<IteratorResult<SnapshotEntry>> {
       if (closed) return { done: true, value: undefined };
       if (current) {
-        const { body } = current.entry;
+        const body = current.stream;
         if (body && !body.readableEnded && !body.destroyed) {
           body.resume();
           await finished(body).catch(() => {}); // a body error is the reader's failure, thrown below

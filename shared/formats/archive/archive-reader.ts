@@ -1,22 +1,23 @@
-import { createHash, type Hmac } from 'node:crypto';
+import type { Hmac } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
 import { AbortedError, IntegrityError, SnapworkerError } from '../../errors.js';
 import type { ProgressSink } from '../../progress.js';
-import type { EntryHeader, EntryType } from '../../snapshot/entry.js';
-import { decodeName } from '../../fsutil/byte-name.js';
-import { keepPaxNameBytes, paxRecordsOf } from './pax-bytes.js';
+import type { EntryHeader } from '../../snapshot/entry.js';
 import { COMPRESSION_MAGIC_BYTES, createDecompressStream, detectCompression } from './compression.js';
 import { MANIFEST_ENTRY, SEAL_ENTRY, SUMS_ENTRY, manifestProblems, type Compression, type Manifest } from './manifest.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { MAX_SEAL_BYTES, createSealMac, decodeSeal, sealMatches } from './seal.js';
-import { sparseHeaderFromPax, readSparseMap } from './pax-sparse.js';
-import { xattrsFromPax } from './pax-xattrs.js';
+import { readSparseMap } from './pax-sparse.js';
+import { sha256Hex } from './sha256-hex.js';
 import { SumsParser } from './sha256sums.js';
 import { contentHash } from './sparse-content.js';
-import { EventLoopYielder, waitForDrain } from './stream-wait.js';
+import { EventLoopYielder } from './stream-wait.js';
+import { payloadHeaderOf } from './tar-entry-header.js';
+import { TAR_BLOCK, TarHeaderError, TarParser, TarTruncatedError, type TarEntry } from './tar-parser.js';
 import { CorruptDataError } from './zstd-decompress-thread.js';
+
+export { entryName, parsePaxTime, toEntryHeader } from './tar-entry-header.js';
 
 export interface ReadArchiveOptions {
   signal: AbortSignal;
@@ -33,9 +34,16 @@ export interface ReadArchiveOptions {
   /**
    * Called per payload entry in order; `body` (files only) must be consumed fully. For a sparse
    * file (`header.sparse` set) `body` holds only its data segments' bytes, back to back. Without
-   * it bodies are drained (verify).
+   * it bodies are drained (verify). With `bytesUpTo`, files that small (not sparse) come as
+   * `bytes` instead, already hashed, and `body` is undefined.
    */
-  onEntry?: (header: EntryHeader, body: Readable | undefined) => Promise<void>;
+  onEntry?: (header: EntryHeader, body: Readable | undefined, bytes?: Buffer) => Promise<void>;
+  /**
+   * Hand files of at most this many bytes (not sparse) to onEntry as one buffer, `bytes`, rather
+   * than as a stream: no stream per small file. Memory: one such buffer at a time. Default 0
+   * (every file body as a stream).
+   */
+  bytesUpTo?: number;
 }
 
 export interface ReadResult {
@@ -53,13 +61,10 @@ export interface ReadResult {
 /** Largest `manifest.json` accepted, in bytes (a manifest is a few KiB). */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
-const TAR_BLOCK = 512;
 const END_OF_ARCHIVE_BYTES = 2 * TAR_BLOCK;
 // Enough for one decompressed chunk: memory per entry body stays bounded whatever the file size.
 const BODY_HIGH_WATER_MARK = 256 * 1024;
 const CHECKED = '';
-
-keepPaxNameBytes();
 
 /**
  * Reads and checks a whole archive (format v1, see docs/archive-format.md); the compression is
@@ -94,8 +99,6 @@ class TarTail {
 }
 
 class ArchiveReader {
-  // latin1 keeps the bytes of ustar and GNU long names; `entryName` turns them into the lossless form.
-  private readonly extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
   private readonly tracker = new EntryTracker();
   /** Regular file path -> hex SHA-256, or CHECKED once SHA256SUMS vouched for it. */
   private readonly fileSums = new Map<string, string>();
@@ -142,8 +145,8 @@ class ArchiveReader {
       this.decompressor = decompressor;
       source.on('data', (chunk: Buffer) => (this.compressedBytes += chunk.length));
       const inflow = pipeline(source, decompressor);
-      inflow.catch(() => {}); // its error reaches feed() through the decompressor
-      await Promise.allSettled([this.feed().catch((err) => this.fail(err)), this.consume().catch((err) => this.fail(err))]);
+      inflow.catch(() => {}); // its error reaches the parser's pulls through the decompressor
+      await this.consume().catch((err) => this.fail(err));
       if (this.firstError) throw this.firstError;
       this.checkEnd();
       succeeded = true;
@@ -168,7 +171,6 @@ class ArchiveReader {
   private destroyAll(): void {
     this.input.destroy();
     this.decompressor?.destroy();
-    this.extract.destroy();
   }
 
   /** Where in the archive the reader was, for error messages. */
@@ -179,93 +181,103 @@ class ArchiveReader {
   }
 
   private explain(err: unknown): Error {
-    if (err instanceof SnapworkerError) return err;
-    const error = err instanceof Error ? err : new Error(String(err));
-    if (err === this.inputError) return new SnapworkerError(`archive: reading the archive stream: ${error.message}`, { cause: err });
     const pastSums = (this.state === 'after-sums' || this.state === 'after-seal') && this.readingEntry === undefined;
-    if (error.message === 'Unexpected end of data') {
+    if (err instanceof TarTruncatedError) {
       // Less than a block left over: garbage after the last entry, or a cut end marker.
       if (pastSums && this.tail.lastNonZeroEnd > this.entriesEnd) return new IntegrityError('archive: data after the end of the archive', { cause: err });
       return new IntegrityError(`archive: truncated ${this.where()}`, { cause: this.truncation ?? err });
     }
-    if (/tar header|Header exceeds|Invalid header/i.test(error.message)) {
+    if (err instanceof TarHeaderError) {
       if (pastSums) return new IntegrityError('archive: data after the end of the archive', { cause: err });
-      return new IntegrityError(`archive: corrupt tar header ${this.where()}`, { cause: err });
+      return new IntegrityError(`archive: corrupt tar header ${this.where()}: ${err.detail}`, { cause: err });
     }
+    if (err instanceof SnapworkerError) return err;
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (err === this.inputError) return new SnapworkerError(`archive: reading the archive stream: ${error.message}`, { cause: err });
     return error;
   }
 
-  /** Decompresses the input into the tar parser, watching the tail of the tar bytes. */
-  private async feed(): Promise<void> {
-    const decompressor = this.decompressor!;
+  /** The tar parser's input: decompressed chunks, with the tail of the tar bytes watched. */
+  private pullFrom(decompressor: Transform): () => Promise<Buffer | null> {
+    const chunks = (decompressor as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     const yielder = new EventLoopYielder();
-    try {
-      for await (const chunk of decompressor as AsyncIterable<Buffer>) {
-        this.tail.observe(chunk);
-        if (!this.extract.write(chunk)) await waitForDrain(this.extract, 'archive tar reader');
-        await yielder.add(chunk.length);
+    let ended = false;
+    return async () => {
+      if (ended) return null;
+      try {
+        const next = await chunks.next();
+        if (!next.done) {
+          this.tail.observe(next.value);
+          await yielder.add(next.value.length);
+          return next.value;
+        }
+      } catch (err) {
+        if (err instanceof CorruptDataError && !this.firstError) {
+          throw new IntegrityError(`archive: corrupt ${this.compression} data ${this.where()}: ${err.detail}`, { cause: err });
+        }
+        if (this.firstError || err === this.inputError || err instanceof SnapworkerError) throw err;
+        // zlib reports input that ends inside the gzip stream as Z_BUF_ERROR: let the tar parser
+        // see what came through, so the error can name the entry the archive was cut in.
+        if ((err as { code?: string }).code !== 'Z_BUF_ERROR') {
+          throw new IntegrityError(`archive: corrupt ${this.compression} data ${this.where()}: ${(err as Error).message}`, { cause: err });
+        }
+        this.truncation = err as Error;
       }
-    } catch (err) {
-      if (err instanceof CorruptDataError && !this.firstError) {
-        throw new IntegrityError(`archive: corrupt ${this.compression} data ${this.where()}: ${err.detail}`, { cause: err });
+      ended = true;
+      // The zstd stream ends quietly on a cut frame and says so in `truncated`.
+      if ((decompressor as { truncated?: boolean }).truncated === true) {
+        this.truncation = new IntegrityError('archive: the zstd frame ends early');
       }
-      if (this.firstError || err === this.inputError || err instanceof SnapworkerError) throw err;
-      // zlib reports input that ends inside the gzip stream as Z_BUF_ERROR: let the tar parser
-      // see what came through, so the error can name the entry the archive was cut in.
-      if ((err as { code?: string }).code !== 'Z_BUF_ERROR') {
-        throw new IntegrityError(`archive: corrupt ${this.compression} data ${this.where()}: ${(err as Error).message}`, { cause: err });
-      }
-      this.truncation = err as Error;
-    }
-    // The zstd stream ends quietly on a cut frame and says so in `truncated`.
-    if ((decompressor as { truncated?: boolean }).truncated === true) {
-      this.truncation = new IntegrityError('archive: the zstd frame ends early');
-    }
-    this.extract.end(undefined);
+      return null;
+    };
   }
 
   private async consume(): Promise<void> {
-    for await (const entry of this.extract) {
+    const parser = new TarParser(this.pullFrom(this.decompressor!));
+    for (;;) {
+      const entry = await parser.next();
+      if (entry === null) return;
       if (this.options.signal.aborted) throw this.firstError ?? new AbortedError('archive: reading aborted');
-      await this.readEntry(entry.header, entry as unknown as AsyncIterable<Buffer>); // streamx Readables are async iterable; its types omit it
+      await this.readEntry(entry, parser);
     }
   }
 
-  private async readEntry(header: tar.Header, body: AsyncIterable<Buffer>): Promise<void> {
-    const path = entryName(header);
-    const size = header.size;
+  private async readEntry(entry: TarEntry, parser: TarParser): Promise<void> {
+    const path = entry.name;
+    const isFile = entry.typeflag === '0';
+    const size = entry.size;
     this.readingEntry = path;
     switch (this.state) {
       case 'manifest':
-        if (path !== MANIFEST_ENTRY || header.type !== 'file') throw new IntegrityError(`archive: first entry is ${showPath(path)}, expected ${MANIFEST_ENTRY}`);
-        await this.readManifest(body, size);
+        if (path !== MANIFEST_ENTRY || !isFile) throw new IntegrityError(`archive: first entry is ${showPath(path)}, expected ${MANIFEST_ENTRY}`);
+        await this.readManifest(parser, size);
         this.state = 'payload';
         break;
       case 'payload':
-        if (path === SUMS_ENTRY && header.type === 'file') {
-          await this.readSums(body);
+        if (path === SUMS_ENTRY && isFile) {
+          await this.readSums(parser);
           this.state = 'after-sums';
         } else {
-          await this.readPayloadEntry(header, path, body);
+          await this.readPayloadEntry(entry, parser);
         }
         break;
       case 'after-sums':
-        if (path !== SEAL_ENTRY || header.type !== 'file') throw new IntegrityError(`archive: unexpected entry ${showPath(path)} after ${SUMS_ENTRY}`);
-        await this.readSeal(body, size);
+        if (path !== SEAL_ENTRY || !isFile) throw new IntegrityError(`archive: unexpected entry ${showPath(path)} after ${SUMS_ENTRY}`);
+        await this.readSeal(parser, size);
         this.state = 'after-seal';
         break;
       case 'after-seal':
         throw new IntegrityError(`archive: unexpected entry ${showPath(path)} after ${SEAL_ENTRY}`);
     }
-    this.entriesEnd = (header as tar.Header & { byteOffset: number }).byteOffset + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+    this.entriesEnd = entry.dataOffset + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
     this.readingEntry = undefined;
     this.lastEntry = path;
   }
 
-  private async readManifest(body: AsyncIterable<Buffer>, size: number): Promise<void> {
+  private async readManifest(parser: TarParser, size: number): Promise<void> {
     if (size > MAX_MANIFEST_BYTES) throw new IntegrityError(`archive: entry ${MANIFEST_ENTRY}: ${size} bytes, more than ${MAX_MANIFEST_BYTES}`);
-    const bytes = await readSmallEntry(body);
-    this.fileSums.set(MANIFEST_ENTRY, createHash('sha256').update(bytes).digest('hex'));
+    const bytes = await parser.readBody();
+    this.fileSums.set(MANIFEST_ENTRY, sha256Hex(bytes));
     let value: unknown;
     try {
       value = JSON.parse(bytes.toString('utf8'));
@@ -296,23 +308,22 @@ class ArchiveReader {
     else if (requireSeal || !ignoreUnknownSealKey) throw new IntegrityError(`archive: sealed with unknown key ${JSON.stringify(keyId)}`);
   }
 
-  private async readPayloadEntry(tarHeader: tar.Header, tarPath: string, body: AsyncIterable<Buffer>): Promise<void> {
-    const records = paxRecordsOf(tarHeader);
-    // A sparse entry's tar name is GNU's stand-in (GNUSparseFile.0): messages name the real one.
-    const sparseName = records?.get('GNU.sparse.name');
-    const sparse = sparseHeaderFromPax(records, showPath(sparseName ? decodeName(sparseName) : tarPath));
-    if (sparse && tarHeader.type !== 'file') throw new IntegrityError(`archive: entry ${showPath(tarPath)}: a sparse ${tarHeader.type}`);
-    const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
-    if (sparse) header.size = sparse.realSize;
-    const xattrs = xattrsFromPax(records, showPath(header.path));
-    if (xattrs) header.xattrs = xattrs;
+  private async readPayloadEntry(entry: TarEntry, parser: TarParser): Promise<void> {
+    const { header, sparse } = payloadHeaderOf(entry);
     this.tracker.add(header);
     if (header.type === 'file') {
-      this.fileSums.set(header.path, await this.readFileBody(header, body, sparse && tarHeader.size));
+      const { bytesUpTo = 0, onEntry } = this.options;
+      if (!sparse && bytesUpTo > 0 && header.size <= bytesUpTo && onEntry) {
+        const bytes = parser.takeBuffered() ?? (await parser.readBody());
+        this.fileSums.set(header.path, sha256Hex(bytes));
+        this.options.progress?.addBytes(bytes.length);
+        await onEntry(header, undefined, bytes);
+      } else {
+        this.fileSums.set(header.path, await this.readFileBody(header, parser, sparse && entry.size));
+      }
       this.files += 1;
       this.rawBytes += header.size;
     } else {
-      await readSmallEntry(body); // size 0: lets the parser move on
       await this.options.onEntry?.(header, undefined);
     }
     this.entries += 1;
@@ -324,9 +335,9 @@ class ArchiveReader {
    * its logical content. For a sparse file (`storedSize` set: map plus data), reads the map
    * first, sets `header.sparse`, and passes on only the data segments' bytes.
    */
-  private async readFileBody(header: EntryHeader, source: AsyncIterable<Buffer>, storedSize?: number): Promise<string> {
+  private async readFileBody(header: EntryHeader, parser: TarParser, storedSize?: number): Promise<string> {
     const progress = this.options.progress;
-    const chunks = source[Symbol.asyncIterator]();
+    const chunks = parser.bodyChunks();
     let pending: Buffer | undefined;
     if (storedSize !== undefined) {
       const map = await readSparseMap(chunks, storedSize, header.size, showPath(header.path));
@@ -368,9 +379,9 @@ class ArchiveReader {
     return hash.digest();
   }
 
-  private async readSums(body: AsyncIterable<Buffer>): Promise<void> {
+  private async readSums(tar: TarParser): Promise<void> {
     const parser = new SumsParser((hex, path) => this.checkSum(hex, path));
-    for await (const chunk of body) {
+    for (let chunk = await tar.bodyChunk(); chunk !== null; chunk = await tar.bodyChunk()) {
       this.sealMac?.update(chunk);
       parser.push(chunk);
     }
@@ -392,11 +403,11 @@ class ArchiveReader {
     this.fileSums.set(path, CHECKED);
   }
 
-  private async readSeal(body: AsyncIterable<Buffer>, size: number): Promise<void> {
+  private async readSeal(parser: TarParser, size: number): Promise<void> {
     const keyId = this.manifest!.sealKeyId;
     if (keyId === undefined) throw new IntegrityError(`archive: entry ${SEAL_ENTRY}: present, but the manifest names no seal key`);
     if (size > MAX_SEAL_BYTES) throw new IntegrityError(`archive: entry ${SEAL_ENTRY}: ${size} bytes, more than ${MAX_SEAL_BYTES}`);
-    const seal = decodeSeal(await readSmallEntry(body));
+    const seal = decodeSeal(await parser.readBody());
     if (seal.keyId !== keyId) throw new IntegrityError(`archive: entry ${SEAL_ENTRY}: key ${seal.keyId}, but the manifest says ${keyId}`);
     if (!this.sealMac) return; // unknown key, and the caller chose to read anyway
     if (!sealMatches(seal, this.sealMac.digest())) {
@@ -426,68 +437,6 @@ class ArchiveReader {
     const consumed = (this.decompressor as { bytesWritten?: number }).bytesWritten;
     if (this.compression === 'gzip' && consumed !== this.compressedBytes) throw new IntegrityError('archive: data after the end of the gzip stream');
   }
-}
-
-/** Names taken from pax records are already in the lossless form (see pax-bytes.ts); ustar ones are latin1. */
-function nameOf(header: tar.Header, paxKey: 'path' | 'linkpath', ustarValue: string | null | undefined): string {
-  const pax = (header.pax as Record<string, string> | undefined)?.[paxKey];
-  if (pax !== undefined) return pax;
-  return ustarValue ? decodeName(Buffer.from(ustarValue, 'latin1')) : '';
-}
-
-/** The entry's path: its pax `path` or its ustar name, without the trailing `/` of directories. */
-export function entryName(header: tar.Header): string {
-  const name = nameOf(header, 'path', header.name);
-  return header.type === 'directory' ? name.replace(/\/$/, '') : name;
-}
-
-/** A pax time (`[-]seconds[.fraction]`, as GNU tar writes it) in nanoseconds; undefined when malformed. */
-export function parsePaxTime(value: string): bigint | undefined {
-  const match = /^(-?)(\d{1,15})(?:\.(\d{1,30}))?$/.exec(value);
-  if (!match) return undefined;
-  const magnitude = BigInt(match[2]!) * 1_000_000_000n + BigInt((match[3] ?? '').slice(0, 9).padEnd(9, '0'));
-  return match[1] ? -magnitude : magnitude;
-}
-
-const TAR_TYPES: Partial<Record<NonNullable<tar.Header['type']>, EntryType>> = {
-  file: 'file',
-  'contiguous-file': 'file',
-  directory: 'directory',
-  symlink: 'symlink',
-  link: 'hardlink',
-  fifo: 'fifo',
-  'character-device': 'chardev',
-  'block-device': 'blockdev',
-};
-
-/** Maps a tar header to an EntryHeader, refusing entry types an archive may not hold. */
-export function toEntryHeader(header: tar.Header, path: string): EntryHeader {
-  const type = header.type ? TAR_TYPES[header.type] : undefined;
-  if (!type) throw new IntegrityError(`archive: entry ${showPath(path)}: unknown entry type ${String(header.type)}`);
-  const paxMtime = (header.pax as Record<string, string> | undefined)?.mtime;
-  const mtimeNs = (paxMtime === undefined ? undefined : parsePaxTime(paxMtime)) ?? BigInt(header.mtime?.getTime() ?? 0) * 1_000_000n;
-  const entry: EntryHeader = {
-    path,
-    type,
-    mode: header.mode! & 0o7777,
-    mtime: new Date(Number(mtimeNs / 1_000_000n)),
-    mtimeNs,
-    // GNU tar may give hard links the size of their target; they carry no body of their own.
-    size: type === 'file' ? header.size! : 0,
-  };
-  if (type === 'symlink' || type === 'hardlink') entry.linkTarget = nameOf(header, 'linkpath', header.linkname);
-  if (type === 'chardev' || type === 'blockdev') {
-    entry.devMajor = header.devmajor ?? 0;
-    entry.devMinor = header.devminor ?? 0;
-  }
-  return entry;
-}
-
-/** Reads a small entry (manifest, seal, empty bodies) whose size was checked before. */
-async function readSmallEntry(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
 
 /**

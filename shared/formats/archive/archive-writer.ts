@@ -1,4 +1,4 @@
-import crypto, { createHash } from 'node:crypto';
+import { sha256Hex } from './sha256-hex.js';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { AbortedError, InvalidInputError, SnapworkerError } from '../../errors.js';
 import type { ProgressSink } from '../../progress.js';
@@ -290,10 +290,6 @@ class BatchedOutput {
     if (!this.output.write(bytes)) await waitForDrain(this.output, 'archive output');
   }
 }
-
-/** SHA-256 of a buffer in hex; the one-shot call skips a Hash object per small file where available (Node ≥ 20.12). */
-const sha256Hex: (bytes: Buffer) => string =
-  typeof crypto.hash === 'function' ? (bytes) => crypto.hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 /** The tar header fields of an entry; for a sparse file (with its encoded map) those of the packed form. */
 function tarHeader(entry: EntryHeader, sparseMap?: Buffer): TarHeaderFields {

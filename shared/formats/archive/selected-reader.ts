@@ -2,24 +2,21 @@ import { createHash } from 'node:crypto';
 import { archiveOf } from './archive-of.js';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import tar from 'tar-stream';
 import type { SnapshotRecord } from '../../catalog/snapshot-record.js';
 import { IntegrityError, SnapworkerError } from '../../errors.js';
-import { decodeName } from '../../fsutil/byte-name.js';
 import type { EntryHeader } from '../../snapshot/entry.js';
 import type { OpenSnapshotRequest, ReadSummary, SnapshotEntry, SnapshotReader } from '../snapshot-format.js';
-import { MAX_MANIFEST_BYTES, entryName, toEntryHeader } from './archive-reader.js';
+import { MAX_MANIFEST_BYTES } from './archive-reader.js';
 import { listedEntry, type IndexEntry } from './entry-index/entry-index.js';
 import type { EntryIndex } from './entry-index/entry-index-reader.js';
 import { MANIFEST_ENTRY, manifestProblems, type Manifest } from './manifest.js';
-import { paxRecordsOf } from './pax-bytes.js';
-import { readSparseMap, sparseHeaderFromPax } from './pax-sparse.js';
-import { xattrsFromPax } from './pax-xattrs.js';
+import { readSparseMap } from './pax-sparse.js';
 import { EntryTracker, showPath } from './safe-path.js';
 import { decodeSeekTable, type SeekTable } from './seekable/seek-table.js';
 import { TarRangeReader } from './seekable/tar-range-reader.js';
 import { contentHash } from './sparse-content.js';
-import { END_OF_ARCHIVE } from './tar-encoder.js';
+import { payloadHeaderOf } from './tar-entry-header.js';
+import { TarHeaderError, TarParser, TarTruncatedError, type TarEntry } from './tar-parser.js';
 
 /**
  * Opens a partial read (`select`) of an archive that has an entry index and can seek (zstd with
@@ -133,48 +130,38 @@ class SelectedReader implements SnapshotReader {
       const { sha256: _none, ...header } = listedEntry(line);
       return { header, value: { header, body: undefined }, checked: async () => {} };
     }
-    const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
-    const feeding = (async () => {
-      for await (const chunk of this.ranges.read(line.offset, line.offset + line.length)) {
-        if (!extract.write(chunk)) await new Promise<void>((resolve) => extract.once('drain', () => resolve()));
-      }
-      extract.end(END_OF_ARCHIVE);
-    })();
-    feeding.catch((err: unknown) => extract.destroy(err as Error));
-    const entries = extract[Symbol.asyncIterator]();
-    const first = await entries.next().catch((err: unknown) => {
-      throw err instanceof SnapworkerError ? err : new IntegrityError(`archive: entry ${showPath(line.path)}: corrupt tar header: ${(err as Error).message}`);
+    const input = this.ranges.read(line.offset, line.offset + line.length)[Symbol.asyncIterator]();
+    const parser = new TarParser(async () => {
+      const next = await input.next();
+      return next.done ? null : next.value;
     });
-    if (first.done) throw new IntegrityError(`archive: entry ${showPath(line.path)}: no tar entry where the entry index points`);
-    const tarHeader = first.value.header;
-    const records = paxRecordsOf(tarHeader);
-    const tarPath = entryName(tarHeader);
-    const sparseName = records?.get('GNU.sparse.name');
-    const sparse = sparseHeaderFromPax(records, showPath(sparseName ? decodeName(sparseName) : tarPath));
-    const header = toEntryHeader(tarHeader, sparse ? decodeName(sparse.name) : tarPath);
-    if (sparse) {
-      header.size = sparse.realSize;
-      // Known before the body is read (consumers size holes by it); the tar's own map is checked against it below.
-      if (line.sparse) header.sparse = line.sparse.map(([offset, length]) => ({ offset, length }));
+    let tarEntry: TarEntry | null;
+    try {
+      tarEntry = await parser.next();
+    } catch (err) {
+      await input.return?.(undefined);
+      throw explainTarError(err, line.path);
     }
-    const xattrs = xattrsFromPax(records, showPath(header.path));
-    if (xattrs) header.xattrs = xattrs;
+    if (tarEntry === null) throw new IntegrityError(`archive: entry ${showPath(line.path)}: no tar entry where the entry index points`);
+    const { header, sparse } = payloadHeaderOf(tarEntry);
+    // Known before the body is read (consumers size holes by it); the tar's own map is checked against it below.
+    if (sparse && line.sparse) header.sparse = line.sparse.map(([offset, length]) => ({ offset, length }));
     if (header.path !== line.path || header.type !== line.type || header.size !== line.size) {
+      await input.return?.(undefined);
       throw new IntegrityError(`archive: entry ${showPath(line.path)}: the tar header at offset ${line.offset} is ${showPath(header.path)}, not what the entry index says`);
     }
-    const source = first.value as unknown as AsyncIterable<Buffer>;
     if (header.type !== 'file') {
-      for await (const _chunk of source);
-      await feeding;
+      await input.return?.(undefined);
       return { header, value: { header, body: undefined }, checked: async () => {} };
     }
+    const storedSize = tarEntry.size;
     const name = showPath(header.path);
     let verdict: Promise<void> = Promise.resolve();
     async function* checkedBody(): AsyncGenerator<Buffer> {
-      const chunks = source[Symbol.asyncIterator]();
+      const chunks = parser.bodyChunks();
       let pending: Buffer | undefined;
       if (sparse) {
-        const map = await readSparseMap(chunks, tarHeader.size!, header.size, name);
+        const map = await readSparseMap(chunks, storedSize, header.size, name);
         if (header.sparse && JSON.stringify(header.sparse) !== JSON.stringify(map.segments)) {
           throw new IntegrityError(`archive: entry ${name}: its sparse map differs from the entry index's`);
         }
@@ -186,11 +173,16 @@ class SelectedReader implements SnapshotReader {
         await hash.update(pending);
         yield pending;
       }
-      for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
-        await hash.update(next.value);
-        yield next.value;
+      try {
+        for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+          await hash.update(next.value);
+          yield next.value;
+        }
+      } catch (err) {
+        throw explainTarError(err, header.path);
+      } finally {
+        await input.return?.(undefined);
       }
-      await feeding;
       if ((await hash.digest()) !== line.sha256) throw new IntegrityError(`archive: entry ${name}: sha256 mismatch`);
     }
     const body = Readable.from(checkedBody(), { objectMode: false, highWaterMark: 256 * 1024 });
@@ -209,21 +201,23 @@ class SelectedReader implements SnapshotReader {
 
 /** Reads `manifest.json`, the first tar entry, from tar bytes `[0, end)`, and checks it names the record's snapshot. */
 async function readManifest(ranges: TarRangeReader, end: number, record: SnapshotRecord): Promise<Manifest> {
-  const extract = tar.extract();
-  const feeding = (async () => {
-    extract.end(Buffer.concat([await ranges.readHead(end), END_OF_ARCHIVE]));
-  })();
-  feeding.catch((err: unknown) => extract.destroy(err as Error));
-  for await (const entry of extract) {
-    if (entry.header.name !== MANIFEST_ENTRY || (entry.header.size ?? 0) > MAX_MANIFEST_BYTES) break;
-    const bytes = await collect(entry as unknown as Readable, MAX_MANIFEST_BYTES);
-    await feeding;
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      break;
-    }
+  const head = await ranges.readHead(end);
+  let bytes: Buffer | undefined;
+  try {
+    let pulled = false;
+    const parser = new TarParser(async () => (pulled ? null : ((pulled = true), head)));
+    const entry = await parser.next();
+    if (entry && entry.name === MANIFEST_ENTRY && entry.size <= MAX_MANIFEST_BYTES) bytes = await parser.readBody();
+  } catch (err) {
+    if (!(err instanceof TarHeaderError || err instanceof TarTruncatedError)) throw err;
+  }
+  let value: unknown;
+  try {
+    value = bytes && JSON.parse(bytes.toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  if (value !== undefined) {
     const problems = manifestProblems(value);
     if (problems) throw new IntegrityError(`archive: entry ${MANIFEST_ENTRY}: ${problems}`);
     const manifest = value as Manifest;
@@ -231,6 +225,13 @@ async function readManifest(ranges: TarRangeReader, end: number, record: Snapsho
     return manifest;
   }
   throw new IntegrityError(`archive: ${archiveOf(record).key}: no readable ${MANIFEST_ENTRY} where the entry index says the archive starts`);
+}
+
+/** A tar parser's error as one line naming the entry the index pointed at. */
+function explainTarError(err: unknown, path: string): unknown {
+  if (err instanceof TarHeaderError) return new IntegrityError(`archive: entry ${showPath(path)}: corrupt tar header: ${err.detail}`, { cause: err });
+  if (err instanceof TarTruncatedError) return new IntegrityError(`archive: entry ${showPath(path)}: its tar bytes end early`, { cause: err });
+  return err;
 }
 
 async function collect(stream: Readable, limit: number): Promise<Buffer> {

@@ -168,6 +168,14 @@ class DirRestoreSession implements RestoreSession {
     return writing;
   }
 
+  /** Stages a file from bytes in memory (see `write`): the same checks, and no stream to wait on. */
+  writeBytes(header: EntryHeader, bytes: Buffer): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new SnapworkerError(`restore: write ${showPath(header.path)} after the restore was ${this.state}`));
+    const writing = this.stage(header, bytes);
+    this.inFlightWrite = writing.catch(() => {});
+    return writing;
+  }
+
   /** Makes the staged tree the target (see class doc); idempotent: a second call returns the same result. */
   async commit(): Promise<RestoreResult> {
     if (this.committing) return this.committing;
@@ -189,7 +197,7 @@ class DirRestoreSession implements RestoreSession {
     return this.aborting;
   }
 
-  private async stage(header: EntryHeader, body: Readable | undefined): Promise<void> {
+  private async stage(header: EntryHeader, body: Readable | Buffer | undefined): Promise<void> {
     throwIfAborted(this.options.signal);
     const segments = restorableSegments(header.path);
     checkHeader(header);
@@ -205,24 +213,24 @@ class DirRestoreSession implements RestoreSession {
     switch (header.type) {
       case 'directory':
         await this.stageDirectory(relPath, absPath, header);
-        body?.resume();
+        drain(body);
         break;
       case 'symlink':
         await this.stageSymlink(absPath, header);
-        body?.resume();
+        drain(body);
         break;
       case 'file':
         await this.stageFile(absPath, header, body);
         break;
       case 'hardlink':
         this.stageHardLink(absPath, header);
-        body?.resume();
+        drain(body);
         break;
       case 'fifo':
       case 'chardev':
       case 'blockdev':
         this.stageNode(absPath, header);
-        body?.resume();
+        drain(body);
         break;
       default:
         throw new IntegrityError(`restore: entry ${showPath(header.path)} has unknown type ${String(header.type)}`);
@@ -347,7 +355,7 @@ class DirRestoreSession implements RestoreSession {
    * open/write/chmod/utimes/close cost several times the calls themselves (docs/benchmarks.md).
    * A call blocks for one write of at most one decompressed chunk (1 MiB).
    */
-  private async stageFile(absPath: string, header: EntryHeader, body: Readable | undefined): Promise<void> {
+  private async stageFile(absPath: string, header: EntryHeader, body: Readable | Buffer | undefined): Promise<void> {
     if (body === undefined && header.size > 0) throw new IntegrityError(`restore: file entry ${showPath(header.path)} has no body`);
     let fd: number;
     const target = fsPath(absPath);
@@ -358,7 +366,7 @@ class DirRestoreSession implements RestoreSession {
       throw entryFailure(header, 'create file', cause);
     }
     try {
-      const written = body === undefined ? 0 : await writeBody(fd, body, header);
+      const written = body === undefined ? 0 : Buffer.isBuffer(body) ? writeBytes(fd, body, header) : await writeBody(fd, body, header);
       // Content first (writing would change the mtime, and clears security.capability), then
       // attributes, mode and times.
       this.restoreXattrs(absPath, header.path, header.xattrs);
@@ -554,6 +562,20 @@ function writeBody(fd: number, body: Readable, header: EntryHeader): Promise<num
     body.once('error', onError);
     body.once('close', onClose);
   });
+}
+
+/** Writes a whole body held in memory (not sparse: the reader hands only plain files over as bytes). Returns its size. */
+function writeBytes(fd: number, bytes: Buffer, header: EntryHeader): number {
+  if (header.sparse || bytes.length !== header.size) {
+    throw new IntegrityError(`restore: file entry ${showPath(header.path)} has ${bytes.length} bytes in memory, its header says ${header.size}${header.sparse ? ' (sparse)' : ''}`);
+  }
+  writeAll(fd, bytes, 0);
+  return bytes.length;
+}
+
+/** Lets a stream body nobody writes flow on, so the reader is not left waiting on it. */
+function drain(body: Readable | Buffer | undefined): void {
+  if (body !== undefined && !Buffer.isBuffer(body)) body.resume();
 }
 
 function writeAll(fd: number, chunk: Buffer, position: number): void {
